@@ -1,0 +1,173 @@
+//! The command line of ARCHITECTURE.md §7 — the exact forms tests and benchmarks drive —
+//! and the mapping of failures to exit codes (0 ok, 1 runtime failure, 2 bad usage/config).
+//!
+//! This module parses flags and hands plain options to the module that owns each command;
+//! it must not hold any logic of its own beyond that dispatch.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub const DEFAULT_DATA_DIR: &str = "./m365audit-data";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8365";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "m365audit",
+    version,
+    about = "Microsoft 365 audit appliance: collect, store, detect, investigate"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Practice tenant + collector + detections + UI in one process, on embedded defaults.
+    Demo {
+        #[arg(long, default_value = DEFAULT_LISTEN)]
+        listen: SocketAddr,
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// The appliance: collect continuously, detect, forward, serve the UI.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        #[arg(long, default_value = DEFAULT_LISTEN)]
+        listen: SocketAddr,
+    },
+    /// Collect from the Management Activity API into the store.
+    Collect {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// Catch up to now, then exit 0.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Serve the web UI over an existing data directory.
+    Serve {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        #[arg(long, default_value = DEFAULT_LISTEN)]
+        listen: SocketAddr,
+    },
+    /// Run the practice tenant: a Management Activity API simulator.
+    Simulate(SimulateArgs),
+    /// Validate a config file and compile every detection; contacts nothing.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// What is stored, every gap, every cursor and its lag.
+    Stats {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grouped detection results over the store.
+    Detect {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        #[arg(long)]
+        detection: Option<String>,
+        #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
+        format: String,
+    },
+    /// Ad-hoc jq over a table, JSON lines out.
+    Query {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        #[arg(long, default_value = crate::model::TABLE_ALL)]
+        table: String,
+        jq: String,
+    },
+    /// Full-text search (tantivy).
+    Search {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+        query: String,
+    },
+    /// Import offline audit exports (JSON, JSONL, Purview CSV, .gz).
+    Import {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Sizing benchmark: every stage, one table.
+    Bench {
+        #[arg(long, default_value_t = 200_000)]
+        records: u64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Days of history before the start time (at most 7 are listable).
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+    #[arg(long, default_value_t = 2000)]
+    pub records_per_day: u64,
+    /// Comma-separated fault names switched on at start.
+    #[arg(long, default_value = "")]
+    pub faults: String,
+    /// Start time of the virtual clock (RFC 3339); default: now.
+    #[arg(long)]
+    pub now: Option<String>,
+}
+
+/// Runs one parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    crate::install_crypto_provider();
+    match dispatch(cli) {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if err.chain().any(|e| e.is::<crate::UsageError>()) {
+                2
+            } else {
+                1
+            }
+        }
+    }
+}
+
+fn not_yet(cmd: &str, issue: u32) -> anyhow::Result<()> {
+    Err(anyhow::anyhow!(
+        "`{cmd}` is not available in this build yet (issue #{issue})"
+    ))
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo { .. } => not_yet("demo", 5),
+        Command::Run { .. } => not_yet("run", 5),
+        Command::Collect { .. } => not_yet("collect", 3),
+        Command::Serve { .. } => not_yet("serve", 5),
+        Command::Simulate(_) => not_yet("simulate", 2),
+        Command::Check { .. } => not_yet("check", 3),
+        Command::Stats { .. } => not_yet("stats", 3),
+        Command::Detect { .. } => not_yet("detect", 4),
+        Command::Query { .. } => not_yet("query", 4),
+        Command::Search { .. } => not_yet("search", 3),
+        Command::Import { .. } => not_yet("import", 3),
+        Command::Bench { .. } => not_yet("bench", 3),
+    }
+}

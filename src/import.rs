@@ -1,0 +1,2 @@
+//! Offline import of audit exports (JSON, JSONL, Purview CSV, .gz) into the store.
+//! Must not talk to Microsoft.

@@ -1,0 +1,72 @@
+//! m365audit: a one-machine appliance that collects Microsoft 365 audit records from the
+//! Office 365 Management Activity API, keeps them in SQLite with a tantivy full-text index,
+//! runs detections written in jq, shows them in a local web UI and imports offline exports.
+//!
+//! # Layout
+//!
+//! ```text
+//! config   Devo parameters template + appliance extensions; validation; secrets never in Debug
+//! model    ContentType, BlobRef, RecordHeader, table names — plain data
+//! collect  auth (client credentials), api (Management Activity API), the per-content-type loop
+//! store    the only owner of SQLite and tantivy: one writer thread, read-only connections
+//! detect   load queries/*.jq, compile once, run per record; grouping; inactivity monitor
+//! ui       axum router, askama pages, security headers
+//! simulate the practice tenant: a faithful Management API + token endpoint + control plane
+//! import   offline files (JSON, JSONL, Purview CSV, .gz) → store
+//! cli      the command line of ARCHITECTURE.md §7 and its exit codes
+//! ```
+//!
+//! Arrows point one way: `model/config ← detect ← store ← collect/import/ui ← cli`.
+//! `simulate` shares `model` but never `store`.
+//!
+//! # Data flow
+//!
+//! ```text
+//! collect: cursor[ct] → window [start,end) ≤ 24 h, ≥ now−7 d, re-listing an overlap
+//!   → pages (NextPageUri followed verbatim, host pinned) → blob refs
+//!   → store TX1: INSERT OR IGNORE blobs(pending) + advance cursor
+//!   → fetch pending blobs (bounded concurrency, rate budget, retries)
+//!   → store TX2: records (INSERT OR IGNORE by tenant+Id) + hits + outbox rows + blob done
+//!   → tantivy catches up from SQLite (commit payload = highest indexed rowid)
+//! ```
+//!
+//! # Invariants
+//!
+//! 1. A blob is `done` in the same transaction that stores its records, hits and outbox
+//!    rows. After any crash a blob is either fully stored or still pending.
+//! 2. Records are unique per (tenant, Id). Re-listing, re-fetching or the API's own
+//!    duplicates never create a second row; duplicates dropped are counted.
+//! 3. A cursor only moves forward, and never past a window whose listing failed.
+//! 4. The tantivy index is never ahead of SQLite and can be deleted and rebuilt at any time.
+//! 5. An outbox row is deleted only after the receiver accepted it (at-least-once).
+//! 6. No silent loss: an expired blob, a blob that failed N times, a window clamped by the
+//!    7-day limit — each is a row in the loss ledger, shown in `stats` and in the UI.
+//! 7. Secrets (client secret, tokens, Devo key, HTTP token) never appear in logs, the UI,
+//!    `stats`, error messages or panics; a bearer token is never sent to a host other than
+//!    the configured API host.
+//! 8. Blocking work (SQLite, tantivy, jaq) never runs on the async runtime's worker threads.
+//!
+//! Each invariant is guarded by a test named after it (`invariant_N_…`).
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod collect;
+pub mod config;
+pub mod detect;
+pub mod import;
+pub mod model;
+pub mod simulate;
+pub mod store;
+pub mod ui;
+
+/// An error caused by the user's input (bad flags, bad config, bad query): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Installs the process-wide rustls crypto provider (ring). reqwest panics when building a
+/// client without one, so every entry point calls this first; repeated calls are harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,374 @@
+//! Plain data shared by every module: content types, blob references, the record header
+//! and the table names of Devo's query namespace.
+//!
+//! This module owns the vocabulary and the conversions between Microsoft's wire names and
+//! ours. It must not do I/O, hold state or know about SQLite, HTTP or HTML: everything here
+//! is a pure function of its input, so the simulator, the collector, the importer and the
+//! detections all agree on what a record's table or content type is.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+
+/// The five content types of the Office 365 Management Activity API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ContentType {
+    #[serde(rename = "Audit.AzureActiveDirectory")]
+    AzureActiveDirectory,
+    #[serde(rename = "Audit.Exchange")]
+    Exchange,
+    #[serde(rename = "Audit.SharePoint")]
+    SharePoint,
+    #[serde(rename = "Audit.General")]
+    General,
+    #[serde(rename = "DLP.All")]
+    DlpAll,
+}
+
+impl ContentType {
+    pub const ALL: [ContentType; 5] = [
+        ContentType::AzureActiveDirectory,
+        ContentType::Exchange,
+        ContentType::SharePoint,
+        ContentType::General,
+        ContentType::DlpAll,
+    ];
+
+    /// Microsoft's name, as used in `contentType=` and in blob metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::AzureActiveDirectory => "Audit.AzureActiveDirectory",
+            ContentType::Exchange => "Audit.Exchange",
+            ContentType::SharePoint => "Audit.SharePoint",
+            ContentType::General => "Audit.General",
+            ContentType::DlpAll => "DLP.All",
+        }
+    }
+
+    /// The Devo template's service key for this content type.
+    pub fn service(self) -> &'static str {
+        match self {
+            ContentType::AzureActiveDirectory => "azure_active_directory",
+            ContentType::Exchange => "exchange",
+            ContentType::SharePoint => "sharepoint",
+            ContentType::General => "general_audit",
+            ContentType::DlpAll => "dlp",
+        }
+    }
+
+    /// Maps a Devo template service key to its content type.
+    pub fn from_service(service: &str) -> Option<ContentType> {
+        ContentType::ALL.into_iter().find(|ct| ct.service() == service)
+    }
+
+    /// The `contentId` segment Microsoft uses for this type, e.g. `audit_exchange$Audit_Exchange`.
+    pub fn content_id_segment(self) -> &'static str {
+        match self {
+            ContentType::AzureActiveDirectory => {
+                "audit_azureactivedirectory$Audit_AzureActiveDirectory"
+            }
+            ContentType::Exchange => "audit_exchange$Audit_Exchange",
+            ContentType::SharePoint => "audit_sharepoint$Audit_SharePoint",
+            ContentType::General => "audit_general$Audit_General",
+            ContentType::DlpAll => "dlp_all$DLP_All",
+        }
+    }
+
+    /// Where Microsoft publishes a record, by its RecordType and Workload
+    /// (management-api.md §3.2: DLP record types first, then the workload).
+    pub fn for_record(workload: &str, record_type: i64) -> ContentType {
+        if matches!(record_type, 11 | 13 | 33 | 63 | 107) {
+            return ContentType::DlpAll;
+        }
+        match workload {
+            "AzureActiveDirectory" => ContentType::AzureActiveDirectory,
+            "Exchange" => ContentType::Exchange,
+            "SharePoint" | "OneDrive" => ContentType::SharePoint,
+            _ => ContentType::General,
+        }
+    }
+}
+
+impl fmt::Display for ContentType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ContentType {
+    type Err = String;
+
+    /// Accepts Microsoft's name in any casing, as the API does.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ContentType::ALL
+            .into_iter()
+            .find(|ct| ct.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!(
+                    "unknown content type {s:?}; valid: {}",
+                    ContentType::ALL.map(|c| c.as_str()).join(", ")
+                )
+            })
+    }
+}
+
+/// One entry of a `subscriptions/content` listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    #[serde(rename = "contentType")]
+    pub content_type: String,
+    #[serde(rename = "contentId")]
+    pub content_id: String,
+    #[serde(rename = "contentUri")]
+    pub content_uri: String,
+    #[serde(rename = "contentCreated")]
+    pub content_created: String,
+    #[serde(rename = "contentExpiration")]
+    pub content_expiration: String,
+}
+
+/// The union table every record lands in.
+pub const TABLE_ALL: &str = "cloud.office365.management";
+/// Devo's union table of authentication records.
+pub const TABLE_AUTH: &str = "auth.all";
+
+/// The per-workload table of a record, e.g. `cloud.office365.management.onedrive`.
+pub fn workload_table(workload: &str) -> String {
+    if workload.is_empty() {
+        return TABLE_ALL.to_string();
+    }
+    format!("{TABLE_ALL}.{}", workload.to_ascii_lowercase())
+}
+
+/// Sign-in operations that Devo's `auth.all` union carries for Office 365.
+pub fn is_auth_operation(operation: &str) -> bool {
+    matches!(
+        operation,
+        "UserLoggedIn" | "UserLoginFailed" | "UserLoggedOut" | "UserStrongAuthClientAuthNRequired"
+    )
+}
+
+/// The columns every stored record carries beside its raw JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordHeader {
+    pub id: String,
+    pub creation_time: DateTime<Utc>,
+    pub workload: String,
+    pub operation: String,
+    pub record_type: i64,
+    pub user_id: String,
+    /// The client address without port or brackets; empty when the record has none.
+    pub client_ip: String,
+    pub organization_id: String,
+}
+
+/// Why a JSON value cannot be stored as an audit record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("record is not a JSON object")]
+    NotAnObject,
+    #[error("record has no string \"Id\"")]
+    MissingId,
+    #[error("record {id} has no parsable \"CreationTime\" (got {got})")]
+    BadCreationTime { id: String, got: String },
+}
+
+impl RecordHeader {
+    /// Extracts the header of one raw record, tolerating the shapes of management-api.md
+    /// §4.6 (numbers as strings, CreationTime without zone, ClientIP with port or brackets).
+    pub fn from_value(v: &Value) -> Result<RecordHeader, RecordError> {
+        let obj = v.as_object().ok_or(RecordError::NotAnObject)?;
+        let id = obj
+            .get("Id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or(RecordError::MissingId)?
+            .to_string();
+        let ct = obj.get("CreationTime");
+        let creation_time = ct
+            .and_then(Value::as_str)
+            .and_then(parse_time)
+            .ok_or_else(|| RecordError::BadCreationTime {
+                id: id.clone(),
+                got: ct.map(|v| v.to_string()).unwrap_or_else(|| "nothing".into()),
+            })?;
+        let s = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let record_type = match obj.get("RecordType") {
+            Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
+            Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
+            _ => 0,
+        };
+        let ip_raw = obj
+            .get("ClientIP")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .or_else(|| obj.get("ActorIpAddress").and_then(Value::as_str))
+            .or_else(|| obj.get("ClientIPAddress").and_then(Value::as_str))
+            .unwrap_or("");
+        Ok(RecordHeader {
+            id,
+            creation_time,
+            workload: s("Workload"),
+            operation: s("Operation"),
+            record_type,
+            user_id: s("UserId"),
+            client_ip: normalize_ip(ip_raw),
+            organization_id: s("OrganizationId"),
+        })
+    }
+
+    /// Every table this record belongs to, the union table first.
+    pub fn tables(&self) -> Vec<String> {
+        let mut t = vec![TABLE_ALL.to_string()];
+        if !self.workload.is_empty() {
+            t.push(workload_table(&self.workload));
+        }
+        if is_auth_operation(&self.operation) {
+            t.push(TABLE_AUTH.to_string());
+        }
+        t
+    }
+
+    pub fn content_type(&self) -> ContentType {
+        ContentType::for_record(&self.workload, self.record_type)
+    }
+}
+
+/// Parses the time forms seen in records and in the API: with or without zone, with or
+/// without fractional seconds, date only. A time without zone is UTC.
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let bare = s.strip_suffix('Z').unwrap_or(s);
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(bare, fmt) {
+            return Some(Utc.from_utc_datetime(&t));
+        }
+    }
+    NaiveDate::parse_from_str(bare, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| Utc.from_utc_datetime(&t))
+}
+
+/// Formats a time the way the API writes `contentCreated`: milliseconds and `Z`.
+pub fn format_api_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Formats a time the way records carry `CreationTime`: seconds, no zone.
+pub fn format_record_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// Strips ports, brackets and the IPv4-mapped prefix from a ClientIP value; `<null>` and
+/// other non-addresses come back as they are (trimmed) so nothing is invented.
+pub fn normalize_ip(raw: &str) -> String {
+    let s = raw.trim();
+    if s.is_empty() || s.eq_ignore_ascii_case("<null>") || s.eq_ignore_ascii_case("null") {
+        return String::new();
+    }
+    // "[2001:db8::1]:443" or "[1.2.3.4]:80" or "[::1]"
+    let s = if let Some(rest) = s.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else if s.matches(':').count() == 1 {
+        // IPv4 with port; an IPv6 address always has at least two colons
+        s.split(':').next().unwrap_or(s)
+    } else {
+        s
+    };
+    let s = s.strip_prefix("::ffff:").unwrap_or(s);
+    s.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn content_type_round_trips_and_ignores_case() {
+        for ct in ContentType::ALL {
+            assert_eq!(ct.as_str().parse::<ContentType>().unwrap(), ct);
+            assert_eq!(
+                ct.as_str().to_lowercase().parse::<ContentType>().unwrap(),
+                ct
+            );
+            assert_eq!(ContentType::from_service(ct.service()), Some(ct));
+        }
+        assert!("Audit.Nope".parse::<ContentType>().is_err());
+    }
+
+    #[test]
+    fn header_tolerates_real_shapes() {
+        let v = json!({"Id": "a", "CreationTime": "2026-05-04T09:14:22", "RecordType": "15",
+            "Operation": "UserLoginFailed", "Workload": "AzureActiveDirectory",
+            "ClientIP": "[2001:db8::abcd]:12345", "UserId": "u@x"});
+        let h = RecordHeader::from_value(&v).unwrap();
+        assert_eq!(h.record_type, 15);
+        assert_eq!(h.client_ip, "2001:db8::abcd");
+        assert_eq!(
+            h.tables(),
+            vec![
+                "cloud.office365.management",
+                "cloud.office365.management.azureactivedirectory",
+                "auth.all"
+            ]
+        );
+        assert_eq!(h.content_type(), ContentType::AzureActiveDirectory);
+    }
+
+    #[test]
+    fn header_rejects_records_without_id_or_time() {
+        assert_eq!(
+            RecordHeader::from_value(&json!({"CreationTime": "2026-01-01T00:00:00"})),
+            Err(RecordError::MissingId)
+        );
+        assert!(matches!(
+            RecordHeader::from_value(&json!({"Id": "x", "CreationTime": "yesterday"})),
+            Err(RecordError::BadCreationTime { .. })
+        ));
+        assert_eq!(
+            RecordHeader::from_value(&json!([1])),
+            Err(RecordError::NotAnObject)
+        );
+    }
+
+    #[test]
+    fn ip_forms_normalize() {
+        for (raw, want) in [
+            ("1.2.3.4", "1.2.3.4"),
+            ("1.2.3.4:12345", "1.2.3.4"),
+            ("[1.2.3.4]:12345", "1.2.3.4"),
+            ("::ffff:1.2.3.4", "1.2.3.4"),
+            ("[2001:db8::abcd]:12345", "2001:db8::abcd"),
+            ("::1", "::1"),
+            ("", ""),
+            ("<null>", ""),
+        ] {
+            assert_eq!(normalize_ip(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn time_forms_parse() {
+        for s in [
+            "2026-05-04",
+            "2026-05-04T09:14",
+            "2026-05-04T09:14:22",
+            "2026-05-04T09:14:22.123",
+            "2026-05-04T09:14:22Z",
+            "2026-05-04T09:14:22.123456789Z",
+            "2026-05-04T09:14:22+00:00",
+        ] {
+            assert!(parse_time(s).is_some(), "{s}");
+        }
+        let t = parse_time("2026-05-04T09:14:22.5Z").unwrap();
+        assert_eq!(format_api_time(t), "2026-05-04T09:14:22.500Z");
+        assert_eq!(format_record_time(t), "2026-05-04T09:14:22");
+    }
+}
