@@ -44,7 +44,11 @@ impl Detections {
 
     /// Runs every detection whose table matches the record; returns its hits and the
     /// detections that failed on it.
-    pub fn run(&self, _header: &RecordHeader, _raw: &serde_json::Value) -> (Vec<Hit>, Vec<RunError>) {
+    pub fn run(
+        &self,
+        _header: &RecordHeader,
+        _raw: &serde_json::Value,
+    ) -> (Vec<Hit>, Vec<RunError>) {
         (Vec::new(), Vec::new())
     }
 }

@@ -60,7 +60,9 @@ impl ContentType {
 
     /// Maps a Devo template service key to its content type.
     pub fn from_service(service: &str) -> Option<ContentType> {
-        ContentType::ALL.into_iter().find(|ct| ct.service() == service)
+        ContentType::ALL
+            .into_iter()
+            .find(|ct| ct.service() == service)
     }
 
     /// The `contentId` segment Microsoft uses for this type, e.g. `audit_exchange$Audit_Exchange`.
@@ -192,7 +194,9 @@ impl RecordHeader {
             .and_then(parse_time)
             .ok_or_else(|| RecordError::BadCreationTime {
                 id: id.clone(),
-                got: ct.map(|v| v.to_string()).unwrap_or_else(|| "nothing".into()),
+                got: ct
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "nothing".into()),
             })?;
         let s = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let record_type = match obj.get("RecordType") {
@@ -244,7 +248,11 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         return Some(t.with_timezone(&Utc));
     }
     let bare = s.strip_suffix('Z').unwrap_or(s);
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S%.f",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(bare, fmt) {
             return Some(Utc.from_utc_datetime(&t));
         }
