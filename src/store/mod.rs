@@ -42,6 +42,7 @@
 //! cursor(tenant, ct) -> Result<Option<DateTime<Utc>>>
 //! pending_blobs(tenant, ct, now, limit) -> Result<Vec<PendingBlob>>   due now, oldest first
 //! pending_count(tenant, ct) -> Result<i64>
+//! next_pending_due(tenant, ct) -> Result<Option<DateTime<Utc>>>
 //! for_each_record(table, after_rowid, |StoredRecord| -> Result<bool /*go on*/>) -> Result<()>
 //! records_page(table, after_rowid, limit) -> Result<Vec<StoredRecord>>      rowid order
 //! record_by_rowid(rowid) / record_by_id(id) -> Result<Option<StoredRecord>>
@@ -78,8 +79,10 @@
 
 mod db;
 mod index;
+mod report;
 mod writer;
 
+pub use report::{render_stats, search_command, stats_command};
 pub use writer::MAX_MALFORMED_ATTEMPTS;
 
 use crate::detect::Detections;
@@ -660,6 +663,19 @@ impl Store {
                 },
             )?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// When the earliest pending blob of a content type becomes due (None: none pending).
+    pub fn next_pending_due(&self, tenant: &str, ct: ContentType) -> Result<Option<DateTime<Utc>>> {
+        self.with_conn(|c| {
+            let v: Option<i64> = c.query_row(
+                "SELECT min(b.next_attempt_at) FROM blobs b JOIN tenants t ON t.id = b.tenant \
+                 WHERE t.name = ?1 AND b.content_type = ?2 AND b.state = 'pending'",
+                params![tenant.to_ascii_lowercase(), ct.as_str()],
+                |r| r.get(0),
+            )?;
+            Ok(v.map(db::millis_to_time))
         })
     }
 
