@@ -162,7 +162,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Collect { .. } => not_yet("collect", 3),
         Command::Serve { .. } => not_yet("serve", 5),
         Command::Simulate(_) => not_yet("simulate", 2),
-        Command::Check { .. } => not_yet("check", 3),
+        Command::Check { config } => {
+            let cfg = crate::config::load(&config)?;
+            print!("{}", cfg.summary());
+            Ok(())
+        }
         Command::Stats { .. } => not_yet("stats", 3),
         Command::Detect { .. } => not_yet("detect", 4),
         Command::Query { .. } => not_yet("query", 4),
