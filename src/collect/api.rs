@@ -1015,4 +1015,885 @@ fn check_blob(b: &[u8]) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    //! A tiny axum server on 127.0.0.1:0 plays login host and API; each test scripts its
+    //! answers and then inspects every request the client made.
+    use super::*;
+    use axum::http::{HeaderMap as AxHeaders, HeaderValue, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use std::sync::atomic::AtomicUsize;
+
+    const TENANT: &str = "4f1c2b7e-9a3d-4c8e-b2f6-7d1e0a9c5b31";
+    const SECRET: &str = "Zq8~known.secret-value_123";
+
+    #[derive(Clone, Debug)]
+    struct Seen {
+        method: String,
+        path: String,
+        query: String,
+        auth: Option<String>,
+        body: String,
+        at: std::time::Instant,
+    }
+
+    type Handler = Arc<dyn Fn(&Seen, usize) -> Response + Send + Sync>;
+
+    struct Server {
+        base: String,
+        addr: std::net::SocketAddr,
+        seen: Arc<Mutex<Vec<Seen>>>,
+        max_in_flight: Arc<AtomicUsize>,
+        _stop: tokio::sync::oneshot::Sender<()>,
+    }
+
+    impl Server {
+        fn seen(&self) -> Vec<Seen> {
+            lock(&self.seen).clone()
+        }
+        fn api(&self, p: &str) -> Vec<Seen> {
+            self.seen()
+                .into_iter()
+                .filter(|s| s.path.contains("/activity/feed/") && s.path.contains(p))
+                .collect()
+        }
+        fn tokens(&self) -> Vec<Seen> {
+            self.seen()
+                .into_iter()
+                .filter(|s| s.path.contains("/oauth2/"))
+                .collect()
+        }
+    }
+
+    /// Serves `h` (after `delay`) and records every request.
+    async fn serve_with(h: Handler, delay: Duration) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let max_in_flight = Arc::new(AtomicUsize::new(0));
+        let (seen2, inf, maxf) = (seen.clone(), in_flight.clone(), max_in_flight.clone());
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let (h, seen, inf, maxf) = (h.clone(), seen2.clone(), inf.clone(), maxf.clone());
+            async move {
+                let now_in = inf.fetch_add(1, Ordering::SeqCst) + 1;
+                maxf.fetch_max(now_in, Ordering::SeqCst);
+                let (parts, body) = req.into_parts();
+                let body = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                let s = Seen {
+                    method: parts.method.to_string(),
+                    path: parts.uri.path().to_string(),
+                    query: parts.uri.query().unwrap_or("").to_string(),
+                    auth: parts
+                        .headers
+                        .get("authorization")
+                        .map(|v| v.to_str().unwrap_or("?").to_string()),
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                    at: std::time::Instant::now(),
+                };
+                let n = {
+                    let mut g = lock(&seen);
+                    g.push(s.clone());
+                    g.len() - 1
+                };
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                let r = h(&s, n);
+                inf.fetch_sub(1, Ordering::SeqCst);
+                r
+            }
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Server {
+            base: format!("http://{addr}"),
+            addr,
+            seen,
+            max_in_flight,
+            _stop: tx,
+        }
+    }
+
+    async fn serve(h: Handler) -> Server {
+        serve_with(h, Duration::ZERO).await
+    }
+
+    fn reply(status: u16, headers: &[(&str, &str)], body: impl Into<String>) -> Response {
+        let mut hm = AxHeaders::new();
+        hm.insert(
+            "content-type",
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        for (k, v) in headers {
+            hm.insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        (
+            StatusCode::from_u16(status).expect("status"),
+            hm,
+            body.into(),
+        )
+            .into_response()
+    }
+
+    fn af(status: u16, code: &str, msg: &str) -> Response {
+        reply(
+            status,
+            &[],
+            serde_json::json!({"error": {"code": code, "message": msg}}).to_string(),
+        )
+    }
+
+    /// The token endpoint: token `tok-N` for the N-th request.
+    fn token_reply(s: &Seen, counter: &AtomicUsize) -> Option<Response> {
+        if !s.path.contains("/oauth2/") {
+            return None;
+        }
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        Some(reply(
+            200,
+            &[],
+            format!(
+                r#"{{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"tok-{n}"}}"#
+            ),
+        ))
+    }
+
+    fn blob(id: &str, base: &str) -> serde_json::Value {
+        serde_json::json!({
+            "contentType": "Audit.Exchange", "contentId": id,
+            "contentUri": format!("{base}/api/v1.0/{TENANT}/activity/feed/audit/{id}"),
+            "contentCreated": "2026-11-26T10:00:00.000Z",
+            "contentExpiration": "2099-12-03T10:00:00.000Z"})
+    }
+
+    fn office(login: &str, api: &str, ext: &str) -> Office365 {
+        let text = format!(
+            r#"{{"inputs": {{"office365": {{
+                "credentials": {{"client_id": "0d5a1a0c-1111-2222-3333-444455556666",
+                                 "client_secret": "{SECRET}", "tenant_id": "{TENANT}"}},
+                "enabled": true, "id": "12345",
+                "services": {{"exchange": {{}}, "sharepoint": {{}}}},
+                "login_url": "{login}", "api_url": "{api}",
+                "requests_per_minute": 600000 {ext} }}}}}}"#
+        );
+        crate::config::parse(&text, "test")
+            .expect("config")
+            .office365
+    }
+
+    fn fast() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+            max_retry_after: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            window_restarts: 2,
+            max_pages: 1000,
+        }
+    }
+
+    fn client(srv: &Server, ext: &str) -> ApiClient {
+        ApiClient::with_policy(&office(&srv.base, &srv.base, ext), fast()).expect("client")
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        parse_time(s).expect("time")
+    }
+
+    fn feed() -> String {
+        format!("/api/v1.0/{TENANT}/activity/feed")
+    }
+
+    /// The collect loop spawns these futures on the multi-threaded runtime.
+    #[test]
+    fn public_futures_are_send() {
+        fn send<T: Send>(_: &T) {}
+        let o = office("http://127.0.0.1:1", "http://127.0.0.1:1", "");
+        let c = ApiClient::with_policy(&o, fast()).expect("client");
+        let b: BlobRef = serde_json::from_value(blob("b", "http://127.0.0.1:1")).expect("blob");
+        let (a, z) = (t("2026-11-26T10:00:00Z"), t("2026-11-26T11:00:00Z"));
+        send(&c.fetch_blob(&b));
+        send(&c.list_window(ContentType::Exchange, a, z));
+        send(&c.ensure_subscriptions(&[]));
+        send(&c.list_subscriptions());
+        send(&c.start_subscription(ContentType::Exchange));
+        fn sync_clone<T: Send + Sync + Clone>(_: &T) {}
+        sync_clone(&c);
+    }
+
+    #[tokio::test]
+    async fn pagination_follows_next_page_verbatim_including_lowercased_params() {
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let base = Arc::new(Mutex::new(String::new()));
+        let (tk, b2) = (tokens.clone(), base.clone());
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            if let Some(r) = token_reply(s, &tk) {
+                return r;
+            }
+            let base = lock(&b2).clone();
+            let q = s.query.as_str();
+            if q.contains("nextpage=p2") {
+                // the other header name, lower-cased
+                let next = format!(
+                    "{base}{}/subscriptions/content?contenttype=Audit.Exchange&starttime=2026-11-26T10%3A00%3A00.000Z&endtime=2026-11-26T11%3A00%3A00.000Z&nextpage=p3&PUBLISHERIDENTIFIER={TENANT}",
+                    feed()
+                );
+                reply(200, &[("nextpageurl", &next)], serde_json::json!([blob("b3", &base)]).to_string())
+            } else if q.contains("nextpage=p3") {
+                reply(200, &[], serde_json::json!([blob("b2", &base), blob("b4", &base)]).to_string())
+            } else {
+                let next = format!(
+                    "{base}{}/subscriptions/content?contenttype=Audit.Exchange&starttime=2026-11-26T10%3A00%3A00.000Z&endtime=2026-11-26T11%3A00%3A00.000Z&nextpage=p2&publisheridentifier={TENANT}",
+                    feed()
+                );
+                reply(200, &[("NextPageUri", &next)], serde_json::json!([blob("b1", &base), blob("b2", &base)]).to_string())
+            }
+        }))
+        .await;
+        *lock(&base) = srv.base.clone();
+        let c = client(&srv, "");
+        let got = c
+            .list_window(
+                ContentType::Exchange,
+                t("2026-11-26T10:00:00Z"),
+                t("2026-11-26T11:00:00Z"),
+            )
+            .await
+            .expect("listing");
+        let ids: Vec<_> = got.iter().map(|b| b.content_id.as_str()).collect();
+        assert_eq!(ids, ["b1", "b2", "b3", "b4"]);
+        let pages = srv.api("/subscriptions/content");
+        assert_eq!(pages.len(), 3);
+        assert_eq!(
+            pages[0].query,
+            format!(
+                "contentType=Audit.Exchange&startTime=2026-11-26T10%3A00%3A00.000Z&endTime=2026-11-26T11%3A00%3A00.000Z&PublisherIdentifier={TENANT}"
+            )
+        );
+        // followed verbatim: nothing rebuilt, no second PublisherIdentifier appended
+        assert_eq!(
+            pages[1].query,
+            format!(
+                "contenttype=Audit.Exchange&starttime=2026-11-26T10%3A00%3A00.000Z&endtime=2026-11-26T11%3A00%3A00.000Z&nextpage=p2&publisheridentifier={TENANT}"
+            )
+        );
+        assert!(
+            pages[2]
+                .query
+                .ends_with(&format!("nextpage=p3&PUBLISHERIDENTIFIER={TENANT}"))
+        );
+        assert!(
+            pages
+                .iter()
+                .all(|p| p.auth.as_deref() == Some("Bearer tok-1"))
+        );
+        // the token request: v2 form body, no Authorization header
+        let tok = srv.tokens();
+        assert_eq!(tok.len(), 1);
+        assert_eq!(tok[0].path, format!("/{TENANT}/oauth2/v2.0/token"));
+        assert!(tok[0].auth.is_none());
+        assert!(tok[0].body.contains("grant_type=client_credentials"));
+        assert!(
+            tok[0]
+                .body
+                .contains("scope=https%3A%2F%2Fmanage.office.com%2F.default")
+        );
+    }
+
+    #[tokio::test]
+    async fn foreign_next_page_and_content_uri_never_see_a_token() {
+        let foreign = serve(Arc::new(|_: &Seen, _| reply(200, &[], "[]"))).await;
+        let fbase = foreign.base.clone();
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            if let Some(r) = token_reply(s, &tk) {
+                return r;
+            }
+            let next = format!("{fbase}{}/subscriptions/content?nextPage=evil", feed());
+            reply(200, &[("NextPageUri", &next)], "[]")
+        }))
+        .await;
+        let c = client(&srv, "");
+        let err = c
+            .list_window(
+                ContentType::Exchange,
+                t("2026-11-26T10:00:00Z"),
+                t("2026-11-26T11:00:00Z"),
+            )
+            .await
+            .expect_err("foreign host");
+        assert_eq!(
+            err,
+            ApiError::ForeignHost {
+                url_host: foreign.addr.to_string()
+            }
+        );
+        // a blob whose contentUri points elsewhere — also "localhost" for our own port
+        let mut b: BlobRef = serde_json::from_value(blob("b1", &foreign.base)).expect("blob");
+        let err = c.fetch_blob(&b).await.expect_err("foreign");
+        assert!(matches!(err, ApiError::ForeignHost { .. }) && err.is_terminal_for_blob());
+        b.content_uri = format!("http://localhost:{}/x", srv.addr.port());
+        assert!(matches!(
+            c.fetch_blob(&b).await,
+            Err(ApiError::ForeignHost { .. })
+        ));
+        b.content_uri = format!("https://{}/x", srv.addr);
+        assert!(matches!(
+            c.fetch_blob(&b).await,
+            Err(ApiError::ForeignHost { .. })
+        ));
+        let f = foreign.seen();
+        assert!(f.iter().all(|s| s.auth.is_none()), "{f:?}");
+        assert!(f.is_empty(), "the foreign host was contacted: {f:?}");
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_honoured_on_af429_403_and_429() {
+        // API answers by index: 403 AF429 with Retry-After: 1, then 429, then the blob
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let api_calls = Arc::new(AtomicUsize::new(0));
+        let ac = api_calls.clone();
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            if let Some(r) = token_reply(s, &tk) {
+                return r;
+            }
+            match ac.fetch_add(1, Ordering::SeqCst) {
+                0 => reply(
+                    403,
+                    &[("Retry-After", "1")],
+                    r#"{"error":{"code":"AF429","message":"Too many requests. Method=GetBlob, PublisherId=x"}}"#,
+                ),
+                1 => reply(429, &[], r#"{"error":{"code":"AF429","message":"Too many requests."}}"#),
+                _ => reply(200, &[], r#"[{"Id":"r1"}]"#),
+            }
+        }))
+        .await;
+        let c = client(&srv, "");
+        let b: BlobRef = serde_json::from_value(blob("b1", &srv.base)).expect("blob");
+        let body = c.fetch_blob(&b).await.expect("fetched after throttling");
+        assert_eq!(&body[..], br#"[{"Id":"r1"}]"#);
+        let calls = srv.api("/audit/");
+        assert_eq!(calls.len(), 3);
+        assert!(
+            calls[1].at.duration_since(calls[0].at) >= Duration::from_millis(950),
+            "Retry-After: 1 not honoured"
+        );
+        let st = c.stats();
+        assert_eq!(st.throttled, 2);
+        assert_eq!(st.errors_by_code.get("AF429"), Some(&2));
+        for s in &calls {
+            assert!(s.query.contains(&format!("PublisherIdentifier={TENANT}")));
+        }
+    }
+
+    #[tokio::test]
+    async fn persistent_throttling_and_server_errors_end_in_bounded_attempts() {
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            if let Some(r) = token_reply(s, &tk) {
+                return r;
+            }
+            if s.path.ends_with("/throttled") {
+                af(429, "AF429", "Too many requests.")
+            } else if s.path.ends_with("/broken") {
+                af(
+                    500,
+                    "AF50000",
+                    "An internal error occurred. Retry the request.",
+                )
+            } else if s.path.ends_with("/truncated") {
+                reply(200, &[], r#"[{"Id":"r1"},{"Id":"#)
+            } else {
+                reply(200, &[], "<html>not json</html>")
+            }
+        }))
+        .await;
+        let c = client(&srv, "");
+        let mut b: BlobRef = serde_json::from_value(blob("x", &srv.base)).expect("blob");
+        b.content_uri = format!("{}{}/audit/throttled", srv.base, feed());
+        let e = c.fetch_blob(&b).await.expect_err("throttled");
+        assert!(
+            matches!(e, ApiError::Throttled { attempts: 4, .. }),
+            "{e:?}"
+        );
+        b.content_uri = format!("{}{}/audit/broken", srv.base, feed());
+        let e = c.fetch_blob(&b).await.expect_err("500");
+        assert!(
+            matches!(e, ApiError::Transient(_)) && !e.is_terminal_for_blob(),
+            "{e:?}"
+        );
+        b.content_uri = format!("{}{}/audit/truncated", srv.base, feed());
+        let e = c.fetch_blob(&b).await.expect_err("truncated");
+        assert!(matches!(e, ApiError::Malformed(_)), "{e:?}");
+        assert_eq!(srv.api("/audit/").len(), 12, "4 attempts each");
+        // a non-JSON listing is Malformed (after retries)
+        let e = c
+            .list_window(
+                ContentType::Exchange,
+                t("2026-11-26T10:00:00Z"),
+                t("2026-11-26T11:00:00Z"),
+            )
+            .await
+            .expect_err("non-json");
+        assert!(matches!(e, ApiError::Malformed(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_until_success() {
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let n = Arc::new(AtomicUsize::new(0));
+        let n2 = n.clone();
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            if let Some(r) = token_reply(s, &tk) {
+                return r;
+            }
+            match n2.fetch_add(1, Ordering::SeqCst) {
+                0 => af(500, "AF50000", "An internal error occurred."),
+                1 => reply(503, &[], "Service Unavailable"),
+                2 => reply(200, &[], r#"[{"Id":"#),
+                _ => reply(200, &[], r#"[{"Id":"r1"}]"#),
+            }
+        }))
+        .await;
+        let c = client(&srv, "");
+        let b: BlobRef = serde_json::from_value(blob("b1", &srv.base)).expect("blob");
+        assert!(c.fetch_blob(&b).await.is_ok());
+        assert_eq!(srv.api("/audit/").len(), 4);
+        assert_eq!(c.stats().retries, 3);
+    }
+
+    #[tokio::test]
+    async fn a_401_refreshes_the_token_once() {
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            if let Some(r) = token_reply(s, &tk) {
+                return r;
+            }
+            let good = s.auth.as_deref() == Some("Bearer tok-2");
+            if s.path.ends_with("/always401") || !good {
+                reply(
+                    401,
+                    &[],
+                    r#"{"error":{"code":"","message":"Authorization has been denied"}}"#,
+                )
+            } else {
+                reply(200, &[], "[]")
+            }
+        }))
+        .await;
+        let c = client(&srv, "");
+        let b: BlobRef = serde_json::from_value(blob("b1", &srv.base)).expect("blob");
+        assert!(c.fetch_blob(&b).await.is_ok());
+        assert_eq!(srv.tokens().len(), 2);
+        let calls = srv.api("/audit/");
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].auth.as_deref(), Some("Bearer tok-1"));
+        assert_eq!(calls[1].auth.as_deref(), Some("Bearer tok-2"));
+
+        let mut b2 = b.clone();
+        b2.content_uri = format!("{}{}/audit/always401", srv.base, feed());
+        let e = c.fetch_blob(&b2).await.expect_err("401 twice");
+        assert_eq!(e, ApiError::Auth(AuthFailure::Unauthorized));
+        assert_eq!(
+            srv.tokens().len(),
+            3,
+            "exactly one refresh for this request"
+        );
+        assert_eq!(srv.api("/always401").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn subscriptions_start_only_missing_and_af20024_is_success() {
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            if let Some(r) = token_reply(s, &tk) {
+                return r;
+            }
+            if s.path.ends_with("/subscriptions/list") {
+                return reply(
+                    200,
+                    &[],
+                    r#"[{"contentType":"Audit.Exchange","status":"enabled","webhook":null},
+                        {"contentType":"Audit.SharePoint","status":"disabled","webhook":null}]"#,
+                );
+            }
+            if s.query.contains("contentType=Audit.SharePoint") {
+                af(400, "AF20024", "The subscription is already enabled. No property change.")
+            } else if s.query.contains("contentType=DLP.All") {
+                af(400, "AF20023", "The subscription was disabled.")
+            } else if s.query.contains("contentType=Audit.AzureActiveDirectory") {
+                af(401, "AF10001", "The permission set () sent in the request does not include the expected permission.")
+            } else {
+                reply(200, &[], r#"{"contentType":"Audit.General","status":"enabled","webhook":null}"#)
+            }
+        }))
+        .await;
+        let c = client(&srv, "");
+        let r = c
+            .ensure_subscriptions(&[
+                ContentType::Exchange,
+                ContentType::SharePoint,
+                ContentType::General,
+                ContentType::DlpAll,
+                ContentType::AzureActiveDirectory,
+            ])
+            .await;
+        let r: Vec<_> = r
+            .into_iter()
+            .map(|(ct, r)| (ct, r.map_err(|e| e.code())))
+            .collect();
+        assert_eq!(
+            r,
+            vec![
+                (ContentType::Exchange, Ok(())),
+                (ContentType::SharePoint, Ok(())),
+                (ContentType::General, Ok(())),
+                (ContentType::DlpAll, Err("subscription_disabled")),
+                (ContentType::AzureActiveDirectory, Err("permission_missing")),
+            ]
+        );
+        let starts = srv.api("/subscriptions/start");
+        assert!(starts.iter().all(|s| s.method == "POST"));
+        assert!(
+            !starts.iter().any(|s| s.query.contains("Audit.Exchange")),
+            "started an enabled type"
+        );
+        assert!(
+            starts
+                .iter()
+                .all(|s| s.query.contains(&format!("PublisherIdentifier={TENANT}")))
+        );
+        // SharePoint, General, DLP once each; AAD twice (401 → one refresh + retry)
+        assert_eq!(starts.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn aadsts_codes_surface_as_auth_state_without_secrets() {
+        for (code, label) in [
+            (7000222u64, "client secret expired"),
+            (7000215, "wrong secret"),
+            (700016, "app not in tenant"),
+            (90002, "wrong tenant"),
+            (900023, "wrong tenant"),
+        ] {
+            let srv = serve(Arc::new(move |s: &Seen, _| {
+                if s.path.contains("/oauth2/") {
+                    // a hostile server echoes the secret back; it must not reach us
+                    reply(
+                        401,
+                        &[],
+                        serde_json::json!({"error": "invalid_client",
+                            "error_description": format!("AADSTS{code}: nope for {SECRET}.\r\nTrace ID: abc"),
+                            "error_codes": [code]})
+                        .to_string(),
+                    )
+                } else {
+                    reply(200, &[], "[]")
+                }
+            }))
+            .await;
+            let c = client(&srv, "");
+            assert_eq!(c.auth_state().state, "not_yet");
+            let e = c.list_subscriptions().await.expect_err("refused");
+            let ApiError::Auth(f) = &e else {
+                panic!("{e:?}")
+            };
+            assert_eq!(f.label(), label);
+            let st = c.auth_state();
+            assert_eq!((st.state, st.label.as_str()), ("failed", label));
+            for text in [
+                format!("{e}"),
+                format!("{e:?}"),
+                format!("{st:?}"),
+                serde_json::to_string(&st).unwrap_or_default(),
+            ] {
+                assert!(!text.contains(SECRET), "{text}");
+            }
+            assert!(srv.api("").is_empty(), "no API call without a token");
+            // the refusal is remembered: no token storm
+            let _ = c.list_subscriptions().await;
+            assert_eq!(srv.tokens().len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn error_texts_never_carry_the_secret_or_the_token() {
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            if let Some(r) = token_reply(s, &tk) {
+                return r;
+            }
+            // echo the Authorization header and the secret in an error message
+            af(
+                400,
+                "AF20002",
+                &format!("bad {} and {SECRET}", s.auth.clone().unwrap_or_default()),
+            )
+        }))
+        .await;
+        let c = client(&srv, "");
+        let e = c.list_subscriptions().await.expect_err("400");
+        for text in [format!("{e}"), format!("{e:?}")] {
+            assert!(!text.contains(SECRET) && !text.contains("tok-1"), "{text}");
+            assert!(text.contains("<redacted>"), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn audit_off_window_errors_and_expiry_map_to_their_variants() {
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            if let Some(r) = token_reply(s, &tk) {
+                return r;
+            }
+            if s.path.ends_with("/subscriptions/list") {
+                reply(400, &[], format!(r#"{{"error":{{"code":"StartSubscription [CorrId=1][TenantId={TENANT},ContentType=Audit.Exchange,ApplicationId=x,PublisherId=y][AppId","message":"x] failed. Exception: Microsoft.Office.Compliance.Audit.DataServiceException: Tenant {TENANT} does not exist.\r\n   at Microsoft.Office.Compliance.Audit.API.AzureManager.d__0.MoveNext()"}}}}"#))
+            } else if s.path.ends_with("/subscriptions/content") {
+                af(400, "AF20055", "Start time and end time must both be specified (or both omitted) and must be less than or equal to 24 hours apart, with the start time prior to end time and start time no more than 7 days in the past.")
+            } else if s.path.ends_with("/gone") {
+                af(404, "AF20051", "Content requested with the key x has already expired.")
+            } else if s.path.ends_with("/bad") {
+                af(400, "AF20052", "Content ID x in the URL is invalid.")
+            } else {
+                reply(404, &[], "")
+            }
+        }))
+        .await;
+        let c = client(&srv, "");
+        let e = c.list_subscriptions().await.expect_err("audit off");
+        assert_eq!(e, ApiError::AuditDisabled);
+        assert!(e.to_string().contains(
+            "unified audit logging is probably disabled (takes up to 60 min after enabling)"
+        ));
+        let r = c.ensure_subscriptions(&[ContentType::Exchange]).await;
+        assert_eq!(r[0].1, Err(ApiError::AuditDisabled));
+
+        let (a, b) = (t("2026-11-26T10:00:00Z"), t("2026-11-26T11:00:00Z"));
+        assert_eq!(
+            c.list_window(ContentType::Exchange, a, b).await,
+            Err(ApiError::BadWindow)
+        );
+        let before = srv.seen().len();
+        let long = t("2026-11-27T10:00:01Z");
+        assert_eq!(
+            c.list_window(ContentType::Exchange, a, long).await,
+            Err(ApiError::BadWindow)
+        );
+        assert_eq!(
+            c.list_window(ContentType::Exchange, b, a).await,
+            Err(ApiError::BadWindow)
+        );
+        assert_eq!(srv.seen().len(), before, "invalid windows are not sent");
+
+        let mut bl: BlobRef = serde_json::from_value(blob("b1", &srv.base)).expect("blob");
+        for (path, want) in [
+            ("gone", ApiError::Expired),
+            ("bad", ApiError::InvalidContentId),
+            ("missing", ApiError::NotFound),
+        ] {
+            bl.content_uri = format!("{}{}/audit/{path}", srv.base, feed());
+            let e = c.fetch_blob(&bl).await.expect_err(path);
+            assert_eq!(e, want);
+            assert!(e.is_terminal_for_blob());
+        }
+        // expired by contentExpiration: not even requested
+        let before = srv.seen().len();
+        bl.content_expiration = "2020-01-01T00:00:00.000Z".into();
+        assert_eq!(c.fetch_blob(&bl).await, Err(ApiError::Expired));
+        assert_eq!(srv.seen().len(), before);
+    }
+
+    #[tokio::test]
+    async fn af20031_restarts_the_window_and_loops_are_guarded() {
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let stale_once = Arc::new(AtomicUsize::new(0));
+        let so = stale_once.clone();
+        let base = Arc::new(Mutex::new(String::new()));
+        let b2 = base.clone();
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            if let Some(r) = token_reply(s, &tk) {
+                return r;
+            }
+            let base = lock(&b2).clone();
+            let q = &s.query;
+            let is_loop = q.contains("Audit.SharePoint");
+            let next = |p: &str| {
+                format!(
+                    "{base}{}/subscriptions/content?{}&nextPage={p}",
+                    feed(),
+                    q.split("&nextPage").next().unwrap_or("")
+                )
+            };
+            if is_loop {
+                // every page points at page "again": a loop
+                return reply(200, &[("NextPageUri", &next("again"))], "[]");
+            }
+            if q.contains("nextPage=p2") {
+                if so.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return af(400, "AF20031", "Invalid nextPage Input: p2.");
+                }
+                return reply(200, &[], serde_json::json!([blob("b2", &base)]).to_string());
+            }
+            reply(
+                200,
+                &[("NextPageUri", &next("p2"))],
+                serde_json::json!([blob("b1", &base)]).to_string(),
+            )
+        }))
+        .await;
+        *lock(&base) = srv.base.clone();
+        let c = client(&srv, "");
+        let (a, b) = (t("2026-11-26T10:00:00Z"), t("2026-11-26T11:00:00Z"));
+        let got = c
+            .list_window(ContentType::Exchange, a, b)
+            .await
+            .expect("restarted");
+        let ids: Vec<_> = got.iter().map(|b| b.content_id.as_str()).collect();
+        assert_eq!(ids, ["b1", "b2"]);
+        let pages = srv.api("/subscriptions/content");
+        assert_eq!(pages.len(), 4, "page 1, stale page 2, page 1 again, page 2");
+        assert_eq!(pages[0].query, pages[2].query);
+
+        let e = c
+            .list_window(ContentType::SharePoint, a, b)
+            .await
+            .expect_err("loop");
+        assert!(
+            matches!(e, ApiError::Malformed(ref m) if m.contains("loop")),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn date_header_skew_moves_server_now() {
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            if let Some(r) = token_reply(s, &tk) {
+                return r;
+            }
+            let ahead = (Utc::now() + chrono::Duration::hours(3))
+                .to_rfc2822()
+                .replace("+0000", "GMT");
+            reply(200, &[("date", &ahead)], "[]")
+        }))
+        .await;
+        let c = client(&srv, "");
+        let before = c.server_now();
+        assert!((before - Utc::now()).num_seconds().abs() < 5);
+        c.list_subscriptions().await.expect("list");
+        let skew = (c.server_now() - Utc::now()).num_seconds();
+        assert!((3 * 3600 - 5..=3 * 3600 + 5).contains(&skew), "skew {skew}");
+        assert!(c.stats().clock_skew_ms > 3 * 3_600_000 - 5000);
+    }
+
+    #[tokio::test]
+    async fn concurrency_is_bounded_by_max_concurrency() {
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let srv = serve_with(
+            Arc::new(move |s: &Seen, _| {
+                token_reply(s, &tk).unwrap_or_else(|| reply(200, &[], "[]"))
+            }),
+            Duration::from_millis(100),
+        )
+        .await;
+        let c = client(&srv, r#", "max_concurrency": 2"#);
+        c.list_subscriptions().await.expect("warm token"); // token fetched before the race
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let c = c.clone();
+            let b: BlobRef =
+                serde_json::from_value(blob(&format!("b{i}"), &srv.base)).expect("blob");
+            tasks.push(tokio::spawn(async move { c.fetch_blob(&b).await }));
+        }
+        for t in tasks {
+            assert!(t.await.expect("join").is_ok());
+        }
+        let max = srv.max_in_flight.load(Ordering::SeqCst);
+        assert!(max <= 2, "{max} requests in flight with max_concurrency 2");
+        assert_eq!(srv.api("/audit/").len(), 8);
+    }
+
+    #[tokio::test]
+    async fn the_request_budget_spaces_requests() {
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            token_reply(s, &tk).unwrap_or_else(|| reply(200, &[], "[]"))
+        }))
+        .await;
+        // 60/min = 1/s with a burst of 5: the 7th request waits about 2 s
+        let o = office(&srv.base, &srv.base, "").clone();
+        let o = Office365 {
+            requests_per_minute: 60,
+            ..o
+        };
+        let c = ApiClient::with_policy(&o, fast()).expect("client");
+        for _ in 0..7 {
+            c.list_subscriptions().await.expect("list");
+        }
+        let calls = srv.api("/subscriptions/list");
+        let spread = calls[6].at.duration_since(calls[0].at);
+        assert!(
+            spread >= Duration::from_millis(1500),
+            "budget not enforced: {spread:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn v1_token_with_string_expiry_is_refreshed_proactively() {
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            if s.path.contains("/oauth2/") {
+                let n = tk.fetch_add(1, Ordering::SeqCst) + 1;
+                return reply(200, &[], format!(r#"{{"token_type":"Bearer","expires_in":"2","expires_on":"1","resource":"https://manage.office.com","access_token":"tok-{n}"}}"#));
+            }
+            reply(200, &[], "[]")
+        }))
+        .await;
+        let c = client(&srv, r#", "auth_version": "v1""#);
+        c.list_subscriptions().await.expect("first");
+        c.list_subscriptions().await.expect("second, same token");
+        assert_eq!(srv.tokens().len(), 1);
+        // 75 % of 2 s = 1.5 s: after that the next call gets a fresh token
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        c.list_subscriptions().await.expect("third");
+        let tok = srv.tokens();
+        assert_eq!(tok.len(), 2);
+        assert_eq!(tok[0].path, format!("/{TENANT}/oauth2/token"));
+        assert!(
+            tok[0]
+                .body
+                .contains("resource=https%3A%2F%2Fmanage.office.com")
+        );
+        let calls = srv.api("/subscriptions/list");
+        assert_eq!(calls[2].auth.as_deref(), Some("Bearer tok-2"));
+        assert_eq!(c.auth_state().tokens_issued, 2);
+    }
+}

@@ -337,15 +337,20 @@ impl TokenSource {
     }
 
     async fn request_once(&self) -> Result<(String, Duration), Attempt> {
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "client_credentials")
-            .append_pair("client_id", &self.client_id)
-            .append_pair("client_secret", self.secret.expose());
-        match self.version {
-            AuthVersion::V2 => form.append_pair("scope", &format!("{}/.default", self.resource)),
-            AuthVersion::V1 => form.append_pair("resource", &self.resource),
+        // The serializer is not Send: build the body in its own scope.
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "client_credentials")
+                .append_pair("client_id", &self.client_id)
+                .append_pair("client_secret", self.secret.expose());
+            match self.version {
+                AuthVersion::V2 => {
+                    form.append_pair("scope", &format!("{}/.default", self.resource))
+                }
+                AuthVersion::V1 => form.append_pair("resource", &self.resource),
+            };
+            form.finish()
         };
-        let body = form.finish();
         let resp = self
             .http
             .post(&self.token_url)
