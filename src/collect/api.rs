@@ -1637,6 +1637,85 @@ mod tests {
         }
     }
 
+    /// A `MakeWriter` that appends every log line to a shared buffer.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            lock(&self.0).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn invariant_7_trace_logs_never_carry_the_secret_or_a_token() {
+        let buf = Captured::default();
+        let sub = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(buf.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(sub);
+
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let n = Arc::new(AtomicUsize::new(0));
+        let n2 = n.clone();
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            if let Some(r) = token_reply(s, &tk) {
+                return r;
+            }
+            let echo = format!("{} {SECRET}", s.auth.clone().unwrap_or_default());
+            match n2.fetch_add(1, Ordering::SeqCst) {
+                0 => reply(401, &[], r#"{"error":{"code":"","message":"denied"}}"#),
+                1 => af(403, "AF429", &echo),
+                2 => af(500, "AF50000", &echo),
+                3 => reply(200, &[], "[{\"Id\":"),
+                4 => reply(200, &[], "[]"),
+                _ => af(400, "AF20002", &echo),
+            }
+        }))
+        .await;
+        let c = client(&srv, "");
+        let b: BlobRef = serde_json::from_value(blob("b1", &srv.base)).expect("blob");
+        assert!(c.fetch_blob(&b).await.is_ok());
+        assert!(c.list_subscriptions().await.is_err());
+        // and a refusing login host that echoes the secret
+        let refuse = serve(Arc::new(|_: &Seen, _| {
+            reply(401, &[], serde_json::json!({"error": "invalid_client",
+                "error_description": format!("AADSTS7000215: Invalid client secret {SECRET} provided."),
+                "error_codes": [7000215]}).to_string())
+        }))
+        .await;
+        let c2 =
+            ApiClient::with_policy(&office(&refuse.base, &srv.base, ""), fast()).expect("client");
+        assert!(c2.list_subscriptions().await.is_err());
+
+        let log = String::from_utf8_lossy(&lock(&buf.0)).into_owned();
+        assert!(
+            log.contains("retrying") && log.contains("wrong secret"),
+            "{log}"
+        );
+        assert!(log.contains("content_id=\"b1\""), "{log}");
+        for needle in [SECRET, "tok-1", "tok-2"] {
+            assert!(
+                !log.contains(needle),
+                "{needle} leaked into the log:\n{log}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn error_texts_never_carry_the_secret_or_the_token() {
         let tokens = Arc::new(AtomicUsize::new(0));

@@ -152,6 +152,8 @@ impl AccessToken {
 
 struct State {
     token: Option<AccessToken>,
+    /// The token before the current one (a server may still echo it).
+    previous: Option<Arc<str>>,
     generation: u64,
     public: AuthState,
     /// After the identity platform refused us: don't ask again before this instant.
@@ -191,6 +193,7 @@ impl TokenSource {
             policy,
             state: Mutex::new(State {
                 token: None,
+                previous: None,
                 generation: 0,
                 public: AuthState::default(),
                 refused_until: None,
@@ -215,10 +218,12 @@ impl TokenSource {
         if !self.secret.is_empty() {
             s = s.replace(self.secret.expose(), "<redacted>");
         }
-        if let Some(t) = &self.lock().token
-            && !t.value.is_empty()
-        {
-            s = s.replace(&*t.value, "<redacted>");
+        let st = self.lock();
+        let current = st.token.as_ref().map(|t| &t.value);
+        for t in current.into_iter().chain(st.previous.as_ref()) {
+            if !t.is_empty() {
+                s = s.replace(&**t, "<redacted>");
+            }
         }
         s
     }
@@ -263,7 +268,12 @@ impl TokenSource {
         {
             return Ok(t);
         }
-        self.lock().token = None;
+        {
+            let mut st = self.lock();
+            if let Some(t) = st.token.take() {
+                st.previous = Some(t.value);
+            }
+        }
         self.obtain().await
     }
 
@@ -290,7 +300,9 @@ impl TokenSource {
                         expires_at_utc: Utc::now()
                             + chrono::Duration::from_std(lifetime).unwrap_or_default(),
                     };
-                    st.token = Some(t.clone());
+                    if let Some(old) = st.token.replace(t.clone()) {
+                        st.previous = Some(old.value);
+                    }
                     st.refused_until = None;
                     st.public.state = "ok";
                     st.public.label = "ok".into();
