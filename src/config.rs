@@ -12,6 +12,46 @@
 //! (the guide's own template is missing a comma). Secrets live in [`Secret`], whose `Debug`
 //! and `Display` print `<redacted>`, so no error, log line or `{:?}` can show one.
 
+//!
+//! # Reference
+//!
+//! ```json
+//! { "inputs": { "office365": {
+//!     "credentials": { "client_id": "<CLIENT_ID>", "client_secret": "<CLIENT_SECRET>",
+//!                      "tenant_id": "<TENANT_ID>" },
+//!     "enabled": true,
+//!     "id": "12345",
+//!     "services": { "azure_active_directory": {}, "general_audit": {}, "exchange": {},
+//!                   "sharepoint": {}, "dlp": {} } } },
+//!   "outputs": { "devo": { … } },
+//!   "ui": { "listen": "127.0.0.1:8365", "token": { "env": "M365AUDIT_UI_TOKEN" } } }
+//! ```
+//!
+//! | key (in `inputs.office365` unless noted) | meaning | default |
+//! |---|---|---|
+//! | `credentials.tenant_id` | Directory (tenant) ID, a GUID | required |
+//! | `credentials.client_id` | Application (client) ID | required |
+//! | `credentials.client_secret` | the secret's *Value*: a string, `{"env": "VAR"}` or `{"file": "PATH"}` (relative to the config file) | required |
+//! | `credentials.client_secret_expires` or `client_secret_expires` | `"YYYY-MM-DD"`; `check`, `stats` and the UI count the days left | none |
+//! | `enabled` | `false` keeps the collector off | `true` |
+//! | `id` | collector id, digits (the guide asks for five); `$collector_id` in detections | required |
+//! | `services` | keys `azure_active_directory` → Audit.AzureActiveDirectory, `general_audit` → Audit.General, `exchange` → Audit.Exchange, `sharepoint` → Audit.SharePoint, `dlp` → DLP.All; values `{}` | required |
+//! | `cloud` | `commercial`, `gcc`, `gcc_high`, `dod` (login and API hosts of §2.4) | `commercial` |
+//! | `login_url`, `api_url` | base URL overrides (the practice tenant); `http://` only for loopback | from `cloud` |
+//! | `resource` | token audience override | the cloud's API host |
+//! | `auth_version` | `"v2"` (`scope=…/.default`) or `"v1"` (`resource=`) | `"v2"` |
+//! | `publisher_identifier` | `PublisherIdentifier` GUID sent on every request | `tenant_id` |
+//! | `backfill_hours` | how far back the first run starts, 1–168 | 168 |
+//! | `poll_interval_secs` | pause between polls, 1–86400 | 60 |
+//! | `overlap_secs` | window re-listed every poll for late-listed blobs, 0–86400 | 7200 |
+//! | `max_concurrency` | requests in flight, 1–256 | 8 |
+//! | `requests_per_minute` | per-tenant request budget (Microsoft's baseline is 2000) | 1000 |
+//! | `ui.listen` (top level) | UI address | `127.0.0.1:8365` |
+//! | `ui.token` (top level) | token the UI requires; a secret (string / env / file) | none |
+//! | `outputs.devo` (top level) | Devo forwarding settings, kept for the forwarder | none |
+//!
+//! Unknown keys are errors (a typo must not silently fall back to a default).
+
 use crate::UsageError;
 use crate::model::ContentType;
 use chrono::{DateTime, NaiveDate, Utc};

@@ -1956,7 +1956,11 @@ mod tests {
             reply(200, &[], "[]")
         }))
         .await;
-        let c = client(&srv, r#", "auth_version": "v1""#);
+        let c = client(
+            &srv,
+            r#", "auth_version": "v1", "client_secret_expires": "2099-01-01""#,
+        );
+        assert!(c.auth_state().secret_expires_in_days.unwrap_or(0) > 365);
         c.list_subscriptions().await.expect("first");
         c.list_subscriptions().await.expect("second, same token");
         assert_eq!(srv.tokens().len(), 1);

@@ -101,6 +101,9 @@ pub struct AuthState {
     pub last_error: Option<String>,
     /// Tokens obtained since start.
     pub tokens_issued: u64,
+    /// Days until the client secret expires (negative once expired), when the config
+    /// says (`client_secret_expires`) — the top cause of silent outages.
+    pub secret_expires_in_days: Option<i64>,
 }
 
 impl Default for AuthState {
@@ -113,6 +116,7 @@ impl Default for AuthState {
             last_success: None,
             last_error: None,
             tokens_issued: 0,
+            secret_expires_in_days: None,
         }
     }
 }
@@ -168,6 +172,7 @@ pub struct TokenSource {
     secret: Secret,
     version: AuthVersion,
     resource: String,
+    secret_expires: Option<chrono::NaiveDate>,
     policy: RetryPolicy,
     state: Mutex<State>,
     refresh_lock: tokio::sync::Mutex<()>,
@@ -190,6 +195,7 @@ impl TokenSource {
             secret: o.client_secret.clone(),
             version: o.auth_version,
             resource: o.resource.clone(),
+            secret_expires: o.client_secret_expires,
             policy,
             state: Mutex::new(State {
                 token: None,
@@ -209,7 +215,11 @@ impl TokenSource {
 
     /// The state for `stats` and the UI.
     pub fn state(&self) -> AuthState {
-        self.lock().public.clone()
+        let mut st = self.lock().public.clone();
+        st.secret_expires_in_days = self
+            .secret_expires
+            .map(|d| (d - Utc::now().date_naive()).num_days());
+        st
     }
 
     /// Replaces the client secret and any current token in server-supplied text.
