@@ -151,6 +151,9 @@ pub struct RetryPolicy {
     pub window_restarts: u32,
     /// Pages per window before the listing is declared a loop.
     pub max_pages: usize,
+    /// Microsoft asks for 15 minutes between start requests: within this interval (on the
+    /// server's clock) `start_subscription` returns the previous result without a request.
+    pub min_start_interval: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -164,6 +167,7 @@ impl Default for RetryPolicy {
             connect_timeout: Duration::from_secs(15),
             window_restarts: 2,
             max_pages: 100_000,
+            min_start_interval: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -209,7 +213,10 @@ struct Inner {
     http: reqwest::Client,
     auth: TokenSource,
     feed: String,
+    feed_url: Url,
     pin: Pin,
+    /// The last start request per content type (server time) and its result.
+    starts: Mutex<BTreeMap<ContentType, StartRecord>>,
     tenant: String,
     publisher: String,
     policy: RetryPolicy,
@@ -223,6 +230,9 @@ struct Inner {
     throttled: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
 }
+
+/// When a subscription start was last requested (server time) and what it returned.
+type StartRecord = (DateTime<Utc>, Result<(), ApiError>);
 
 /// The configured API origin; every URL taken from a response must match it.
 #[derive(Debug, Clone)]
@@ -313,6 +323,13 @@ impl ApiClient {
             host: api.host_str().unwrap_or("").to_ascii_lowercase(),
             port: api.port_or_known_default(),
         };
+        let feed = format!(
+            "{}/api/v1.0/{}/activity/feed",
+            o.api_url.trim_end_matches('/'),
+            o.tenant_id
+        );
+        let feed_url = Url::parse(&feed)
+            .map_err(|e| anyhow::anyhow!("api_url {:?} is not a URL: {e}", o.api_url))?;
         let rpm = f64::from(o.requests_per_minute.max(1));
         let per_sec = rpm / 60.0;
         let cap = (per_sec * 5.0).max(1.0);
@@ -320,12 +337,10 @@ impl ApiClient {
             inner: Arc::new(Inner {
                 auth: TokenSource::new(o, http.clone(), policy.clone()),
                 http,
-                feed: format!(
-                    "{}/api/v1.0/{}/activity/feed",
-                    o.api_url.trim_end_matches('/'),
-                    o.tenant_id
-                ),
+                feed,
+                feed_url,
                 pin,
+                starts: Mutex::new(BTreeMap::new()),
                 tenant: o.tenant_id.clone(),
                 publisher: o.publisher_identifier.clone(),
                 sem: Semaphore::new(o.max_concurrency.max(1)),
@@ -404,7 +419,27 @@ impl ApiClient {
     }
 
     /// `POST subscriptions/start?contentType=…`; AF20024 ("already enabled") is success.
+    /// At most one request per content type per `min_start_interval` (15 min, on the
+    /// server's clock); within it the previous result is returned.
     pub async fn start_subscription(&self, ct: ContentType) -> Result<(), ApiError> {
+        let now = self.server_now();
+        if let Some((at, prev)) = lock(&self.inner.starts).get(&ct).cloned() {
+            let min = chrono::Duration::from_std(self.inner.policy.min_start_interval)
+                .unwrap_or_default();
+            if now - at < min {
+                tracing::debug!(
+                    content_type = ct.as_str(),
+                    "start requested less than the minimum interval ago; not asking again"
+                );
+                return prev;
+            }
+        }
+        let r = self.start_subscription_now(ct).await;
+        lock(&self.inner.starts).insert(ct, (now, r.clone()));
+        r
+    }
+
+    async fn start_subscription_now(&self, ct: ContentType) -> Result<(), ApiError> {
         let url = format!(
             "{}/subscriptions/start?contentType={}",
             self.inner.feed,
@@ -583,9 +618,9 @@ impl ApiClient {
     /// Checks a URL against the pin and adds `PublisherIdentifier` if it has none. The rest
     /// of the URL is kept as given.
     fn pinned(&self, raw: &str) -> Result<Url, ApiError> {
-        let base = Url::parse(&self.inner.feed)
-            .map_err(|e| ApiError::Fatal(format!("bad api_url: {e}")))?;
-        let u = base
+        let u = self
+            .inner
+            .feed_url
             .join(raw.trim())
             .map_err(|e| ApiError::Malformed(format!("unparsable URL from the API: {e}")))?;
         let host = u.host_str().unwrap_or("").to_ascii_lowercase();
@@ -1204,6 +1239,7 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             window_restarts: 2,
             max_pages: 1000,
+            min_start_interval: Duration::from_secs(15 * 60),
         }
     }
 
@@ -1586,6 +1622,13 @@ mod tests {
         );
         // SharePoint, General, DLP once each; AAD twice (401 → one refresh + retry)
         assert_eq!(starts.len(), 5);
+        // within 15 minutes nothing is started again; the previous results stand
+        let again = c
+            .ensure_subscriptions(&[ContentType::SharePoint, ContentType::DlpAll])
+            .await;
+        assert_eq!(again[0].1, Ok(()));
+        assert_eq!(again[1].1, Err(ApiError::SubscriptionDisabled));
+        assert_eq!(srv.api("/subscriptions/start").len(), 5);
     }
 
     #[tokio::test]
