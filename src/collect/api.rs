@@ -435,7 +435,14 @@ impl ApiClient {
             }
         }
         let r = self.start_subscription_now(ct).await;
-        lock(&self.inner.starts).insert(ct, (now, r.clone()));
+        // A start that was throttled, failed transiently or never got a token may be
+        // retried sooner; anything the API decided is remembered.
+        if !matches!(
+            r,
+            Err(ApiError::Throttled { .. } | ApiError::Transient(_) | ApiError::Auth(_))
+        ) {
+            lock(&self.inner.starts).insert(ct, (now, r.clone()));
+        }
         r
     }
 
