@@ -16,7 +16,8 @@ params as $p
    elif .Operation == "New-InboxRule" or .Operation == "Set-InboxRule" then [$p.ForwardTo, $p.ForwardAsAttachmentTo, $p.RedirectTo]
    elif .Operation == "UpdateInboxRules"
    then [.OperationProperties[]? | objects
-         | select((.Name // "") | ci_any(["forward", "redirect", "recipient"]))
+         | select(((.Name // "") | ci_any(["forward", "redirect"]))
+                  or ((.Name // "") == "RuleActions" and (.Value | ci_any(["forward", "redirect"]))))
          | .Value | strings | [scan("[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+")] | join(";")]
    else [] end) as $values
 | [$values[] | addresses[] | select(is_external_addr($u; $org))] as $targets

@@ -8,7 +8,9 @@
 #   BlindCopyTo and AddToRecipients exfiltrate every matching mail (Elastic
 #   exfiltration_exchange_transport_rule_*, Sentinel Mail_redirect_via_ExO_transport_rule).
 include "m365";
-params as $p
+select(.Workload == "Exchange")
+| select(.Operation | one_of(["New-TransportRule", "Set-TransportRule", "Remove-TransportRule", "Disable-TransportRule"]))
+| params as $p
 | {
     Operation,
     UserId,

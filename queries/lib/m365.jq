@@ -77,11 +77,13 @@ def external_to($actor):
   type == "string" and (contains("#ext#") or ((domain_of) as $d | $d != null and $d != ($actor | domain_of)));
 
 # An e-mail address outside the organisation: it has a domain, and that domain is neither
-# the actor's (UserId) nor the record's OrganizationName. Plain names (no "@") are not.
+# the actor's (UserId), nor the record's OrganizationName, nor the first label of it
+# (`northwind.example` is internal to `northwind.onmicrosoft.com`). Plain names are not.
 def is_external_addr($actor; $org):
   domain_of as $d
-  | $d != null and $d != ($actor | domain_of)
-    and $d != ($org | if type == "string" then ascii_downcase else null end);
+  | ($org | if type == "string" then ascii_downcase else "" end) as $o
+  | $d != null and $d != ($actor | domain_of) and $d != $o
+    and (($o | startswith(($d | split(".") | first) + ".")) | not);
 
 # A cmdlet switch value as lower-case text without PowerShell's "$": "$False" -> "false".
 def flag_value: if . == null then null else tostring | ascii_downcase | ltrimstr("$") end;

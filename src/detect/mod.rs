@@ -370,6 +370,33 @@ impl Detections {
         })
     }
 
+    /// Runs every detection on the record, ignoring the table/operation prefilter. Tests
+    /// use it to prove the prefilter never changes a result; nothing else should need it.
+    pub fn run_unfiltered(&self, raw: &serde_json::Value) -> (Vec<Hit>, Vec<RunError>) {
+        let input = match Val::deserialize(raw) {
+            Ok(v) => v,
+            Err(e) => {
+                let errors = self
+                    .items
+                    .iter()
+                    .map(|d| RunError {
+                        detection: d.meta.id.clone(),
+                        message: format!("record is not JSON: {e}"),
+                    })
+                    .collect();
+                return (Vec::new(), errors);
+            }
+        };
+        let mut hits = Vec::new();
+        let mut errors = Vec::new();
+        for d in &self.items {
+            let (h, e) = self.eval(d, &input);
+            hits.extend(h);
+            errors.extend(e);
+        }
+        (hits, errors)
+    }
+
     fn run_with(
         &self,
         header: &RecordHeader,
