@@ -161,7 +161,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run { .. } => not_yet("run", 5),
         Command::Collect { .. } => not_yet("collect", 3),
         Command::Serve { .. } => not_yet("serve", 5),
-        Command::Simulate(_) => not_yet("simulate", 2),
+        Command::Simulate(args) => crate::simulate::run_cli(&args),
         Command::Check { .. } => not_yet("check", 3),
         Command::Stats { .. } => not_yet("stats", 3),
         Command::Detect { .. } => not_yet("detect", 4),
