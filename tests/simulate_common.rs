@@ -115,6 +115,15 @@ impl Client {
             .unwrap()
     }
 
+    pub async fn try_get(&self, url: &str) -> Option<reqwest::Response> {
+        self.http
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .ok()
+    }
+
     pub async fn post(&self, url: &str) -> reqwest::Response {
         self.http
             .post(url)
@@ -190,7 +199,10 @@ impl Client {
         while let Some(u) = url.take() {
             attempts += 1;
             assert!(attempts < 500, "too many attempts listing {ct}");
-            let r = self.get(&u).await;
+            let Some(r) = self.try_get(&u).await else {
+                url = Some(u);
+                continue;
+            };
             let status = r.status();
             let next = r
                 .headers()
@@ -233,7 +245,9 @@ impl Client {
         }
         let uri = format!("{uri}?{}", self.publisher());
         for _ in 0..50 {
-            let r = self.get(&uri).await;
+            let Some(r) = self.try_get(&uri).await else {
+                continue;
+            };
             if r.status() != 200 {
                 continue;
             }
@@ -256,24 +270,30 @@ impl Client {
             let end_all = now + Duration::seconds(1);
             while s < end_all {
                 let e = (s + window).min(end_all);
-                let mut blobs = self.list_window(ct.as_str(), s, e).await;
-                // re-list until no foreign content URIs remain for the ones we need
-                for _ in 0..20 {
-                    if blobs.iter().all(|b| {
-                        b["contentUri"]
-                            .as_str()
-                            .unwrap()
-                            .starts_with(&self.sim.api_url)
-                    }) {
+                // a foreign contentUri is never followed: re-list until every blob of
+                // the window has been seen with a URI on the API host
+                let mut local: std::collections::BTreeMap<String, String> = Default::default();
+                let mut all: std::collections::BTreeSet<String> = Default::default();
+                for _ in 0..100 {
+                    for b in self.list_window(ct.as_str(), s, e).await {
+                        let id = b["contentId"].as_str().unwrap().to_string();
+                        let uri = b["contentUri"].as_str().unwrap().to_string();
+                        all.insert(id.clone());
+                        if uri.starts_with(&self.sim.api_url) {
+                            local.entry(id).or_insert(uri);
+                        }
+                    }
+                    if local.len() == all.len() {
                         break;
                     }
-                    blobs = self.list_window(ct.as_str(), s, e).await;
                 }
-                for b in blobs {
-                    let recs = self
-                        .fetch(b["contentUri"].as_str().unwrap())
-                        .await
-                        .expect("foreign content uri");
+                assert_eq!(
+                    local.len(),
+                    all.len(),
+                    "some blobs only ever had foreign URIs"
+                );
+                for uri in local.values() {
+                    let recs = self.fetch(uri).await.expect("local uri");
                     for r in recs {
                         if seen.insert(r["Id"].as_str().unwrap().to_string()) {
                             lines.push(r.to_string());

@@ -7,6 +7,7 @@
 use super::auth::{self, TokenCheck};
 use super::faults::Fault;
 use super::feed::{self, BlobMeta, Lookup, ct_index};
+use super::json::{Obj, raw_array};
 use super::rng::mix;
 use super::tenant::{ROLE_DLP, ROLE_READ};
 use super::{Sim, SubStatus};
@@ -704,25 +705,30 @@ fn parse_page_token(
     (page_token(sim, ci, start, end, offset) == tok).then_some(offset)
 }
 
-fn content_object(sim: &Sim, m: &BlobMeta, base: &str, notification: bool) -> Value {
+/// One content object, keys in Microsoft's order.
+fn content_object(sim: &Sim, m: &BlobMeta, base: &str, notification: bool) -> String {
     let uri = format!(
         "{base}/api/v1.0/{}/activity/feed/audit/{}",
         sim.tenant.id, m.content_id
     );
-    let mut v = json!({
-        "contentType": m.ct().as_str(),
-        "contentId": m.content_id,
-        "contentUri": uri,
-        "contentCreated": format_api_time(m.created),
-        "contentExpiration": format_api_time(m.expiration),
-    });
+    let mut o = Obj::new();
     if notification {
-        v["tenantId"] = json!(sim.tenant.id);
-        v["clientId"] = json!(sim.tenant.main_app().client_id);
-        v["notificationSent"] = json!(format_api_time(m.listed_at + Duration::seconds(30)));
-        v["notificationStatus"] = json!("Succeeded");
+        o.s("tenantId", &sim.tenant.id)
+            .s("clientId", &sim.tenant.main_app().client_id);
     }
-    v
+    o.s("contentType", m.ct().as_str())
+        .s("contentId", &m.content_id)
+        .s("contentUri", &uri)
+        .s("contentCreated", &format_api_time(m.created))
+        .s("contentExpiration", &format_api_time(m.expiration));
+    if notification {
+        o.s(
+            "notificationSent",
+            &format_api_time(m.listed_at + Duration::seconds(30)),
+        )
+        .s("notificationStatus", "Succeeded");
+    }
+    o.done()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -851,7 +857,7 @@ fn content(
     let delayed = sim.opts.first_blob_delay_secs > 0
         && now < sub.created + Duration::seconds(sim.opts.first_blob_delay_secs);
     if notifications {
-        let v: Vec<Value> = if sub.webhook.is_none() || delayed {
+        let v: Vec<String> = if sub.webhook.is_none() || delayed {
             Vec::new()
         } else {
             sim.listable(ci, start, end, now)
@@ -860,7 +866,13 @@ fn content(
                 .map(|m| content_object(sim, m, &sim.api_base, true))
                 .collect()
         };
-        return json_resp(sim, StatusCode::OK, &Value::Array(v));
+        return ms(
+            sim,
+            StatusCode::OK,
+            Body::from(raw_array(&v)),
+            None,
+            JSON_CT,
+        );
     }
     let all = if delayed {
         Vec::new()
@@ -870,7 +882,7 @@ fn content(
     let size = sim.opts.page_size.max(1);
     let page: Vec<&BlobMeta> = all.iter().skip(offset).take(size).collect();
     let more = offset + page.len() < all.len();
-    let items: Vec<Value> = page
+    let items: Vec<String> = page
         .iter()
         .map(|m| {
             let base = if sim.faults.draw(Fault::ForeignContentUri) {
@@ -927,7 +939,7 @@ fn content(
     ms(
         sim,
         StatusCode::OK,
-        Body::from(Value::Array(items).to_string()),
+        Body::from(raw_array(&items)),
         next.as_deref(),
         JSON_CT,
     )
