@@ -12,10 +12,12 @@ mod engine;
 pub mod group;
 mod meta;
 pub mod monitor;
+pub mod report;
 
 pub use engine::{Limits, RunFailure};
-pub use group::{Group, group_hits, group_key, threshold_groups};
+pub use group::{Group, group_hits, group_key, threshold_groups, threshold_groups_distinct};
 pub use meta::{Meta, Seed, Severity, Threshold};
+pub use report::{DetectionResult, Grouper, Report};
 
 use crate::model::{RecordHeader, is_auth_operation};
 use engine::{Libs, Program};
