@@ -185,7 +185,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 &format,
                 &mut |f| {
                     store.for_each_record(crate::model::TABLE_ALL, 0, |r| {
-                        Ok(f(&r.header, r.raw.as_bytes()))
+                        Ok(f(&crate::detect::command::SourceRecord {
+                            header: &r.header,
+                            raw: r.raw.as_bytes(),
+                            content_type: r.content_type,
+                            ingested_at: r.ingested_at,
+                        }))
                     })
                 },
             )
@@ -193,7 +198,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Query { data, table, jq } => {
             let store = crate::store::Store::open_read_only(&data)?;
             crate::detect::command::query_command(crate::detect::Vars::default(), &jq, &mut |f| {
-                store.for_each_record(&table, 0, |r| Ok(f(&r.header, r.raw.as_bytes())))
+                store.for_each_record(&table, 0, |r| {
+                    Ok(f(&crate::detect::command::SourceRecord {
+                        header: &r.header,
+                        raw: r.raw.as_bytes(),
+                        content_type: r.content_type,
+                        ingested_at: r.ingested_at,
+                    }))
+                })
             })
         }
         Command::Search {

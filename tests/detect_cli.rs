@@ -78,6 +78,29 @@ fn detect_prints_grouped_results_in_three_formats() {
             }
         }
     }
+    // the inactivity monitor: one source per Workload and per content type, none quiet yet
+    let sources = v["monitor"]["sources"].as_array().unwrap();
+    assert!(
+        sources
+            .iter()
+            .any(|s| s["source"]["kind"] == "workload" && s["source"]["workload"] == "Exchange"),
+        "{sources:?}"
+    );
+    assert!(
+        sources.iter().any(|s| s["source"]["kind"] == "content_type"
+            && s["source"]["content_type"] == "Audit.SharePoint"),
+        "{sources:?}"
+    );
+    assert!(sources.iter().all(|s| s["alert"] == false), "{sources:?}");
+    assert_eq!(v["monitor"]["quiet_secs"], 12 * 3600);
+    let o = bin()
+        .args(["detect", "--data"])
+        .arg(&data)
+        .env("M365AUDIT_QUIET_HOURS", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+
     let by_id = |id: &str| {
         dets.iter()
             .find(|d| d["id"] == id)

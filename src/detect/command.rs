@@ -2,15 +2,83 @@
 //! record source — a function that streams (header, raw JSON) pairs, typically the store's
 //! `for_each_record` — so this module still never touches SQLite (ARCHITECTURE §2 arrows).
 
+use super::monitor::{self, Activity, Source};
 use super::{Detections, Query, Vars};
-use crate::model::RecordHeader;
+use crate::model::{ContentType, RecordHeader};
 use anyhow::Context as _;
+use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
 use std::io::Write as _;
 
-/// A record source: calls `f(header, raw JSON)` for every record in order until `f` returns
-/// false.
-pub type ForEach<'a> =
-    dyn FnMut(&mut dyn FnMut(&RecordHeader, &[u8]) -> bool) -> anyhow::Result<()> + 'a;
+/// One stored record as the commands see it.
+pub struct SourceRecord<'r> {
+    pub header: &'r RecordHeader,
+    pub raw: &'r [u8],
+    pub content_type: ContentType,
+    pub ingested_at: DateTime<Utc>,
+}
+
+/// A record source: calls `f(record)` for every record in order until `f` returns false.
+pub type ForEach<'a> = dyn FnMut(&mut dyn FnMut(&SourceRecord) -> bool) -> anyhow::Result<()> + 'a;
+
+/// Environment variable: quiet period of the inactivity monitor, in hours.
+pub const QUIET_HOURS_ENV: &str = "M365AUDIT_QUIET_HOURS";
+
+/// Last record per Workload and per content type (the guide's "Monitor It").
+#[derive(Default)]
+struct Watch {
+    first: Option<DateTime<Utc>>,
+    by_source: BTreeMap<Source, DateTime<Utc>>,
+}
+
+impl Watch {
+    fn add(&mut self, collector_id: &str, r: &SourceRecord) {
+        let t = r.ingested_at;
+        self.first = Some(self.first.map_or(t, |f| f.min(t)));
+        let sources = [
+            Source::Workload {
+                collector_id: collector_id.to_string(),
+                workload: r.header.workload.clone(),
+            },
+            Source::ContentType {
+                collector_id: collector_id.to_string(),
+                content_type: r.content_type.as_str().to_string(),
+            },
+        ];
+        for s in sources {
+            let e = self.by_source.entry(s).or_insert(t);
+            *e = (*e).max(t);
+        }
+    }
+
+    fn evaluate(self, now: DateTime<Utc>, quiet: Duration) -> Vec<monitor::Status> {
+        let activity: Vec<Activity> = self
+            .by_source
+            .into_iter()
+            .map(|(source, last)| Activity {
+                // listings are the store's to report; here a content type is judged by its records
+                last_listing: matches!(source, Source::ContentType { .. }).then_some(last),
+                source,
+                last_record: Some(last),
+            })
+            .collect();
+        monitor::evaluate(now, self.first.unwrap_or(now), quiet, &activity)
+    }
+}
+
+fn quiet_period() -> anyhow::Result<Duration> {
+    match std::env::var(QUIET_HOURS_ENV) {
+        Ok(v) if !v.trim().is_empty() => {
+            let h: i64 = v.trim().parse().ok().filter(|h| *h > 0).ok_or_else(|| {
+                crate::UsageError(format!(
+                    "{QUIET_HOURS_ENV} must be a whole number of hours, got {v:?}"
+                ))
+            })?;
+            Ok(Duration::hours(h))
+        }
+        _ => Ok(Duration::hours(monitor::DEFAULT_QUIET_HOURS)),
+    }
+}
 
 /// `m365audit detect`: re-runs the detections ([`Detections::load_default`], or one of them) over the records and
 /// prints their grouped results as `table`, `json` or `csv`.
@@ -20,7 +88,7 @@ pub fn detect_command(
     format: &str,
     for_each: &mut ForEach,
 ) -> anyhow::Result<()> {
-    let mut all = Detections::load_default(vars)?;
+    let mut all = Detections::load_default(vars.clone())?;
     for e in all.errors() {
         eprintln!("warning: detection not loaded: {e}");
     }
@@ -33,16 +101,39 @@ pub fn detect_command(
             ))
         })?;
     }
+    let quiet = quiet_period()?;
+    let collector_id = vars.collector_id.clone();
     let mut grouper = super::Grouper::new(&all);
-    for_each(&mut |h, raw| {
-        grouper.add_record(h, raw);
+    let mut watch = Watch::default();
+    for_each(&mut |r| {
+        grouper.add_record(r.header, r.raw);
+        watch.add(&collector_id, r);
         true
     })?;
     let report = grouper.finish();
+    let statuses = watch.evaluate(Utc::now(), quiet);
     let text = match format {
-        "json" => format!("{}\n", serde_json::to_string_pretty(&report.to_json())?),
+        "json" => {
+            let mut v = report.to_json();
+            v["monitor"] =
+                serde_json::json!({"quiet_secs": quiet.num_seconds(), "sources": statuses});
+            format!("{}\n", serde_json::to_string_pretty(&v)?)
+        }
         "csv" => report.to_csv()?,
-        "table" => report.to_table(),
+        "table" => {
+            let mut t = report.to_table();
+            let quiet_ones: Vec<&monitor::Status> = statuses.iter().filter(|s| s.alert).collect();
+            t.push_str(&format!(
+                "\ninactivity monitor (quiet period {}h): {} of {} sources quiet\n",
+                quiet.num_hours(),
+                quiet_ones.len(),
+                statuses.len()
+            ));
+            for s in quiet_ones {
+                t.push_str(&format!("  {}: {}\n", source_text(&s.source), s.reason));
+            }
+            t
+        }
         other => {
             return Err(crate::UsageError(format!(
                 "unknown format {other:?}; use table, json or csv"
@@ -67,7 +158,7 @@ pub fn query_command(vars: Vars, jq: &str, for_each: &mut ForEach) -> anyhow::Re
     let mut failed = 0u64;
     let mut first_error: Option<String> = None;
     let mut write_error: Option<std::io::Error> = None;
-    for_each(&mut |h, raw| match q.run_bytes(raw) {
+    for_each(&mut |r| match q.run_bytes(r.raw) {
         Ok(values) => {
             for v in values {
                 if let Err(e) = writeln!(out, "{v}") {
@@ -80,7 +171,7 @@ pub fn query_command(vars: Vars, jq: &str, for_each: &mut ForEach) -> anyhow::Re
         Err(e) => {
             failed += 1;
             if first_error.is_none() {
-                first_error = Some(format!("record {}: {e}", h.id));
+                first_error = Some(format!("record {}: {e}", r.header.id));
             }
             true
         }
@@ -103,4 +194,19 @@ pub fn query_command(vars: Vars, jq: &str, for_each: &mut ForEach) -> anyhow::Re
         eprintln!("warning: the query failed on {failed} records; first: {first}");
     }
     Ok(())
+}
+
+fn source_text(s: &Source) -> String {
+    match s {
+        Source::Workload {
+            collector_id,
+            workload,
+        } => format!("collector {collector_id:?} workload {workload}"),
+        Source::ContentType {
+            collector_id,
+            content_type,
+        } => {
+            format!("collector {collector_id:?} content type {content_type}")
+        }
+    }
 }
