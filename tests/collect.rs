@@ -59,6 +59,15 @@ fn collect_once_stores_exactly_the_truth_and_a_second_run_adds_nothing() {
         assert!(st["content_types"][ct]["cursor"].is_string());
     }
     assert_eq!(st["auth"]["state"], json!("ok"));
+    // detections ran on every stored record, inside the same transaction
+    let hits = st["hits"].as_object().unwrap();
+    assert!(
+        hits.get("authentication")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            > 0,
+        "{hits:?}"
+    );
     // search finds a stored record by its operation
     let out = run(&[
         "search",

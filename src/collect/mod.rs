@@ -626,10 +626,15 @@ async fn process_blob(
     Ok(None)
 }
 
-/// The detections run on every stored record (by `collect` and `import`).
-// TODO(detect, issue #4): load the embedded queries with these vars once `detect` has them.
-pub fn load_detections(_vars: crate::detect::Vars) -> Arc<crate::detect::Detections> {
-    Arc::new(crate::detect::Detections::empty())
+/// The detections run on every stored record (by `collect` and `import`):
+/// `M365AUDIT_QUERIES` or the embedded queries; a query that does not load is logged
+/// and left out.
+pub fn load_detections(vars: crate::detect::Vars) -> Result<Arc<crate::detect::Detections>> {
+    let d = crate::detect::Detections::load_default(vars)?;
+    for e in d.errors() {
+        tracing::warn!(error = %e, "detection not loaded");
+    }
+    Ok(Arc::new(d))
 }
 
 /// Installs the stderr tracing subscriber (`M365AUDIT_LOG`, default `info`) unless one
@@ -683,7 +688,7 @@ pub fn command(config: &std::path::Path, data: &std::path::Path, once: bool) -> 
         collector_id: o.collector_id.clone(),
         tenant_id: o.tenant_id.clone(),
     };
-    let store = Store::open(data, load_detections(vars))?;
+    let store = Store::open(data, load_detections(vars)?)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -628,7 +628,7 @@ fn insert_records<'a>(
         {
             s.push(raw.as_bytes().to_vec());
         }
-        let (hits, errors) = detections.run(&header, &value);
+        let (hits, errors) = detections.run_bytes(&header, raw.as_bytes());
         for h in hits {
             hit.execute(params![
                 h.detection,
