@@ -391,7 +391,7 @@ impl Store {
         let indexer = index::Indexer::new(&idx, fields)?;
         let searcher = index::Searcher::new(idx, fields)?;
         let codec = db::Codec::default();
-        let (itx, irx) = sync_channel::<index::IndexMsg>(32);
+        let (itx, irx) = sync_channel::<index::IndexMsg>(8);
         let ipath = db_path.clone();
         let icodec = codec.clone();
         let indexer_thread = std::thread::Builder::new()

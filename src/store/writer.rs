@@ -27,6 +27,8 @@ pub const MAX_MALFORMED_ATTEMPTS: i64 = 3;
 const DICT_SAMPLES: usize = 2000;
 const DICT_BYTES: usize = 64 * 1024;
 const ZSTD_LEVEL: i32 = 3;
+/// Records per message to the indexer (the channel holds a few messages).
+pub const INDEX_CHUNK: usize = 256;
 
 pub struct Writer {
     conn: Connection,
@@ -494,13 +496,17 @@ impl Writer {
 
     /// Hands the rows written so far to the indexer (they must be committed).
     pub fn send_pending(&mut self) {
-        let docs = std::mem::take(&mut self.pending_docs);
-        if !docs.is_empty()
-            && let Some(tx) = &self.index_tx
-            && tx.send(IndexMsg::Docs(docs)).is_err()
-        {
-            tracing::warn!("search indexer stopped; the index catches up at next start");
-            self.index_tx = None;
+        let mut docs = std::mem::take(&mut self.pending_docs);
+        while !docs.is_empty() {
+            // Small messages on a short channel bound the parsed records in flight.
+            let rest = docs.split_off(docs.len().min(INDEX_CHUNK));
+            if let Some(tx) = &self.index_tx
+                && tx.send(IndexMsg::Docs(docs)).is_err()
+            {
+                tracing::warn!("search indexer stopped; the index catches up at next start");
+                self.index_tx = None;
+            }
+            docs = rest;
         }
     }
 
