@@ -132,17 +132,27 @@ pub fn command(records: u64, json: bool) -> Result<()> {
 /// The text table.
 pub fn render(rows: &[Row]) -> String {
     let mut o = format!(
-        "{:<14} {:>10} {:>8} {:>10} {:>8} {:>10} {:>6}  {:<4}  {}\n",
-        "stage", "records", "secs", "rec/s", "cpu s", "peak MiB", "disk×", "ok", "target / note"
+        "{:<14} {:>10} {:>8} {:>10} {:>8} {:>10} {:>10} {:>6}  {:<4}  {}\n",
+        "stage",
+        "records",
+        "secs",
+        "rec/s",
+        "cpu s",
+        "rec/cpu-s",
+        "peak MiB",
+        "disk×",
+        "ok",
+        "target / note"
     );
     for r in rows {
         o.push_str(&format!(
-            "{:<14} {:>10} {:>8.2} {:>10.0} {:>8.1} {:>10.1} {:>6} {:<4}  {} {}\n",
+            "{:<14} {:>10} {:>8.2} {:>10.0} {:>8.1} {:>10.0} {:>10.1} {:>6} {:<4}  {} {}\n",
             r.stage,
             r.records,
             r.seconds,
             r.records_per_sec,
             r.cpu_seconds,
+            r.records as f64 / r.cpu_seconds.max(0.001),
             r.peak_rss_mib,
             r.disk_ratio
                 .map(|d| format!("{d:.2}"))
