@@ -149,9 +149,10 @@ pub struct RetryPolicy {
     pub connect_timeout: Duration,
     /// How often a window is restarted on AF20031 or a pagination loop.
     pub window_restarts: u32,
-    /// How often a window is restarted when a `NextPageUri` points at a foreign host
-    /// (nothing is sent there; a fresh listing usually pages on the API host).
-    pub foreign_restarts: u32,
+    /// How often, per window, a page is requested again because its `NextPageUri`
+    /// pointed at a foreign host (nothing is sent there; the same page asked again
+    /// usually pages on the API host). Then the window fails with `ForeignHost`.
+    pub foreign_retries: u32,
     /// Pages per window before the listing is declared a loop.
     pub max_pages: usize,
     /// Microsoft asks for 15 minutes between start requests: within this interval (on the
@@ -169,7 +170,7 @@ impl Default for RetryPolicy {
             request_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(15),
             window_restarts: 2,
-            foreign_restarts: 5,
+            foreign_retries: 30,
             max_pages: 100_000,
             min_start_interval: Duration::from_secs(15 * 60),
         }
@@ -533,14 +534,18 @@ impl ApiClient {
             content_id: None,
         };
         let mut restarts = 0;
-        let mut foreign_restarts = 0;
+        let mut foreign = 0;
         'window: loop {
             let mut url = first.clone();
             let mut seen_pages: HashSet<String> = HashSet::new();
             let mut seen_blobs: HashSet<String> = HashSet::new();
             let mut blobs = Vec::new();
+            let mut again = false;
             loop {
-                if !seen_pages.insert(url.clone()) || seen_pages.len() > self.inner.policy.max_pages
+                let repeat = std::mem::take(&mut again);
+                if !repeat
+                    && (!seen_pages.insert(url.clone())
+                        || seen_pages.len() > self.inner.policy.max_pages)
                 {
                     restarts += 1;
                     tracing::warn!(
@@ -601,19 +606,20 @@ impl ApiClient {
                             if !matches!(e, ApiError::ForeignHost { .. }) {
                                 return Err(e);
                             }
-                            foreign_restarts += 1;
+                            foreign += 1;
                             self.count_error("foreign_next_page");
                             tracing::warn!(
                                 content_type = ct.as_str(),
                                 window_start = %ctx.ws(),
-                                restarts = foreign_restarts,
+                                foreign,
                                 error = %e,
-                                "NextPageUri points at a foreign host: not followed; restarting the window"
+                                "NextPageUri points at a foreign host: not followed; asking for this page again"
                             );
-                            if foreign_restarts > self.inner.policy.foreign_restarts {
+                            if foreign > self.inner.policy.foreign_retries {
                                 return Err(e);
                             }
-                            continue 'window;
+                            again = true;
+                            continue;
                         }
                         url = next;
                     }
@@ -1296,7 +1302,7 @@ mod tests {
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             window_restarts: 2,
-            foreign_restarts: 5,
+            foreign_retries: 30,
             max_pages: 1000,
             min_start_interval: Duration::from_secs(15 * 60),
         }
@@ -1444,8 +1450,8 @@ mod tests {
         );
         assert_eq!(
             srv.api("/subscriptions/content").len(),
-            6,
-            "the first listing and five restarts, each stopping at the foreign next page"
+            31,
+            "the first page and 30 repeats, each stopping at the foreign next page"
         );
         // a contentUri elsewhere (another port, "localhost", another scheme) is never
         // followed: the content id is fetched from the API host instead
@@ -1481,11 +1487,11 @@ mod tests {
         let f = foreign.seen();
         assert!(f.iter().all(|s| s.auth.is_none()), "{f:?}");
         assert!(f.is_empty(), "the foreign host was contacted: {f:?}");
-        assert_eq!(c.stats().errors_by_code.get("foreign_next_page"), Some(&6));
+        assert_eq!(c.stats().errors_by_code.get("foreign_next_page"), Some(&31));
     }
 
     #[tokio::test]
-    async fn a_foreign_next_page_restarts_the_window_which_then_completes() {
+    async fn a_foreign_next_page_is_not_followed_and_the_page_asked_again() {
         let foreign = serve(Arc::new(|_: &Seen, _| reply(200, &[], "[]"))).await;
         let fbase = foreign.base.clone();
         let tokens = Arc::new(AtomicUsize::new(0));
@@ -1525,10 +1531,13 @@ mod tests {
                 t("2026-11-26T11:00:00Z"),
             )
             .await
-            .expect("listing after one restart");
+            .expect("listing after one repeat");
         let ids: Vec<_> = got.iter().map(|b| b.content_id.as_str()).collect();
         assert_eq!(ids, ["b1", "b2"]);
         assert!(foreign.seen().is_empty());
+        let pages = srv.api("/subscriptions/content");
+        assert_eq!(pages.len(), 3);
+        assert_eq!(pages[0].query, pages[1].query, "the first page asked again");
     }
 
     #[tokio::test]
