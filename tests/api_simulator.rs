@@ -30,7 +30,12 @@ fn options(faults: &[&str]) -> SimOptions {
 }
 
 fn client(sim: &Simulator) -> ApiClient {
+    client_with(sim, "v2")
+}
+
+fn client_with(sim: &Simulator, auth_version: &str) -> ApiClient {
     let text = serde_json::json!({"inputs": {"office365": {
+        "auth_version": auth_version,
         "credentials": {"client_id": sim.client_id, "client_secret": sim.client_secret,
                         "tenant_id": sim.tenant_id},
         "enabled": true, "id": "12345",
@@ -138,6 +143,20 @@ async fn run_to_truth(faults: &[&str], fault_percent: u32) -> (ApiClient, String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reaches_the_ground_truth_without_faults() {
     run_to_truth(&[], 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_tokens_work_too() {
+    let sim = Simulator::start(options(&[])).await.expect("simulator");
+    let c = client_with(&sim, "v1");
+    for (ct, r) in c.ensure_subscriptions(&ContentType::ALL).await {
+        r.unwrap_or_else(|e| panic!("{ct}: {e}"));
+    }
+    assert_eq!(c.auth_state().state, "ok");
+    assert_eq!(c.auth_state().tokens_issued, 1);
+    let report = control(&sim, "GET", "/__control/report", None).await;
+    assert!(misbehaviours(&report).is_empty(), "{report}");
+    sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1934,6 +1934,10 @@ mod tests {
             }
             if s.path.ends_with("/subscriptions/list") {
                 reply(400, &[], format!(r#"{{"error":{{"code":"StartSubscription [CorrId=1][TenantId={TENANT},ContentType=Audit.Exchange,ApplicationId=x,PublisherId=y][AppId","message":"x] failed. Exception: Microsoft.Office.Compliance.Audit.DataServiceException: Tenant {TENANT} does not exist.\r\n   at Microsoft.Office.Compliance.Audit.API.AzureManager.d__0.MoveNext()"}}}}"#))
+            } else if s.path.ends_with("/subscriptions/content")
+                && s.query.contains("Audit.SharePoint")
+            {
+                af(400, "AF20022", "No subscription found for the specified content type.")
             } else if s.path.ends_with("/subscriptions/content") {
                 af(400, "AF20055", "Start time and end time must both be specified (or both omitted) and must be less than or equal to 24 hours apart, with the start time prior to end time and start time no more than 7 days in the past.")
             } else if s.path.ends_with("/gone") {
@@ -1958,6 +1962,10 @@ mod tests {
         assert_eq!(
             c.list_window(ContentType::Exchange, a, b).await,
             Err(ApiError::BadWindow)
+        );
+        assert_eq!(
+            c.list_window(ContentType::SharePoint, a, b).await,
+            Err(ApiError::SubscriptionMissing)
         );
         let before = srv.seen().len();
         let long = t("2026-11-27T10:00:01Z");
