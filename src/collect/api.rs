@@ -999,7 +999,10 @@ impl ApiClient {
                 "AF20020 content type not valid: {}",
                 shorten(&message)
             )),
-            _ if lower.contains("does not exist") || lower.contains("dataserviceexception") => {
+            // The malformed 400 of a tenant without unified audit logging (no AF code).
+            _ if lower.contains("dataserviceexception")
+                || (status == 400 && lower.contains("does not exist")) =>
+            {
                 ApiError::AuditDisabled
             }
             _ if status == 404 => ApiError::NotFound,
