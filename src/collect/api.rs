@@ -7,9 +7,12 @@
 //!   URL-encoded.
 //! - `NextPageUri` (or `NextPageUrl`, any casing) is followed verbatim — never rebuilt, the
 //!   query names may be lower-cased — and only when its scheme, host and port equal the
-//!   configured API's; a blob's `contentUri` is pinned the same way. Anything else is
-//!   [`ApiError::ForeignHost`] and no request is made, so the bearer token is never sent to
-//!   another host (invariant 7). Redirects are never followed.
+//!   configured API's. A foreign next page is never contacted: the current page is asked
+//!   again (a bounded number of times per window), then the window fails with
+//!   [`ApiError::ForeignHost`]. A blob's `contentUri` is pinned the same way; a foreign one
+//!   is never contacted either — the blob is fetched by its `contentId` from the configured
+//!   API host. So the bearer token never leaves the API host (invariant 7) and nothing is
+//!   lost. Redirects are never followed.
 //! - Pagination is loop-guarded; AF20031 (stale `nextPage`) restarts the window a bounded
 //!   number of times.
 //! - Bounded concurrency (a semaphore of `max_concurrency`) and a per-tenant token-bucket
