@@ -20,6 +20,25 @@ pub const APP_TEAMS: &str = "1fec8e78-bce4-4aaf-ab1b-5451cc387264";
 pub const APP_OFFICEHOME: &str = "4765445b-32c6-49b0-83e6-1d93765276ca";
 pub const APP_BROKER: &str = "29d9ed98-a469-4536-ade2-f981bc1d605e";
 
+/// `YYYY-MM-DDTHH:MM:SS` (no zone), as records carry CreationTime; the same text as
+/// `model::format_record_time`, without chrono's format parser on the hot path.
+pub(crate) fn rec_time(t: DateTime<Utc>) -> String {
+    use chrono::{Datelike as _, Timelike as _};
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(19);
+    let _ = write!(
+        s,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    s
+}
+
 /// The common fields every record starts with, in Microsoft's order.
 pub(crate) struct Base<'a> {
     pub time: DateTime<Utc>,
@@ -38,7 +57,7 @@ pub(crate) struct Base<'a> {
 
 pub(crate) fn base(t: &Tenant, b: &Base) -> Obj {
     let mut o = Obj::new();
-    o.s("CreationTime", &format_record_time(b.time))
+    o.s("CreationTime", &rec_time(b.time))
         .s("Id", b.id)
         .s("Operation", b.op)
         .s("OrganizationId", &t.id);
@@ -1497,6 +1516,14 @@ pub(crate) fn background(
 mod tests {
     use super::*;
     use crate::model::RecordHeader;
+
+    #[test]
+    fn rec_time_matches_the_model() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-05-04T09:14:22.987Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(rec_time(t), format_record_time(t));
+    }
 
     #[test]
     fn background_records_parse_and_route_to_their_content_type() {

@@ -102,6 +102,9 @@ pub struct SimOptions {
     pub token_lifetime_secs: (i64, i64),
     /// Accept windows longer than 24 h (the documented "partial results" leniency).
     pub lenient_window: bool,
+    /// A per-PublisherIdentifier token bucket (requests per minute, real time); over it,
+    /// AF429 with 403. None = unlimited.
+    pub requests_per_minute: Option<u32>,
 }
 
 impl Default for SimOptions {
@@ -126,6 +129,7 @@ impl Default for SimOptions {
             blob_interval_secs: 600,
             token_lifetime_secs: (3599, 5399),
             lenient_window: false,
+            requests_per_minute: None,
         }
     }
 }
@@ -220,6 +224,8 @@ pub(crate) struct Sim {
     pub faults: Faults,
     pub report: Mutex<Report>,
     pub blob_cache: Mutex<std::collections::HashMap<String, Arc<Vec<Rec>>>>,
+    /// Token buckets per PublisherIdentifier ("shared" without one): (tokens, last refill).
+    pub buckets: Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
 }
 
 pub(crate) const CLOCK_SKEW_SECS: i64 = 20 * 60;
@@ -253,6 +259,26 @@ impl Sim {
             for ci in 0..5 {
                 d.disable(ci, now, true);
             }
+        }
+    }
+
+    /// Takes one request from the bucket of `publisher`; false when over the rate.
+    pub(crate) fn take_token(&self, publisher: Option<&str>) -> bool {
+        let Some(rpm) = self.opts.requests_per_minute else {
+            return true;
+        };
+        let cap = f64::from(rpm.max(1));
+        let key = publisher.unwrap_or("shared").to_ascii_lowercase();
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        let e = b.entry(key).or_insert((cap, now));
+        e.0 = (e.0 + now.duration_since(e.1).as_secs_f64() * cap / 60.0).min(cap);
+        e.1 = now;
+        if e.0 >= 1.0 {
+            e.0 -= 1.0;
+            true
+        } else {
+            false
         }
     }
 
@@ -459,6 +485,7 @@ impl Simulator {
             st: Mutex::new(Dyn::default()),
             report: Mutex::new(Report::default()),
             blob_cache: Mutex::new(Default::default()),
+            buckets: Mutex::new(Default::default()),
         });
         if initial.contains(&Fault::SubscriptionDisabled) {
             sim.set_fault(Fault::SubscriptionDisabled, true);
