@@ -354,6 +354,27 @@ impl Sim {
         v
     }
 
+    /// Counts the unique truth records per content type without rendering them.
+    pub(crate) fn count_truth(&self, now: DateTime<Utc>) -> [u64; 5] {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = [0u64; 5];
+        for (ci, n) in out.iter_mut().enumerate() {
+            for m in self.truth_blobs(ci, now) {
+                let keys: Vec<u128> = if m.k < 0 {
+                    self.blob_records(&m).iter().map(|r| r.0).collect()
+                } else {
+                    self.feed.keys(&m)
+                };
+                for k in keys {
+                    if seen.insert(k) {
+                        *n += 1;
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Calls `f` for every unique truth record at `now`, content types in order.
     pub(crate) fn for_each_truth(
         &self,
