@@ -1071,8 +1071,81 @@ const FILES: &[&str] = &[
     "Design.vsdx",
 ];
 
-/// One background record of content type `ct`, drawn by the seeded mix.
+/// One background record of content type `ct`, drawn by the seeded mix, with the rarer
+/// §4.6 quirks applied to a few: UserType/Version as strings, ExtendedProperties as one
+/// string, ModifiedProperties as a list of strings.
 pub(crate) fn background(
+    t: &Tenant,
+    r: &mut Rng,
+    ct: ContentType,
+    time: DateTime<Utc>,
+    id: &str,
+) -> String {
+    let mut s = background_inner(t, r, ct, time, id);
+    if r.chance(0.01) {
+        s = s
+            .replacen("\"UserType\":0,", "\"UserType\":\"0\",", 1)
+            .replacen("\"Version\":1,", "\"Version\":\"1\",", 1);
+    }
+    if ct == ContentType::AzureActiveDirectory && r.chance(0.01) {
+        s = stringify_field(&s, "ExtendedProperties");
+    }
+    if ct == ContentType::AzureActiveDirectory && s.contains("\"RecordType\":8,") && r.chance(0.05)
+    {
+        s = strings_list_field(&s, "ModifiedProperties");
+    }
+    s
+}
+
+/// Rewrites `"field":[...]` as `"field":"[...]"` (the array as one JSON string), keeping
+/// Microsoft's key order.
+fn stringify_field(s: &str, field: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(s) else {
+        return s.to_string();
+    };
+    let Some(x) = v.get(field) else {
+        return s.to_string();
+    };
+    let old = x.to_string();
+    s.replacen(
+        &format!("\"{field}\":{old}"),
+        &format!("\"{field}\":{}", js(&old)),
+        1,
+    )
+}
+
+/// Rewrites `"field":[{…},{…}]` as a list of strings (`["Name=NewValue"]`), as older
+/// records had.
+fn strings_list_field(s: &str, field: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(s) else {
+        return s.to_string();
+    };
+    let Some(arr) = v.get(field).and_then(|a| a.as_array()) else {
+        return s.to_string();
+    };
+    if arr.is_empty() {
+        return s.to_string();
+    }
+    let items: Vec<String> = arr
+        .iter()
+        .map(|m| {
+            format!(
+                "{}={}",
+                m["Name"].as_str().unwrap_or(""),
+                m["NewValue"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = items.iter().map(String::as_str).collect();
+    let old = serde_json::Value::Array(arr.clone()).to_string();
+    s.replacen(
+        &format!("\"{field}\":{old}"),
+        &format!("\"{field}\":{}", str_array(&refs)),
+        1,
+    )
+}
+
+fn background_inner(
     t: &Tenant,
     r: &mut Rng,
     ct: ContentType,
@@ -1545,5 +1618,19 @@ mod tests {
                 assert_eq!(h.organization_id, t.id);
             }
         }
+        let mut quirks = (0, 0, 0);
+        for _ in 0..5000 {
+            let id = r.guid();
+            let s = background(&t, &mut r, ContentType::AzureActiveDirectory, time, &id);
+            let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+            quirks.0 += usize::from(v["ExtendedProperties"].is_string());
+            quirks.1 += usize::from(
+                v["ModifiedProperties"]
+                    .as_array()
+                    .is_some_and(|a| a.first().is_some_and(|x| x.is_string())),
+            );
+            quirks.2 += usize::from(v["UserType"].is_string());
+        }
+        assert!(quirks.0 > 0 && quirks.1 > 0 && quirks.2 > 0, "{quirks:?}");
     }
 }
