@@ -1,7 +1,7 @@
 //! The record factory: builds audit records with the real shapes of management-api.md §4
 //! (Entra sign-ins, Exchange admin cmdlets and mailbox items, OME portal, SharePoint and
 //! OneDrive file and sharing operations, Teams, Security & Compliance, DLP) and the quirks of
-//! §4.6 (numbers as strings, Parameters as a string, ClientIP with ports/brackets/"<null>",
+//! §4.6 (numbers as strings, Parameters as a string, ClientIP with ports/brackets/`"<null>"`,
 //! CreationTime without zone). Background records are drawn from a seeded mix per content
 //! type; the planted attack stories (`stories.rs`) use the same builders with fixed values.
 //! Pure functions of their input; no clock, no I/O.

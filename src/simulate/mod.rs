@@ -23,6 +23,37 @@
 //! be bound) that the `foreign_next_page` / `foreign_content_uri` faults point at; any
 //! `Authorization` header arriving there is reported as `token_sent_to_foreign_host`.
 //!
+//! # Try it with curl
+//!
+//! ```text
+//! m365audit simulate --seed 7            # prints {"login_url":…,"api_url":…,"control_url":…,…}
+//! TOK=$(curl -s -X POST "$LOGIN/$TENANT/oauth2/v2.0/token" -d grant_type=client_credentials \
+//!        --data-urlencode client_id=$ID --data-urlencode client_secret=$SECRET \
+//!        --data-urlencode scope=https://manage.office.com/.default | jq -r .access_token)
+//! FEED=$API/api/v1.0/$TENANT/activity/feed
+//! curl -s -X POST -H "Authorization: Bearer $TOK" "$FEED/subscriptions/start?contentType=Audit.Exchange&PublisherIdentifier=$TENANT"
+//! curl -s -D- -H "Authorization: Bearer $TOK" "$FEED/subscriptions/content?contentType=Audit.Exchange&PublisherIdentifier=$TENANT"
+//! #   → a JSON array of blobs; the NextPageUri header (if any) is the next page, follow it verbatim
+//! curl -s -H "Authorization: Bearer $TOK" "<contentUri>?PublisherIdentifier=$TENANT"   # → the records
+//! curl -s $CONTROL/__control/truth/count ; curl -s $CONTROL/__control/report
+//! curl -s -X POST $CONTROL/__control/faults -d '{"on":["throttle_429","reset_mid_body"]}'
+//! ```
+//!
+//! Control plane: `GET /__control/truth[?content_type=CT]` (JSON lines), `GET
+//! /__control/truth/count`, `GET /__control/report`, `POST /__control/advance?seconds=N`,
+//! `GET|POST /__control/faults` (`{"on":[..],"off":[..]}`), `POST
+//! /__control/inject[?content_type=CT]` (JSON lines → new blobs, listed now), `POST
+//! /__control/freeze`, `POST /__control/unfreeze`, `GET /__control/clock`, `GET
+//! /__control/info` (the other apps — one without admin consent, one without ReadDlp —, the
+//! other tenant, the foreign host), `GET /__control/stories`.
+//!
+//! Faults ([`Fault`]): transient `throttle_403`, `throttle_429`, `throttle_retry_after`,
+//! `internal_500`, `unavailable_503`, `timeout_408`, `reset_mid_body`, `truncated_body`,
+//! `non_json_body` (a seeded `fault_percent` of API requests, never the same request more
+//! than twice running); per-response `foreign_next_page`, `foreign_content_uri` (same
+//! fraction of pages / content objects); switches `subscription_disabled`, `audit_off`,
+//! `secret_expired`, `clock_skew` (server clock +20 min), `lowercase_next_page`.
+//!
 //! # Ground truth
 //!
 //! `truth` is every unique record (by Id, first copy) of every blob that is listable now:
