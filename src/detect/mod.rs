@@ -11,6 +11,7 @@
 pub mod command;
 mod engine;
 pub mod group;
+pub mod measure;
 mod meta;
 pub mod monitor;
 pub mod report;

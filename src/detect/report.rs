@@ -42,23 +42,37 @@ struct Acc {
     events: Vec<(Value, DateTime<Utc>, Value)>,
 }
 
-/// Collects hits record by record and groups them at the end.
+/// Collects hits record by record and groups them at the end. Candidate records are
+/// buffered and evaluated in batches on every core (the detections are shared read-only;
+/// each thread parses its own records).
 pub struct Grouper<'a> {
     detections: &'a Detections,
     acc: BTreeMap<String, Acc>,
     records: u64,
     candidates: u64,
     errors: BTreeMap<String, (u64, String)>,
+    batch: Vec<(RecordHeader, Vec<u8>)>,
+    threads: usize,
 }
+
+const BATCH: usize = 4096;
+
+/// The hits and errors of one record, at its CreationTime.
+type Evaluated = (Vec<Hit>, Vec<RunError>, DateTime<Utc>);
 
 impl<'a> Grouper<'a> {
     pub fn new(detections: &'a Detections) -> Grouper<'a> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
         Grouper {
             detections,
             acc: BTreeMap::new(),
             records: 0,
             candidates: 0,
             errors: BTreeMap::new(),
+            batch: Vec::new(),
+            threads,
         }
     }
 
@@ -70,9 +84,59 @@ impl<'a> Grouper<'a> {
             return;
         }
         self.candidates += 1;
-        let (hits, errors) = self.detections.run_bytes(header, raw);
-        self.add_hits(&hits, header.creation_time);
-        self.add_errors(errors);
+        if self.threads == 1 {
+            let (hits, errors) = self.detections.run_bytes(header, raw);
+            self.add_hits(&hits, header.creation_time);
+            self.add_errors(errors);
+            return;
+        }
+        self.batch.push((header.clone(), raw.to_vec()));
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    /// Evaluates the buffered candidates, one slice per thread; results are merged in
+    /// record order, so the outcome does not depend on the number of threads.
+    fn flush(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        if batch.is_empty() {
+            return;
+        }
+        let per = batch.len().div_ceil(self.threads);
+        let detections = self.detections;
+        let results: Vec<Vec<Evaluated>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .chunks(per)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|(h, raw)| {
+                                let (hits, errs) = detections.run_bytes(h, raw);
+                                (hits, errs, h.creation_time)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        let e = RunError {
+                            detection: "*".into(),
+                            message: "a detection thread panicked".into(),
+                        };
+                        vec![(Vec::new(), vec![e], Utc::now())]
+                    })
+                })
+                .collect()
+        });
+        for (hits, errors, time) in results.into_iter().flatten() {
+            self.add_hits(&hits, time);
+            self.add_errors(errors);
+        }
     }
 
     /// Adds hits computed elsewhere (e.g. stored at ingestion) at their record's time.
@@ -101,7 +165,8 @@ impl<'a> Grouper<'a> {
     }
 
     /// The grouped results of every loaded detection (also those without hits), in id order.
-    pub fn finish(self) -> Report {
+    pub fn finish(mut self) -> Report {
+        self.flush();
         let mut acc = self.acc;
         let detections = self
             .detections
