@@ -575,10 +575,18 @@ async fn process_blob(
     Ok(())
 }
 
-/// The detections run on every stored record (by `collect` and `import`).
-// TODO(detect, issue #4): load the embedded queries with these vars once `detect` has them.
-pub fn load_detections(_vars: crate::detect::Vars) -> Arc<crate::detect::Detections> {
-    Arc::new(crate::detect::Detections::empty())
+/// The detections run on every stored record (by `collect` and `import`): the embedded
+/// queries, or those of `M365AUDIT_QUERIES`; a query that does not load is logged and left
+/// out (the others run).
+pub fn load_detections(vars: crate::detect::Vars) -> Arc<crate::detect::Detections> {
+    let d = crate::detect::Detections::load_default(vars).unwrap_or_else(|e| {
+        tracing::error!("detections not loaded: {e:#}");
+        crate::detect::Detections::empty()
+    });
+    for e in d.errors() {
+        tracing::warn!("detection not loaded: {e}");
+    }
+    Arc::new(d)
 }
 
 /// Installs the stderr tracing subscriber (`M365AUDIT_LOG`, default `info`) unless one
