@@ -77,8 +77,9 @@ pub fn measure(raws: &[String], jq_sample: usize, tmp: &Path) -> anyhow::Result<
     Ok(m)
 }
 
-/// Wall time of the real jq running every embedded detection file over `sample`.
-fn time_real_jq(sample: &[String], tmp: &Path) -> anyhow::Result<Option<f64>> {
+/// Wall time of the real jq running every embedded detection file over `sample` (None when
+/// jq is not installed).
+pub fn time_real_jq(sample: &[String], tmp: &Path) -> anyhow::Result<Option<f64>> {
     if Command::new("jq")
         .arg("--version")
         .stdout(Stdio::null())
