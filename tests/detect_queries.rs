@@ -90,7 +90,11 @@ fn every_test_file_belongs_to_a_query() {
     for e in std::fs::read_dir(queries_dir().join("tests")).unwrap() {
         let p = e.unwrap().path();
         let stem = p.file_stem().unwrap().to_string_lossy().to_string();
-        assert!(p.extension().is_some_and(|x| x == "jsonl"), "unexpected file {}", p.display());
+        assert!(
+            p.extension().is_some_and(|x| x == "jsonl"),
+            "unexpected file {}",
+            p.display()
+        );
         assert!(ids.contains(&stem), "{} tests no query", p.display());
     }
 }
