@@ -17,6 +17,8 @@ pub struct DetectionResult {
     pub id: String,
     pub title: String,
     pub severity: String,
+    /// The fields of each group's key, in the header's order.
+    pub group_by: Vec<String>,
     /// Hits in the groups shown (for a threshold rule: hits inside bursts).
     pub hits: u64,
     /// Every record the filter matched (equals `hits` without a threshold).
@@ -216,6 +218,7 @@ fn result(m: &Meta, acc: Acc) -> DetectionResult {
         id: m.id.clone(),
         title: m.title.clone(),
         severity: m.severity.to_string(),
+        group_by: m.group_by.clone(),
         hits: groups.iter().map(|g| g.count).sum(),
         matched,
         threshold,
@@ -223,16 +226,23 @@ fn result(m: &Meta, acc: Acc) -> DetectionResult {
     }
 }
 
-fn key_text(key: &Value) -> String {
+fn key_text(key: &Value, order: &[String]) -> String {
     match key.as_object() {
-        Some(o) if !o.is_empty() => o
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}={s}"),
-                other => format!("{k}={other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(o) if !o.is_empty() => {
+            let mut names: Vec<&String> = order
+                .iter()
+                .filter(|k| o.contains_key(k.as_str()))
+                .collect();
+            names.extend(o.keys().filter(|k| !order.contains(k)));
+            names
+                .into_iter()
+                .map(|k| match &o[k.as_str()] {
+                    Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
         _ => "(all)".to_string(),
     }
 }
@@ -286,7 +296,7 @@ impl Report {
                     g.count,
                     time_text(g.first_seen),
                     time_text(g.last_seen),
-                    key_text(&g.key)
+                    key_text(&g.key, &d.group_by)
                 ));
             }
         }
