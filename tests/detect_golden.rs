@@ -325,6 +325,9 @@ fn practice_tenant_stories_are_found_and_near_misses_are_not() {
         );
     }
 
+    // the real jq agrees with jaq (and its prefilter) on every record of the history
+    jq_agrees_on_every_record(&truth, dir.path());
+
     // golden: the detections part of the report (the monitor depends on the wall clock)
     let golden =
         serde_json::to_string_pretty(&serde_json::json!({"detections": report["detections"]}))
@@ -344,6 +347,80 @@ fn practice_tenant_stories_are_found_and_near_misses_are_not() {
             want == golden,
             "detect output differs from {}; inspect and regenerate with M365AUDIT_UPDATE_GOLDEN=1",
             path.display()
+        );
+    }
+}
+
+fn jq_available() -> bool {
+    let found = Command::new("jq")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        if std::env::var("M365AUDIT_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+            panic!("jq is not installed and M365AUDIT_REQUIRE_EXTERNAL=1");
+        }
+        eprintln!("NOTICE: jq is not installed; skipping the jq/jaq comparison on the history");
+    }
+    found
+}
+
+/// For every detection: the real jq over all records (no prefilter) prints exactly the
+/// outputs jaq gives record by record behind the prefilter.
+fn jq_agrees_on_every_record(truth: &str, tmp: &Path) {
+    use m365audit::detect::{Detections, Vars};
+    use m365audit::model::RecordHeader;
+    if !jq_available() {
+        return;
+    }
+    let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+    let d = Detections::load_dir(&queries, Vars::default()).unwrap();
+    let records: Vec<(RecordHeader, Value)> = truth
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (RecordHeader::from_value(&v).unwrap(), v)
+        })
+        .collect();
+    let mut jaq: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (h, v) in &records {
+        let (hits, errors) = d.run(h, v);
+        assert!(errors.is_empty(), "{errors:?}");
+        for hit in hits {
+            jaq.entry(hit.detection).or_default().push(hit.details);
+        }
+    }
+    let input = tmp.join("truth-for-jq.jsonl");
+    std::fs::write(&input, truth).unwrap();
+    for m in d.metas() {
+        let out = Command::new("jq")
+            .args(["-c", "-L"])
+            .arg(queries.join("lib"))
+            .args(["--arg", "collector_id", "", "--arg", "tenant_id", "", "-f"])
+            .arg(queries.join(format!("{}.jq", m.id)))
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "jq failed on {}: {}",
+            m.id,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let jq: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let mine = jaq.remove(&m.id).unwrap_or_default();
+        assert!(
+            jq == mine,
+            "{}: jq printed {} values, jaq {}",
+            m.id,
+            jq.len(),
+            mine.len()
         );
     }
 }
