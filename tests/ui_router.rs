@@ -4,7 +4,6 @@
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
-use chrono::{DateTime, TimeZone, Utc};
 mod support;
 
 use m365audit::ui::{self, AccessToken, AppState};
