@@ -159,15 +159,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo { .. } => not_yet("demo", 5),
         Command::Run { .. } => not_yet("run", 5),
-        Command::Collect { .. } => not_yet("collect", 3),
+        Command::Collect { config, data, once } => crate::collect::command(&config, &data, once),
         Command::Serve { .. } => not_yet("serve", 5),
         Command::Simulate(_) => not_yet("simulate", 2),
         Command::Check { .. } => not_yet("check", 3),
-        Command::Stats { .. } => not_yet("stats", 3),
+        Command::Stats { data, json } => crate::store::stats_command(&data, json),
         Command::Detect { .. } => not_yet("detect", 4),
         Command::Query { .. } => not_yet("query", 4),
-        Command::Search { .. } => not_yet("search", 3),
-        Command::Import { .. } => not_yet("import", 3),
-        Command::Bench { .. } => not_yet("bench", 3),
+        Command::Search {
+            data,
+            limit,
+            json,
+            query,
+        } => crate::store::search_command(&data, &query, limit, json),
+        Command::Import { data, files } => crate::import::command(&data, &files),
+        Command::Bench { records, json } => crate::bench::command(records, json),
     }
 }
