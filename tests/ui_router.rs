@@ -323,7 +323,7 @@ async fn status_page_shows_streams_ledger_and_credentials() {
         "Loss ledger",
         "blob expired before fetch",
         "token valid until 11:00 UTC",
-        "(in 30 days)",
+        "in 30 days",
         "broken.jq: 1:5",
         "forwarding off",
         "7 duplicates dropped",

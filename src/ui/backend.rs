@@ -231,7 +231,8 @@ pub struct Status {
     pub gaps: Vec<GapRow>,
     /// e.g. "token valid until 12:00 UTC" or "no token yet" — never the token.
     pub token_state: String,
-    pub secret_expires: Option<DateTime<Utc>>,
+    /// Days until the client secret expires (negative once expired), when configured.
+    pub secret_expires_in_days: Option<i64>,
     pub detection_errors: Vec<String>,
     pub outbox_depth: Option<u64>,
     pub index_lag: Option<u64>,

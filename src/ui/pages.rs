@@ -929,7 +929,6 @@ struct StatusPage {
     streams: Vec<StreamRow>,
     gaps: Vec<GapView>,
     token_state: String,
-    secret_expires: String,
     secret_days: String,
     detection_errors: Vec<String>,
     outbox_depth: String,
@@ -938,7 +937,6 @@ struct StatusPage {
 
 pub async fn status(State(st): State<AppState>) -> Page {
     let s = read(&st, |b| b.status()).await?;
-    let now = Utc::now();
     render(StatusPage {
         title: "Status".into(),
         collector_id: s.collector_id,
@@ -976,11 +974,11 @@ pub async fn status(State(st): State<AppState>) -> Page {
             })
             .collect(),
         token_state: s.token_state,
-        secret_expires: fmt_opt_time(s.secret_expires),
-        secret_days: s
-            .secret_expires
-            .map(|t| format!("{}", (t - now).num_days()))
-            .unwrap_or_default(),
+        secret_days: match s.secret_expires_in_days {
+            None => "not configured (set client_secret_expires)".into(),
+            Some(d) if d < 0 => format!("expired {} days ago", -d),
+            Some(d) => format!("in {d} days"),
+        },
         detection_errors: s.detection_errors,
         outbox_depth: s
             .outbox_depth

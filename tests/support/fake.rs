@@ -252,9 +252,7 @@ impl Backend for Fake {
                 at: Some(t(3)),
             }],
             token_state: "token valid until 11:00 UTC".into(),
-            secret_expires: Some(
-                Utc::now() + chrono::Duration::days(30) + chrono::Duration::hours(1),
-            ),
+            secret_expires_in_days: Some(30),
             detection_errors: vec![format!(
                 "broken.jq: 1:5 unexpected token {EVIL}",
                 EVIL = self.evil
