@@ -4,7 +4,7 @@
 # operations: Add-MailboxPermission, Add-RecipientPermission, Set-Mailbox, New-ManagementRoleAssignment, Add-MailboxFolderPermission
 # group_by: UserId, mailbox, grantee
 # mitre: T1098.002
-# description: FullAccess, SendAs, SendOnBehalf, folder permissions on another mailbox and
+# description: FullAccess, SendAs, SendOnBehalf, Owner/Editor folder permissions and
 #   new management role assignments, by a person (system accounts are left out).
 include "m365";
 select((.UserId | devo_has("NT AUTHORITY")) | not)
@@ -14,7 +14,7 @@ select((.UserId | devo_has("NT AUTHORITY")) | not)
     or .Operation == "Add-RecipientPermission"
     or (.Operation == "Set-Mailbox" and $p.GrantSendOnBehalfTo != null)
     or .Operation == "New-ManagementRoleAssignment"
-    or (.Operation == "Add-MailboxFolderPermission" and (($p.AccessRights // "") | ci_any(["owner", "editor", "reviewer", "fullaccess"]))))
+    or (.Operation == "Add-MailboxFolderPermission" and (($p.AccessRights // "") | ci_any(["owner", "editor", "fullaccess"]))))
 | {
     Operation,
     UserId,

@@ -16,5 +16,5 @@ select(.Workload == "SecurityComplianceCenter" and (.Operation == "AlertTriggere
     Severity: (.Severity // null),
     Category: (.Category // null),
     AlertId: (.AlertId // null),
-    user: ($d.f3u // $d.upn // null)
+    user: (.AlertEntityId // $d.f3u // $d.eid // null)
   }

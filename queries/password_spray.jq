@@ -3,13 +3,16 @@
 # severity: high
 # operations: UserLoginFailed
 # group_by: ip
-# threshold: 20
+# threshold: 10
 # window: 60m
+# distinct: UserId
 # mitre: T1110.003
-# description: 20 or more UserLoginFailed from one client address within 60 minutes,
-#   whichever accounts they target.
+# description: Failed sign-ins for 10 or more different accounts from one client address
+#   within 60 minutes. "Not Available" identities (unknown users) are left out, as in
+#   Elastic's rules.
 include "m365";
 select(.Operation == "UserLoginFailed")
+| select((.UserId | str_or_null) != null and (.UserId | ascii_downcase) != "not available")
 | actor_ip as $ip
 | select($ip != null)
 | {ip: $ip, UserId, LogonError: (.LogonError // null)}

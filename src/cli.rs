@@ -161,15 +161,53 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run { .. } => not_yet("run", 5),
         Command::Collect { config, data, once } => crate::collect::command(&config, &data, once),
         Command::Serve { .. } => not_yet("serve", 5),
-        Command::Simulate(_) => not_yet("simulate", 2),
+        Command::Simulate(args) => crate::simulate::run_cli(&args),
         Command::Check { config } => {
             let cfg = crate::config::load(&config)?;
             print!("{}", cfg.summary());
+            let vars = crate::detect::Vars {
+                collector_id: cfg.office365.collector_id.clone(),
+                tenant_id: cfg.office365.tenant_id.clone(),
+            };
+            print!("{}", crate::detect::check_command(vars)?);
             Ok(())
         }
         Command::Stats { data, json } => crate::store::stats_command(&data, json),
-        Command::Detect { .. } => not_yet("detect", 4),
-        Command::Query { .. } => not_yet("query", 4),
+        Command::Detect {
+            data,
+            detection,
+            format,
+        } => {
+            let store = crate::store::Store::open_read_only(&data)?;
+            crate::detect::command::detect_command(
+                crate::detect::Vars::default(),
+                detection.as_deref(),
+                &format,
+                &mut |f| {
+                    store.for_each_record(crate::model::TABLE_ALL, 0, |r| {
+                        Ok(f(&crate::detect::command::SourceRecord {
+                            header: &r.header,
+                            raw: r.raw.as_bytes(),
+                            content_type: r.content_type,
+                            ingested_at: r.ingested_at,
+                        }))
+                    })
+                },
+            )
+        }
+        Command::Query { data, table, jq } => {
+            let store = crate::store::Store::open_read_only(&data)?;
+            crate::detect::command::query_command(crate::detect::Vars::default(), &jq, &mut |f| {
+                store.for_each_record(&table, 0, |r| {
+                    Ok(f(&crate::detect::command::SourceRecord {
+                        header: &r.header,
+                        raw: r.raw.as_bytes(),
+                        content_type: r.content_type,
+                        ingested_at: r.ingested_at,
+                    }))
+                })
+            })
+        }
         Command::Search {
             data,
             limit,

@@ -149,6 +149,9 @@ pub struct RetryPolicy {
     pub connect_timeout: Duration,
     /// How often a window is restarted on AF20031 or a pagination loop.
     pub window_restarts: u32,
+    /// How often a window is restarted when a `NextPageUri` points at a foreign host
+    /// (nothing is sent there; a fresh listing usually pages on the API host).
+    pub foreign_restarts: u32,
     /// Pages per window before the listing is declared a loop.
     pub max_pages: usize,
     /// Microsoft asks for 15 minutes between start requests: within this interval (on the
@@ -166,6 +169,7 @@ impl Default for RetryPolicy {
             request_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(15),
             window_restarts: 2,
+            foreign_restarts: 5,
             max_pages: 100_000,
             min_start_interval: Duration::from_secs(15 * 60),
         }
@@ -529,6 +533,7 @@ impl ApiClient {
             content_id: None,
         };
         let mut restarts = 0;
+        let mut foreign_restarts = 0;
         'window: loop {
             let mut url = first.clone();
             let mut seen_pages: HashSet<String> = HashSet::new();
@@ -590,9 +595,26 @@ impl ApiClient {
                         return Ok(blobs);
                     }
                     Some(next) => {
-                        // Checked here (not only in `call`) so a foreign next page fails
-                        // the window even if it would repeat an earlier URL.
-                        self.pinned(&next)?;
+                        // Checked here (not only in `call`) so a foreign next page is
+                        // caught even if it would repeat an earlier URL.
+                        if let Err(e) = self.pinned(&next) {
+                            if !matches!(e, ApiError::ForeignHost { .. }) {
+                                return Err(e);
+                            }
+                            foreign_restarts += 1;
+                            self.count_error("foreign_next_page");
+                            tracing::warn!(
+                                content_type = ct.as_str(),
+                                window_start = %ctx.ws(),
+                                restarts = foreign_restarts,
+                                error = %e,
+                                "NextPageUri points at a foreign host: not followed; restarting the window"
+                            );
+                            if foreign_restarts > self.inner.policy.foreign_restarts {
+                                return Err(e);
+                            }
+                            continue 'window;
+                        }
                         url = next;
                     }
                 }
@@ -602,7 +624,10 @@ impl ApiClient {
 
     /// The records of one blob: the raw body, verified to be a complete JSON array.
     /// Retries inside; an expired blob (by `contentExpiration` against [`Self::server_now`])
-    /// is [`ApiError::Expired`] without a request.
+    /// is [`ApiError::Expired`] without a request. A `contentUri` on a foreign host is never
+    /// followed: the blob is fetched by its `contentId` from the configured API host
+    /// instead (`…/activity/feed/audit/{contentId}`, the documented form), so nothing is
+    /// lost and no token leaves the API host.
     pub async fn fetch_blob(&self, blob: &BlobRef) -> Result<Bytes, ApiError> {
         if let Some(exp) = parse_time(&blob.content_expiration)
             && exp <= self.server_now()
@@ -615,11 +640,37 @@ impl ApiClient {
             window_start: None,
             content_id: Some(&blob.content_id),
         };
+        let uri = match self.pinned(&blob.content_uri) {
+            Err(ApiError::ForeignHost { url_host }) => {
+                self.count_error("foreign_content_uri");
+                tracing::warn!(
+                    content_type = ctx.ct(),
+                    content_id = %blob.content_id,
+                    foreign_host = %url_host,
+                    "contentUri points at a foreign host: not followed; fetching the content id from the API host"
+                );
+                self.own_content_uri(&blob.content_id)
+                    .ok_or(ApiError::ForeignHost { url_host })?
+            }
+            Err(e) => return Err(e),
+            Ok(_) => blob.content_uri.clone(),
+        };
         let resp = self
-            .call(Method::GET, &blob.content_uri, ctx, check_blob)
+            .call(Method::GET, &uri, ctx, check_blob)
             .await
             .map_err(|f| f.err)?;
         Ok(resp.body)
+    }
+
+    /// `{api}/api/v1.0/{tenant}/activity/feed/audit/{contentId}` (the id as one path
+    /// segment, so it cannot climb out of the feed).
+    fn own_content_uri(&self, content_id: &str) -> Option<String> {
+        if content_id.is_empty() || content_id == "." || content_id == ".." {
+            return None;
+        }
+        let mut u = self.inner.feed_url.clone();
+        u.path_segments_mut().ok()?.push("audit").push(content_id);
+        Some(u.to_string())
     }
 
     /// Checks a URL against the pin and adds `PublisherIdentifier` if it has none. The rest
@@ -1245,6 +1296,7 @@ mod tests {
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             window_restarts: 2,
+            foreign_restarts: 5,
             max_pages: 1000,
             min_start_interval: Duration::from_secs(15 * 60),
         }
@@ -1368,6 +1420,9 @@ mod tests {
             if let Some(r) = token_reply(s, &tk) {
                 return r;
             }
+            if s.path.contains("/audit/") {
+                return reply(200, &[], r#"[{"Id":"r1"}]"#);
+            }
             let next = format!("{fbase}{}/subscriptions/content?nextPage=evil", feed());
             reply(200, &[("NextPageUri", &next)], "[]")
         }))
@@ -1387,23 +1442,93 @@ mod tests {
                 url_host: foreign.addr.to_string()
             }
         );
-        // a blob whose contentUri points elsewhere — also "localhost" for our own port
+        assert_eq!(
+            srv.api("/subscriptions/content").len(),
+            6,
+            "the first listing and five restarts, each stopping at the foreign next page"
+        );
+        // a contentUri elsewhere (another port, "localhost", another scheme) is never
+        // followed: the content id is fetched from the API host instead
         let mut b: BlobRef = serde_json::from_value(blob("b1", &foreign.base)).expect("blob");
-        let err = c.fetch_blob(&b).await.expect_err("foreign");
-        assert!(matches!(err, ApiError::ForeignHost { .. }) && err.is_terminal_for_blob());
-        b.content_uri = format!("http://localhost:{}/x", srv.addr.port());
+        for uri in [
+            format!("{}/x/audit/b1", foreign.base),
+            format!("http://localhost:{}/x", srv.addr.port()),
+            format!("https://{}/x", srv.addr),
+        ] {
+            b.content_uri = uri;
+            assert_eq!(
+                &c.fetch_blob(&b).await.expect("fetched by id")[..],
+                br#"[{"Id":"r1"}]"#
+            );
+        }
+        let own = srv.api("/audit/");
+        assert_eq!(own.len(), 3);
+        assert!(own.iter().all(|s| s.path == format!("{}/audit/b1", feed())));
+        // a content id that could climb out of the feed is not fetched at all
+        b.content_id = "..".into();
         assert!(matches!(
             c.fetch_blob(&b).await,
             Err(ApiError::ForeignHost { .. })
         ));
-        b.content_uri = format!("https://{}/x", srv.addr);
-        assert!(matches!(
-            c.fetch_blob(&b).await,
-            Err(ApiError::ForeignHost { .. })
-        ));
+        b.content_id = "../../../x?y#z".into();
+        let _ = c.fetch_blob(&b).await;
+        let last = srv.api("/audit/").pop().expect("request");
+        assert!(
+            last.path.ends_with("/audit/..%2F..%2F..%2Fx%3Fy%23z"),
+            "{}",
+            last.path
+        );
         let f = foreign.seen();
         assert!(f.iter().all(|s| s.auth.is_none()), "{f:?}");
         assert!(f.is_empty(), "the foreign host was contacted: {f:?}");
+        assert_eq!(c.stats().errors_by_code.get("foreign_next_page"), Some(&6));
+    }
+
+    #[tokio::test]
+    async fn a_foreign_next_page_restarts_the_window_which_then_completes() {
+        let foreign = serve(Arc::new(|_: &Seen, _| reply(200, &[], "[]"))).await;
+        let fbase = foreign.base.clone();
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let firsts = Arc::new(AtomicUsize::new(0));
+        let fi = firsts.clone();
+        let base = Arc::new(Mutex::new(String::new()));
+        let b2 = base.clone();
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            if let Some(r) = token_reply(s, &tk) {
+                return r;
+            }
+            let base = lock(&b2).clone();
+            if s.query.contains("nextPage=2") {
+                return reply(200, &[], serde_json::json!([blob("b2", &base)]).to_string());
+            }
+            // the first listing pages to a foreign host, later ones to the API host
+            let host = if fi.fetch_add(1, Ordering::SeqCst) == 0 {
+                fbase.clone()
+            } else {
+                base.clone()
+            };
+            let next = format!("{host}{}/subscriptions/content?nextPage=2", feed());
+            reply(
+                200,
+                &[("NextPageUri", &next)],
+                serde_json::json!([blob("b1", &base)]).to_string(),
+            )
+        }))
+        .await;
+        *lock(&base) = srv.base.clone();
+        let c = client(&srv, "");
+        let got = c
+            .list_window(
+                ContentType::Exchange,
+                t("2026-11-26T10:00:00Z"),
+                t("2026-11-26T11:00:00Z"),
+            )
+            .await
+            .expect("listing after one restart");
+        let ids: Vec<_> = got.iter().map(|b| b.content_id.as_str()).collect();
+        assert_eq!(ids, ["b1", "b2"]);
+        assert!(foreign.seen().is_empty());
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use super::meta::Threshold;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One row of a detection's grouped result (Devo's `group by` table plus the counts).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -82,38 +82,62 @@ pub fn group_hits(events: impl IntoIterator<Item = (Value, DateTime<Utc>)>) -> V
 
 /// Threshold rule over (key, CreationTime) events: for each key, the bursts in which at
 /// least `t.count` events fall within `t.window_secs` of each other. Every event that lies in
-/// such a window belongs to the burst; overlapping or touching windows merge into one group.
+/// such a window belongs to the burst; windows that share an event merge into one group.
 /// Events may come in any order; groups come out by first_seen, then key.
 pub fn threshold_groups(
     events: impl IntoIterator<Item = (Value, DateTime<Utc>)>,
     t: Threshold,
 ) -> Vec<Group> {
-    let mut by_key: BTreeMap<String, (Value, Vec<DateTime<Utc>>)> = BTreeMap::new();
-    for (key, time) in events {
+    let events = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, (k, time))| (k, time, Value::from(i)));
+    threshold_groups_distinct(events, t)
+}
+
+/// An event time with its distinct value (as JSON text).
+type TimedValue = (DateTime<Utc>, String);
+
+/// Like [`threshold_groups`], but a window qualifies when it holds at least `t.count`
+/// *distinct* values (the third element: e.g. the UserIds one address tried, for a
+/// password spray). Counts in the groups are still numbers of events.
+pub fn threshold_groups_distinct(
+    events: impl IntoIterator<Item = (Value, DateTime<Utc>, Value)>,
+    t: Threshold,
+) -> Vec<Group> {
+    let mut by_key: BTreeMap<String, (Value, Vec<TimedValue>)> = BTreeMap::new();
+    for (key, time, distinct) in events {
         by_key
             .entry(key_text(&key))
             .or_insert_with(|| (key, Vec::new()))
             .1
-            .push(time);
+            .push((time, distinct.to_string()));
     }
     let need = usize::try_from(t.count.max(1)).unwrap_or(usize::MAX);
     let window = chrono::Duration::seconds(t.window_secs);
     let mut groups = Vec::new();
-    for (_, (key, mut times)) in by_key {
-        times.sort();
-        // every window [times[s], times[s] + window] holding >= need events, as index
+    for (_, (key, mut ev)) in by_key {
+        ev.sort();
+        // every window [ev[s], ev[s] + window] holding >= need distinct values, as index
         // ranges s..end; ranges that share an event merge into one burst
         let mut bursts: Vec<(usize, usize)> = Vec::new();
+        let mut in_window: HashMap<&str, usize> = HashMap::new();
         let mut end = 0;
-        for s in 0..times.len() {
-            end = end.max(s);
-            while end < times.len() && times[end] - times[s] <= window {
+        for s in 0..ev.len() {
+            while end < ev.len() && ev[end].0 - ev[s].0 <= window {
+                *in_window.entry(ev[end].1.as_str()).or_default() += 1;
                 end += 1;
             }
-            if end - s >= need {
+            if in_window.len() >= need {
                 match bursts.last_mut() {
                     Some(last) if s < last.1 => last.1 = last.1.max(end),
                     _ => bursts.push((s, end)),
+                }
+            }
+            if let Some(c) = in_window.get_mut(ev[s].1.as_str()) {
+                *c -= 1;
+                if *c == 0 {
+                    in_window.remove(ev[s].1.as_str());
                 }
             }
         }
@@ -121,8 +145,8 @@ pub fn threshold_groups(
             groups.push(Group {
                 key: key.clone(),
                 count: (e - s) as u64,
-                first_seen: times[s],
-                last_seen: times[e - 1],
+                first_seen: ev[s].0,
+                last_seen: ev[e - 1].0,
             });
         }
     }
@@ -221,6 +245,32 @@ mod tests {
             (json!({"u": "a"}), at(2)),
         ];
         assert!(threshold_groups(mixed, t).is_empty());
+    }
+
+    #[test]
+    fn distinct_threshold_counts_values_not_events() {
+        let t = Threshold {
+            count: 3,
+            window_secs: 600,
+        };
+        // one address, the same user 10 times: not a spray
+        let same: Vec<_> = (0..10)
+            .map(|i| (json!({"ip": "x"}), at(i), json!("a")))
+            .collect();
+        assert!(threshold_groups_distinct(same, t).is_empty());
+        // three users within 10 minutes: a spray of 4 events
+        let users = ["a", "b", "a", "c"];
+        let ev: Vec<_> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (json!({"ip": "x"}), at(i as i64), json!(u)))
+            .collect();
+        let g = threshold_groups_distinct(ev, t);
+        assert_eq!(g.len(), 1);
+        assert_eq!(
+            (g[0].count, g[0].first_seen, g[0].last_seen),
+            (4, at(0), at(3))
+        );
     }
 
     #[test]

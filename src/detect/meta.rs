@@ -87,6 +87,9 @@ pub struct Meta {
     /// Exact Operation values (or `*` globs) the filter can fire on; empty = any.
     pub operations: Vec<String>,
     pub threshold: Option<Threshold>,
+    /// With a threshold: count distinct values of this field (of the hit, else the record)
+    /// instead of hits.
+    pub distinct: Option<String>,
     pub seed: Option<Seed>,
     pub mitre: Vec<String>,
     pub description: String,
@@ -102,6 +105,7 @@ const KEYS: &[&str] = &[
     "operations",
     "threshold",
     "window",
+    "distinct",
     "seed",
     "mitre",
     "description",
@@ -246,6 +250,13 @@ pub(crate) fn parse_header(id: &str, file: &str, code: &str) -> Result<Meta, Loa
             return Err(err(l, 1, "threshold and window go together".into()));
         }
     };
+    let distinct = match get("distinct") {
+        None => None,
+        Some((_, l)) if threshold.is_none() => {
+            return Err(err(l, 1, "distinct needs threshold and window".into()));
+        }
+        Some((v, _)) => Some(v.to_string()),
+    };
     let seed = match get("seed") {
         None => None,
         Some((v, l)) => match v.split_once(' ') {
@@ -268,6 +279,7 @@ pub(crate) fn parse_header(id: &str, file: &str, code: &str) -> Result<Meta, Loa
         group_by: get("group_by").map(|(v, _)| list(v)).unwrap_or_default(),
         operations: get("operations").map(|(v, _)| list(v)).unwrap_or_default(),
         threshold,
+        distinct,
         seed,
         mitre: get("mitre").map(|(v, _)| list(v)).unwrap_or_default(),
         description: get("description")

@@ -8,14 +8,17 @@
 //! store and hand them here. One broken query never stops the others or ingestion: load errors
 //! are collected with file:line:column, run errors are returned per record.
 
+pub mod command;
 mod engine;
 pub mod group;
 mod meta;
 pub mod monitor;
+pub mod report;
 
 pub use engine::{Limits, RunFailure};
-pub use group::{Group, group_hits, group_key, threshold_groups};
+pub use group::{Group, group_hits, group_key, threshold_groups, threshold_groups_distinct};
 pub use meta::{Meta, Seed, Severity, Threshold};
+pub use report::{DetectionResult, Grouper, Report};
 
 use crate::model::{RecordHeader, is_auth_operation};
 use engine::{Libs, Program};
@@ -29,6 +32,9 @@ use std::path::Path;
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded_queries.rs"));
 }
+
+/// Environment variable naming a directory of detections that replaces the embedded set.
+pub const QUERIES_ENV: &str = "M365AUDIT_QUERIES";
 
 /// Values bound to `$collector_id` and `$tenant_id` in every detection.
 #[derive(Debug, Clone, Default)]
@@ -251,6 +257,16 @@ impl Detections {
             })
             .collect();
         Ok(Detections::build(sources, libs, vars))
+    }
+
+    /// The detections the appliance runs: those in the directory named by the environment
+    /// variable `M365AUDIT_QUERIES` when it is set (to add or change queries without a
+    /// rebuild), else the embedded ones.
+    pub fn load_default(vars: Vars) -> anyhow::Result<Detections> {
+        match std::env::var_os(QUERIES_ENV) {
+            Some(dir) if !dir.is_empty() => Detections::load_dir(Path::new(&dir), vars),
+            _ => Ok(Detections::load_embedded(vars)),
+        }
     }
 
     /// Loads detections from in-memory sources: `(file name, code)` pairs for queries and
@@ -528,13 +544,24 @@ impl Query {
     }
 }
 
-/// Compiles every embedded detection and returns what failed (for `check`).
-pub fn check_embedded(vars: Vars) -> Result<usize, LoadErrors> {
-    let d = Detections::load_embedded(vars);
+/// `check`: compiles every detection the appliance would run ([`Detections::load_default`]);
+/// a one-line summary, or every broken query as `file:line:column: message` (a usage error).
+pub fn check_command(vars: Vars) -> anyhow::Result<String> {
+    let d = Detections::load_default(vars)?;
     if d.errors.is_empty() {
-        Ok(d.len())
+        let source = std::env::var(QUERIES_ENV).ok().filter(|s| !s.is_empty());
+        Ok(format!(
+            "detections: {} compiled ({})\n",
+            d.len(),
+            source.map_or_else(|| "embedded".to_string(), |s| format!("from {s}"))
+        ))
     } else {
-        Err(LoadErrors(d.errors))
+        Err(crate::UsageError(format!(
+            "{} of the detections do not compile:\n{}",
+            d.errors.len(),
+            LoadErrors(d.errors)
+        ))
+        .into())
     }
 }
 
