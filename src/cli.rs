@@ -161,7 +161,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run { .. } => not_yet("run", 5),
         Command::Collect { config, data, once } => crate::collect::command(&config, &data, once),
         Command::Serve { .. } => not_yet("serve", 5),
-        Command::Simulate(_) => not_yet("simulate", 2),
+        Command::Simulate(args) => crate::simulate::run_cli(&args),
         Command::Check { config } => {
             let cfg = crate::config::load(&config)?;
             print!("{}", cfg.summary());
