@@ -186,7 +186,8 @@ pub fn run(config: &Path, data: &Path, listen: SocketAddr) -> Result<()> {
 }
 
 /// The config `demo` writes for the practice tenant: Devo's template with the base URLs
-/// pointed at the simulator and a short poll interval.
+/// pointed at the simulator, a short poll interval, and a request budget fit for a
+/// local simulator rather than Microsoft's (the backfill of 7 days is thousands of blobs).
 pub fn demo_config_text(sim: &crate::simulate::Simulator) -> String {
     serde_json::json!({
         "inputs": {"office365": {
@@ -205,6 +206,10 @@ pub fn demo_config_text(sim: &crate::simulate::Simulator) -> String {
             "api_url": sim.api_url,
             "backfill_hours": 168,
             "poll_interval_secs": 5,
+            "max_concurrency": 32,
+            "requests_per_minute": 120_000,
+            "client_secret_expires": (chrono::Utc::now() + chrono::Duration::days(90))
+                .format("%Y-%m-%d").to_string(),
         }},
     })
     .to_string()
@@ -234,6 +239,10 @@ pub fn demo(listen: SocketAddr, data: Option<&Path>) -> Result<()> {
         let text = demo_config_text(&sim);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the data directory {}", dir.display()))?;
+        // The practice tenant's ready line (its control plane), for tests and the curious.
+        let ready = dir.join("demo-simulator.json");
+        std::fs::write(&ready, sim.ready_line())
+            .with_context(|| format!("writing {}", ready.display()))?;
         let cfg_path = dir.join("demo-config.json");
         std::fs::write(&cfg_path, &text)
             .with_context(|| format!("writing {}", cfg_path.display()))?;
