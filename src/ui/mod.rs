@@ -20,6 +20,7 @@
 
 pub mod backend;
 mod chart;
+pub mod command;
 mod pages;
 pub mod store_backend;
 
