@@ -202,3 +202,22 @@ async fn every_page_reads_the_real_store() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     store.close().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_times_the_main_pages_over_http() {
+    let (_dir, store, _r) = setup().await;
+    let dets = Arc::new(Detections::load_embedded(Vars::default()));
+    let t = m365audit::ui::bench::page_latencies(store.clone(), dets, 3)
+        .await
+        .unwrap();
+    let pages: Vec<&str> = t.iter().map(|p| p.page.as_str()).collect();
+    assert_eq!(
+        pages,
+        ["dashboard", "detection", "record", "user", "search"]
+    );
+    for p in &t {
+        assert_eq!(p.samples, 3);
+        assert!(p.p50_ms > 0.0 && p.p50_ms <= p.p95_ms, "{p:?}");
+    }
+    store.close().unwrap();
+}

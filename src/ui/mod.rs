@@ -19,9 +19,10 @@
 //! `SameSite=Strict` cookie; scripts send `Authorization: Bearer …`.
 
 pub mod backend;
+pub mod bench;
 mod chart;
 pub mod command;
-mod pages;
+pub(crate) mod pages;
 pub mod store_backend;
 
 pub use backend::Backend;

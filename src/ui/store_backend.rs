@@ -21,6 +21,10 @@ const QUERY_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 const MAX_GROUPS: usize = 2000;
 /// Records read to tally a user's user agents.
 const UA_SAMPLE: usize = 2000;
+/// How long a computed dashboard is served again. Its aggregates (records per hour per
+/// workload, last record per workload) scan the records table; the page shows "as of"
+/// and reloads itself every 30 s, so a few seconds of staleness cost nothing.
+const DASHBOARD_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct StoreBackend {
     store: Store,
@@ -30,6 +34,8 @@ pub struct StoreBackend {
     /// When this process began watching (the inactivity monitor's grace period).
     started: DateTime<Utc>,
     quiet: Duration,
+    /// The last dashboard: when it was built, for how many hours, and the page data.
+    dashboard_cache: std::sync::Mutex<Option<(std::time::Instant, usize, Dashboard)>>,
 }
 
 impl StoreBackend {
@@ -46,6 +52,7 @@ impl StoreBackend {
             tenant_id,
             started: Utc::now(),
             quiet: Duration::hours(monitor::DEFAULT_QUIET_HOURS),
+            dashboard_cache: std::sync::Mutex::new(None),
         }
     }
 
@@ -270,9 +277,10 @@ pub fn search_query(req: &SearchRequest) -> String {
     }
 }
 
-impl Backend for StoreBackend {
-    fn dashboard(&self, hours: usize) -> Result<Dashboard> {
+impl StoreBackend {
+    fn build_dashboard(&self, hours: usize) -> Result<Dashboard> {
         let now = Utc::now();
+
         let this_hour = now.duration_trunc(Duration::hours(1))?;
         let since = this_hour - Duration::hours(hours as i64 - 1);
         let first_hour = since.timestamp() / 3600;
@@ -439,7 +447,7 @@ impl Backend for StoreBackend {
         })
     }
 
-    fn detection(&self, id: &str, range: TimeRange) -> Result<Option<DetectionDetail>> {
+    fn detection_detail(&self, id: &str, range: TimeRange) -> Result<Option<DetectionDetail>> {
         let meta = self.detections.meta(id);
         let by_details = by_details(meta);
         let (total, groups) = self
@@ -517,7 +525,27 @@ impl Backend for StoreBackend {
             groups,
         }))
     }
+}
 
+impl Backend for StoreBackend {
+    fn dashboard(&self, hours: usize) -> Result<Dashboard> {
+        if let Ok(cache) = self.dashboard_cache.lock()
+            && let Some((at, h, d)) = cache.as_ref()
+            && *h == hours
+            && at.elapsed() < DASHBOARD_TTL
+        {
+            return Ok(d.clone());
+        }
+        let d = self.build_dashboard(hours)?;
+        if let Ok(mut cache) = self.dashboard_cache.lock() {
+            *cache = Some((std::time::Instant::now(), hours, d.clone()));
+        }
+        Ok(d)
+    }
+
+    fn detection(&self, id: &str, range: TimeRange) -> Result<Option<DetectionDetail>> {
+        self.detection_detail(id, range)
+    }
     fn detection_records(
         &self,
         id: &str,
