@@ -92,6 +92,17 @@ impl Obj {
         self
     }
 
+    /// A fresh random GUID, written without an intermediate String.
+    pub(crate) fn g(&mut self, k: &str, r: &mut super::rng::Rng) -> &mut Obj {
+        self.key(k);
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let u = uuid::Uuid::from_u128(super::rng::v4(r.u128()));
+        self.b.push('"');
+        self.b.push_str(u.hyphenated().encode_lower(&mut buf));
+        self.b.push('"');
+        self
+    }
+
     pub(crate) fn n(&mut self, k: &str, v: i64) -> &mut Obj {
         self.key(k);
         let _ = write!(self.b, "{v}");
