@@ -149,25 +149,70 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-fn not_yet(cmd: &str, issue: u32) -> anyhow::Result<()> {
-    Err(anyhow::anyhow!(
-        "`{cmd}` is not available in this build yet (issue #{issue})"
-    ))
-}
-
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Demo { .. } => not_yet("demo", 5),
-        Command::Run { .. } => not_yet("run", 5),
-        Command::Collect { .. } => not_yet("collect", 3),
-        Command::Serve { .. } => not_yet("serve", 5),
+        Command::Demo { listen, data } => crate::ui::command::demo(listen, data.as_deref()),
+        Command::Run {
+            config,
+            data,
+            listen,
+        } => crate::ui::command::run(&config, &data, listen),
+        Command::Collect { config, data, once } => crate::collect::command(&config, &data, once),
+        Command::Serve { data, listen } => crate::ui::command::serve(&data, listen),
         Command::Simulate(args) => crate::simulate::run_cli(&args),
-        Command::Check { .. } => not_yet("check", 3),
-        Command::Stats { .. } => not_yet("stats", 3),
-        Command::Detect { .. } => not_yet("detect", 4),
-        Command::Query { .. } => not_yet("query", 4),
-        Command::Search { .. } => not_yet("search", 3),
-        Command::Import { .. } => not_yet("import", 3),
-        Command::Bench { .. } => not_yet("bench", 3),
+        Command::Check { config } => {
+            let cfg = crate::config::load(&config)?;
+            print!("{}", cfg.summary());
+            let vars = crate::detect::Vars {
+                collector_id: cfg.office365.collector_id.clone(),
+                tenant_id: cfg.office365.tenant_id.clone(),
+            };
+            print!("{}", crate::detect::check_command(vars)?);
+            Ok(())
+        }
+        Command::Stats { data, json } => crate::store::stats_command(&data, json),
+        Command::Detect {
+            data,
+            detection,
+            format,
+        } => {
+            let store = crate::store::Store::open_read_only(&data)?;
+            crate::detect::command::detect_command(
+                crate::detect::Vars::default(),
+                detection.as_deref(),
+                &format,
+                &mut |f| {
+                    store.for_each_record(crate::model::TABLE_ALL, 0, |r| {
+                        Ok(f(&crate::detect::command::SourceRecord {
+                            header: &r.header,
+                            raw: r.raw.as_bytes(),
+                            content_type: r.content_type,
+                            ingested_at: r.ingested_at,
+                        }))
+                    })
+                },
+            )
+        }
+        Command::Query { data, table, jq } => {
+            let store = crate::store::Store::open_read_only(&data)?;
+            crate::detect::command::query_command(crate::detect::Vars::default(), &jq, &mut |f| {
+                store.for_each_record(&table, 0, |r| {
+                    Ok(f(&crate::detect::command::SourceRecord {
+                        header: &r.header,
+                        raw: r.raw.as_bytes(),
+                        content_type: r.content_type,
+                        ingested_at: r.ingested_at,
+                    }))
+                })
+            })
+        }
+        Command::Search {
+            data,
+            limit,
+            json,
+            query,
+        } => crate::store::search_command(&data, &query, limit, json),
+        Command::Import { data, files } => crate::import::command(&data, &files),
+        Command::Bench { records, json } => crate::bench::command(records, json),
     }
 }

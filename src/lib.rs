@@ -50,6 +50,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod collect;
 pub mod config;

@@ -1,0 +1,828 @@
+//! The collector loop: per content type, subscriptions, window planning, listing, blob
+//! fetches — driving [`api::ApiClient`] into the [`Store`]. It owns the decisions about
+//! what a failure means (retry later, gap, stop this content type) and never dies on one
+//! bad item. It must not write SQL (the store does), talk HTTP itself (the api does) or
+//! log a secret.
+//!
+//! One poll of a content type:
+//!
+//! ```text
+//! ensure subscription (once; AF20023 → state "subscription_disabled", retried ≥ 15 min later)
+//! plan_windows(cursor, now, backfill, overlap)       pure: ≤ 24 h windows (1 h in the last
+//!                                                     day), never older than now − 7 d + 5 min
+//!   clamp?  → store.clamp_cursor  (a "clamped" gap row; invariant 6)
+//!   for each window: list all pages → store.note_listing (TX1, cursor = window end)
+//!                                      a failed listing stops here: cursor stays (invariant 3)
+//!                    store.expire_blobs(now) → "expired" gaps
+//!                    fetch due pending blobs, max_concurrency at a time → store.ingest_blob (TX2)
+//!                      terminal error (404, AF20051, bad id, foreign host) → give_up_blob (gap)
+//!                      malformed body → attempts++, failed + gap after MAX_MALFORMED_ATTEMPTS
+//!                      anything else → retry_blob_later (pending, attempts++, backoff)
+//! stream state (state, last_error, lag) and auth state → store, for `stats` and the UI
+//! ```
+//!
+//! The overlap window before the cursor is re-listed on every poll, so a blob listed late
+//! (after its contentCreated) is still found; the blob ledger makes that re-listing free
+//! of duplicates. `--once` polls until every content type is listed up to "now" with no
+//! pending blob left, then returns.
+
+pub mod api;
+pub mod auth;
+
+use crate::config::Office365;
+use crate::model::ContentType;
+use crate::store::{BlobIngest, GapKind, PendingBlob, Store, StreamState};
+use anyhow::{Context, Result};
+use api::{ApiClient, ApiError};
+use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use tokio_util::sync::CancellationToken;
+
+/// The longest window the API accepts.
+pub const MAX_WINDOW_HOURS: i64 = 24;
+/// Window length within the last day (management-api.md §0.2-3).
+pub const RECENT_WINDOW_HOURS: i64 = 1;
+/// Listable history: now − 7 days + 5 minutes of safety (requests queued behind a
+/// throttle must not cross the limit).
+pub fn listable_floor(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - Duration::days(7) + Duration::minutes(5)
+}
+
+/// What one poll of one content type should list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowPlan {
+    /// `[from, to)` that can no longer be listed: a gap, and the cursor jumps to `to`.
+    pub clamp: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Adjacent `[start, end)` windows, oldest first, the last one ending at `now`.
+    pub windows: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// Plans the windows of one poll (pure; the clock is passed in).
+///
+/// * No cursor yet: start at `now − backfill` (never before the listable floor; that is
+///   the user's choice, not a loss).
+/// * A cursor older than the floor: the part before the floor is clamped (a gap).
+/// * Otherwise start `overlap` before the cursor (re-listing for late blobs).
+pub fn plan_windows(
+    cursor: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    backfill: Duration,
+    overlap: Duration,
+) -> WindowPlan {
+    let floor = listable_floor(now);
+    let mut clamp = None;
+    let start = match cursor {
+        None => (now - backfill).max(floor),
+        Some(c) if c < floor => {
+            clamp = Some((c, floor));
+            floor
+        }
+        Some(c) => (c - overlap).max(floor),
+    };
+    let mut windows = Vec::new();
+    let mut s = start;
+    while s < now {
+        let len = if now - s > Duration::hours(MAX_WINDOW_HOURS) {
+            Duration::hours(MAX_WINDOW_HOURS)
+        } else {
+            Duration::hours(RECENT_WINDOW_HOURS)
+        };
+        let e = (s + len).min(now);
+        windows.push((s, e));
+        s = e;
+    }
+    WindowPlan { clamp, windows }
+}
+
+/// Delay before the next fetch of a blob that failed transiently `attempts` times.
+pub fn blob_backoff(attempts: i64) -> Duration {
+    let secs = 1i64 << attempts.clamp(0, 7);
+    Duration::seconds(secs.min(120))
+}
+
+/// Under `--once`, a blob that failed transiently this many times stops the run (it stays
+/// pending for the next run; the exit code says so).
+pub const ONCE_MAX_BLOB_ATTEMPTS: i64 = 8;
+/// Under `--once`, a content type whose poll failed this many times in a row is given up.
+pub const ONCE_MAX_POLL_FAILURES: u32 = 4;
+
+/// How `run` behaves.
+#[derive(Debug, Clone, Default)]
+pub struct CollectOptions {
+    /// Catch up to now, then return.
+    pub once: bool,
+    /// Print a progress line on stderr every few seconds while there is work.
+    pub progress: bool,
+}
+
+/// Counters of one `run`, shared by the stream tasks and the progress line.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub records_new: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub blobs_done: AtomicU64,
+    pub blobs_failed: AtomicU64,
+    pub windows_left: AtomicI64,
+}
+
+/// What `run` did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CollectSummary {
+    pub records_new: u64,
+    pub duplicates: u64,
+    pub blobs_done: u64,
+    pub blobs_failed: u64,
+    /// Content types that could not be caught up (`--once`), with the reason.
+    pub unfinished: Vec<(String, String)>,
+}
+
+struct Shared {
+    store: Store,
+    api: ApiClient,
+    tenant: String,
+    backfill: Duration,
+    overlap: Duration,
+    poll_interval: std::time::Duration,
+    concurrency: usize,
+    cancel: CancellationToken,
+    progress: Arc<Progress>,
+    once: bool,
+}
+
+/// Collects every configured content type until `cancel` fires (or, with `once`, until
+/// caught up). Returns an error only for a broken store; per content type failures are
+/// in the summary.
+pub async fn run(
+    o: &Office365,
+    api: ApiClient,
+    store: Store,
+    cancel: CancellationToken,
+    opts: CollectOptions,
+) -> Result<CollectSummary> {
+    let progress = Arc::new(Progress::default());
+    let sh = Arc::new(Shared {
+        store: store.clone(),
+        api,
+        tenant: o.tenant_id.to_ascii_lowercase(),
+        backfill: Duration::hours(i64::from(o.backfill_hours)),
+        overlap: Duration::seconds(o.overlap_secs as i64),
+        poll_interval: std::time::Duration::from_secs(o.poll_interval_secs.max(1)),
+        concurrency: o.max_concurrency.max(1),
+        cancel: cancel.clone(),
+        progress: progress.clone(),
+        once: opts.once,
+    });
+    let reporter_stop = CancellationToken::new();
+    let reporter = opts
+        .progress
+        .then(|| tokio::spawn(report_progress(progress.clone(), reporter_stop.clone())));
+    let mut tasks = tokio::task::JoinSet::new();
+    for &ct in &o.content_types {
+        let sh = sh.clone();
+        tasks.spawn(async move { (ct, run_stream(sh, ct).await) });
+    }
+    let mut summary = CollectSummary::default();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((_, Ok(()))) => {}
+            Ok((ct, Err(reason))) => summary.unfinished.push((ct.as_str().to_string(), reason)),
+            Err(e) => summary
+                .unfinished
+                .push(("?".into(), format!("collector task failed: {e}"))),
+        }
+    }
+    reporter_stop.cancel();
+    if let Some(r) = reporter {
+        let _ = r.await;
+    }
+    let _ = store
+        .set_status("auth", serde_json::to_value(sh.api.auth_state())?)
+        .await;
+    summary.records_new = progress.records_new.load(Ordering::Relaxed);
+    summary.duplicates = progress.duplicates.load(Ordering::Relaxed);
+    summary.blobs_done = progress.blobs_done.load(Ordering::Relaxed);
+    summary.blobs_failed = progress.blobs_failed.load(Ordering::Relaxed);
+    Ok(summary)
+}
+
+async fn report_progress(p: Arc<Progress>, stop: CancellationToken) {
+    let start = std::time::Instant::now();
+    let mut last = (start, 0u64);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+        }
+        let records = p.records_new.load(Ordering::Relaxed);
+        let windows = p.windows_left.load(Ordering::Relaxed).max(0);
+        let dt = last.0.elapsed().as_secs_f64().max(0.001);
+        let rate = (records - last.1) as f64 / dt;
+        last = (std::time::Instant::now(), records);
+        if windows == 0 && rate == 0.0 {
+            continue;
+        }
+        eprintln!(
+            "collect: {records} records stored ({rate:.0}/s), {windows} windows left, {} blobs done, {} failed, {:.0}s elapsed",
+            p.blobs_done.load(Ordering::Relaxed),
+            p.blobs_failed.load(Ordering::Relaxed),
+            start.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Why a poll stopped early.
+struct PollError {
+    /// The stream state shown in stats, e.g. "subscription_disabled".
+    state: &'static str,
+    message: String,
+    /// Retrying sooner than this is pointless (or forbidden: subscription starts).
+    retry_after: std::time::Duration,
+    /// Under `--once`, give up at once (retrying would not help within this run).
+    fatal_for_once: bool,
+}
+
+impl PollError {
+    fn api(e: &ApiError) -> PollError {
+        let (state, retry_after, fatal) = match e {
+            ApiError::SubscriptionDisabled => ("subscription_disabled", 900, true),
+            ApiError::AuditDisabled => ("audit_disabled", 900, true),
+            ApiError::PermissionMissing => ("permission_missing", 900, true),
+            ApiError::Auth(_) => ("auth_failed", 300, true),
+            ApiError::SubscriptionMissing => ("subscription_missing", 60, false),
+            ApiError::Throttled { .. } => ("throttled", 30, false),
+            _ => ("error", 15, false),
+        };
+        PollError {
+            state,
+            message: e.to_string(),
+            retry_after: std::time::Duration::from_secs(retry_after),
+            fatal_for_once: fatal,
+        }
+    }
+
+    fn store(e: anyhow::Error) -> PollError {
+        PollError {
+            state: "store_error",
+            message: format!("{e:#}"),
+            retry_after: std::time::Duration::from_secs(5),
+            fatal_for_once: true,
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .context("store read task failed")?
+}
+
+/// Runs one content type until cancelled, or (once) until caught up or given up.
+async fn run_stream(sh: Arc<Shared>, ct: ContentType) -> std::result::Result<(), String> {
+    let mut subscribed = false;
+    let mut failures = 0u32;
+    loop {
+        if sh.cancel.is_cancelled() {
+            return Ok(());
+        }
+        let delay = match poll(&sh, ct, &mut subscribed).await {
+            Ok(caught_up) => {
+                failures = 0;
+                if sh.once && caught_up {
+                    return Ok(());
+                }
+                if caught_up {
+                    sh.poll_interval
+                } else {
+                    std::time::Duration::from_millis(200)
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(content_type = ct.as_str(), state = e.state, error = %e.message, "poll failed");
+                let _ = sh
+                    .store
+                    .set_stream_state(
+                        &sh.tenant,
+                        ct,
+                        StreamState {
+                            state: e.state.to_string(),
+                            last_error: Some(e.message.clone()),
+                            lag_secs: lag(&sh, ct).await,
+                        },
+                    )
+                    .await;
+                if sh.once && (e.fatal_for_once || failures >= ONCE_MAX_POLL_FAILURES) {
+                    return Err(format!("{}: {}", e.state, e.message));
+                }
+                if sh.once {
+                    std::time::Duration::from_secs(1 << failures.min(4))
+                } else {
+                    e.retry_after
+                        .max(std::time::Duration::from_secs(1 << failures.min(6)))
+                }
+            }
+        };
+        tokio::select! {
+            _ = sh.cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+async fn lag(sh: &Arc<Shared>, ct: ContentType) -> Option<i64> {
+    let (store, tenant) = (sh.store.clone(), sh.tenant.clone());
+    let cursor = blocking(move || store.cursor(&tenant, ct)).await.ok()??;
+    Some((sh.api.server_now() - cursor).num_seconds().max(0))
+}
+
+/// One poll; returns whether the content type is caught up (listed to now, nothing
+/// pending).
+async fn poll(
+    sh: &Arc<Shared>,
+    ct: ContentType,
+    subscribed: &mut bool,
+) -> std::result::Result<bool, PollError> {
+    if !*subscribed {
+        for (_, r) in sh.api.ensure_subscriptions(&[ct]).await {
+            r.map_err(|e| PollError::api(&e))?;
+        }
+        *subscribed = true;
+    }
+    let now = sh.api.server_now();
+    let (store, tenant) = (sh.store.clone(), sh.tenant.clone());
+    let cursor = blocking(move || store.cursor(&tenant, ct))
+        .await
+        .map_err(PollError::store)?;
+    let plan = plan_windows(cursor, now, sh.backfill, sh.overlap);
+    if let Some((from, to)) = plan.clamp {
+        tracing::warn!(content_type = ct.as_str(), window_start = %from, until = %to, "cursor older than the 7-day listing limit: window clamped, recorded as a gap");
+        sh.store
+            .clamp_cursor(
+                &sh.tenant,
+                ct,
+                from,
+                to,
+                format!(
+                    "windows from {from} to {to} were older than the API's 7-day limit and could not be listed"
+                ),
+            )
+            .await
+            .map_err(PollError::store)?;
+    }
+    let n_windows = plan.windows.len() as i64;
+    sh.progress
+        .windows_left
+        .fetch_add(n_windows, Ordering::Relaxed);
+    let mut left = n_windows;
+    let result = async {
+        for (start, end) in plan.windows {
+            if sh.cancel.is_cancelled() {
+                return Ok(false);
+            }
+            let blobs = sh
+                .api
+                .list_window(ct, start, end)
+                .await
+                .map_err(|e| PollError::api(&e))?;
+            let listed = blobs.len();
+            let new = sh
+                .store
+                .note_listing(&sh.tenant, ct, end, blobs)
+                .await
+                .map_err(PollError::store)?;
+            tracing::debug!(content_type = ct.as_str(), window_start = %start, listed, new, "window listed");
+            left -= 1;
+            sh.progress.windows_left.fetch_sub(1, Ordering::Relaxed);
+            drain(sh, ct).await?;
+        }
+        drain(sh, ct).await
+    }
+    .await;
+    sh.progress.windows_left.fetch_sub(left, Ordering::Relaxed);
+    let caught_up = result?;
+    let _ = sh
+        .store
+        .set_stream_state(
+            &sh.tenant,
+            ct,
+            StreamState {
+                state: if caught_up { "ok" } else { "catching_up" }.into(),
+                last_error: None,
+                lag_secs: lag(sh, ct).await,
+            },
+        )
+        .await;
+    let _ = sh
+        .store
+        .set_status(
+            "auth",
+            serde_json::to_value(sh.api.auth_state()).unwrap_or_default(),
+        )
+        .await;
+    Ok(caught_up)
+}
+
+/// Expires, then fetches every due pending blob. Returns true when none is left pending.
+/// Under `--once` it also waits for blobs that are pending but not yet due.
+async fn drain(sh: &Arc<Shared>, ct: ContentType) -> std::result::Result<bool, PollError> {
+    loop {
+        if sh.cancel.is_cancelled() {
+            return Ok(false);
+        }
+        let now = sh.api.server_now();
+        let expired = sh
+            .store
+            .expire_blobs(&sh.tenant, ct, now)
+            .await
+            .map_err(PollError::store)?;
+        if expired > 0 {
+            tracing::warn!(
+                content_type = ct.as_str(),
+                expired,
+                "blobs expired before they could be fetched: recorded as gaps"
+            );
+            sh.progress
+                .blobs_failed
+                .fetch_add(expired as u64, Ordering::Relaxed);
+        }
+        let (store, tenant) = (sh.store.clone(), sh.tenant.clone());
+        let due = blocking(move || store.pending_blobs(&tenant, ct, Utc::now().max(now), 512))
+            .await
+            .map_err(PollError::store)?;
+        if due.is_empty() {
+            let (store, tenant) = (sh.store.clone(), sh.tenant.clone());
+            let next = blocking(move || store.next_pending_due(&tenant, ct))
+                .await
+                .map_err(PollError::store)?;
+            let Some(next) = next else {
+                return Ok(true);
+            };
+            if !sh.once {
+                return Ok(false);
+            }
+            let wait = (next - Utc::now())
+                .to_std()
+                .unwrap_or_default()
+                .min(std::time::Duration::from_secs(130));
+            tokio::select! {
+                _ = sh.cancel.cancelled() => return Ok(false),
+                _ = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        if sh.once
+            && let Some(stuck) = due.iter().find(|b| b.attempts >= ONCE_MAX_BLOB_ATTEMPTS)
+        {
+            return Err(PollError {
+                state: "error",
+                message: format!(
+                    "blob {} still failing after {} attempts; it stays pending for the next run",
+                    stuck.blob.content_id, stuck.attempts
+                ),
+                retry_after: std::time::Duration::from_secs(60),
+                fatal_for_once: true,
+            });
+        }
+        let cancel = sh.cancel.clone();
+        let mut relist = Vec::new();
+        {
+            let mut results = futures_util::stream::iter(due)
+                .map(|b| process_blob(sh, ct, b))
+                .buffer_unordered(sh.concurrency);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(false),
+                    next = results.next() => match next {
+                        None => break,
+                        Some(Err(e)) => return Err(e),
+                        Some(Ok(Some(created))) => relist.push(created),
+                        Some(Ok(None)) => {}
+                    }
+                }
+            }
+        }
+        relist_around(sh, ct, relist).await?;
+    }
+}
+
+/// Lists again the few seconds around blobs whose contentUri pointed at a foreign host:
+/// the API may list them with a proper URI now (the ledger keeps the newest URI of a
+/// pending blob). A failed re-listing changes nothing; the blob stays pending.
+async fn relist_around(
+    sh: &Arc<Shared>,
+    ct: ContentType,
+    mut created: Vec<DateTime<Utc>>,
+) -> std::result::Result<(), PollError> {
+    created.sort();
+    created.dedup();
+    let mut last_end: Option<DateTime<Utc>> = None;
+    for c in created {
+        if last_end.is_some_and(|e| c < e) {
+            continue;
+        }
+        let (start, end) = (c - Duration::seconds(1), c + Duration::seconds(1));
+        last_end = Some(end);
+        match sh.api.list_window(ct, start, end).await {
+            // `end` may pass the cursor only when [start, end) covers the part beyond it.
+            Ok(blobs) => {
+                sh.store
+                    .note_listing(&sh.tenant, ct, end, blobs)
+                    .await
+                    .map_err(PollError::store)?;
+            }
+            Err(e) => {
+                tracing::info!(content_type = ct.as_str(), window_start = %start, error = %e, "re-listing around a refused blob failed");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn gap_kind(e: &ApiError) -> GapKind {
+    match e {
+        ApiError::Expired => GapKind::Expired,
+        ApiError::NotFound => GapKind::NotFound,
+        _ => GapKind::Failed,
+    }
+}
+
+/// Fetches and stores one blob. Only a store failure is an error; every API outcome is
+/// turned into a ledger update. Returns the blob's contentCreated when its window should
+/// be listed again (a refused foreign contentUri).
+async fn process_blob(
+    sh: &Arc<Shared>,
+    ct: ContentType,
+    b: PendingBlob,
+) -> std::result::Result<Option<DateTime<Utc>>, PollError> {
+    let p = &sh.progress;
+    let id = b.blob_id;
+    match sh.api.fetch_blob(&b.blob).await {
+        Ok(body) => match sh
+            .store
+            .ingest_blob(id, body)
+            .await
+            .map_err(PollError::store)?
+        {
+            BlobIngest::Stored(o) => {
+                p.records_new.fetch_add(o.new as u64, Ordering::Relaxed);
+                p.duplicates
+                    .fetch_add(o.duplicates as u64, Ordering::Relaxed);
+                p.blobs_done.fetch_add(1, Ordering::Relaxed);
+                if o.bad_records > 0 {
+                    tracing::warn!(content_type = ct.as_str(), content_id = %b.blob.content_id, bad = o.bad_records, "records without Id/CreationTime skipped: recorded as a gap");
+                }
+            }
+            BlobIngest::AlreadyFinished => {}
+            BlobIngest::Malformed { attempts, failed } => {
+                tracing::warn!(content_type = ct.as_str(), content_id = %b.blob.content_id, attempt = attempts, failed, "blob content is not a JSON array");
+                if failed {
+                    p.blobs_failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        },
+        Err(ApiError::ForeignHost { url_host }) if b.attempts + 1 < ONCE_MAX_BLOB_ATTEMPTS => {
+            tracing::warn!(content_type = ct.as_str(), content_id = %b.blob.content_id, url_host = %url_host, "blob URI points at a foreign host: not followed; listing its window again");
+            sh.store
+                .retry_blob_later(
+                    id,
+                    format!("contentUri on foreign host {url_host} refused"),
+                    Utc::now() + blob_backoff(b.attempts + 1),
+                )
+                .await
+                .map_err(PollError::store)?;
+            return Ok(Some(b.content_created));
+        }
+        Err(e) if e.is_terminal_for_blob() => {
+            tracing::warn!(content_type = ct.as_str(), content_id = %b.blob.content_id, error = %e, "blob cannot be fetched: recorded as a gap");
+            sh.store
+                .give_up_blob(id, gap_kind(&e), e.to_string())
+                .await
+                .map_err(PollError::store)?;
+            p.blobs_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(ApiError::Malformed(m)) if b.attempts + 1 >= crate::store::MAX_MALFORMED_ATTEMPTS => {
+            tracing::warn!(content_type = ct.as_str(), content_id = %b.blob.content_id, attempt = b.attempts + 1, "blob stays malformed: marked failed, recorded as a gap");
+            sh.store
+                .give_up_blob(
+                    id,
+                    GapKind::Failed,
+                    format!("malformed response after {} attempts: {m}", b.attempts + 1),
+                )
+                .await
+                .map_err(PollError::store)?;
+            p.blobs_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            let next = Utc::now() + blob_backoff(b.attempts + 1);
+            tracing::info!(content_type = ct.as_str(), content_id = %b.blob.content_id, attempt = b.attempts + 1, error = %e, "blob fetch failed; retrying later");
+            sh.store
+                .retry_blob_later(id, e.to_string(), next)
+                .await
+                .map_err(PollError::store)?;
+        }
+    }
+    Ok(None)
+}
+
+/// The detections run on every stored record (by `collect` and `import`):
+/// `M365AUDIT_QUERIES` or the embedded queries; a query that does not load is logged
+/// and left out.
+pub fn load_detections(vars: crate::detect::Vars) -> Result<Arc<crate::detect::Detections>> {
+    let d = crate::detect::Detections::load_default(vars)?;
+    for e in d.errors() {
+        tracing::warn!(error = %e, "detection not loaded");
+    }
+    Ok(Arc::new(d))
+}
+
+/// Installs the stderr tracing subscriber (`M365AUDIT_LOG`, default `info`) unless one
+/// is already installed.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("M365AUDIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal as _;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// `m365audit collect --config FILE [--data DIR] [--once]`.
+pub fn command(config: &std::path::Path, data: &std::path::Path, once: bool) -> Result<()> {
+    init_tracing();
+    let cfg = crate::config::load(config)?;
+    let o = cfg.office365.clone();
+    if !o.enabled {
+        return Err(crate::UsageError(format!(
+            "config {}: inputs.office365.enabled is false; nothing to collect",
+            config.display()
+        ))
+        .into());
+    }
+    let vars = crate::detect::Vars {
+        collector_id: o.collector_id.clone(),
+        tenant_id: o.tenant_id.clone(),
+    };
+    let store = Store::open(data, load_detections(vars)?)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = rt.block_on(async {
+        let api = ApiClient::new(&o)?;
+        let cancel = CancellationToken::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested; finishing the current step");
+            c2.cancel();
+        });
+        tracing::info!(
+            collector_id = %o.collector_id,
+            content_types = o.content_types.len(),
+            once,
+            "collecting"
+        );
+        let summary = run(
+            &o,
+            api,
+            store.clone(),
+            cancel,
+            CollectOptions {
+                once,
+                progress: true,
+            },
+        )
+        .await?;
+        let _ = store.flush().await;
+        anyhow::Ok(summary)
+    });
+    drop(rt);
+    store.close()?;
+    let summary = result?;
+    tracing::info!(
+        records_new = summary.records_new,
+        duplicates = summary.duplicates,
+        blobs_done = summary.blobs_done,
+        blobs_failed = summary.blobs_failed,
+        "collect finished"
+    );
+    if once && !summary.unfinished.is_empty() {
+        let list: Vec<String> = summary
+            .unfinished
+            .iter()
+            .map(|(ct, why)| format!("{ct}: {why}"))
+            .collect();
+        anyhow::bail!(
+            "not caught up ({}); what was fetched is stored, run again to continue",
+            list.join("; ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(h: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap() + Duration::hours(h)
+    }
+
+    fn check_adjacent(p: &WindowPlan, now: DateTime<Utc>) {
+        for w in p.windows.windows(2) {
+            assert_eq!(w[0].1, w[1].0, "windows must be adjacent");
+        }
+        for (s, e) in &p.windows {
+            assert!(s < e);
+            assert!(*e - *s <= Duration::hours(24));
+            assert!(*s >= listable_floor(now));
+        }
+        assert_eq!(p.windows.last().map(|w| w.1), Some(now));
+    }
+
+    #[test]
+    fn first_poll_backfills_from_now_minus_backfill_without_a_gap() {
+        let now = t(0);
+        let p = plan_windows(None, now, Duration::hours(168), Duration::hours(2));
+        assert_eq!(p.clamp, None);
+        assert_eq!(p.windows[0].0, listable_floor(now));
+        check_adjacent(&p, now);
+        // 24 h windows while more than a day behind, then 1 h windows
+        assert_eq!(p.windows[0].1 - p.windows[0].0, Duration::hours(24));
+        assert!(
+            p.windows
+                .iter()
+                .rev()
+                .take(24)
+                .all(|(s, e)| *e - *s <= Duration::hours(1))
+        );
+        let p = plan_windows(None, now, Duration::hours(3), Duration::hours(2));
+        assert_eq!(
+            p.windows,
+            vec![(t(-3), t(-2)), (t(-2), t(-1)), (t(-1), t(0))]
+        );
+    }
+
+    #[test]
+    fn later_polls_relist_the_overlap_before_the_cursor() {
+        let now = t(0) + Duration::minutes(10);
+        let p = plan_windows(Some(t(0)), now, Duration::hours(168), Duration::hours(1));
+        assert_eq!(p.clamp, None);
+        assert_eq!(p.windows, vec![(t(-1), t(0)), (t(0), now)]);
+    }
+
+    #[test]
+    fn a_cursor_older_than_seven_days_is_clamped_as_a_gap() {
+        let now = t(0);
+        let old = now - Duration::days(9);
+        let p = plan_windows(Some(old), now, Duration::hours(168), Duration::hours(2));
+        assert_eq!(p.clamp, Some((old, listable_floor(now))));
+        check_adjacent(&p, now);
+        // the overlap never reaches past the floor either
+        let near = listable_floor(now) + Duration::minutes(30);
+        let p = plan_windows(Some(near), now, Duration::hours(168), Duration::hours(2));
+        assert_eq!(p.clamp, None);
+        assert_eq!(p.windows[0].0, listable_floor(now));
+    }
+
+    #[test]
+    fn a_cursor_in_the_future_lists_nothing() {
+        let p = plan_windows(Some(t(5)), t(0), Duration::hours(168), Duration::hours(2));
+        assert!(p.windows.is_empty());
+        assert_eq!(p.clamp, None);
+    }
+
+    #[test]
+    fn blob_backoff_grows_and_is_capped() {
+        assert_eq!(blob_backoff(1), Duration::seconds(2));
+        assert!(blob_backoff(3) > blob_backoff(2));
+        assert_eq!(blob_backoff(50), Duration::seconds(120));
+    }
+}

@@ -1,0 +1,621 @@
+//! Detections written in jq (issue #4): loading `queries/*.jq` (embedded in the binary or
+//! from a directory), parsing their `#` headers, compiling them once with jaq, running them
+//! per record behind a prefilter and guard rails; grouping and threshold evaluation
+//! ([`group`]); the inactivity monitor ([`monitor`]).
+//!
+//! This module must not touch SQLite, tantivy or the network: the store calls [`Detections::run`]
+//! inside its write transaction and stores the hits; `detect`/`query` read records through the
+//! store and hand them here. One broken query never stops the others or ingestion: load errors
+//! are collected with file:line:column, run errors are returned per record.
+
+pub mod command;
+mod engine;
+pub mod group;
+pub mod measure;
+mod meta;
+pub mod monitor;
+pub mod report;
+
+pub use engine::{Limits, RunFailure};
+pub use group::{Group, group_hits, group_key, threshold_groups, threshold_groups_distinct};
+pub use meta::{Meta, Seed, Severity, Threshold};
+pub use report::{DetectionResult, Grouper, Report};
+
+use crate::model::{RecordHeader, is_auth_operation};
+use engine::{Libs, Program};
+use jaq_json::Val;
+use meta::TableSel;
+use serde::{Deserialize as _, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_queries.rs"));
+}
+
+/// Environment variable naming a directory of detections that replaces the embedded set.
+pub const QUERIES_ENV: &str = "M365AUDIT_QUERIES";
+
+/// Values bound to `$collector_id` and `$tenant_id` in every detection.
+#[derive(Debug, Clone, Default)]
+pub struct Vars {
+    pub collector_id: String,
+    pub tenant_id: String,
+}
+
+impl Vars {
+    fn vals(&self) -> [Val; 2] {
+        [
+            Val::from(self.collector_id.clone()),
+            Val::from(self.tenant_id.clone()),
+        ]
+    }
+}
+
+/// One output of one detection on one record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// The detection id (file stem of `queries/<id>.jq`).
+    pub detection: String,
+    /// The value the filter emitted.
+    pub details: serde_json::Value,
+    /// The `group_by` key of this hit as a JSON object (empty object without group_by).
+    pub group_key: serde_json::Value,
+}
+
+/// A detection that failed on one record (limit hit, runtime error); ingestion goes on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunError {
+    pub detection: String,
+    pub message: String,
+}
+
+/// A query that could not be loaded: where and why. Displays as `file:line:column: message`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct LoadError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Several load errors at once (what `check` prints).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+/// Operation prefilter of one detection (from its `operations` header).
+#[derive(Debug, Clone, Default)]
+struct OpFilter {
+    exact: HashSet<String>,
+    /// `*` patterns, split at the stars.
+    globs: Vec<Vec<String>>,
+}
+
+impl OpFilter {
+    fn new(ops: &[String]) -> OpFilter {
+        let mut f = OpFilter::default();
+        for op in ops {
+            if op.contains('*') {
+                f.globs.push(op.split('*').map(str::to_string).collect());
+            } else {
+                f.exact.insert(op.clone());
+            }
+        }
+        f
+    }
+
+    fn is_any(&self) -> bool {
+        self.exact.is_empty() && self.globs.is_empty()
+    }
+
+    fn accepts(&self, op: &str) -> bool {
+        self.is_any() || self.exact.contains(op) || self.globs.iter().any(|g| glob_match(g, op))
+    }
+}
+
+fn glob_match(parts: &[String], s: &str) -> bool {
+    let Some((first, rest)) = parts.split_first() else {
+        return s.is_empty();
+    };
+    let Some(mut s) = s.strip_prefix(first.as_str()) else {
+        return false;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return s.is_empty();
+    };
+    for m in middle {
+        match s.find(m.as_str()) {
+            Some(i) => s = &s[i + m.len()..],
+            None => return false,
+        }
+    }
+    s.ends_with(last.as_str())
+}
+
+struct Detection {
+    meta: Meta,
+    program: Program,
+    table: TableSel,
+    ops: OpFilter,
+}
+
+impl Detection {
+    fn table_accepts(&self, h: &RecordHeader) -> bool {
+        match &self.table {
+            TableSel::All => true,
+            TableSel::Auth => is_auth_operation(&h.operation),
+            TableSel::Workload(w) => h.workload.eq_ignore_ascii_case(w),
+        }
+    }
+
+    fn accepts(&self, h: &RecordHeader) -> bool {
+        self.table_accepts(h) && self.ops.accepts(&h.operation)
+    }
+}
+
+/// Every loaded detection, compiled once; shared read-only (Send + Sync).
+#[derive(Default)]
+pub struct Detections {
+    items: Vec<Detection>,
+    /// Prefilter index: exact Operation → detections naming it; `open` are those with no
+    /// operations list or with globs (checked one by one). Indices in id order.
+    by_op: HashMap<String, Vec<usize>>,
+    open: Vec<usize>,
+    errors: Vec<LoadError>,
+    vars: Vars,
+    limits: Limits,
+}
+
+impl fmt::Debug for Detections {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Detections")
+            .field(
+                "ids",
+                &self
+                    .items
+                    .iter()
+                    .map(|d| d.meta.id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("errors", &self.errors)
+            .finish()
+    }
+}
+
+/// One source file of a detection set.
+struct Source {
+    id: String,
+    file: String,
+    code: String,
+}
+
+impl Detections {
+    /// No detections at all (tests of the store that do not care about hits).
+    pub fn empty() -> Detections {
+        Detections::default()
+    }
+
+    /// The detections built into the binary (`queries/*.jq` at build time). A query that
+    /// does not load is left out and listed in [`Detections::errors`].
+    pub fn load_embedded(vars: Vars) -> Detections {
+        let libs = Libs {
+            files: embedded::EMBEDDED_LIBS
+                .iter()
+                .map(|(f, c)| (module_name(f), (format!("queries/lib/{f}"), c.to_string())))
+                .collect(),
+        };
+        let sources = embedded::EMBEDDED_QUERIES
+            .iter()
+            .map(|(f, c)| Source {
+                id: module_name(f),
+                file: format!("queries/{f}"),
+                code: c.to_string(),
+            })
+            .collect();
+        Detections::build(sources, libs, vars)
+    }
+
+    /// The detections in `dir/*.jq` (helpers in `dir/lib/*.jq`). Fails only when the
+    /// directory cannot be read; broken queries are listed in [`Detections::errors`].
+    pub fn load_dir(dir: &Path, vars: Vars) -> anyhow::Result<Detections> {
+        use anyhow::Context as _;
+        let read_jq = |d: &Path| -> anyhow::Result<Vec<(String, String, String)>> {
+            let mut out = Vec::new();
+            let rd = match std::fs::read_dir(d) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && d != dir => return Ok(out),
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("reading detections from {}", d.display()));
+                }
+            };
+            for entry in rd {
+                let path = entry
+                    .with_context(|| format!("reading {}", d.display()))?
+                    .path();
+                if path.is_file() && path.extension().is_some_and(|x| x == "jq") {
+                    let name = path
+                        .file_name()
+                        .and_then(|s| s.to_str())
+                        .unwrap_or_default()
+                        .to_string();
+                    let code = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    out.push((name, path.display().to_string(), code));
+                }
+            }
+            out.sort();
+            Ok(out)
+        };
+        let libs = Libs {
+            files: read_jq(&dir.join("lib"))?
+                .into_iter()
+                .map(|(name, file, code)| (module_name(&name), (file, code)))
+                .collect(),
+        };
+        let sources = read_jq(dir)?
+            .into_iter()
+            .map(|(name, file, code)| Source {
+                id: module_name(&name),
+                file,
+                code,
+            })
+            .collect();
+        Ok(Detections::build(sources, libs, vars))
+    }
+
+    /// The detections the appliance runs: those in the directory named by the environment
+    /// variable `M365AUDIT_QUERIES` when it is set (to add or change queries without a
+    /// rebuild), else the embedded ones.
+    pub fn load_default(vars: Vars) -> anyhow::Result<Detections> {
+        match std::env::var_os(QUERIES_ENV) {
+            Some(dir) if !dir.is_empty() => Detections::load_dir(Path::new(&dir), vars),
+            _ => Ok(Detections::load_embedded(vars)),
+        }
+    }
+
+    /// Loads detections from in-memory sources: `(file name, code)` pairs for queries and
+    /// for helper modules (tests, `check` of a single file).
+    pub fn load_sources(queries: &[(&str, &str)], libs: &[(&str, &str)], vars: Vars) -> Detections {
+        let libs = Libs {
+            files: libs
+                .iter()
+                .map(|(f, c)| (module_name(f), (format!("lib/{f}"), c.to_string())))
+                .collect(),
+        };
+        let sources = queries
+            .iter()
+            .map(|(f, c)| Source {
+                id: module_name(f),
+                file: f.to_string(),
+                code: c.to_string(),
+            })
+            .collect();
+        Detections::build(sources, libs, vars)
+    }
+
+    fn build(sources: Vec<Source>, libs: Libs, vars: Vars) -> Detections {
+        let mut errors = Vec::new();
+        let mut lib_names: Vec<&String> = libs.files.keys().collect();
+        lib_names.sort();
+        for name in lib_names {
+            let (file, code) = &libs.files[name];
+            errors.extend(engine::check_no_recursion(file, code));
+        }
+        let mut items = Vec::new();
+        for src in sources {
+            let meta = match meta::parse_header(&src.id, &src.file, &src.code) {
+                Ok(m) => m,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            let Some(table) = meta::table_sel(&meta.table) else {
+                continue; // parse_header already refused it
+            };
+            match Program::compile(&src.file, &src.code, &libs) {
+                Ok(program) => {
+                    let ops = OpFilter::new(&meta.operations);
+                    items.push(Detection {
+                        meta,
+                        program,
+                        table,
+                        ops,
+                    });
+                }
+                Err(es) => errors.extend(es),
+            }
+        }
+        errors.dedup();
+        let mut d = Detections {
+            items,
+            errors,
+            vars,
+            ..Detections::default()
+        };
+        d.index();
+        d
+    }
+
+    fn index(&mut self) {
+        self.by_op.clear();
+        self.open.clear();
+        for (i, d) in self.items.iter().enumerate() {
+            if d.ops.is_any() || !d.ops.globs.is_empty() {
+                self.open.push(i);
+            }
+            for op in &d.ops.exact {
+                self.by_op.entry(op.clone()).or_default().push(i);
+            }
+        }
+    }
+
+    /// The detections whose prefilter accepts the record, in id order.
+    fn candidates(&self, h: &RecordHeader) -> Vec<&Detection> {
+        let mut idx: Vec<usize> = Vec::new();
+        if let Some(v) = self.by_op.get(h.operation.as_str()) {
+            idx.extend(
+                v.iter()
+                    .copied()
+                    .filter(|&i| self.items[i].table_accepts(h)),
+            );
+        }
+        let before = idx.len();
+        idx.extend(
+            self.open
+                .iter()
+                .copied()
+                .filter(|&i| self.items[i].accepts(h)),
+        );
+        if before > 0 && idx.len() > before {
+            idx.sort_unstable();
+            idx.dedup();
+        }
+        idx.into_iter().map(|i| &self.items[i]).collect()
+    }
+
+    /// The same detections with other per-record limits.
+    pub fn with_limits(mut self, limits: Limits) -> Detections {
+        self.limits = limits;
+        self
+    }
+
+    /// Only the detection `id` (for `detect --detection ID`); None if it is not loaded.
+    pub fn only(mut self, id: &str) -> Option<Detections> {
+        self.items.retain(|d| d.meta.id == id);
+        self.index();
+        (!self.items.is_empty()).then_some(self)
+    }
+
+    /// Metadata of every loaded detection, in id order.
+    pub fn metas(&self) -> Vec<&Meta> {
+        self.items.iter().map(|d| &d.meta).collect()
+    }
+
+    /// Metadata of one detection.
+    pub fn meta(&self, id: &str) -> Option<&Meta> {
+        self.items.iter().map(|d| &d.meta).find(|m| m.id == id)
+    }
+
+    /// The queries that did not load, each with file:line:column.
+    pub fn errors(&self) -> &[LoadError] {
+        &self.errors
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// True when at least one detection's prefilter (table, operation) accepts the record:
+    /// callers re-running detections over stored records parse only these.
+    pub fn wants(&self, header: &RecordHeader) -> bool {
+        let exact = self
+            .by_op
+            .get(header.operation.as_str())
+            .is_some_and(|v| v.iter().any(|&i| self.items[i].table_accepts(header)));
+        exact || self.open.iter().any(|&i| self.items[i].accepts(header))
+    }
+
+    /// Runs every detection whose table matches the record; returns its hits and the
+    /// detections that failed on it.
+    pub fn run(&self, header: &RecordHeader, raw: &serde_json::Value) -> (Vec<Hit>, Vec<RunError>) {
+        self.run_with(header, || Val::deserialize(raw).map_err(|e| e.to_string()))
+    }
+
+    /// Like [`Detections::run`] on the record's raw JSON text: the text is parsed only
+    /// when a detection's prefilter accepts the header.
+    pub fn run_bytes(&self, header: &RecordHeader, raw: &[u8]) -> (Vec<Hit>, Vec<RunError>) {
+        self.run_with(header, || {
+            serde_json::from_slice::<Val>(raw).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Runs every detection on the record, ignoring the table/operation prefilter. Tests
+    /// use it to prove the prefilter never changes a result; nothing else should need it.
+    pub fn run_unfiltered(&self, raw: &serde_json::Value) -> (Vec<Hit>, Vec<RunError>) {
+        let input = match Val::deserialize(raw) {
+            Ok(v) => v,
+            Err(e) => {
+                let errors = self
+                    .items
+                    .iter()
+                    .map(|d| RunError {
+                        detection: d.meta.id.clone(),
+                        message: format!("record is not JSON: {e}"),
+                    })
+                    .collect();
+                return (Vec::new(), errors);
+            }
+        };
+        let mut hits = Vec::new();
+        let mut errors = Vec::new();
+        for d in &self.items {
+            let (h, e) = self.eval(d, &input);
+            hits.extend(h);
+            errors.extend(e);
+        }
+        (hits, errors)
+    }
+
+    fn run_with(
+        &self,
+        header: &RecordHeader,
+        make_input: impl FnOnce() -> Result<Val, String>,
+    ) -> (Vec<Hit>, Vec<RunError>) {
+        let mut hits = Vec::new();
+        let mut errors = Vec::new();
+        let candidates = self.candidates(header);
+        if candidates.is_empty() {
+            return (hits, errors);
+        }
+        let input = match make_input() {
+            Ok(v) => v,
+            Err(e) => {
+                for d in candidates {
+                    errors.push(RunError {
+                        detection: d.meta.id.clone(),
+                        message: format!("record is not JSON: {e}"),
+                    });
+                }
+                return (hits, errors);
+            }
+        };
+        for d in candidates {
+            let (h, e) = self.eval(d, &input);
+            hits.extend(h);
+            errors.extend(e);
+        }
+        (hits, errors)
+    }
+
+    fn eval(&self, d: &Detection, input: &Val) -> (Vec<Hit>, Option<RunError>) {
+        let (outs, failure) = d.program.run(input.clone(), self.vars.vals(), &self.limits);
+        let hits = outs
+            .into_iter()
+            .map(|v| {
+                let details = val_to_json(&v);
+                let group_key =
+                    group::group_key_with(&d.meta.group_by, &details, |path| val_path(input, path));
+                Hit {
+                    detection: d.meta.id.clone(),
+                    details,
+                    group_key,
+                }
+            })
+            .collect();
+        let err = failure.map(|f| RunError {
+            detection: d.meta.id.clone(),
+            message: match f {
+                RunFailure::Error(m) => format!("jq error: {m}"),
+                RunFailure::Limit(m) => m,
+            },
+        });
+        (hits, err)
+    }
+}
+
+/// The value at a dotted path of a record (`AppAccessContext.ClientAppId`), as JSON.
+fn val_path(v: &Val, path: &[&str]) -> Option<serde_json::Value> {
+    let mut cur = v;
+    for key in path {
+        match cur {
+            Val::Obj(map) => cur = map.get(&Val::utf8_str(key.to_string()))?,
+            _ => return None,
+        }
+    }
+    Some(val_to_json(cur))
+}
+
+/// `authentication.jq` → `authentication`.
+fn module_name(file: &str) -> String {
+    file.strip_suffix(".jq").unwrap_or(file).to_string()
+}
+
+/// A jaq value as serde_json (through its JSON text, which is exact for JSON values).
+pub(crate) fn val_to_json(v: &Val) -> serde_json::Value {
+    let text = v.to_string();
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
+/// An ad-hoc jq program (`m365audit query`): same prelude, helpers and guard rails as the
+/// detections, with larger output limits.
+pub struct Query {
+    program: Program,
+    vars: Vars,
+    limits: Limits,
+}
+
+impl Query {
+    /// Compiles `code`; `include "m365";` loads the embedded helpers.
+    pub fn compile(code: &str, vars: Vars) -> Result<Query, LoadErrors> {
+        let libs = Libs {
+            files: embedded::EMBEDDED_LIBS
+                .iter()
+                .map(|(f, c)| (module_name(f), (format!("queries/lib/{f}"), c.to_string())))
+                .collect(),
+        };
+        let program = Program::compile("<query>", code, &libs).map_err(LoadErrors)?;
+        let limits = Limits {
+            max_outputs: 1_000_000,
+            ..Limits::default()
+        };
+        Ok(Query {
+            program,
+            vars,
+            limits,
+        })
+    }
+
+    /// Runs the program on one record; its outputs, or the error that stopped it.
+    pub fn run(&self, record: &serde_json::Value) -> Result<Vec<serde_json::Value>, String> {
+        let input = Val::deserialize(record).map_err(|e| e.to_string())?;
+        self.run_val(input)
+    }
+
+    /// Runs the program on a record's raw JSON text.
+    pub fn run_bytes(&self, raw: &[u8]) -> Result<Vec<serde_json::Value>, String> {
+        let input: Val = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
+        self.run_val(input)
+    }
+
+    fn run_val(&self, input: Val) -> Result<Vec<serde_json::Value>, String> {
+        let (outs, failure) = self.program.run(input, self.vars.vals(), &self.limits);
+        match failure {
+            None => Ok(outs.iter().map(val_to_json).collect()),
+            Some(RunFailure::Error(m)) => Err(format!("jq error: {m}")),
+            Some(RunFailure::Limit(m)) => Err(m),
+        }
+    }
+}
+
+/// `check`: compiles every detection the appliance would run ([`Detections::load_default`]);
+/// a one-line summary, or every broken query as `file:line:column: message` (a usage error).
+pub fn check_command(vars: Vars) -> anyhow::Result<String> {
+    let d = Detections::load_default(vars)?;
+    if d.errors.is_empty() {
+        let source = std::env::var(QUERIES_ENV).ok().filter(|s| !s.is_empty());
+        Ok(format!(
+            "detections: {} compiled ({})\n",
+            d.len(),
+            source.map_or_else(|| "embedded".to_string(), |s| format!("from {s}"))
+        ))
+    } else {
+        Err(crate::UsageError(format!(
+            "{} of the detections do not compile:\n{}",
+            d.errors.len(),
+            LoadErrors(d.errors)
+        ))
+        .into())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+//! Unit tests of the engine: loading, errors with positions, guard rails, prefilter.
+
+use super::*;
+use serde_json::json;
+
+const LIB: &str = "def twice: . + .;\n";
+
+fn header(v: &serde_json::Value) -> RecordHeader {
+    RecordHeader::from_value(v).unwrap()
+}
+
+fn rec(op: &str, workload: &str) -> serde_json::Value {
+    json!({"Id": "1", "CreationTime": "2026-05-04T09:14:22", "Operation": op, "Workload": workload, "UserId": "a@x.com", "ActorIpAddress": "1.2.3.4"})
+}
+
+fn load(queries: &[(&str, &str)]) -> Detections {
+    Detections::load_sources(
+        queries,
+        &[("m365.jq", LIB)],
+        Vars {
+            collector_id: "12345".into(),
+            tenant_id: "t".into(),
+        },
+    )
+}
+
+#[test]
+fn runs_with_vars_helpers_and_group_key() {
+    let d = load(&[(
+        "a.jq",
+        "# title: A\n# table: auth.all\n# group_by: UserId, collector_id\ninclude \"m365\";\nselect(.Operation == \"UserLoginFailed\") | {UserId, collector_id: $collector_id, n: (1 | twice)}\n",
+    )]);
+    assert!(d.errors().is_empty(), "{:?}", d.errors());
+    let r = rec("UserLoginFailed", "AzureActiveDirectory");
+    let (hits, errs) = d.run(&header(&r), &r);
+    assert!(errs.is_empty());
+    assert_eq!(hits.len(), 1);
+    assert_eq!(
+        hits[0].details,
+        json!({"UserId": "a@x.com", "collector_id": "12345", "n": 2})
+    );
+    assert_eq!(
+        hits[0].group_key,
+        json!({"UserId": "a@x.com", "collector_id": "12345"})
+    );
+    let (hits2, _) = d.run_bytes(&header(&r), r.to_string().as_bytes());
+    assert_eq!(hits, hits2);
+}
+
+#[test]
+fn prefilter_skips_other_tables_and_operations() {
+    let d = load(&[
+        (
+            "a.jq",
+            "# title: A\n# table: cloud.office365.management.exchange\n# operations: New-InboxRule, Set-*Rule\n.",
+        ),
+        ("b.jq", "# title: B\n# table: auth.all\n."),
+    ]);
+    assert!(d.errors().is_empty(), "{:?}", d.errors());
+    let cases = [
+        (rec("New-InboxRule", "Exchange"), vec!["a"]),
+        (rec("Set-TransportRule", "Exchange"), vec!["a"]),
+        (rec("Set-Mailbox", "Exchange"), vec![]),
+        (rec("New-InboxRule", "SharePoint"), vec![]),
+        (rec("UserLoggedIn", "AzureActiveDirectory"), vec!["b"]),
+    ];
+    for (r, want) in cases {
+        let (hits, _) = d.run(&header(&r), &r);
+        let got: Vec<&str> = hits.iter().map(|h| h.detection.as_str()).collect();
+        assert_eq!(got, want, "{r}");
+        assert_eq!(d.wants(&header(&r)), !want.is_empty());
+    }
+}
+
+#[test]
+fn broken_queries_report_file_line_column_and_the_rest_load() {
+    let d = load(&[
+        ("good.jq", "# title: G\n# table: auth.all\n."),
+        ("syntax.jq", "# title: S\n# table: auth.all\nselect(.a ==\n"),
+        ("paren.jq", "# title: P\n# table: auth.all\n.a | (1 +\n"),
+        ("undef.jq", "# title: U\n# table: auth.all\n.a | nosuchfn\n"),
+        ("now.jq", "# title: N\n# table: auth.all\n. | now\n"),
+        ("env.jq", "# title: E\n# table: auth.all\n$ENV\n"),
+        ("key.jq", "# title: K\n# table: auth.all\n# colour: red\n."),
+        ("notable.jq", "# title: T\n."),
+        ("rec.jq", "# title: R\n# table: auth.all\ndef f: f; f\n"),
+        (
+            "nomod.jq",
+            "# title: M\n# table: auth.all\ninclude \"nope\";\n.\n",
+        ),
+    ]);
+    assert_eq!(
+        d.metas().iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        vec!["good"]
+    );
+    let errs = d.errors();
+    let find = |f: &str| {
+        errs.iter()
+            .find(|e| e.file == f)
+            .unwrap_or_else(|| panic!("no error for {f}: {errs:?}"))
+    };
+    assert_eq!(find("syntax.jq").line, 3, "{errs:?}");
+    assert_eq!(find("paren.jq").line, 3, "{errs:?}");
+    let u = find("undef.jq");
+    assert_eq!((u.line, u.column), (3, 6), "{u}");
+    assert!(u.message.contains("nosuchfn"), "{u}");
+    let n = find("now.jq");
+    assert_eq!((n.line, n.column), (3, 5), "{n}");
+    assert!(n.message.contains("not available in detections"), "{n}");
+    assert!(find("env.jq").message.contains("$ENV"), "{errs:?}");
+    assert_eq!(find("key.jq").line, 3);
+    assert!(find("notable.jq").message.contains("table"));
+    let r = find("rec.jq");
+    assert_eq!((r.line, r.column), (3, 8), "{r}");
+    assert!(r.message.contains("recursive"), "{r}");
+    assert!(find("nomod.jq").message.contains("nope"), "{errs:?}");
+    assert!(
+        find("syntax.jq").to_string().starts_with("syntax.jq:3:"),
+        "{}",
+        find("syntax.jq")
+    );
+}
+
+#[test]
+fn guard_rails_stop_runaway_filters_and_others_still_run() {
+    let d = load(&[
+        ("a_repeat.jq", "# title: R\n# table: auth.all\nrepeat(.)"),
+        (
+            "b_range.jq",
+            "# title: G\n# table: auth.all\nlast(range(1e12))",
+        ),
+        (
+            "c_until.jq",
+            "# title: U\n# table: auth.all\nuntil(false; .)",
+        ),
+        (
+            "d_recurse.jq",
+            "# title: C\n# table: auth.all\n[recurse(1)] | length",
+        ),
+        ("e_ok.jq", "# title: O\n# table: auth.all\n.UserId"),
+        (
+            "f_err.jq",
+            "# title: E\n# table: auth.all\n.UserId, .UserId.x",
+        ),
+        (
+            "g_while.jq",
+            "# title: W\n# table: auth.all\n[while(true; .)] | length",
+        ),
+    ])
+    .with_limits(Limits {
+        max_outputs: 50,
+        max_steps: 100_000,
+        max_time: std::time::Duration::from_secs(5),
+    });
+    assert!(d.errors().is_empty(), "{:?}", d.errors());
+    let r = rec("UserLoggedIn", "AzureActiveDirectory");
+    let (hits, errs) = d.run(&header(&r), &r);
+    let failed: Vec<&str> = errs.iter().map(|e| e.detection.as_str()).collect();
+    assert_eq!(
+        failed,
+        vec![
+            "a_repeat",
+            "b_range",
+            "c_until",
+            "d_recurse",
+            "f_err",
+            "g_while"
+        ],
+        "{errs:?}"
+    );
+    assert!(errs[0].message.contains("output limit"), "{errs:?}");
+    assert!(errs[1].message.contains("step limit"), "{errs:?}");
+    assert!(errs[4].message.contains("jq error"), "{errs:?}");
+    let got: Vec<(&str, &serde_json::Value)> = hits
+        .iter()
+        .map(|h| (h.detection.as_str(), &h.details))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("e_ok", &json!("a@x.com")), ("f_err", &json!("a@x.com"))]
+    );
+}
+
+#[test]
+fn time_limit_stops_a_slow_filter() {
+    let d = load(&[(
+        "slow.jq",
+        "# title: S\n# table: auth.all\n[range(1e9)] | length",
+    )])
+    .with_limits(Limits {
+        max_outputs: 10,
+        max_steps: u64::MAX,
+        max_time: std::time::Duration::from_millis(50),
+    });
+    let r = rec("UserLoggedIn", "AzureActiveDirectory");
+    let (hits, errs) = d.run(&header(&r), &r);
+    assert!(hits.is_empty());
+    assert!(errs[0].message.contains("time limit"), "{errs:?}");
+}
+
+#[test]
+fn repeat_has_jq_meaning() {
+    let q = Query::compile("[limit(3; 1 | repeat(. * 2))]", Vars::default()).unwrap();
+    assert_eq!(q.run(&json!(null)).unwrap(), vec![json!([1, 2, 4])]);
+}
+
+#[test]
+fn embedded_detections_all_load() {
+    let d = Detections::load_embedded(Vars::default());
+    assert!(d.errors().is_empty(), "{}", LoadErrors(d.errors().to_vec()));
+    assert!(d.len() >= 29, "{}", d.len());
+    for id in [
+        "authentication",
+        "email_attachments",
+        "exchange_auditing_disabled",
+        "insider_risk_policies",
+        "onedrive_exfiltration",
+        "teams_exfiltration",
+        "sharepoint_data_destruction",
+    ] {
+        let m = d.meta(id).unwrap_or_else(|| panic!("{id} missing"));
+        assert_eq!(m.seed, Some(Seed::Implements(id.to_string())));
+    }
+}
+
+#[test]
+fn detections_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Detections>();
+}

@@ -1,0 +1,252 @@
+//! SQLite: opening (pragmas, migrations), the compression of raw records and the read
+//! queries. The write statements live in `writer.rs`; nothing outside `store` writes SQL.
+//!
+//! Migrations are `migrations/NNNN_verb_noun.sql`, embedded at compile time and applied in
+//! order, each in its own transaction together with `PRAGMA user_version = N`.
+
+use crate::model::{ContentType, RecordHeader};
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Every migration, in order; index + 1 is the `user_version` after it.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_create_tables",
+    include_str!("../../migrations/0001_create_tables.sql"),
+)];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Page size for a new database: records are ~0.3–1.5 KB, so 4 KiB pages waste ~20 %
+/// (stack.md §3b).
+const PAGE_SIZE: i64 = 8192;
+
+fn set_common_pragmas(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "cache_size", -16_000)?; // KiB
+    Ok(())
+}
+
+/// Opens (creating if needed) the writable connection and applies pending migrations.
+pub fn open_writer(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("opening the database {}", path.display()))?;
+    set_common_pragmas(&conn)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version == 0 {
+        // Only effective before the first table exists (and before WAL).
+        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
+    }
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .with_context(|| format!("switching {} to WAL", path.display()))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection; fails if the database does not exist.
+pub fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening the database {} read-only", path.display()))?;
+    set_common_pragmas(&conn)?;
+    Ok(conn)
+}
+
+/// Applies every migration newer than the database's `user_version`.
+pub fn migrate(conn: &Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        bail!(
+            "the database has schema version {version}, newer than this build ({SCHEMA_VERSION}); \
+             use a newer m365audit"
+        );
+    }
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let n = i as i64 + 1;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {n};\nCOMMIT;"
+        ))
+        .with_context(|| format!("applying migration {name}"))?;
+    }
+    Ok(())
+}
+
+pub fn content_type_code(ct: ContentType) -> i64 {
+    ContentType::ALL.iter().position(|c| *c == ct).unwrap_or(3) as i64
+}
+
+pub fn content_type_from_code(code: i64) -> ContentType {
+    ContentType::ALL
+        .get(code as usize)
+        .copied()
+        .unwrap_or(ContentType::General)
+}
+
+pub fn secs_to_time(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+pub fn millis_to_time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// Decompresses `records.raw`, keeping one zstd context per dictionary (the dictionary
+/// is loaded into it once).
+#[derive(Clone, Default)]
+pub struct Codec {
+    ctxs: Arc<Mutex<HashMap<i64, zstd::bulk::Decompressor<'static>>>>,
+}
+
+impl Codec {
+    /// Returns the raw JSON text of one stored record.
+    pub fn decode(&self, conn: &Connection, dict: i64, data: &[u8]) -> Result<String> {
+        let size = zstd::zstd_safe::get_frame_content_size(data)
+            .ok()
+            .flatten()
+            .context("stored record has no zstd frame size")? as usize;
+        let mut ctxs = self.ctxs.lock().map_err(poisoned)?;
+        let dec = match ctxs.entry(dict) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let dec = if dict == 0 {
+                    zstd::bulk::Decompressor::new()?
+                } else {
+                    let bytes: Vec<u8> = conn
+                        .query_row("SELECT bytes FROM dicts WHERE id = ?1", [dict], |r| {
+                            r.get(0)
+                        })
+                        .with_context(|| format!("loading compression dictionary {dict}"))?;
+                    zstd::bulk::Decompressor::with_dictionary(&bytes)?
+                };
+                e.insert(dec)
+            }
+        };
+        let bytes = dec
+            .decompress(data, size)
+            .context("stored record does not decompress")?;
+        String::from_utf8(bytes).context("stored record is not UTF-8")
+    }
+}
+
+fn poisoned<T>(_: std::sync::PoisonError<T>) -> anyhow::Error {
+    anyhow::anyhow!("a store lock was poisoned by a panic")
+}
+
+/// The columns `read_record` expects, in order.
+pub const RECORD_COLUMNS: &str = "r.rowid, r.id, r.creation_time, r.workload, r.operation, \
+     r.record_type, r.user_id, r.client_ip, r.content_type, r.ingested_at, r.dict, r.raw, \
+     t.name";
+pub const RECORD_FROM: &str = "records r JOIN tenants t ON t.id = r.tenant";
+
+/// Reads one row selected with `RECORD_COLUMNS`.
+pub fn read_record(codec: &Codec, conn: &Connection, row: &Row) -> Result<super::StoredRecord> {
+    let dict: i64 = row.get(10)?;
+    let data: Vec<u8> = row.get(11)?;
+    let raw = codec.decode(conn, dict, &data)?;
+    let organization_id = String::new();
+    Ok(super::StoredRecord {
+        rowid: row.get(0)?,
+        header: RecordHeader {
+            id: row.get(1)?,
+            creation_time: secs_to_time(row.get(2)?),
+            workload: row.get(3)?,
+            operation: row.get(4)?,
+            record_type: row.get(5)?,
+            user_id: row.get(6)?,
+            client_ip: row.get(7)?,
+            organization_id,
+        },
+        content_type: content_type_from_code(row.get(8)?),
+        ingested_at: secs_to_time(row.get(9)?),
+        tenant: row.get(12)?,
+        raw,
+    })
+}
+
+/// The SQL condition selecting the records of one table (ARCHITECTURE §5), with its
+/// parameter; `None` for an unknown table name.
+pub fn table_filter(table: &str) -> Option<(String, Vec<String>)> {
+    use crate::model::{TABLE_ALL, TABLE_AUTH};
+    if table == TABLE_ALL {
+        return Some(("1".into(), vec![]));
+    }
+    if table == TABLE_AUTH {
+        return Some((
+            "r.operation IN ('UserLoggedIn', 'UserLoginFailed', 'UserLoggedOut', \
+             'UserStrongAuthClientAuthNRequired')"
+                .into(),
+            vec![],
+        ));
+    }
+    let workload = table.strip_prefix(TABLE_ALL)?.strip_prefix('.')?;
+    if workload.is_empty() {
+        return None;
+    }
+    Some((
+        "lower(r.workload) = ?".into(),
+        vec![workload.to_ascii_lowercase()],
+    ))
+}
+
+pub fn tenant_id(conn: &Connection, name: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .query_row("SELECT id FROM tenants WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+pub fn max_rowid(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(rowid), 0) FROM records",
+        params![],
+        |r| r.get(0),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_on_an_empty_database_and_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.db");
+        let c = open_writer(&p).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let ps: i64 = c
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap();
+        assert_eq!(ps, PAGE_SIZE);
+        drop(c);
+        open_writer(&p).unwrap();
+    }
+
+    #[test]
+    fn table_filters_follow_the_devo_namespace() {
+        assert!(table_filter("cloud.office365.management").is_some());
+        assert_eq!(
+            table_filter("cloud.office365.management.Exchange")
+                .unwrap()
+                .1,
+            vec!["exchange".to_string()]
+        );
+        assert!(table_filter("auth.all").is_some());
+        assert!(table_filter("nope").is_none());
+        assert!(table_filter("cloud.office365.management.").is_none());
+    }
+}

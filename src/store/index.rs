@@ -1,0 +1,395 @@
+//! The tantivy full-text index over the records: its schema, the indexer thread that
+//! follows SQLite, and search.
+//!
+//! Invariant 4: the index is never ahead of SQLite. The indexer receives only rows the
+//! writer has already committed, adds them in rowid order, and commits with the payload
+//! "highest rowid indexed". On open it catches up from SQLite above that payload, so a
+//! crash between the SQLite and the tantivy commit is healed, and deleting the index
+//! directory simply rebuilds it. After an indexing error the indexer stops adding (its
+//! uncommitted documents are dropped) rather than let the payload claim rows it lacks.
+//!
+//! What is indexed (stack.md §3c: raw JSON text is the bottleneck): the *string values* of
+//! the record as one `text` field (with positions: `a@b.com` is a phrase), plus typed
+//! fields `table`, `operation`, `workload`, `user`, `ip`, `id` (exact, operation/workload/
+//! user case-insensitive) and `time` (a date, also the sort order of results). Only the
+//! `rowid` is kept (as a fast field); everything shown comes from SQLite.
+
+use super::db;
+use crate::model::RecordHeader;
+use anyhow::{Context, Result};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::QueryParser;
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
+};
+use tantivy::tokenizer::{LowerCaser, RawTokenizer, TextAnalyzer};
+use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument};
+
+/// Directory name under the data dir; bump the suffix when the schema changes (the old
+/// directory is then ignored and the new one built from SQLite).
+pub const INDEX_DIR: &str = "index-v1";
+const LOWER_RAW: &str = "lower_raw";
+/// Memory budget of the index writer (tantivy's minimum is 15 MB per thread).
+const WRITER_HEAP: usize = 64_000_000;
+/// Commit after this many documents or this long after the first uncommitted one.
+const COMMIT_DOCS: usize = 200_000;
+const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Copy)]
+pub struct Fields {
+    pub rowid: Field,
+    pub id: Field,
+    pub time: Field,
+    pub table: Field,
+    pub operation: Field,
+    pub workload: Field,
+    pub user: Field,
+    pub ip: Field,
+    pub text: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut sb = Schema::builder();
+    let lower = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(LOWER_RAW)
+            .set_index_option(IndexRecordOption::Basic),
+    );
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("default")
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let fields = Fields {
+        rowid: sb.add_u64_field("rowid", FAST),
+        id: sb.add_text_field("id", STRING),
+        time: sb.add_date_field("time", INDEXED | FAST),
+        table: sb.add_text_field("table", STRING),
+        operation: sb.add_text_field("operation", lower.clone()),
+        workload: sb.add_text_field("workload", lower.clone()),
+        user: sb.add_text_field("user", lower),
+        ip: sb.add_text_field("ip", STRING),
+        text: sb.add_text_field("text", text),
+    };
+    (sb.build(), fields)
+}
+
+fn register_tokenizers(index: &Index) {
+    index.tokenizers().register(
+        LOWER_RAW,
+        TextAnalyzer::builder(RawTokenizer::default())
+            .filter(LowerCaser)
+            .build(),
+    );
+}
+
+/// Opens the index in `dir`, creating it (empty, payload 0) when missing.
+pub fn open(dir: &Path) -> Result<(Index, Fields)> {
+    let (schema, fields) = schema();
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let index = if dir.join("meta.json").exists() {
+        let index = Index::open_in_dir(dir)
+            .with_context(|| format!("opening the search index {}", dir.display()))?;
+        if index.schema() != schema {
+            anyhow::bail!(
+                "the search index {} has another schema; delete the directory to rebuild it",
+                dir.display()
+            );
+        }
+        index
+    } else {
+        Index::create_in_dir(dir, schema)
+            .with_context(|| format!("creating the search index {}", dir.display()))?
+    };
+    register_tokenizers(&index);
+    Ok((index, fields))
+}
+
+/// The highest records.rowid the committed index contains.
+pub fn indexed_upto(index: &Index) -> Result<i64> {
+    let metas = index.load_metas()?;
+    Ok(metas
+        .payload
+        .as_deref()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0))
+}
+
+/// Appends the string values of a JSON value to `out`, one per line: what full-text
+/// search sees of a record (keys and punctuation are not indexed).
+pub fn string_values(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::Array(a) => a.iter().for_each(|x| string_values(x, out)),
+        Value::Object(o) => o.values().for_each(|x| string_values(x, out)),
+        _ => {}
+    }
+}
+
+fn document(
+    f: &Fields,
+    rowid: i64,
+    h: &RecordHeader,
+    value: &Value,
+    buf: &mut String,
+) -> TantivyDocument {
+    let mut d = TantivyDocument::new();
+    d.add_u64(f.rowid, rowid as u64);
+    d.add_text(f.id, &h.id);
+    d.add_date(
+        f.time,
+        tantivy::DateTime::from_timestamp_secs(h.creation_time.timestamp()),
+    );
+    for t in h.tables() {
+        d.add_text(f.table, &t);
+    }
+    d.add_text(f.operation, &h.operation);
+    d.add_text(f.workload, &h.workload);
+    if !h.user_id.is_empty() {
+        d.add_text(f.user, &h.user_id);
+    }
+    if !h.client_ip.is_empty() {
+        d.add_text(f.ip, &h.client_ip);
+    }
+    buf.clear();
+    string_values(value, buf);
+    d.add_text(f.text, buf.as_str());
+    d
+}
+
+/// One committed record for the indexer.
+pub struct IndexDoc {
+    pub rowid: i64,
+    pub header: RecordHeader,
+    pub value: Value,
+}
+
+pub enum IndexMsg {
+    Docs(Vec<IndexDoc>),
+    /// Commit now; replies with the highest rowid committed.
+    Flush(tokio::sync::oneshot::Sender<Result<i64>>),
+}
+
+/// The indexer thread: catch up from SQLite, then follow the writer until the channel
+/// closes, then commit a last time.
+pub struct Indexer {
+    writer: Option<IndexWriter>,
+    fields: Fields,
+    /// Highest rowid added (committed or not).
+    added: i64,
+    /// Highest rowid committed (the payload).
+    committed: i64,
+    uncommitted: usize,
+    first_uncommitted: Option<Instant>,
+    buf: String,
+}
+
+impl Indexer {
+    pub fn new(index: &Index, fields: Fields) -> Result<Indexer> {
+        let writer: IndexWriter = index.writer_with_num_threads(1, WRITER_HEAP).context(
+            "opening the search index writer (is another m365audit collecting into this data dir?)",
+        )?;
+        let upto = indexed_upto(index)?;
+        Ok(Indexer {
+            writer: Some(writer),
+            fields,
+            added: upto,
+            committed: upto,
+            uncommitted: 0,
+            first_uncommitted: None,
+            buf: String::new(),
+        })
+    }
+
+    fn add(&mut self, rowid: i64, h: &RecordHeader, v: &Value) {
+        if rowid <= self.added {
+            return; // already indexed (catch-up and the writer's stream overlap)
+        }
+        let Some(w) = self.writer.as_mut() else {
+            return;
+        };
+        let d = document(&self.fields, rowid, h, v, &mut self.buf);
+        if let Err(e) = w.add_document(d) {
+            self.fail(&e.into());
+            return;
+        }
+        self.added = rowid;
+        self.uncommitted += 1;
+        self.first_uncommitted.get_or_insert_with(Instant::now);
+    }
+
+    fn fail(&mut self, e: &anyhow::Error) {
+        tracing::error!(error = %format!("{e:#}"), "search index stopped; it is rebuilt from SQLite at next start");
+        self.writer = None;
+    }
+
+    fn commit(&mut self) -> Result<i64> {
+        if self.uncommitted == 0 {
+            return Ok(self.committed);
+        }
+        let w = self
+            .writer
+            .as_mut()
+            .context("the search index writer stopped after an error")?;
+        let r = (|| -> Result<()> {
+            let mut p = w.prepare_commit()?;
+            p.set_payload(&self.added.to_string());
+            p.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = r {
+            self.fail(&e);
+            return Err(e);
+        }
+        self.committed = self.added;
+        self.uncommitted = 0;
+        self.first_uncommitted = None;
+        Ok(self.committed)
+    }
+
+    /// Indexes every committed record above the payload.
+    pub fn catch_up(&mut self, db_path: &Path, codec: &db::Codec) -> Result<()> {
+        let conn = db::open_reader(db_path)?;
+        loop {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {} FROM {} WHERE r.rowid > ?1 ORDER BY r.rowid LIMIT 2000",
+                db::RECORD_COLUMNS,
+                db::RECORD_FROM
+            ))?;
+            let mut rows = stmt.query([self.added])?;
+            let mut n = 0;
+            while let Some(row) = rows.next()? {
+                let rec = db::read_record(codec, &conn, row)?;
+                let v: Value = serde_json::from_str(&rec.raw).unwrap_or(Value::Null);
+                self.add(rec.rowid, &rec.header, &v);
+                n += 1;
+            }
+            if n == 0 || self.writer.is_none() {
+                break;
+            }
+            if self.uncommitted >= COMMIT_DOCS {
+                self.commit()?;
+            }
+        }
+        self.commit()?;
+        Ok(())
+    }
+
+    /// Runs until the channel closes.
+    pub fn run(mut self, rx: Receiver<IndexMsg>, db_path: PathBuf, codec: db::Codec) {
+        if let Err(e) = self.catch_up(&db_path, &codec) {
+            self.fail(&e);
+        }
+        loop {
+            match rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(IndexMsg::Docs(docs)) => {
+                    for d in &docs {
+                        self.add(d.rowid, &d.header, &d.value);
+                    }
+                    drop(docs);
+                    if self.uncommitted >= COMMIT_DOCS {
+                        let _ = self.commit();
+                    }
+                }
+                Ok(IndexMsg::Flush(reply)) => {
+                    let _ = reply.send(self.commit());
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if self
+                .first_uncommitted
+                .is_some_and(|t| t.elapsed() >= COMMIT_INTERVAL)
+            {
+                let _ = self.commit();
+            }
+        }
+        let _ = self.commit();
+        if let Some(w) = self.writer.take()
+            && let Err(e) = w.wait_merging_threads()
+        {
+            tracing::warn!(error = %e, "search index merge did not finish");
+        }
+    }
+}
+
+/// The read side: parse a query, return matching rowids, newest record first.
+#[derive(Clone)]
+pub struct Searcher {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+}
+
+impl Searcher {
+    pub fn new(index: Index, fields: Fields) -> Result<Searcher> {
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Searcher {
+            index,
+            reader,
+            fields,
+        })
+    }
+
+    /// Returns the number of matches and the rowids of the newest `limit` of them.
+    pub fn search(&self, query: &str, limit: usize) -> Result<(usize, Vec<i64>)> {
+        self.reader.reload()?;
+        let f = &self.fields;
+        let mut qp = QueryParser::for_index(&self.index, vec![f.text]);
+        qp.set_conjunction_by_default();
+        let q = qp
+            .parse_query(query)
+            .map_err(|e| crate::UsageError(format!("bad search query {query:?}: {e}")))?;
+        let searcher = self.reader.searcher();
+        let top = TopDocs::with_limit(limit.max(1))
+            .order_by_fast_field::<tantivy::DateTime>("time", Order::Desc);
+        let (total, docs) = searcher.search(&q, &(Count, top))?;
+        let mut rowids = Vec::with_capacity(docs.len());
+        for (_, addr) in docs.into_iter().take(limit) {
+            let col = searcher
+                .segment_reader(addr.segment_ord)
+                .fast_fields()
+                .u64("rowid")?;
+            if let Some(r) = col.first(addr.doc_id) {
+                rowids.push(r as i64);
+            }
+        }
+        Ok((total, rowids))
+    }
+
+    pub fn indexed_upto(&self) -> Result<i64> {
+        indexed_upto(&self.index)
+    }
+
+    /// Number of documents in the last committed state.
+    pub fn num_docs(&self) -> Result<u64> {
+        self.reader.reload()?;
+        Ok(self.reader.searcher().num_docs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_string_values_are_indexed_text() {
+        let mut s = String::new();
+        string_values(
+            &json!({"A": "x y", "B": [1, "z", {"C": "w"}], "D": true}),
+            &mut s,
+        );
+        assert_eq!(s, "x y\nz\nw\n");
+    }
+}

@@ -1,0 +1,103 @@
+//! The `stats` and `search` commands: read-only views of a data directory, as text for
+//! people or as the stable JSON documents of ARCHITECTURE §7.
+
+use super::{Stats, Store};
+use anyhow::Result;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// `m365audit stats [--data DIR] [--json]`.
+pub fn stats_command(data: &Path, json: bool) -> Result<()> {
+    let store = Store::open_read_only(data)?;
+    let stats = store.stats()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+    } else {
+        print!("{}", render_stats(&stats));
+    }
+    Ok(())
+}
+
+/// The human form of `stats`.
+pub fn render_stats(s: &Stats) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "records            {}", s.records.total);
+    for (t, n) in &s.records.by_table {
+        let _ = writeln!(o, "  {t:<44} {n}");
+    }
+    let _ = writeln!(o, "duplicates dropped {}", s.duplicates_dropped);
+    let blobs: Vec<String> = s.blobs.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(o, "blobs              {}", blobs.join(", "));
+    if s.gaps.is_empty() {
+        let _ = writeln!(o, "gaps               none");
+    } else {
+        let _ = writeln!(o, "gaps (the loss ledger)");
+        for g in &s.gaps {
+            let _ = writeln!(
+                o,
+                "  {:<11} {:<28} count {:<6} {}",
+                g.kind, g.content_type, g.count, g.last_detail
+            );
+        }
+    }
+    let _ = writeln!(o, "content types");
+    for (ct, c) in &s.content_types {
+        let _ = writeln!(
+            o,
+            "  {:<28} cursor {}  lag {}  state {}  pending blobs {}{}",
+            ct,
+            c.cursor.as_deref().unwrap_or("-"),
+            c.lag_secs
+                .map(|l| format!("{l}s"))
+                .unwrap_or_else(|| "-".into()),
+            c.state.as_deref().unwrap_or("-"),
+            c.pending_blobs,
+            c.last_error
+                .as_deref()
+                .map(|e| format!("  last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(a) = &s.auth {
+        let state = a.get("state").and_then(|v| v.as_str()).unwrap_or("?");
+        let label = a.get("label").and_then(|v| v.as_str()).unwrap_or("");
+        let _ = writeln!(o, "auth               {state} ({label})");
+    }
+    if !s.hits.is_empty() {
+        let _ = writeln!(o, "detection hits");
+        for (d, n) in &s.hits {
+            let _ = writeln!(o, "  {d:<44} {n}");
+        }
+    }
+    if let Some(i) = &s.index {
+        let _ = writeln!(
+            o,
+            "search index       up to rowid {} ({} records behind)",
+            i.indexed_upto_rowid, i.records_behind
+        );
+    }
+    let _ = writeln!(
+        o,
+        "disk               database {} bytes, index {} bytes",
+        s.db_bytes, s.index_bytes
+    );
+    o
+}
+
+/// `m365audit search [--data DIR] [--limit N] [--json] QUERY`.
+pub fn search_command(data: &Path, query: &str, limit: usize, json: bool) -> Result<()> {
+    let store = Store::open_read_only(data)?;
+    let r = store.search(query, limit)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    println!("{} records match (newest {} shown)", r.total, r.hits.len());
+    for h in &r.hits {
+        println!(
+            "{}  {:<40} {:<28} {:<32} {:<15} {}",
+            h.creation_time, h.table, h.operation, h.user_id, h.client_ip, h.id
+        );
+    }
+    Ok(())
+}

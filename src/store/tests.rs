@@ -1,0 +1,435 @@
+//! Component tests of the store on a temp directory: the invariants it keeps alone.
+
+use super::*;
+use crate::model::{BlobRef, ContentType, format_api_time};
+use chrono::{Duration, TimeZone};
+use serde_json::json;
+
+const T: &str = "0b6a3c52-1b7e-4a5e-9f0e-1f2f3a4b5c6d";
+
+fn rec(id: &str, op: &str, user: &str, extra: &str) -> Value {
+    json!({
+        "Id": id,
+        "CreationTime": "2026-11-20T10:00:00",
+        "Workload": "Exchange",
+        "Operation": op,
+        "RecordType": 2,
+        "UserId": user,
+        "ClientIP": "203.0.113.7:443",
+        "OrganizationId": T,
+        "Subject": extra,
+    })
+}
+
+fn blob_ref(n: usize, created: DateTime<Utc>) -> BlobRef {
+    BlobRef {
+        content_type: "Audit.Exchange".into(),
+        content_id: format!("blob{n}"),
+        content_uri: format!("http://127.0.0.1/blob{n}"),
+        content_created: format_api_time(created),
+        content_expiration: format_api_time(created + Duration::days(7)),
+    }
+}
+
+fn open(dir: &Path) -> Store {
+    Store::open(dir, Arc::new(Detections::empty())).unwrap()
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap()
+}
+
+/// Notes one blob and returns its ledger id.
+fn note_one(s: &Store, n: usize) -> i64 {
+    s.note_listing(
+        T,
+        ContentType::Exchange,
+        t0() + Duration::hours(1),
+        vec![blob_ref(n, t0())],
+    )
+    .wait()
+    .unwrap();
+    s.pending_blobs(T, ContentType::Exchange, Utc::now(), 1000)
+        .unwrap()
+        .into_iter()
+        .find(|b| b.blob.content_id == format!("blob{n}"))
+        .unwrap()
+        .blob_id
+}
+
+fn body(records: &[Value]) -> bytes::Bytes {
+    bytes::Bytes::from(serde_json::to_vec(records).unwrap())
+}
+
+#[test]
+fn invariant_2_same_blob_twice_and_duplicates_inside_store_each_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let b1 = note_one(&s, 1);
+    let recs = vec![
+        rec("a", "Send", "alice@x", ""),
+        rec("b", "Send", "bob@x", ""),
+        rec("a", "Send", "alice@x", ""),
+    ];
+    let out = s.ingest_blob(b1, body(&recs)).wait().unwrap();
+    assert_eq!(
+        out,
+        BlobIngest::Stored(IngestOutcome {
+            records: 3,
+            new: 2,
+            duplicates: 1,
+            ..Default::default()
+        })
+    );
+    // the same blob again: already done, nothing happens
+    assert_eq!(
+        s.ingest_blob(b1, body(&recs)).wait().unwrap(),
+        BlobIngest::AlreadyFinished
+    );
+    // another blob carrying the same records
+    let b2 = note_one(&s, 2);
+    let out = s.ingest_blob(b2, body(&recs[..2])).wait().unwrap();
+    assert!(matches!(
+        out,
+        BlobIngest::Stored(IngestOutcome {
+            new: 0,
+            duplicates: 2,
+            ..
+        })
+    ));
+    let keys = s.record_keys().unwrap();
+    assert_eq!(
+        keys,
+        vec![
+            (T.to_string(), "a".to_string()),
+            (T.to_string(), "b".to_string())
+        ]
+    );
+    let st = s.stats().unwrap();
+    assert_eq!(st.records.total, 2);
+    assert_eq!(st.duplicates_dropped, 3);
+    assert_eq!(st.blobs["done"], 2);
+    s.close().unwrap();
+}
+
+#[test]
+fn invariant_3_cursor_only_moves_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let ct = ContentType::Exchange;
+    s.note_listing(T, ct, t0() + Duration::hours(5), vec![])
+        .wait()
+        .unwrap();
+    assert_eq!(s.cursor(T, ct).unwrap(), Some(t0() + Duration::hours(5)));
+    // re-listing an overlap (an earlier end) never moves it back
+    s.note_listing(T, ct, t0() + Duration::hours(2), vec![blob_ref(1, t0())])
+        .wait()
+        .unwrap();
+    assert_eq!(s.cursor(T, ct).unwrap(), Some(t0() + Duration::hours(5)));
+    assert_eq!(s.pending_count(T, ct).unwrap(), 1);
+    s.clamp_cursor(T, ct, t0(), t0() + Duration::hours(1), "test".into())
+        .wait()
+        .unwrap();
+    assert_eq!(s.cursor(T, ct).unwrap(), Some(t0() + Duration::hours(5)));
+    s.note_listing(T, ct, t0() + Duration::hours(6), vec![])
+        .wait()
+        .unwrap();
+    assert_eq!(s.cursor(T, ct).unwrap(), Some(t0() + Duration::hours(6)));
+    // other content types have their own cursor
+    assert_eq!(s.cursor(T, ContentType::SharePoint).unwrap(), None);
+}
+
+#[test]
+fn invariant_1_malformed_blob_stores_nothing_and_fails_after_n_attempts_with_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let b = note_one(&s, 1);
+    let truncated = bytes::Bytes::from_static(
+        b"[{\"Id\":\"a\",\"CreationTime\":\"2026-11-20T10:00:00\"},{\"Id\":",
+    );
+    for i in 1..MAX_MALFORMED_ATTEMPTS {
+        assert_eq!(
+            s.ingest_blob(b, truncated.clone()).wait().unwrap(),
+            BlobIngest::Malformed {
+                attempts: i,
+                failed: false
+            }
+        );
+        assert_eq!(s.pending_count(T, ContentType::Exchange).unwrap(), 1);
+    }
+    assert_eq!(
+        s.ingest_blob(b, truncated).wait().unwrap(),
+        BlobIngest::Malformed {
+            attempts: MAX_MALFORMED_ATTEMPTS,
+            failed: true
+        }
+    );
+    assert_eq!(s.record_keys().unwrap(), vec![]);
+    let st = s.stats().unwrap();
+    assert_eq!(st.blobs["failed"], 1);
+    assert_eq!(st.gaps.len(), 1);
+    assert_eq!(st.gaps[0].kind, "failed");
+    assert_eq!(st.gaps[0].count, 1);
+}
+
+#[test]
+fn invariant_6_expired_blobs_bad_records_and_clamps_are_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let ct = ContentType::Exchange;
+    let b = note_one(&s, 1);
+    // a record without Id inside a good blob: the rest is stored, the bad one is a gap
+    let out = s
+        .ingest_blob(
+            b,
+            body(&[
+                rec("a", "Send", "u", ""),
+                json!({"CreationTime": "2026-11-20T10:00:00"}),
+            ]),
+        )
+        .wait()
+        .unwrap();
+    assert!(matches!(
+        out,
+        BlobIngest::Stored(IngestOutcome {
+            new: 1,
+            bad_records: 1,
+            ..
+        })
+    ));
+    note_one(&s, 2);
+    let n = s
+        .expire_blobs(T, ct, t0() + Duration::days(8))
+        .wait()
+        .unwrap();
+    assert_eq!(n, 1);
+    s.clamp_cursor(
+        T,
+        ct,
+        t0() - Duration::days(9),
+        t0() - Duration::days(7),
+        "older than 7 days".into(),
+    )
+    .wait()
+    .unwrap();
+    let b3 = note_one(&s, 3);
+    s.give_up_blob(b3, GapKind::NotFound, "AF20050".into())
+        .wait()
+        .unwrap();
+    let st = s.stats().unwrap();
+    let kinds: Vec<(&str, i64)> = st.gaps.iter().map(|g| (g.kind.as_str(), g.count)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("bad_record", 1),
+            ("clamped", 1),
+            ("expired", 1),
+            ("not_found", 1)
+        ]
+    );
+    assert_eq!(st.blobs["expired"], 1);
+    assert_eq!(st.blobs["failed"], 1);
+    assert_eq!(st.blobs["pending"], 0);
+    let js = serde_json::to_value(&st).unwrap();
+    assert_eq!(js["gaps"][2]["content_type"], "Audit.Exchange");
+}
+
+#[test]
+fn transient_failures_keep_the_blob_pending_until_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let b = note_one(&s, 1);
+    let later = Utc::now() + Duration::minutes(5);
+    s.retry_blob_later(b, "503".into(), later).wait().unwrap();
+    assert!(
+        s.pending_blobs(T, ContentType::Exchange, Utc::now(), 10)
+            .unwrap()
+            .is_empty()
+    );
+    let due = s
+        .pending_blobs(T, ContentType::Exchange, later, 10)
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].attempts, 1);
+}
+
+#[test]
+fn invariant_4_index_follows_sqlite_and_rebuilds_after_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        let b = note_one(&s, 1);
+        let recs: Vec<Value> = (0..50)
+            .map(|i| {
+                rec(
+                    &format!("id{i}"),
+                    if i % 2 == 0 {
+                        "Send"
+                    } else {
+                        "MailItemsAccessed"
+                    },
+                    &format!("user{i}@contoso.com"),
+                    "Strategic_Roadmap",
+                )
+            })
+            .collect();
+        s.ingest_blob(b, body(&recs)).wait().unwrap();
+        assert_eq!(s.flush().wait().unwrap(), 50);
+        let r = s.search("strategic_roadmap", 10).unwrap();
+        assert_eq!(r.total, 50);
+        assert_eq!(r.hits.len(), 10);
+        assert_eq!(r.hits[0].table, "cloud.office365.management.exchange");
+        assert_eq!(s.search("operation:send", 100).unwrap().total, 25);
+        assert_eq!(s.search("user:USER3@contoso.com", 100).unwrap().total, 1);
+        assert_eq!(
+            s.search("ip:203.0.113.7 AND id:id7", 100).unwrap().hits[0].id,
+            "id7"
+        );
+        s.close().unwrap();
+    }
+    std::fs::remove_dir_all(dir.path().join(index::INDEX_DIR)).unwrap();
+    let s = open(dir.path());
+    assert_eq!(s.flush().wait().unwrap(), 50);
+    assert_eq!(s.indexed_docs().unwrap(), 50);
+    assert_eq!(s.search("strategic_roadmap", 10).unwrap().total, 50);
+    // a bad query is a usage error
+    let e = s.search("operation:(", 10).unwrap_err();
+    assert!(e.chain().any(|c| c.is::<crate::UsageError>()), "{e:#}");
+}
+
+#[test]
+fn invariant_4_crash_between_sqlite_and_index_commit_is_healed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        let b = note_one(&s, 1);
+        s.ingest_blob(b, body(&[rec("a", "Send", "u", "x")]))
+            .wait()
+            .unwrap();
+        s.flush().wait().unwrap();
+        s.close().unwrap();
+    }
+    // rows committed to SQLite behind the index's back (as if the process died before
+    // the index commit): write them with a bare connection
+    {
+        let conn = db::open_writer(&dir.path().join(DB_FILE)).unwrap();
+        let raw = rec("b", "Send", "u", "healme").to_string();
+        let data = zstd::bulk::compress(raw.as_bytes(), 3).unwrap();
+        conn.execute(
+            "INSERT INTO records (tenant, id, creation_time, workload, operation, record_type, \
+             user_id, client_ip, content_type, ingested_at, dict, raw) \
+             VALUES (1, 'b', 0, 'Exchange', 'Send', 2, 'u', '', 1, 0, 0, ?1)",
+            [data],
+        )
+        .unwrap();
+    }
+    let ro = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(ro.stats().unwrap().index.unwrap().records_behind, 1);
+    assert_eq!(ro.search("healme", 10).unwrap().total, 0);
+    let s = open(dir.path());
+    assert_eq!(s.flush().wait().unwrap(), 2);
+    assert_eq!(s.search("healme", 10).unwrap().total, 1);
+    assert_eq!(ro.search("healme", 10).unwrap().total, 1);
+    assert_eq!(ro.stats().unwrap().index.unwrap().records_behind, 0);
+}
+
+#[test]
+fn records_round_trip_losslessly_with_and_without_the_dictionary() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    // enough records to train the dictionary, then more that use it
+    let mut raws: Vec<String> = (0..2600)
+        .map(|i| {
+            format!(
+                "{{\"Id\":\"r{i}\", \"CreationTime\":\"2026-11-20T10:{:02}:00\",\"Workload\":\"SharePoint\",\"Operation\":\"FileAccessed\",\"RecordType\":6,\"UserId\":\"user{}@contoso.com\",\"ObjectId\":\"https://contoso.sharepoint.com/sites/s{i}/doc.docx\", \"OrganizationId\":\"{T}\"}}",
+                i % 60,
+                i % 17
+            )
+        })
+        .collect();
+    raws.push("{\"Id\":\"ü\",\"CreationTime\":\"2026-11-20T10:00:00Z\",\"Workload\":\"\",\"Operation\":\"X\"}".into());
+    for chunk in raws.chunks(500) {
+        s.import_records("fallback", chunk.to_vec()).wait().unwrap();
+    }
+    let mut seen = 0;
+    s.for_each_record("cloud.office365.management", 0, |r| {
+        assert_eq!(r.raw, raws[seen], "record {seen} changed");
+        seen += 1;
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(seen, raws.len());
+    let dicts: i64 = s
+        .with_conn(|c| Ok(c.query_row("SELECT count(*) FROM dicts", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(dicts, 1);
+    // the record without OrganizationId landed in the fallback tenant
+    assert_eq!(s.record_by_id("ü").unwrap().unwrap().tenant, "fallback");
+    assert_eq!(
+        s.records_page("cloud.office365.management.sharepoint", 0, 5000)
+            .unwrap()
+            .len(),
+        2600
+    );
+    assert_eq!(
+        s.records_of_user("USER3@contoso.com", 1000).unwrap().len(),
+        153
+    );
+}
+
+#[test]
+fn unwritable_data_dir_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("afile");
+    std::fs::write(&file, b"x").unwrap();
+    let e = Store::open(&file.join("sub"), Arc::new(Detections::empty()))
+        .err()
+        .unwrap();
+    assert!(format!("{e:#}").contains("data directory"), "{e:#}");
+    let e = Store::open_read_only(dir.path()).err().unwrap();
+    assert!(format!("{e:#}").contains("no store"), "{e:#}");
+}
+
+#[test]
+fn a_second_writer_on_the_same_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _s = open(dir.path());
+    let e = Store::open(dir.path(), Arc::new(Detections::empty()))
+        .err()
+        .unwrap();
+    assert!(format!("{e:#}").contains("another m365audit"), "{e:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invariant_8_writes_run_on_the_writer_thread_not_on_async_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let (name, in_runtime) = s
+        .call(|_| {
+            let t = std::thread::current();
+            Ok((
+                t.name().unwrap_or("").to_string(),
+                tokio::runtime::Handle::try_current().is_ok(),
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(name, "store-writer");
+    assert!(
+        !in_runtime,
+        "the writer thread must not be a runtime thread"
+    );
+    // an async caller awaits writes without blocking its worker
+    let b = s
+        .note_listing(T, ContentType::Exchange, t0(), vec![blob_ref(1, t0())])
+        .await
+        .unwrap();
+    assert_eq!(b, 1);
+    // reads are blocking: async code runs them on the blocking pool
+    let s2 = s.clone();
+    let n = tokio::task::spawn_blocking(move || s2.pending_count(T, ContentType::Exchange))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 1);
+}

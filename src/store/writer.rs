@@ -1,0 +1,657 @@
+//! The single writer thread: it owns the writable SQLite connection, the zstd compressor
+//! and the shared detections, and runs one transaction per unit of work. Commands arrive
+//! as closures over a channel (`Store::call`); nothing here runs on the async runtime
+//! (invariant 8).
+//!
+//! TX1 `note_listing`: blobs INSERT OR IGNORE (pending) + cursor = max(cursor, end).
+//! TX2 `ingest_blob`: parse the blob, records INSERT OR IGNORE, hits, blob `done` — one
+//! transaction (invariant 1); committed rows then go to the indexer (invariant 4).
+
+use super::index::{IndexDoc, IndexMsg};
+use super::{BlobIngest, GapKind, IngestOutcome, NewGap, StreamState, db};
+use crate::detect::Detections;
+use crate::model::{BlobRef, ContentType, RecordHeader, parse_time};
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+
+/// A malformed blob body is retried this many times (it may be a truncated transfer)
+/// before the blob is marked failed and a gap is written.
+pub const MAX_MALFORMED_ATTEMPTS: i64 = 3;
+/// Records kept as samples to train the zstd dictionary, and its size.
+const DICT_SAMPLES: usize = 2000;
+const DICT_BYTES: usize = 64 * 1024;
+const ZSTD_LEVEL: i32 = 3;
+
+pub struct Writer {
+    conn: Connection,
+    detections: Arc<Detections>,
+    tenants: HashMap<String, i64>,
+    index_tx: Option<SyncSender<IndexMsg>>,
+    compressor: zstd::bulk::Compressor<'static>,
+    dict_id: i64,
+    /// Samples for the dictionary; `None` once trained (or given up).
+    samples: Option<Vec<Vec<u8>>>,
+}
+
+fn now_secs() -> i64 {
+    Utc::now().timestamp()
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+impl Writer {
+    pub fn new(
+        conn: Connection,
+        detections: Arc<Detections>,
+        index_tx: SyncSender<IndexMsg>,
+    ) -> Result<Writer> {
+        let dict: Option<(i64, Vec<u8>)> = conn
+            .query_row(
+                "SELECT id, bytes FROM dicts ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (compressor, dict_id, samples) = match dict {
+            Some((id, bytes)) => (
+                zstd::bulk::Compressor::with_dictionary(ZSTD_LEVEL, &bytes)?,
+                id,
+                None,
+            ),
+            None => (
+                zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
+                0,
+                Some(Vec::new()),
+            ),
+        };
+        Ok(Writer {
+            conn,
+            detections,
+            tenants: HashMap::new(),
+            index_tx: Some(index_tx),
+            compressor,
+            dict_id,
+            samples,
+        })
+    }
+
+    /// Checkpoints and truncates the WAL (at close; readers may still hold it).
+    pub fn checkpoint(&mut self) {
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            tracing::debug!(error = %e, "wal checkpoint at close failed");
+        }
+    }
+
+    /// Stops feeding the indexer (it then commits and exits).
+    pub fn close_index(&mut self) {
+        self.index_tx = None;
+    }
+
+    pub fn index_flush(&mut self, reply: tokio::sync::oneshot::Sender<Result<i64>>) {
+        match &self.index_tx {
+            Some(tx) => {
+                if let Err(std::sync::mpsc::SendError(IndexMsg::Flush(reply))) =
+                    tx.send(IndexMsg::Flush(reply))
+                {
+                    let _ = reply.send(Err(anyhow::anyhow!("the search indexer has stopped")));
+                }
+            }
+            None => {
+                let _ = reply.send(Err(anyhow::anyhow!("the search indexer has stopped")));
+            }
+        }
+    }
+
+    fn tenant(&mut self, name: &str) -> Result<i64> {
+        let name = name.to_ascii_lowercase();
+        if let Some(id) = self.tenants.get(&name) {
+            return Ok(*id);
+        }
+        self.conn
+            .execute("INSERT OR IGNORE INTO tenants (name) VALUES (?1)", [&name])?;
+        let id = db::tenant_id(&self.conn, &name)?.context("tenant row vanished")?;
+        self.tenants.insert(name, id);
+        Ok(id)
+    }
+
+    /// TX1: notes the blobs of a fully listed window and moves the cursor forward to
+    /// `window_end` (never backwards: invariant 3). Returns how many blobs were new.
+    pub fn note_listing(
+        &mut self,
+        tenant: &str,
+        ct: ContentType,
+        window_end: DateTime<Utc>,
+        blobs: &[BlobRef],
+    ) -> Result<usize> {
+        let t = self.tenant(tenant)?;
+        let now = ms(Utc::now());
+        let tx = self.conn.transaction()?;
+        let mut new = 0;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO blobs (tenant, content_type, content_id, content_uri, \
+                 content_created, content_expiration, listed_at) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+            )?;
+            // A blob listed again while still pending takes the newest contentUri (the
+            // first listing may have carried one we refused to follow).
+            let mut refresh = tx.prepare_cached(
+                "UPDATE blobs SET content_uri = ?3 WHERE tenant = ?1 AND content_id = ?2 \
+                 AND state = 'pending' AND content_uri <> ?3",
+            )?;
+            for b in blobs {
+                let created = parse_time(&b.content_created).map(ms).unwrap_or(now);
+                // Without a parsable expiration assume Microsoft's 7 days (management-api §3.6).
+                let expires = parse_time(&b.content_expiration)
+                    .map(ms)
+                    .unwrap_or(created + 7 * 86_400_000);
+                let n = st.execute(params![
+                    t,
+                    ct.as_str(),
+                    b.content_id,
+                    b.content_uri,
+                    created,
+                    expires,
+                    now
+                ])?;
+                if n == 0 {
+                    refresh.execute(params![t, b.content_id, b.content_uri])?;
+                }
+                new += n;
+            }
+        }
+        advance_cursor(&tx, t, ct, ms(window_end), now)?;
+        tx.commit()?;
+        Ok(new)
+    }
+
+    /// Moves the cursor over a window that can no longer be listed (older than 7 days)
+    /// and writes the clamp into the loss ledger, in one transaction.
+    pub fn clamp_cursor(
+        &mut self,
+        tenant: &str,
+        ct: ContentType,
+        lost_start: DateTime<Utc>,
+        lost_end: DateTime<Utc>,
+        detail: &str,
+    ) -> Result<()> {
+        let t = self.tenant(tenant)?;
+        let tx = self.conn.transaction()?;
+        insert_gap(
+            &tx,
+            t,
+            &NewGap {
+                kind: GapKind::Clamped,
+                content_type: ct.as_str().to_string(),
+                window_start: Some(lost_start),
+                window_end: Some(lost_end),
+                content_id: None,
+                count: 1,
+                detail: detail.to_string(),
+            },
+        )?;
+        advance_cursor(&tx, t, ct, ms(lost_end), ms(Utc::now()))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn record_gap(&mut self, tenant: &str, gap: &NewGap) -> Result<()> {
+        let t = self.tenant(tenant)?;
+        let tx = self.conn.transaction()?;
+        insert_gap(&tx, t, gap)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// TX2: stores the records of one pending blob and marks it done (invariant 1).
+    pub fn ingest_blob(&mut self, blob_id: i64, body: &[u8]) -> Result<BlobIngest> {
+        let row: Option<(i64, String, i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT tenant, state, attempts, content_id FROM blobs WHERE id = ?1",
+                [blob_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((tenant, state, attempts, content_id)) = row else {
+            anyhow::bail!("blob {blob_id} is not in the ledger");
+        };
+        if state != "pending" {
+            return Ok(BlobIngest::AlreadyFinished);
+        }
+        let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+        let items: Vec<&RawValue> = match serde_json::from_slice(body) {
+            Ok(items) => items,
+            Err(e) => return self.malformed(blob_id, attempts, &content_id, &e.to_string()),
+        };
+        let now = now_secs();
+        let tx = self.conn.transaction()?;
+        let mut docs = Vec::new();
+        let out = insert_records(
+            &tx,
+            &self.detections,
+            &mut self.compressor,
+            self.dict_id,
+            &mut self.samples,
+            items.iter().map(|r| (tenant, r.get())),
+            now,
+            &mut docs,
+        )?;
+        if out.bad_records > 0 {
+            let ct: String = tx.query_row(
+                "SELECT content_type FROM blobs WHERE id = ?1",
+                [blob_id],
+                |r| r.get(0),
+            )?;
+            insert_gap(
+                &tx,
+                tenant,
+                &NewGap {
+                    kind: GapKind::BadRecord,
+                    content_type: ct,
+                    window_start: None,
+                    window_end: None,
+                    content_id: Some(content_id),
+                    count: out.bad_records as i64,
+                    detail: out.first_bad.clone().unwrap_or_default(),
+                },
+            )?;
+        }
+        tx.execute(
+            "UPDATE blobs SET state = 'done', attempts = attempts + 1, last_error = NULL, \
+             record_count = ?2, new_records = ?3, finished_at = ?4 WHERE id = ?1",
+            params![blob_id, out.records as i64, out.new as i64, ms(Utc::now())],
+        )?;
+        tx.commit()?;
+        self.send_docs(docs);
+        self.maybe_train_dict()?;
+        Ok(BlobIngest::Stored(out))
+    }
+
+    fn malformed(
+        &mut self,
+        blob_id: i64,
+        attempts: i64,
+        content_id: &str,
+        error: &str,
+    ) -> Result<BlobIngest> {
+        let attempts = attempts + 1;
+        let failed = attempts >= MAX_MALFORMED_ATTEMPTS;
+        let error = format!("malformed blob content: {error}");
+        let tx = self.conn.transaction()?;
+        if failed {
+            let (tenant, ct): (i64, String) = tx.query_row(
+                "SELECT tenant, content_type FROM blobs WHERE id = ?1",
+                [blob_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            insert_gap(
+                &tx,
+                tenant,
+                &NewGap {
+                    kind: GapKind::Failed,
+                    content_type: ct,
+                    window_start: None,
+                    window_end: None,
+                    content_id: Some(content_id.to_string()),
+                    count: 1,
+                    detail: format!("{error} (after {attempts} attempts)"),
+                },
+            )?;
+        }
+        tx.execute(
+            "UPDATE blobs SET attempts = ?2, last_error = ?3, \
+             state = CASE WHEN ?4 THEN 'failed' ELSE state END, \
+             finished_at = CASE WHEN ?4 THEN ?5 ELSE finished_at END WHERE id = ?1",
+            params![blob_id, attempts, error, failed, ms(Utc::now())],
+        )?;
+        tx.commit()?;
+        Ok(BlobIngest::Malformed { attempts, failed })
+    }
+
+    /// A transient failure: the blob stays pending, with one more attempt counted.
+    pub fn retry_blob_later(
+        &mut self,
+        blob_id: i64,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE blobs SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 \
+             WHERE id = ?1 AND state = 'pending'",
+            params![blob_id, error, ms(next_attempt_at)],
+        )?;
+        Ok(())
+    }
+
+    /// A terminal failure: the blob becomes `expired` or `failed` and a gap is written.
+    pub fn give_up_blob(&mut self, blob_id: i64, kind: GapKind, error: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let row: Option<(i64, String, String, i64)> = tx
+            .query_row(
+                "SELECT tenant, content_type, content_id, content_created FROM blobs \
+                 WHERE id = ?1 AND state = 'pending'",
+                [blob_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((tenant, ct, content_id, created)) = row else {
+            return Ok(());
+        };
+        let state = if kind == GapKind::Expired {
+            "expired"
+        } else {
+            "failed"
+        };
+        tx.execute(
+            "UPDATE blobs SET state = ?2, attempts = attempts + 1, last_error = ?3, \
+             finished_at = ?4 WHERE id = ?1",
+            params![blob_id, state, error, ms(Utc::now())],
+        )?;
+        let created = db::millis_to_time(created);
+        insert_gap(
+            &tx,
+            tenant,
+            &NewGap {
+                kind,
+                content_type: ct,
+                window_start: Some(created),
+                window_end: Some(created),
+                content_id: Some(content_id),
+                count: 1,
+                detail: error.to_string(),
+            },
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks every pending blob whose contentExpiration ≤ now as expired, one gap each.
+    pub fn expire_blobs(
+        &mut self,
+        tenant: &str,
+        ct: ContentType,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let t = self.tenant(tenant)?;
+        let ids: Vec<i64> = {
+            let mut st = self.conn.prepare_cached(
+                "SELECT id FROM blobs WHERE tenant = ?1 AND content_type = ?2 \
+                 AND state = 'pending' AND content_expiration <= ?3",
+            )?;
+            st.query_map(params![t, ct.as_str(), ms(now)], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        for id in &ids {
+            self.give_up_blob(
+                *id,
+                GapKind::Expired,
+                "content expired before it was fetched",
+            )?;
+        }
+        Ok(ids.len())
+    }
+
+    /// Stores offline records (import); each record's tenant is its OrganizationId, or
+    /// `default_tenant` without one.
+    pub fn import_records(
+        &mut self,
+        default_tenant: &str,
+        raws: &[String],
+    ) -> Result<IngestOutcome> {
+        let mut tenants = Vec::with_capacity(raws.len());
+        for raw in raws {
+            let org = serde_json::from_str::<Value>(raw)
+                .ok()
+                .and_then(|v| {
+                    v.get("OrganizationId")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .filter(|s| !s.is_empty());
+            tenants.push(self.tenant(org.as_deref().unwrap_or(default_tenant))?);
+        }
+        let now = now_secs();
+        let tx = self.conn.transaction()?;
+        let mut docs = Vec::new();
+        let out = insert_records(
+            &tx,
+            &self.detections,
+            &mut self.compressor,
+            self.dict_id,
+            &mut self.samples,
+            tenants.iter().copied().zip(raws.iter().map(String::as_str)),
+            now,
+            &mut docs,
+        )?;
+        tx.commit()?;
+        self.send_docs(docs);
+        self.maybe_train_dict()?;
+        Ok(out)
+    }
+
+    pub fn set_stream_state(
+        &mut self,
+        tenant: &str,
+        ct: ContentType,
+        s: &StreamState,
+    ) -> Result<()> {
+        let t = self.tenant(tenant)?;
+        self.conn.execute(
+            "INSERT INTO streams (tenant, content_type, state, last_error, lag_secs, updated_at) \
+             VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT (tenant, content_type) DO UPDATE SET \
+             state = excluded.state, last_error = excluded.last_error, \
+             lag_secs = excluded.lag_secs, updated_at = excluded.updated_at",
+            params![
+                t,
+                ct.as_str(),
+                s.state,
+                s.last_error,
+                s.lag_secs,
+                now_secs()
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_status(&mut self, key: &str, value: &Value) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO status (key, value, updated_at) VALUES (?1,?2,?3) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            params![key, value.to_string(), now_secs()],
+        )?;
+        Ok(())
+    }
+
+    pub fn bump_counter(&mut self, name: &str, by: i64) -> Result<()> {
+        bump(&self.conn, name, by)
+    }
+
+    fn send_docs(&mut self, docs: Vec<IndexDoc>) {
+        if docs.is_empty() {
+            return;
+        }
+        if let Some(tx) = &self.index_tx
+            && tx.send(IndexMsg::Docs(docs)).is_err()
+        {
+            tracing::warn!("search indexer stopped; the index catches up at next start");
+            self.index_tx = None;
+        }
+    }
+
+    /// Trains the zstd dictionary once enough samples exist; later records use it.
+    fn maybe_train_dict(&mut self) -> Result<()> {
+        let Some(samples) = &self.samples else {
+            return Ok(());
+        };
+        if samples.len() < DICT_SAMPLES {
+            return Ok(());
+        }
+        let samples = self.samples.take().unwrap_or_default();
+        let dict = match zstd::dict::from_samples(&samples, DICT_BYTES) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "zstd dictionary training failed; records stay plain zstd");
+                return Ok(());
+            }
+        };
+        self.conn.execute(
+            "INSERT INTO dicts (created_at, bytes) VALUES (?1, ?2)",
+            params![now_secs(), dict],
+        )?;
+        self.dict_id = self.conn.last_insert_rowid();
+        self.compressor = zstd::bulk::Compressor::with_dictionary(ZSTD_LEVEL, &dict)?;
+        Ok(())
+    }
+}
+
+fn bump(conn: &Connection, name: &str, by: i64) -> Result<()> {
+    if by != 0 {
+        conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            params![name, by],
+        )?;
+    }
+    Ok(())
+}
+
+fn advance_cursor(
+    tx: &Transaction,
+    tenant: i64,
+    ct: ContentType,
+    to_ms: i64,
+    now: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO cursors (tenant, content_type, cursor, updated_at) VALUES (?1,?2,?3,?4) \
+         ON CONFLICT (tenant, content_type) DO UPDATE SET \
+         cursor = max(cursor, excluded.cursor), updated_at = excluded.updated_at",
+        params![tenant, ct.as_str(), to_ms, now],
+    )?;
+    Ok(())
+}
+
+fn insert_gap(tx: &Transaction, tenant: i64, g: &NewGap) -> Result<()> {
+    tx.execute(
+        "INSERT INTO gaps (tenant, kind, content_type, window_start, window_end, content_id, \
+         count, detail, at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+        params![
+            tenant,
+            g.kind.as_str(),
+            g.content_type,
+            g.window_start.map(ms),
+            g.window_end.map(ms),
+            g.content_id,
+            g.count,
+            g.detail,
+            now_secs()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Inserts records (tenant id, raw JSON text) inside `tx`: header, compressed raw,
+/// detection hits; duplicates by (tenant, Id) are skipped and counted.
+#[allow(clippy::too_many_arguments)]
+fn insert_records<'a>(
+    tx: &Transaction,
+    detections: &Detections,
+    compressor: &mut zstd::bulk::Compressor<'static>,
+    dict_id: i64,
+    samples: &mut Option<Vec<Vec<u8>>>,
+    items: impl Iterator<Item = (i64, &'a str)>,
+    now: i64,
+    docs: &mut Vec<IndexDoc>,
+) -> Result<IngestOutcome> {
+    let mut out = IngestOutcome::default();
+    let mut rec = tx.prepare_cached(
+        "INSERT OR IGNORE INTO records (tenant, id, creation_time, workload, operation, \
+         record_type, user_id, client_ip, content_type, ingested_at, dict, raw) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+    )?;
+    let mut hit = tx.prepare_cached(
+        "INSERT INTO hits (detection, record_rowid, record_id, creation_time, group_key, details) \
+         VALUES (?1,?2,?3,?4,?5,?6)",
+    )?;
+    let mut detection_errors = 0;
+    for (tenant, raw) in items {
+        out.records += 1;
+        let parsed = serde_json::from_str::<Value>(raw)
+            .map_err(|e| e.to_string())
+            .and_then(|v| {
+                RecordHeader::from_value(&v)
+                    .map(|h| (v, h))
+                    .map_err(|e| e.to_string())
+            });
+        let (value, header) = match parsed {
+            Ok(x) => x,
+            Err(e) => {
+                out.bad_records += 1;
+                out.first_bad.get_or_insert(e);
+                continue;
+            }
+        };
+        let data = compressor.compress(raw.as_bytes())?;
+        let n = rec.execute(params![
+            tenant,
+            header.id,
+            header.creation_time.timestamp(),
+            header.workload,
+            header.operation,
+            header.record_type,
+            header.user_id,
+            header.client_ip,
+            db::content_type_code(header.content_type()),
+            now,
+            dict_id,
+            data
+        ])?;
+        if n == 0 {
+            out.duplicates += 1;
+            continue;
+        }
+        out.new += 1;
+        let rowid = tx.last_insert_rowid();
+        if let Some(s) = samples.as_mut()
+            && s.len() < DICT_SAMPLES
+        {
+            s.push(raw.as_bytes().to_vec());
+        }
+        let (hits, errors) = detections.run_bytes(&header, raw.as_bytes());
+        for h in hits {
+            hit.execute(params![
+                h.detection,
+                rowid,
+                header.id,
+                header.creation_time.timestamp(),
+                h.group_key.to_string(),
+                h.details.to_string()
+            ])?;
+            out.hits += 1;
+        }
+        for e in errors {
+            detection_errors += 1;
+            tracing::debug!(detection = %e.detection, record_id = %header.id, error = %e.message, "detection failed on a record");
+        }
+        docs.push(IndexDoc {
+            rowid,
+            header,
+            value,
+        });
+    }
+    bump(tx, "duplicates_dropped", out.duplicates as i64)?;
+    bump(tx, "detection_errors", detection_errors)?;
+    bump(tx, "bad_records", out.bad_records as i64)?;
+    Ok(out)
+}
