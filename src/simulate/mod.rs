@@ -78,7 +78,7 @@ mod rng;
 pub mod stories;
 mod tenant;
 
-pub use bench::{BenchReport, bench_serve};
+pub use bench::{BenchReport, bench_generate, bench_serve};
 pub use faults::Fault;
 pub use stories::{Story, StoryRecord, stories};
 
