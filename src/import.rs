@@ -188,7 +188,7 @@ pub fn command(data: &Path, files: &[std::path::PathBuf]) -> Result<()> {
     crate::collect::init_tracing();
     let store = Store::open(
         data,
-        crate::collect::load_detections(crate::detect::Vars::default()),
+        crate::collect::load_detections(crate::detect::Vars::default())?,
     )?;
     let mut failures = 0usize;
     let mut bad_lines = 0usize;

@@ -486,20 +486,58 @@ async fn drain(sh: &Arc<Shared>, ct: ContentType) -> std::result::Result<bool, P
             });
         }
         let cancel = sh.cancel.clone();
-        let mut results = futures_util::stream::iter(due)
-            .map(|b| process_blob(sh, ct, b))
-            .buffer_unordered(sh.concurrency);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return Ok(false),
-                next = results.next() => match next {
-                    None => break,
-                    Some(Err(e)) => return Err(e),
-                    Some(Ok(())) => {}
+        let mut relist = Vec::new();
+        {
+            let mut results = futures_util::stream::iter(due)
+                .map(|b| process_blob(sh, ct, b))
+                .buffer_unordered(sh.concurrency);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(false),
+                    next = results.next() => match next {
+                        None => break,
+                        Some(Err(e)) => return Err(e),
+                        Some(Ok(Some(created))) => relist.push(created),
+                        Some(Ok(None)) => {}
+                    }
                 }
             }
         }
+        relist_around(sh, ct, relist).await?;
     }
+}
+
+/// Lists again the few seconds around blobs whose contentUri pointed at a foreign host:
+/// the API may list them with a proper URI now (the ledger keeps the newest URI of a
+/// pending blob). A failed re-listing changes nothing; the blob stays pending.
+async fn relist_around(
+    sh: &Arc<Shared>,
+    ct: ContentType,
+    mut created: Vec<DateTime<Utc>>,
+) -> std::result::Result<(), PollError> {
+    created.sort();
+    created.dedup();
+    let mut last_end: Option<DateTime<Utc>> = None;
+    for c in created {
+        if last_end.is_some_and(|e| c < e) {
+            continue;
+        }
+        let (start, end) = (c - Duration::seconds(1), c + Duration::seconds(1));
+        last_end = Some(end);
+        match sh.api.list_window(ct, start, end).await {
+            // `end` may pass the cursor only when [start, end) covers the part beyond it.
+            Ok(blobs) => {
+                sh.store
+                    .note_listing(&sh.tenant, ct, end, blobs)
+                    .await
+                    .map_err(PollError::store)?;
+            }
+            Err(e) => {
+                tracing::info!(content_type = ct.as_str(), window_start = %start, error = %e, "re-listing around a refused blob failed");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn gap_kind(e: &ApiError) -> GapKind {
@@ -511,12 +549,13 @@ fn gap_kind(e: &ApiError) -> GapKind {
 }
 
 /// Fetches and stores one blob. Only a store failure is an error; every API outcome is
-/// turned into a ledger update.
+/// turned into a ledger update. Returns the blob's contentCreated when its window should
+/// be listed again (a refused foreign contentUri).
 async fn process_blob(
     sh: &Arc<Shared>,
     ct: ContentType,
     b: PendingBlob,
-) -> std::result::Result<(), PollError> {
+) -> std::result::Result<Option<DateTime<Utc>>, PollError> {
     let p = &sh.progress;
     let id = b.blob_id;
     match sh.api.fetch_blob(&b.blob).await {
@@ -543,6 +582,18 @@ async fn process_blob(
                 }
             }
         },
+        Err(ApiError::ForeignHost { url_host }) if b.attempts + 1 < ONCE_MAX_BLOB_ATTEMPTS => {
+            tracing::warn!(content_type = ct.as_str(), content_id = %b.blob.content_id, url_host = %url_host, "blob URI points at a foreign host: not followed; listing its window again");
+            sh.store
+                .retry_blob_later(
+                    id,
+                    format!("contentUri on foreign host {url_host} refused"),
+                    Utc::now() + blob_backoff(b.attempts + 1),
+                )
+                .await
+                .map_err(PollError::store)?;
+            return Ok(Some(b.content_created));
+        }
         Err(e) if e.is_terminal_for_blob() => {
             tracing::warn!(content_type = ct.as_str(), content_id = %b.blob.content_id, error = %e, "blob cannot be fetched: recorded as a gap");
             sh.store
@@ -572,13 +623,18 @@ async fn process_blob(
                 .map_err(PollError::store)?;
         }
     }
-    Ok(())
+    Ok(None)
 }
 
-/// The detections run on every stored record (by `collect` and `import`).
-// TODO(detect, issue #4): load the embedded queries with these vars once `detect` has them.
-pub fn load_detections(_vars: crate::detect::Vars) -> Arc<crate::detect::Detections> {
-    Arc::new(crate::detect::Detections::empty())
+/// The detections run on every stored record (by `collect` and `import`):
+/// `M365AUDIT_QUERIES` or the embedded queries; a query that does not load is logged
+/// and left out.
+pub fn load_detections(vars: crate::detect::Vars) -> Result<Arc<crate::detect::Detections>> {
+    let d = crate::detect::Detections::load_default(vars)?;
+    for e in d.errors() {
+        tracing::warn!(error = %e, "detection not loaded");
+    }
+    Ok(Arc::new(d))
 }
 
 /// Installs the stderr tracing subscriber (`M365AUDIT_LOG`, default `info`) unless one
@@ -586,8 +642,10 @@ pub fn load_detections(_vars: crate::detect::Vars) -> Arc<crate::detect::Detecti
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("M365AUDIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal as _;
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .try_init();
 }
@@ -630,7 +688,7 @@ pub fn command(config: &std::path::Path, data: &std::path::Path, once: bool) -> 
         collector_id: o.collector_id.clone(),
         tenant_id: o.tenant_id.clone(),
     };
-    let store = Store::open(data, load_detections(vars))?;
+    let store = Store::open(data, load_detections(vars)?)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

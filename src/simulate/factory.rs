@@ -1,7 +1,7 @@
 //! The record factory: builds audit records with the real shapes of management-api.md §4
 //! (Entra sign-ins, Exchange admin cmdlets and mailbox items, OME portal, SharePoint and
 //! OneDrive file and sharing operations, Teams, Security & Compliance, DLP) and the quirks of
-//! §4.6 (numbers as strings, Parameters as a string, ClientIP with ports/brackets/"<null>",
+//! §4.6 (numbers as strings, Parameters as a string, ClientIP with ports/brackets/`"<null>"`,
 //! CreationTime without zone). Background records are drawn from a seeded mix per content
 //! type; the planted attack stories (`stories.rs`) use the same builders with fixed values.
 //! Pure functions of their input; no clock, no I/O.
@@ -19,6 +19,25 @@ pub const APP_OFFICE: &str = "d3590ed6-52b3-4102-aeff-aad2292ab01c";
 pub const APP_TEAMS: &str = "1fec8e78-bce4-4aaf-ab1b-5451cc387264";
 pub const APP_OFFICEHOME: &str = "4765445b-32c6-49b0-83e6-1d93765276ca";
 pub const APP_BROKER: &str = "29d9ed98-a469-4536-ade2-f981bc1d605e";
+
+/// `YYYY-MM-DDTHH:MM:SS` (no zone), as records carry CreationTime; the same text as
+/// `model::format_record_time`, without chrono's format parser on the hot path.
+pub(crate) fn rec_time(t: DateTime<Utc>) -> String {
+    use chrono::{Datelike as _, Timelike as _};
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(19);
+    let _ = write!(
+        s,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    s
+}
 
 /// The common fields every record starts with, in Microsoft's order.
 pub(crate) struct Base<'a> {
@@ -38,7 +57,7 @@ pub(crate) struct Base<'a> {
 
 pub(crate) fn base(t: &Tenant, b: &Base) -> Obj {
     let mut o = Obj::new();
-    o.s("CreationTime", &format_record_time(b.time))
+    o.s("CreationTime", &rec_time(b.time))
         .s("Id", b.id)
         .s("Operation", b.op)
         .s("OrganizationId", &t.id);
@@ -1052,8 +1071,81 @@ const FILES: &[&str] = &[
     "Design.vsdx",
 ];
 
-/// One background record of content type `ct`, drawn by the seeded mix.
+/// One background record of content type `ct`, drawn by the seeded mix, with the rarer
+/// §4.6 quirks applied to a few: UserType/Version as strings, ExtendedProperties as one
+/// string, ModifiedProperties as a list of strings.
 pub(crate) fn background(
+    t: &Tenant,
+    r: &mut Rng,
+    ct: ContentType,
+    time: DateTime<Utc>,
+    id: &str,
+) -> String {
+    let mut s = background_inner(t, r, ct, time, id);
+    if r.chance(0.01) {
+        s = s
+            .replacen("\"UserType\":0,", "\"UserType\":\"0\",", 1)
+            .replacen("\"Version\":1,", "\"Version\":\"1\",", 1);
+    }
+    if ct == ContentType::AzureActiveDirectory && r.chance(0.01) {
+        s = stringify_field(&s, "ExtendedProperties");
+    }
+    if ct == ContentType::AzureActiveDirectory && s.contains("\"RecordType\":8,") && r.chance(0.05)
+    {
+        s = strings_list_field(&s, "ModifiedProperties");
+    }
+    s
+}
+
+/// Rewrites `"field":[...]` as `"field":"[...]"` (the array as one JSON string), keeping
+/// Microsoft's key order.
+fn stringify_field(s: &str, field: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(s) else {
+        return s.to_string();
+    };
+    let Some(x) = v.get(field) else {
+        return s.to_string();
+    };
+    let old = x.to_string();
+    s.replacen(
+        &format!("\"{field}\":{old}"),
+        &format!("\"{field}\":{}", js(&old)),
+        1,
+    )
+}
+
+/// Rewrites `"field":[{…},{…}]` as a list of strings (`["Name=NewValue"]`), as older
+/// records had.
+fn strings_list_field(s: &str, field: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(s) else {
+        return s.to_string();
+    };
+    let Some(arr) = v.get(field).and_then(|a| a.as_array()) else {
+        return s.to_string();
+    };
+    if arr.is_empty() {
+        return s.to_string();
+    }
+    let items: Vec<String> = arr
+        .iter()
+        .map(|m| {
+            format!(
+                "{}={}",
+                m["Name"].as_str().unwrap_or(""),
+                m["NewValue"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = items.iter().map(String::as_str).collect();
+    let old = serde_json::Value::Array(arr.clone()).to_string();
+    s.replacen(
+        &format!("\"{field}\":{old}"),
+        &format!("\"{field}\":{}", str_array(&refs)),
+        1,
+    )
+}
+
+fn background_inner(
     t: &Tenant,
     r: &mut Rng,
     ct: ContentType,
@@ -1499,6 +1591,14 @@ mod tests {
     use crate::model::RecordHeader;
 
     #[test]
+    fn rec_time_matches_the_model() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-05-04T09:14:22.987Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(rec_time(t), format_record_time(t));
+    }
+
+    #[test]
     fn background_records_parse_and_route_to_their_content_type() {
         let t = Tenant::generate(3, 2000);
         let time = chrono::DateTime::parse_from_rfc3339("2026-05-04T09:14:22Z")
@@ -1518,5 +1618,19 @@ mod tests {
                 assert_eq!(h.organization_id, t.id);
             }
         }
+        let mut quirks = (0, 0, 0);
+        for _ in 0..5000 {
+            let id = r.guid();
+            let s = background(&t, &mut r, ContentType::AzureActiveDirectory, time, &id);
+            let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+            quirks.0 += usize::from(v["ExtendedProperties"].is_string());
+            quirks.1 += usize::from(
+                v["ModifiedProperties"]
+                    .as_array()
+                    .is_some_and(|a| a.first().is_some_and(|x| x.is_string())),
+            );
+            quirks.2 += usize::from(v["UserType"].is_string());
+        }
+        assert!(quirks.0 > 0 && quirks.1 > 0 && quirks.2 > 0, "{quirks:?}");
     }
 }

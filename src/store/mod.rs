@@ -401,6 +401,8 @@ impl Store {
                     cmd(&mut w);
                 }
                 w.close_index();
+                // Fold the WAL back into the database so a closed store is one file.
+                w.checkpoint();
                 drop(w);
                 if indexer_thread.join().is_err() {
                     tracing::error!("search indexer thread panicked");

@@ -83,6 +83,16 @@ impl Writer {
         })
     }
 
+    /// Checkpoints and truncates the WAL (at close; readers may still hold it).
+    pub fn checkpoint(&mut self) {
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            tracing::debug!(error = %e, "wal checkpoint at close failed");
+        }
+    }
+
     /// Stops feeding the indexer (it then commits and exits).
     pub fn close_index(&mut self) {
         self.index_tx = None;
@@ -133,13 +143,19 @@ impl Writer {
                 "INSERT OR IGNORE INTO blobs (tenant, content_type, content_id, content_uri, \
                  content_created, content_expiration, listed_at) VALUES (?1,?2,?3,?4,?5,?6,?7)",
             )?;
+            // A blob listed again while still pending takes the newest contentUri (the
+            // first listing may have carried one we refused to follow).
+            let mut refresh = tx.prepare_cached(
+                "UPDATE blobs SET content_uri = ?3 WHERE tenant = ?1 AND content_id = ?2 \
+                 AND state = 'pending' AND content_uri <> ?3",
+            )?;
             for b in blobs {
                 let created = parse_time(&b.content_created).map(ms).unwrap_or(now);
                 // Without a parsable expiration assume Microsoft's 7 days (management-api §3.6).
                 let expires = parse_time(&b.content_expiration)
                     .map(ms)
                     .unwrap_or(created + 7 * 86_400_000);
-                new += st.execute(params![
+                let n = st.execute(params![
                     t,
                     ct.as_str(),
                     b.content_id,
@@ -148,6 +164,10 @@ impl Writer {
                     expires,
                     now
                 ])?;
+                if n == 0 {
+                    refresh.execute(params![t, b.content_id, b.content_uri])?;
+                }
+                new += n;
             }
         }
         advance_cursor(&tx, t, ct, ms(window_end), now)?;
@@ -608,7 +628,7 @@ fn insert_records<'a>(
         {
             s.push(raw.as_bytes().to_vec());
         }
-        let (hits, errors) = detections.run(&header, &value);
+        let (hits, errors) = detections.run_bytes(&header, raw.as_bytes());
         for h in hits {
             hit.execute(params![
                 h.detection,

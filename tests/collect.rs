@@ -1,0 +1,335 @@
+//! End to end: `m365audit collect --once` against the practice tenant, then the store is
+//! compared with `/__control/truth` record by record; the simulator's misbehaviour report
+//! must be empty. One test per fault, plus all transient faults together.
+
+mod collect_common;
+
+use collect_common::*;
+use serde_json::{Value, json};
+
+/// Starts a frozen practice tenant, collects once, and checks store = truth.
+fn collect_matches_truth(sim_args: &[&str], extra: Value) -> (Sim, Setup, String) {
+    let sim = Sim::start(sim_args);
+    sim.freeze();
+    let s = setup(&sim, extra);
+    let out = collect_once(&s, &[]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "collect --once failed:\n{err}");
+    let truth = sim.truth();
+    assert!(!truth.is_empty(), "the practice tenant has no records");
+    assert_store_equals_truth(&s.data, &truth);
+    assert_eq!(
+        misbehaviours(&sim),
+        Vec::<Value>::new(),
+        "the simulator saw misbehaviour"
+    );
+    assert!(
+        !err.contains(&sim.secret()),
+        "the client secret is in the log"
+    );
+    (sim, s, err)
+}
+
+#[test]
+fn collect_once_stores_exactly_the_truth_and_a_second_run_adds_nothing() {
+    let (sim, s, _) =
+        collect_matches_truth(&["--days", "7", "--records-per-day", "2000"], json!({}));
+    let st = stats_json(&s.data);
+    let mut truth = sim.truth();
+    assert_eq!(st["records"]["total"], json!(truth.len()));
+    assert_eq!(st["blobs"]["pending"], json!(0));
+    assert_eq!(st["gaps"], json!([]));
+    // duplicates delivered by the API were dropped and counted
+    let served = sim.report()["served"]["duplicates"].as_u64().unwrap();
+    assert!(served > 0, "delivery realism should include duplicates");
+    assert!(st["duplicates_dropped"].as_u64().unwrap() >= served);
+    for ct in [
+        "Audit.AzureActiveDirectory",
+        "Audit.Exchange",
+        "Audit.SharePoint",
+        "Audit.General",
+        "DLP.All",
+    ] {
+        assert_eq!(
+            st["content_types"][ct]["state"],
+            json!("ok"),
+            "{ct}: {}",
+            st["content_types"][ct]
+        );
+        assert!(st["content_types"][ct]["cursor"].is_string());
+    }
+    assert_eq!(st["auth"]["state"], json!("ok"));
+    // detections ran on every stored record, inside the same transaction
+    let hits = st["hits"].as_object().unwrap();
+    assert!(
+        hits.get("authentication")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            > 0,
+        "{hits:?}"
+    );
+    // search finds a stored record by its operation
+    let out = run(&[
+        "search",
+        "--json",
+        "--limit",
+        "3",
+        "--data",
+        s.data.to_str().unwrap(),
+        "operation:UserLoggedIn",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["total"].as_u64().unwrap() > 0);
+    assert_eq!(
+        r["hits"][0]["table"],
+        json!("cloud.office365.management.azureactivedirectory")
+    );
+    assert!(truth.contains_key(r["hits"][0]["id"].as_str().unwrap()));
+    // the clock moves on: a second run only adds what is new, nothing twice
+    sim.unfreeze();
+    sim.advance(3 * 3600);
+    sim.freeze();
+    let out = collect_once(&s, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // the truth of now lacks what expired meanwhile; the store keeps it: store = union
+    let later = sim.truth();
+    assert!(
+        later.keys().any(|k| !truth.contains_key(k)),
+        "nothing new in 3 hours?"
+    );
+    truth.extend(later);
+    assert_store_equals_truth(&s.data, &truth);
+    assert_eq!(misbehaviours(&sim), Vec::<Value>::new());
+}
+
+macro_rules! fault_test {
+    ($name:ident, $fault:expr) => {
+        #[test]
+        fn $name() {
+            collect_matches_truth(
+                &[
+                    "--days",
+                    "2",
+                    "--records-per-day",
+                    "1500",
+                    "--faults",
+                    $fault,
+                ],
+                json!({}),
+            );
+        }
+    };
+}
+
+fault_test!(fault_throttle_403, "throttle_403");
+fault_test!(fault_throttle_429, "throttle_429");
+fault_test!(fault_throttle_retry_after, "throttle_retry_after");
+fault_test!(fault_internal_500, "internal_500");
+fault_test!(fault_unavailable_503, "unavailable_503");
+fault_test!(fault_timeout_408, "timeout_408");
+fault_test!(fault_reset_mid_body, "reset_mid_body");
+fault_test!(fault_truncated_body, "truncated_body");
+fault_test!(fault_non_json_body, "non_json_body");
+fault_test!(fault_foreign_next_page, "foreign_next_page");
+fault_test!(fault_foreign_content_uri, "foreign_content_uri");
+fault_test!(fault_clock_skew, "clock_skew");
+fault_test!(fault_lowercase_next_page, "lowercase_next_page");
+
+#[test]
+fn all_recoverable_faults_together() {
+    collect_matches_truth(
+        &[
+            "--days",
+            "2",
+            "--records-per-day",
+            "1500",
+            "--faults",
+            "throttle_403,throttle_429,throttle_retry_after,internal_500,unavailable_503,timeout_408,reset_mid_body,truncated_body,non_json_body,foreign_next_page,foreign_content_uri,clock_skew,lowercase_next_page",
+        ],
+        json!({}),
+    );
+}
+
+/// Faults no client can work around: the run stops with a clear message and exit 1,
+/// stats shows the state, nothing is invented.
+fn unrecoverable(fault: &str, expect_state: &str, expect_text: &str) {
+    let sim = Sim::start(&["--days", "1", "--records-per-day", "500", "--faults", fault]);
+    sim.freeze();
+    let s = setup(&sim, json!({}));
+    let out = collect_once(&s, &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "collect should fail:\n{err}");
+    assert!(
+        err.to_lowercase().contains(expect_text),
+        "message should mention {expect_text:?}:\n{err}"
+    );
+    assert!(
+        !err.contains(&sim.secret()),
+        "the client secret is in the log"
+    );
+    let st = stats_json(&s.data);
+    assert_eq!(st["records"]["total"], json!(0));
+    let states: Vec<String> = st["content_types"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["state"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        states.iter().any(|s| s == expect_state),
+        "states {states:?}, want {expect_state}"
+    );
+    let bad: Vec<Value> = misbehaviours(&sim)
+        .into_iter()
+        .filter(|m| m["kind"] != "start_too_often")
+        .collect();
+    assert_eq!(bad, Vec::<Value>::new());
+}
+
+#[test]
+fn fault_subscription_disabled_is_a_visible_state() {
+    unrecoverable(
+        "subscription_disabled",
+        "subscription_disabled",
+        "subscription disabled",
+    );
+}
+
+#[test]
+fn fault_audit_off_is_a_visible_state() {
+    unrecoverable("audit_off", "audit_disabled", "audit");
+}
+
+#[test]
+fn fault_secret_expired_is_a_visible_state() {
+    unrecoverable("secret_expired", "auth_failed", "secret expired");
+}
+
+#[test]
+fn invariant_7_a_traced_run_logs_no_secret_and_no_token() {
+    let sim = Sim::start(&[
+        "--days",
+        "1",
+        "--records-per-day",
+        "500",
+        "--faults",
+        "foreign_next_page,foreign_content_uri",
+    ]);
+    sim.freeze();
+    let s = setup(&sim, json!({}));
+    let out = collect_once(&s, &[("M365AUDIT_LOG", "trace")]);
+    let log = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{log}");
+    assert!(log.len() > 1000, "trace log unexpectedly short");
+    assert!(!log.contains(&sim.secret()), "client secret in the log");
+    assert!(
+        !log.contains("eyJ"),
+        "something token-like (JWT) in the log"
+    );
+    assert!(
+        !log.to_lowercase().contains("bearer "),
+        "a bearer token in the log"
+    );
+    let mis = misbehaviours(&sim);
+    assert!(
+        !mis.iter()
+            .any(|m| m["kind"] == "token_sent_to_foreign_host"),
+        "the token reached the foreign host: {mis:?}"
+    );
+    let st = stats_json(&s.data).to_string();
+    assert!(!st.contains(&sim.secret()));
+}
+
+#[test]
+fn invariant_6_expired_blobs_and_the_seven_day_clamp_are_gaps_in_stats() {
+    let sim = Sim::start(&["--days", "2", "--records-per-day", "3000"]);
+    sim.freeze();
+    let s = setup(&sim, json!({}));
+    // Stop a collector right after it listed its first window, so blobs stay pending.
+    let mut pending = 0;
+    for _ in 0..5 {
+        let child = std::process::Command::new(BIN)
+            .args(["collect", "--once", "--config"])
+            .arg(&s.config)
+            .arg("--data")
+            .arg(&s.data)
+            .env("M365AUDIT_LOG", "m365audit::collect=debug")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut p = Proc(child);
+        let stderr = p.0.stderr.take().unwrap();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let Ok(line) = line else { break };
+            if line.contains("window listed") && line.contains(" new=") && !line.contains(" new=0")
+            {
+                break;
+            }
+        }
+        drop(p); // SIGKILL
+        let st = stats_json(&s.data);
+        pending = st["blobs"]["pending"].as_u64().unwrap();
+        if pending > 0 {
+            break;
+        }
+    }
+    assert!(
+        pending > 0,
+        "could not stop the collector with blobs pending"
+    );
+    // eight days later: the pending blobs have expired and the cursor is past the limit
+    sim.unfreeze();
+    sim.advance(8 * 86400);
+    sim.freeze();
+    let out = collect_once(&s, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let st = stats_json(&s.data);
+    let gaps = st["gaps"].as_array().unwrap();
+    let count = |kind: &str| -> u64 {
+        gaps.iter()
+            .filter(|g| g["kind"] == kind)
+            .map(|g| g["count"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        count("expired"),
+        pending,
+        "every pending blob became an expired gap: {gaps:?}"
+    );
+    assert!(count("clamped") >= 1, "the 7-day clamp is a gap: {gaps:?}");
+    assert!(gaps.iter().all(|g| g["content_type"].is_string()));
+    assert_eq!(st["blobs"]["expired"], json!(pending));
+    let out = run(&["stats", "--data", s.data.to_str().unwrap()]);
+    let human = text(&out.stdout);
+    assert!(
+        human.contains("expired") && human.contains("clamped"),
+        "{human}"
+    );
+}
+
+#[test]
+fn bad_input_unreadable_data_dir_is_a_clear_error() {
+    let sim = Sim::start(&["--days", "1", "--records-per-day", "100"]);
+    let s = setup(&sim, json!({}));
+    std::fs::write(&s.data, b"a file, not a directory").unwrap();
+    let out = collect_once(&s, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("data directory"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&[
+        "stats",
+        "--data",
+        s.dir.path().join("nothing").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no store"),
+        "{}",
+        text(&out.stderr)
+    );
+}
