@@ -18,6 +18,7 @@ fn options(faults: &[&str]) -> SimOptions {
         days: 7,
         records_per_day: 300,
         page_size: 20,
+        blob_interval_secs: 3600,
         now: Some(
             DateTime::parse_from_rfc3339("2026-05-08T10:17:00Z")
                 .expect("time")

@@ -217,6 +217,20 @@ pub struct ApiClient {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for ApiClient {
+    /// The tenant and the API origin only: never a secret or a token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.inner.pin;
+        f.debug_struct("ApiClient")
+            .field("tenant", &self.inner.tenant)
+            .field(
+                "api",
+                &format!("{}://{}:{}", p.scheme, p.host, p.port.unwrap_or(0)),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     http: reqwest::Client,
     auth: TokenSource,
@@ -1341,6 +1355,8 @@ mod tests {
         send(&c.start_subscription(ContentType::Exchange));
         fn sync_clone<T: Send + Sync + Clone>(_: &T) {}
         sync_clone(&c);
+        let dbg = format!("{c:?}");
+        assert!(dbg.contains(TENANT) && !dbg.contains(SECRET), "{dbg}");
     }
 
     #[tokio::test]
