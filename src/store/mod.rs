@@ -315,7 +315,14 @@ pub struct SearchResult {
     pub hits: Vec<SearchHit>,
 }
 
-type Cmd = Box<dyn FnOnce(&mut writer::Writer) + Send>;
+/// What a command leaves for after the commit of its group: it receives the writer and
+/// the commit error, if the commit failed.
+type After = Box<dyn FnOnce(&mut writer::Writer, Option<&anyhow::Error>) + Send>;
+type Cmd = Box<dyn FnOnce(&mut writer::Writer) -> After + Send>;
+
+/// Commands grouped into one transaction at most (group commit: each in its own savepoint,
+/// replies sent after the commit).
+const GROUP_MAX: usize = 64;
 
 /// The answer of the writer thread to one write.
 pub struct Reply<T>(std::result::Result<oneshot::Receiver<Result<T>>, String>);
@@ -386,7 +393,7 @@ impl Store {
         let indexer = index::Indexer::new(&idx, fields)?;
         let searcher = index::Searcher::new(idx, fields)?;
         let codec = db::Codec::default();
-        let (itx, irx) = sync_channel::<index::IndexMsg>(32);
+        let (itx, irx) = sync_channel::<index::IndexMsg>(8);
         let ipath = db_path.clone();
         let icodec = codec.clone();
         let indexer_thread = std::thread::Builder::new()
@@ -398,7 +405,29 @@ impl Store {
             .name("store-writer".into())
             .spawn(move || {
                 while let Ok(cmd) = rx.recv() {
-                    cmd(&mut w);
+                    if let Err(e) = w.begin() {
+                        // Without a group the command runs alone: its savepoint is then
+                        // its own transaction.
+                        tracing::warn!(error = %format!("{e:#}"), "cannot start a transaction group");
+                        let after = cmd(&mut w);
+                        w.send_pending();
+                        after(&mut w, None);
+                        continue;
+                    }
+                    let mut afters = vec![cmd(&mut w)];
+                    while afters.len() < GROUP_MAX {
+                        match rx.try_recv() {
+                            Ok(cmd) => afters.push(cmd(&mut w)),
+                            Err(_) => break,
+                        }
+                    }
+                    let err = w.commit().err();
+                    if let Some(e) = &err {
+                        tracing::error!(error = %format!("{e:#}"), "store commit failed; the group is rolled back");
+                    }
+                    for after in afters {
+                        after(&mut w, err.as_ref());
+                    }
                 }
                 w.close_index();
                 // Fold the WAL back into the database so a closed store is one file.
@@ -485,7 +514,7 @@ impl Store {
 
     fn call_with<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut writer::Writer, oneshot::Sender<Result<T>>) + Send + 'static,
+        f: impl FnOnce(&mut writer::Writer, oneshot::Sender<Result<T>>) -> After + Send + 'static,
     ) -> Reply<T> {
         let (tx, rx) = oneshot::channel();
         let guard = match self.inner.writer.lock() {
@@ -504,12 +533,21 @@ impl Store {
         Reply(Ok(rx))
     }
 
+    /// Runs `f` on the writer thread inside a savepoint of the current group; the reply
+    /// is sent once the group committed (or with the commit error).
     fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut writer::Writer) -> Result<T> + Send + 'static,
     ) -> Reply<T> {
         self.call_with(move |w, tx| {
-            let _ = tx.send(f(w));
+            let r = f(w);
+            Box::new(move |_, commit_err| {
+                let r = match (r, commit_err) {
+                    (Ok(_), Some(e)) => Err(anyhow::anyhow!("{e:#}")),
+                    (r, _) => r,
+                };
+                let _ = tx.send(r);
+            })
         })
     }
 
@@ -593,7 +631,7 @@ impl Store {
     /// Commits the search index with everything written so far; returns the rowid it
     /// now covers.
     pub fn flush(&self) -> Reply<i64> {
-        self.call_with(|w, tx| w.index_flush(tx))
+        self.call_with(|_, tx| Box::new(move |w, _| w.index_flush(tx)))
     }
 
     // ---- reads --------------------------------------------------------------------
@@ -776,22 +814,56 @@ impl Store {
             .next())
     }
 
-    /// The newest `limit` records of a user (exact UserId, case-insensitive).
+    /// The newest `limit` records of a user (exact UserId, case-insensitive). Answered by
+    /// the search index, plus a scan of the few rows it has not indexed yet.
     pub fn records_of_user(&self, user: &str, limit: usize) -> Result<Vec<StoredRecord>> {
-        self.query_records(
-            "r.user_id = ? COLLATE NOCASE AND r.user_id <> ''",
-            vec![user.to_string().into()],
-            &format!("ORDER BY r.creation_time DESC LIMIT {limit}"),
-        )
+        self.records_by_term("user", user, "r.user_id = ? COLLATE NOCASE", limit)
     }
 
     /// The newest `limit` records from a client IP (normalized as in the header).
     pub fn records_of_ip(&self, ip: &str, limit: usize) -> Result<Vec<StoredRecord>> {
-        self.query_records(
-            "r.client_ip = ? AND r.client_ip <> ''",
-            vec![crate::model::normalize_ip(ip).into()],
-            &format!("ORDER BY r.creation_time DESC LIMIT {limit}"),
-        )
+        let ip = crate::model::normalize_ip(ip);
+        self.records_by_term("ip", &ip, "r.client_ip = ?", limit)
+    }
+
+    fn records_by_term(
+        &self,
+        field: &str,
+        value: &str,
+        sql_cond: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>> {
+        if value.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (upto, mut out) = match &self.inner.searcher {
+            Some(s) => {
+                let upto = s.indexed_upto()?;
+                let mut out = Vec::new();
+                for rowid in s.rowids_for_term(field, value, limit)? {
+                    if let Some(r) = self.record_by_rowid(rowid)? {
+                        out.push(r);
+                    }
+                }
+                (upto, out)
+            }
+            None => (0, Vec::new()),
+        };
+        // rows the index does not cover yet (normally a few seconds' worth)
+        out.extend(self.query_records(
+            &format!("r.rowid > ? AND {sql_cond}"),
+            vec![upto.into(), value.to_string().into()],
+            "",
+        )?);
+        out.sort_by(|a, b| {
+            b.header
+                .creation_time
+                .cmp(&a.header.creation_time)
+                .then(b.rowid.cmp(&a.rowid))
+        });
+        out.dedup_by_key(|r| r.rowid);
+        out.truncate(limit);
+        Ok(out)
     }
 
     fn query_hits(

@@ -13,7 +13,7 @@ use crate::detect::Detections;
 use crate::model::{BlobRef, ContentType, RecordHeader, parse_time};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
@@ -27,6 +27,8 @@ pub const MAX_MALFORMED_ATTEMPTS: i64 = 3;
 const DICT_SAMPLES: usize = 2000;
 const DICT_BYTES: usize = 64 * 1024;
 const ZSTD_LEVEL: i32 = 3;
+/// Records per message to the indexer (the channel holds a few messages).
+pub const INDEX_CHUNK: usize = 256;
 
 pub struct Writer {
     conn: Connection,
@@ -37,6 +39,8 @@ pub struct Writer {
     dict_id: i64,
     /// Samples for the dictionary; `None` once trained (or given up).
     samples: Option<Vec<Vec<u8>>>,
+    /// Rows of the open transaction, for the indexer once it commits.
+    pending_docs: Vec<IndexDoc>,
 }
 
 fn now_secs() -> i64 {
@@ -80,6 +84,7 @@ impl Writer {
             compressor,
             dict_id,
             samples,
+            pending_docs: Vec::new(),
         })
     }
 
@@ -136,7 +141,7 @@ impl Writer {
     ) -> Result<usize> {
         let t = self.tenant(tenant)?;
         let now = ms(Utc::now());
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let mut new = 0;
         {
             let mut st = tx.prepare_cached(
@@ -186,7 +191,7 @@ impl Writer {
         detail: &str,
     ) -> Result<()> {
         let t = self.tenant(tenant)?;
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         insert_gap(
             &tx,
             t,
@@ -207,7 +212,7 @@ impl Writer {
 
     pub fn record_gap(&mut self, tenant: &str, gap: &NewGap) -> Result<()> {
         let t = self.tenant(tenant)?;
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         insert_gap(&tx, t, gap)?;
         tx.commit()?;
         Ok(())
@@ -235,7 +240,7 @@ impl Writer {
             Err(e) => return self.malformed(blob_id, attempts, &content_id, &e.to_string()),
         };
         let now = now_secs();
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let mut docs = Vec::new();
         let out = insert_records(
             &tx,
@@ -288,7 +293,7 @@ impl Writer {
         let attempts = attempts + 1;
         let failed = attempts >= MAX_MALFORMED_ATTEMPTS;
         let error = format!("malformed blob content: {error}");
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         if failed {
             let (tenant, ct): (i64, String) = tx.query_row(
                 "SELECT tenant, content_type FROM blobs WHERE id = ?1",
@@ -336,7 +341,7 @@ impl Writer {
 
     /// A terminal failure: the blob becomes `expired` or `failed` and a gap is written.
     pub fn give_up_blob(&mut self, blob_id: i64, kind: GapKind, error: &str) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let row: Option<(i64, String, String, i64)> = tx
             .query_row(
                 "SELECT tenant, content_type, content_id, content_created FROM blobs \
@@ -422,7 +427,7 @@ impl Writer {
             tenants.push(self.tenant(org.as_deref().unwrap_or(default_tenant))?);
         }
         let now = now_secs();
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let mut docs = Vec::new();
         let out = insert_records(
             &tx,
@@ -477,16 +482,78 @@ impl Writer {
         bump(&self.conn, name, by)
     }
 
-    fn send_docs(&mut self, docs: Vec<IndexDoc>) {
-        if docs.is_empty() {
-            return;
+    /// Keeps committed-to-be rows for the indexer; they are sent only after the
+    /// enclosing transaction commits (invariant 4).
+    fn send_docs(&mut self, mut docs: Vec<IndexDoc>) {
+        self.pending_docs.append(&mut docs);
+    }
+
+    /// Opens the transaction that groups the next commands (each in its own savepoint).
+    pub fn begin(&mut self) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    /// Hands the rows written so far to the indexer (they must be committed).
+    pub fn send_pending(&mut self) {
+        let mut docs = std::mem::take(&mut self.pending_docs);
+        while !docs.is_empty() {
+            // Small messages on a short channel bound the parsed records in flight.
+            let rest = docs.split_off(docs.len().min(INDEX_CHUNK));
+            if let Some(tx) = &self.index_tx
+                && tx.send(IndexMsg::Docs(docs)).is_err()
+            {
+                tracing::warn!("search indexer stopped; the index catches up at next start");
+                self.index_tx = None;
+            }
+            docs = rest;
         }
-        if let Some(tx) = &self.index_tx
-            && tx.send(IndexMsg::Docs(docs)).is_err()
-        {
-            tracing::warn!("search indexer stopped; the index catches up at next start");
-            self.index_tx = None;
+    }
+
+    /// Commits the group; then hands its rows to the indexer. On failure everything of
+    /// the group is rolled back and the writer's caches are reloaded.
+    pub fn commit(&mut self) -> Result<()> {
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                self.send_pending();
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.pending_docs.clear();
+                self.tenants.clear();
+                if let Err(e2) = self.reload_dict() {
+                    tracing::error!(error = %format!("{e2:#}"), "reloading the compression dictionary failed");
+                }
+                Err(anyhow::Error::new(e).context("committing to the database"))
+            }
         }
+    }
+
+    /// Re-reads the newest dictionary (after a rollback may have undone a new one).
+    fn reload_dict(&mut self) -> Result<()> {
+        let dict: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT id, bytes FROM dicts ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match dict {
+            Some((id, bytes)) => {
+                self.compressor = zstd::bulk::Compressor::with_dictionary(ZSTD_LEVEL, &bytes)?;
+                self.dict_id = id;
+            }
+            None => {
+                self.compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
+                self.dict_id = 0;
+                if self.samples.is_none() {
+                    self.samples = Some(Vec::new());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Trains the zstd dictionary once enough samples exist; later records use it.
@@ -527,7 +594,7 @@ fn bump(conn: &Connection, name: &str, by: i64) -> Result<()> {
 }
 
 fn advance_cursor(
-    tx: &Transaction,
+    tx: &Connection,
     tenant: i64,
     ct: ContentType,
     to_ms: i64,
@@ -542,7 +609,7 @@ fn advance_cursor(
     Ok(())
 }
 
-fn insert_gap(tx: &Transaction, tenant: i64, g: &NewGap) -> Result<()> {
+fn insert_gap(tx: &Connection, tenant: i64, g: &NewGap) -> Result<()> {
     tx.execute(
         "INSERT INTO gaps (tenant, kind, content_type, window_start, window_end, content_id, \
          count, detail, at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
@@ -565,7 +632,7 @@ fn insert_gap(tx: &Transaction, tenant: i64, g: &NewGap) -> Result<()> {
 /// detection hits; duplicates by (tenant, Id) are skipped and counted.
 #[allow(clippy::too_many_arguments)]
 fn insert_records<'a>(
-    tx: &Transaction,
+    tx: &Connection,
     detections: &Detections,
     compressor: &mut zstd::bulk::Compressor<'static>,
     dict_id: i64,
