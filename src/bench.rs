@@ -323,6 +323,7 @@ fn stage_detect(ctx: &mut BenchCtx) -> Result<Row> {
         sample.push(r.raw);
         Ok(sample.len() < 20_000)
     })?;
+    let cpu0 = cpu_seconds();
     let start = Instant::now();
     let mut g = Grouper::new(&detections);
     store.for_each_record(crate::model::TABLE_ALL, 0, |r| {
@@ -356,6 +357,7 @@ fn stage_detect(ctx: &mut BenchCtx) -> Result<Row> {
         stage: "detect".into(),
         records: n,
         seconds: secs,
+        cpu_seconds: cpu_seconds() - cpu0,
         records_per_sec: rate,
         peak_rss_mib: peak_rss_mib(),
         disk_ratio: None,
