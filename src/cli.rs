@@ -149,18 +149,16 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-fn not_yet(cmd: &str, issue: u32) -> anyhow::Result<()> {
-    Err(anyhow::anyhow!(
-        "`{cmd}` is not available in this build yet (issue #{issue})"
-    ))
-}
-
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Demo { .. } => not_yet("demo", 5),
-        Command::Run { .. } => not_yet("run", 5),
+        Command::Demo { listen, data } => crate::ui::command::demo(listen, data.as_deref()),
+        Command::Run {
+            config,
+            data,
+            listen,
+        } => crate::ui::command::run(&config, &data, listen),
         Command::Collect { config, data, once } => crate::collect::command(&config, &data, once),
-        Command::Serve { .. } => not_yet("serve", 5),
+        Command::Serve { data, listen } => crate::ui::command::serve(&data, listen),
         Command::Simulate(args) => crate::simulate::run_cli(&args),
         Command::Check { config } => {
             let cfg = crate::config::load(&config)?;

@@ -254,6 +254,8 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Config> {
 }
 
 fn parse_in(text: &str, origin: &str, base: Option<&Path>) -> anyhow::Result<Config> {
+    // Editors on Windows like to save a byte-order mark; JSON has none.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let root: Value = serde_json::from_str(text).map_err(|e| {
         UsageError(format!(
             "config {origin}: {}",
@@ -1351,6 +1353,14 @@ mod tests {
         );
         let msg = err_of(&text.replace("127.0.0.1:9999", "nowhere"));
         assert!(msg.contains("ui.listen"), "{msg}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_crlf_are_accepted() {
+        let text = format!("\u{feff}{}", filled().replace(", ", ",\r\n"));
+        assert!(parse(&text, "t").is_ok());
+        let msg = err_of("");
+        assert!(msg.contains("line 1"), "{msg}");
     }
 
     #[test]

@@ -84,6 +84,22 @@ fn every_query_loads_and_the_embedded_set_is_the_directory() {
 }
 
 #[test]
+fn every_test_file_belongs_to_a_query() {
+    let d = Detections::load_dir(&queries_dir(), vars()).unwrap();
+    let ids = all_ids(&d);
+    for e in std::fs::read_dir(queries_dir().join("tests")).unwrap() {
+        let p = e.unwrap().path();
+        let stem = p.file_stem().unwrap().to_string_lossy().to_string();
+        assert!(
+            p.extension().is_some_and(|x| x == "jsonl"),
+            "unexpected file {}",
+            p.display()
+        );
+        assert!(ids.contains(&stem), "{} tests no query", p.display());
+    }
+}
+
+#[test]
 fn every_query_has_positive_and_negative_records_and_jaq_agrees() {
     let d = Detections::load_dir(&queries_dir(), vars()).unwrap();
     let mut failures = Vec::new();

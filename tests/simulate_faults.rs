@@ -369,6 +369,39 @@ async fn persistent_faults_subscription_disabled_audit_off_secret_expired_clock_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_per_publisher_identifier() {
+    let c = Client::start(SimOptions {
+        requests_per_minute: Some(5),
+        ..opts()
+    })
+    .await;
+    let list = format!("{}/subscriptions/list?{}", c.feed(), c.publisher());
+    let mut throttled = 0;
+    for _ in 0..12 {
+        let r = c.get(&list).await;
+        if r.status() == 403 {
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "AF429");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("PublisherId={}", c.sim.tenant_id))
+            );
+            throttled += 1;
+        }
+    }
+    assert!(throttled >= 6, "{throttled}");
+    // another PublisherIdentifier has its own bucket
+    let other = format!(
+        "{}/subscriptions/list?PublisherIdentifier=00000000-1111-2222-3333-444444444444",
+        c.feed()
+    );
+    assert_eq!(c.get(&other).await.status(), 200);
+    c.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_blob_delay_after_a_new_subscription() {
     let c = Client::start(SimOptions {
         first_blob_delay_secs: 3600,

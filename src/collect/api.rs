@@ -7,9 +7,12 @@
 //!   URL-encoded.
 //! - `NextPageUri` (or `NextPageUrl`, any casing) is followed verbatim — never rebuilt, the
 //!   query names may be lower-cased — and only when its scheme, host and port equal the
-//!   configured API's; a blob's `contentUri` is pinned the same way. Anything else is
-//!   [`ApiError::ForeignHost`] and no request is made, so the bearer token is never sent to
-//!   another host (invariant 7). Redirects are never followed.
+//!   configured API's. A foreign next page is never contacted: the current page is asked
+//!   again (a bounded number of times per window), then the window fails with
+//!   [`ApiError::ForeignHost`]. A blob's `contentUri` is pinned the same way; a foreign one
+//!   is never contacted either — the blob is fetched by its `contentId` from the configured
+//!   API host. So the bearer token never leaves the API host (invariant 7) and nothing is
+//!   lost. Redirects are never followed.
 //! - Pagination is loop-guarded; AF20031 (stale `nextPage`) restarts the window a bounded
 //!   number of times.
 //! - Bounded concurrency (a semaphore of `max_concurrency`) and a per-tenant token-bucket
@@ -149,9 +152,10 @@ pub struct RetryPolicy {
     pub connect_timeout: Duration,
     /// How often a window is restarted on AF20031 or a pagination loop.
     pub window_restarts: u32,
-    /// How often a window is restarted when a `NextPageUri` points at a foreign host
-    /// (nothing is sent there; a fresh listing usually pages on the API host).
-    pub foreign_restarts: u32,
+    /// How often, per window, a page is requested again because its `NextPageUri`
+    /// pointed at a foreign host (nothing is sent there; the same page asked again
+    /// usually pages on the API host). Then the window fails with `ForeignHost`.
+    pub foreign_retries: u32,
     /// Pages per window before the listing is declared a loop.
     pub max_pages: usize,
     /// Microsoft asks for 15 minutes between start requests: within this interval (on the
@@ -169,7 +173,7 @@ impl Default for RetryPolicy {
             request_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(15),
             window_restarts: 2,
-            foreign_restarts: 5,
+            foreign_retries: 30,
             max_pages: 100_000,
             min_start_interval: Duration::from_secs(15 * 60),
         }
@@ -211,6 +215,20 @@ pub struct ApiStats {
 #[derive(Clone)]
 pub struct ApiClient {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ApiClient {
+    /// The tenant and the API origin only: never a secret or a token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.inner.pin;
+        f.debug_struct("ApiClient")
+            .field("tenant", &self.inner.tenant)
+            .field(
+                "api",
+                &format!("{}://{}:{}", p.scheme, p.host, p.port.unwrap_or(0)),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 struct Inner {
@@ -533,14 +551,18 @@ impl ApiClient {
             content_id: None,
         };
         let mut restarts = 0;
-        let mut foreign_restarts = 0;
+        let mut foreign = 0;
         'window: loop {
             let mut url = first.clone();
             let mut seen_pages: HashSet<String> = HashSet::new();
             let mut seen_blobs: HashSet<String> = HashSet::new();
             let mut blobs = Vec::new();
+            let mut again = false;
             loop {
-                if !seen_pages.insert(url.clone()) || seen_pages.len() > self.inner.policy.max_pages
+                let repeat = std::mem::take(&mut again);
+                if !repeat
+                    && (!seen_pages.insert(url.clone())
+                        || seen_pages.len() > self.inner.policy.max_pages)
                 {
                     restarts += 1;
                     tracing::warn!(
@@ -601,19 +623,20 @@ impl ApiClient {
                             if !matches!(e, ApiError::ForeignHost { .. }) {
                                 return Err(e);
                             }
-                            foreign_restarts += 1;
+                            foreign += 1;
                             self.count_error("foreign_next_page");
                             tracing::warn!(
                                 content_type = ct.as_str(),
                                 window_start = %ctx.ws(),
-                                restarts = foreign_restarts,
+                                foreign,
                                 error = %e,
-                                "NextPageUri points at a foreign host: not followed; restarting the window"
+                                "NextPageUri points at a foreign host: not followed; asking for this page again"
                             );
-                            if foreign_restarts > self.inner.policy.foreign_restarts {
+                            if foreign > self.inner.policy.foreign_retries {
                                 return Err(e);
                             }
-                            continue 'window;
+                            again = true;
+                            continue;
                         }
                         url = next;
                     }
@@ -993,7 +1016,10 @@ impl ApiClient {
                 "AF20020 content type not valid: {}",
                 shorten(&message)
             )),
-            _ if lower.contains("does not exist") || lower.contains("dataserviceexception") => {
+            // The malformed 400 of a tenant without unified audit logging (no AF code).
+            _ if lower.contains("dataserviceexception")
+                || (status == 400 && lower.contains("does not exist")) =>
+            {
                 ApiError::AuditDisabled
             }
             _ if status == 404 => ApiError::NotFound,
@@ -1296,7 +1322,7 @@ mod tests {
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             window_restarts: 2,
-            foreign_restarts: 5,
+            foreign_retries: 30,
             max_pages: 1000,
             min_start_interval: Duration::from_secs(15 * 60),
         }
@@ -1329,6 +1355,8 @@ mod tests {
         send(&c.start_subscription(ContentType::Exchange));
         fn sync_clone<T: Send + Sync + Clone>(_: &T) {}
         sync_clone(&c);
+        let dbg = format!("{c:?}");
+        assert!(dbg.contains(TENANT) && !dbg.contains(SECRET), "{dbg}");
     }
 
     #[tokio::test]
@@ -1444,8 +1472,8 @@ mod tests {
         );
         assert_eq!(
             srv.api("/subscriptions/content").len(),
-            6,
-            "the first listing and five restarts, each stopping at the foreign next page"
+            31,
+            "the first page and 30 repeats, each stopping at the foreign next page"
         );
         // a contentUri elsewhere (another port, "localhost", another scheme) is never
         // followed: the content id is fetched from the API host instead
@@ -1481,11 +1509,11 @@ mod tests {
         let f = foreign.seen();
         assert!(f.iter().all(|s| s.auth.is_none()), "{f:?}");
         assert!(f.is_empty(), "the foreign host was contacted: {f:?}");
-        assert_eq!(c.stats().errors_by_code.get("foreign_next_page"), Some(&6));
+        assert_eq!(c.stats().errors_by_code.get("foreign_next_page"), Some(&31));
     }
 
     #[tokio::test]
-    async fn a_foreign_next_page_restarts_the_window_which_then_completes() {
+    async fn a_foreign_next_page_is_not_followed_and_the_page_asked_again() {
         let foreign = serve(Arc::new(|_: &Seen, _| reply(200, &[], "[]"))).await;
         let fbase = foreign.base.clone();
         let tokens = Arc::new(AtomicUsize::new(0));
@@ -1525,10 +1553,13 @@ mod tests {
                 t("2026-11-26T11:00:00Z"),
             )
             .await
-            .expect("listing after one restart");
+            .expect("listing after one repeat");
         let ids: Vec<_> = got.iter().map(|b| b.content_id.as_str()).collect();
         assert_eq!(ids, ["b1", "b2"]);
         assert!(foreign.seen().is_empty());
+        let pages = srv.api("/subscriptions/content");
+        assert_eq!(pages.len(), 3);
+        assert_eq!(pages[0].query, pages[1].query, "the first page asked again");
     }
 
     #[tokio::test]
@@ -1925,6 +1956,10 @@ mod tests {
             }
             if s.path.ends_with("/subscriptions/list") {
                 reply(400, &[], format!(r#"{{"error":{{"code":"StartSubscription [CorrId=1][TenantId={TENANT},ContentType=Audit.Exchange,ApplicationId=x,PublisherId=y][AppId","message":"x] failed. Exception: Microsoft.Office.Compliance.Audit.DataServiceException: Tenant {TENANT} does not exist.\r\n   at Microsoft.Office.Compliance.Audit.API.AzureManager.d__0.MoveNext()"}}}}"#))
+            } else if s.path.ends_with("/subscriptions/content")
+                && s.query.contains("Audit.SharePoint")
+            {
+                af(400, "AF20022", "No subscription found for the specified content type.")
             } else if s.path.ends_with("/subscriptions/content") {
                 af(400, "AF20055", "Start time and end time must both be specified (or both omitted) and must be less than or equal to 24 hours apart, with the start time prior to end time and start time no more than 7 days in the past.")
             } else if s.path.ends_with("/gone") {
@@ -1949,6 +1984,10 @@ mod tests {
         assert_eq!(
             c.list_window(ContentType::Exchange, a, b).await,
             Err(ApiError::BadWindow)
+        );
+        assert_eq!(
+            c.list_window(ContentType::SharePoint, a, b).await,
+            Err(ApiError::SubscriptionMissing)
         );
         let before = srv.seen().len();
         let long = t("2026-11-27T10:00:01Z");

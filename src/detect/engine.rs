@@ -407,9 +407,16 @@ fn mask_directives(code: &str) -> String {
             }
         }
         // SAFETY of slicing: start..end are token boundaries inside `code`.
+        // same byte length, so every offset after it still points at the same text
         let blank: String = code[start..end]
             .chars()
-            .map(|c| if c == '\n' { '\n' } else { ' ' })
+            .map(|c| {
+                if c == '\n' {
+                    "\n".to_string()
+                } else {
+                    " ".repeat(c.len_utf8())
+                }
+            })
             .collect();
         masked.replace_range(start..end, &blank);
     }

@@ -11,6 +11,7 @@
 pub mod command;
 mod engine;
 pub mod group;
+pub mod measure;
 mod meta;
 pub mod monitor;
 pub mod report;
@@ -25,7 +26,7 @@ use engine::{Libs, Program};
 use jaq_json::Val;
 use meta::TableSel;
 use serde::{Deserialize as _, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
@@ -142,13 +143,16 @@ struct Detection {
 }
 
 impl Detection {
-    fn accepts(&self, h: &RecordHeader) -> bool {
-        let table_ok = match &self.table {
+    fn table_accepts(&self, h: &RecordHeader) -> bool {
+        match &self.table {
             TableSel::All => true,
             TableSel::Auth => is_auth_operation(&h.operation),
             TableSel::Workload(w) => h.workload.eq_ignore_ascii_case(w),
-        };
-        table_ok && self.ops.accepts(&h.operation)
+        }
+    }
+
+    fn accepts(&self, h: &RecordHeader) -> bool {
+        self.table_accepts(h) && self.ops.accepts(&h.operation)
     }
 }
 
@@ -156,6 +160,10 @@ impl Detection {
 #[derive(Default)]
 pub struct Detections {
     items: Vec<Detection>,
+    /// Prefilter index: exact Operation → detections naming it; `open` are those with no
+    /// operations list or with globs (checked one by one). Indices in id order.
+    by_op: HashMap<String, Vec<usize>>,
+    open: Vec<usize>,
     errors: Vec<LoadError>,
     vars: Vars,
     limits: Limits,
@@ -323,12 +331,51 @@ impl Detections {
             }
         }
         errors.dedup();
-        Detections {
+        let mut d = Detections {
             items,
             errors,
             vars,
-            limits: Limits::default(),
+            ..Detections::default()
+        };
+        d.index();
+        d
+    }
+
+    fn index(&mut self) {
+        self.by_op.clear();
+        self.open.clear();
+        for (i, d) in self.items.iter().enumerate() {
+            if d.ops.is_any() || !d.ops.globs.is_empty() {
+                self.open.push(i);
+            }
+            for op in &d.ops.exact {
+                self.by_op.entry(op.clone()).or_default().push(i);
+            }
         }
+    }
+
+    /// The detections whose prefilter accepts the record, in id order.
+    fn candidates(&self, h: &RecordHeader) -> Vec<&Detection> {
+        let mut idx: Vec<usize> = Vec::new();
+        if let Some(v) = self.by_op.get(h.operation.as_str()) {
+            idx.extend(
+                v.iter()
+                    .copied()
+                    .filter(|&i| self.items[i].table_accepts(h)),
+            );
+        }
+        let before = idx.len();
+        idx.extend(
+            self.open
+                .iter()
+                .copied()
+                .filter(|&i| self.items[i].accepts(h)),
+        );
+        if before > 0 && idx.len() > before {
+            idx.sort_unstable();
+            idx.dedup();
+        }
+        idx.into_iter().map(|i| &self.items[i]).collect()
     }
 
     /// The same detections with other per-record limits.
@@ -340,6 +387,7 @@ impl Detections {
     /// Only the detection `id` (for `detect --detection ID`); None if it is not loaded.
     pub fn only(mut self, id: &str) -> Option<Detections> {
         self.items.retain(|d| d.meta.id == id);
+        self.index();
         (!self.items.is_empty()).then_some(self)
     }
 
@@ -369,7 +417,11 @@ impl Detections {
     /// True when at least one detection's prefilter (table, operation) accepts the record:
     /// callers re-running detections over stored records parse only these.
     pub fn wants(&self, header: &RecordHeader) -> bool {
-        self.items.iter().any(|d| d.accepts(header))
+        let exact = self
+            .by_op
+            .get(header.operation.as_str())
+            .is_some_and(|v| v.iter().any(|&i| self.items[i].table_accepts(header)));
+        exact || self.open.iter().any(|&i| self.items[i].accepts(header))
     }
 
     /// Runs every detection whose table matches the record; returns its hits and the
@@ -420,8 +472,8 @@ impl Detections {
     ) -> (Vec<Hit>, Vec<RunError>) {
         let mut hits = Vec::new();
         let mut errors = Vec::new();
-        let mut candidates = self.items.iter().filter(|d| d.accepts(header)).peekable();
-        if candidates.peek().is_none() {
+        let candidates = self.candidates(header);
+        if candidates.is_empty() {
             return (hits, errors);
         }
         let input = match make_input() {

@@ -17,6 +17,8 @@ pub struct DetectionResult {
     pub id: String,
     pub title: String,
     pub severity: String,
+    /// The fields of each group's key, in the header's order.
+    pub group_by: Vec<String>,
     /// Hits in the groups shown (for a threshold rule: hits inside bursts).
     pub hits: u64,
     /// Every record the filter matched (equals `hits` without a threshold).
@@ -42,23 +44,37 @@ struct Acc {
     events: Vec<(Value, DateTime<Utc>, Value)>,
 }
 
-/// Collects hits record by record and groups them at the end.
+/// Collects hits record by record and groups them at the end. Candidate records are
+/// buffered and evaluated in batches on every core (the detections are shared read-only;
+/// each thread parses its own records).
 pub struct Grouper<'a> {
     detections: &'a Detections,
     acc: BTreeMap<String, Acc>,
     records: u64,
     candidates: u64,
     errors: BTreeMap<String, (u64, String)>,
+    batch: Vec<(RecordHeader, Vec<u8>)>,
+    threads: usize,
 }
+
+const BATCH: usize = 4096;
+
+/// The hits and errors of one record, at its CreationTime.
+type Evaluated = (Vec<Hit>, Vec<RunError>, DateTime<Utc>);
 
 impl<'a> Grouper<'a> {
     pub fn new(detections: &'a Detections) -> Grouper<'a> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
         Grouper {
             detections,
             acc: BTreeMap::new(),
             records: 0,
             candidates: 0,
             errors: BTreeMap::new(),
+            batch: Vec::new(),
+            threads,
         }
     }
 
@@ -70,9 +86,59 @@ impl<'a> Grouper<'a> {
             return;
         }
         self.candidates += 1;
-        let (hits, errors) = self.detections.run_bytes(header, raw);
-        self.add_hits(&hits, header.creation_time);
-        self.add_errors(errors);
+        if self.threads == 1 {
+            let (hits, errors) = self.detections.run_bytes(header, raw);
+            self.add_hits(&hits, header.creation_time);
+            self.add_errors(errors);
+            return;
+        }
+        self.batch.push((header.clone(), raw.to_vec()));
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    /// Evaluates the buffered candidates, one slice per thread; results are merged in
+    /// record order, so the outcome does not depend on the number of threads.
+    fn flush(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        if batch.is_empty() {
+            return;
+        }
+        let per = batch.len().div_ceil(self.threads);
+        let detections = self.detections;
+        let results: Vec<Vec<Evaluated>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .chunks(per)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|(h, raw)| {
+                                let (hits, errs) = detections.run_bytes(h, raw);
+                                (hits, errs, h.creation_time)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        let e = RunError {
+                            detection: "*".into(),
+                            message: "a detection thread panicked".into(),
+                        };
+                        vec![(Vec::new(), vec![e], Utc::now())]
+                    })
+                })
+                .collect()
+        });
+        for (hits, errors, time) in results.into_iter().flatten() {
+            self.add_hits(&hits, time);
+            self.add_errors(errors);
+        }
     }
 
     /// Adds hits computed elsewhere (e.g. stored at ingestion) at their record's time.
@@ -101,7 +167,8 @@ impl<'a> Grouper<'a> {
     }
 
     /// The grouped results of every loaded detection (also those without hits), in id order.
-    pub fn finish(self) -> Report {
+    pub fn finish(mut self) -> Report {
+        self.flush();
         let mut acc = self.acc;
         let detections = self
             .detections
@@ -151,6 +218,7 @@ fn result(m: &Meta, acc: Acc) -> DetectionResult {
         id: m.id.clone(),
         title: m.title.clone(),
         severity: m.severity.to_string(),
+        group_by: m.group_by.clone(),
         hits: groups.iter().map(|g| g.count).sum(),
         matched,
         threshold,
@@ -158,16 +226,23 @@ fn result(m: &Meta, acc: Acc) -> DetectionResult {
     }
 }
 
-fn key_text(key: &Value) -> String {
+fn key_text(key: &Value, order: &[String]) -> String {
     match key.as_object() {
-        Some(o) if !o.is_empty() => o
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}={s}"),
-                other => format!("{k}={other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(o) if !o.is_empty() => {
+            let mut names: Vec<&String> = order
+                .iter()
+                .filter(|k| o.contains_key(k.as_str()))
+                .collect();
+            names.extend(o.keys().filter(|k| !order.contains(k)));
+            names
+                .into_iter()
+                .map(|k| match &o[k.as_str()] {
+                    Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
         _ => "(all)".to_string(),
     }
 }
@@ -221,7 +296,7 @@ impl Report {
                     g.count,
                     time_text(g.first_seen),
                     time_text(g.last_seen),
-                    key_text(&g.key)
+                    key_text(&g.key, &d.group_by)
                 ));
             }
         }

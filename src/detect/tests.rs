@@ -228,3 +228,13 @@ fn detections_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Detections>();
 }
+
+#[test]
+fn recursion_is_found_after_an_include_with_non_ascii_metadata() {
+    let d = load(&[(
+        "r.jq",
+        "# title: R ü\n# table: auth.all\ninclude \"m365\" {\"note\": \"schön\"};\ndef f: 1 + f; f\n",
+    )]);
+    let e = &d.errors()[0];
+    assert_eq!((e.file.as_str(), e.line, e.column), ("r.jq", 4, 12), "{e}");
+}

@@ -382,6 +382,9 @@ async fn dispatch(sim: &Arc<Sim>, foreign: bool, parts: &Parts, body: &Bytes) ->
         sim.faults.count(Fault::AuditOff);
         return audit_off(sim, &route, ct, &claims.appid, publisher.as_deref(), now);
     }
+    if !sim.take_token(publisher.as_deref()) {
+        return transient(sim, Fault::Throttle403, &route, publisher.as_deref());
+    }
     let key = format!("{}?{}", path, parts.uri.query().unwrap_or(""));
     let has_body = matches!(route, Route::Content | Route::Blob(_) | Route::List);
     let fault = sim.faults.pick(&key, has_body);

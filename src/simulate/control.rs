@@ -102,13 +102,13 @@ async fn truth(State(sim): S, Query(q): Query<CtQuery>) -> Response {
 async fn truth_count(State(sim): S) -> Response {
     let now = sim.now();
     let res = tokio::task::spawn_blocking(move || {
-        let mut by: BTreeMap<&'static str, u64> =
-            ContentType::ALL.iter().map(|c| (c.as_str(), 0)).collect();
-        let mut total = 0u64;
-        sim.for_each_truth(None, now, |ct, _| {
-            total += 1;
-            *by.entry(ct.as_str()).or_default() += 1;
-        });
+        let counts = sim.count_truth(now);
+        let by: BTreeMap<&'static str, u64> = ContentType::ALL
+            .iter()
+            .zip(counts)
+            .map(|(c, n)| (c.as_str(), n))
+            .collect();
+        let total: u64 = counts.iter().sum();
         json!({"total": total, "by_content_type": by, "now": format_api_time(now)})
     })
     .await;

@@ -1,7 +1,7 @@
 //! The record factory: builds audit records with the real shapes of management-api.md §4
 //! (Entra sign-ins, Exchange admin cmdlets and mailbox items, OME portal, SharePoint and
 //! OneDrive file and sharing operations, Teams, Security & Compliance, DLP) and the quirks of
-//! §4.6 (numbers as strings, Parameters as a string, ClientIP with ports/brackets/"<null>",
+//! §4.6 (numbers as strings, Parameters as a string, ClientIP with ports/brackets/`"<null>"`,
 //! CreationTime without zone). Background records are drawn from a seeded mix per content
 //! type; the planted attack stories (`stories.rs`) use the same builders with fixed values.
 //! Pure functions of their input; no clock, no I/O.
@@ -19,6 +19,25 @@ pub const APP_OFFICE: &str = "d3590ed6-52b3-4102-aeff-aad2292ab01c";
 pub const APP_TEAMS: &str = "1fec8e78-bce4-4aaf-ab1b-5451cc387264";
 pub const APP_OFFICEHOME: &str = "4765445b-32c6-49b0-83e6-1d93765276ca";
 pub const APP_BROKER: &str = "29d9ed98-a469-4536-ade2-f981bc1d605e";
+
+/// `YYYY-MM-DDTHH:MM:SS` (no zone), as records carry CreationTime; the same text as
+/// `model::format_record_time`, without chrono's format parser on the hot path.
+pub(crate) fn rec_time(t: DateTime<Utc>) -> String {
+    use chrono::{Datelike as _, Timelike as _};
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(19);
+    let _ = write!(
+        s,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    s
+}
 
 /// The common fields every record starts with, in Microsoft's order.
 pub(crate) struct Base<'a> {
@@ -38,7 +57,7 @@ pub(crate) struct Base<'a> {
 
 pub(crate) fn base(t: &Tenant, b: &Base) -> Obj {
     let mut o = Obj::new();
-    o.s("CreationTime", &format_record_time(b.time))
+    o.s("CreationTime", &rec_time(b.time))
         .s("Id", b.id)
         .s("Operation", b.op)
         .s("OrganizationId", &t.id);
@@ -134,8 +153,8 @@ pub(crate) fn signin(t: &Tenant, r: &mut Rng, time: DateTime<Utc>, id: &str, s: 
     o.raw("Actor", &actor)
         .s("ActorContextId", &t.id)
         .s("ActorIpAddress", s.ip)
-        .s("InterSystemsId", &r.guid())
-        .s("IntraSystemId", &r.guid())
+        .g("InterSystemsId", r)
+        .g("IntraSystemId", r)
         .s("SupportTicketId", "")
         .raw(
             "Target",
@@ -223,8 +242,8 @@ pub(crate) fn aad_directory(
             ),
         )
         .s("ActorContextId", &t.id)
-        .s("InterSystemsId", &r.guid())
-        .s("IntraSystemId", &r.guid())
+        .g("InterSystemsId", r)
+        .g("IntraSystemId", r)
         .s("SupportTicketId", "")
         .raw("Target", &format!("[{{\"ID\":{},\"Type\":5}}]", js(target)))
         .s("TargetContextId", &t.id);
@@ -336,7 +355,7 @@ pub(crate) fn scc_cmdlet(
         .s("CmdletVersion", "")
         .s("EffectiveOrganization", &t.onms)
         .s("UserServicePlan", "")
-        .s("ClientRequestId", &r.guid())
+        .g("ClientRequestId", r)
         .s("Parameters", params)
         .s("NonPiiParameters", "");
     o.done()
@@ -382,7 +401,7 @@ pub(crate) fn scc_alert(
     o.s("AlertId", &alert_id)
         .s("AlertType", "System")
         .s("Name", name)
-        .s("PolicyId", &r.guid())
+        .g("PolicyId", r)
         .s("Status", "Active")
         .s("Severity", severity)
         .s("Category", category)
@@ -484,7 +503,7 @@ pub(crate) fn mailbox_item(
             "LogonUserSid",
             &format!("S-1-5-21-{}-{}-{}", r.digits(9), r.digits(9), r.digits(4)),
         )
-        .s("MailboxGuid", &r.guid())
+        .g("MailboxGuid", r)
         .s("MailboxOwnerSid", &format!("S-1-5-21-{}", r.digits(9)))
         .s("MailboxOwnerUPN", &u.upn)
         .s("OrganizationName", &t.onms)
@@ -567,7 +586,7 @@ pub(crate) fn mail_items_accessed(
         .b("ExternalAccess", false)
         .s("InternalLogonType", "0")
         .n("LogonType", 0)
-        .s("MailboxGuid", &r.guid())
+        .g("MailboxGuid", r)
         .s("MailboxOwnerUPN", &u.upn)
         .s("OrganizationName", &t.onms)
         .s("OperationCount", &count.to_string())
@@ -624,14 +643,14 @@ fn sp_common(t: &Tenant, r: &mut Rng, time: DateTime<Utc>, id: &str, f: &SpFile)
         },
     );
     let ext = f.file.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    o.s("CorrelationId", &r.guid())
+    o.g("CorrelationId", r)
         .s("EventSource", "SharePoint")
         .s("ItemType", f.item_type)
-        .s("ListId", &r.guid())
-        .s("ListItemUniqueId", &r.guid())
-        .s("Site", &r.guid())
+        .g("ListId", r)
+        .g("ListItemUniqueId", r)
+        .g("Site", r)
         .s("UserAgent", f.ua)
-        .s("WebId", &r.guid())
+        .g("WebId", r)
         .raw(
             "AppAccessContext",
             &format!(
@@ -680,7 +699,7 @@ pub(crate) fn sp_share(
     )
     .s("TargetUserOrGroupName", target_name)
     .s("TargetUserOrGroupType", target_type)
-    .s("UniqueSharingId", &r.guid());
+    .g("UniqueSharingId", r);
     o.done()
 }
 
@@ -716,10 +735,10 @@ pub(crate) fn sp_search(
             user_id: &u.upn,
         },
     );
-    o.s("CorrelationId", &r.guid())
+    o.g("CorrelationId", r)
         .s("EventSource", "SharePoint")
         .s("ItemType", "Page")
-        .s("Site", &r.guid())
+        .g("Site", r)
         .s("UserAgent", UAS[u.ua])
         .s("SearchQueryText", query)
         .s("QuerySource", "SharePointSearch");
@@ -760,10 +779,10 @@ pub(crate) fn sp_policy(
             user_id: &u.upn,
         },
     );
-    o.s("CorrelationId", &r.guid())
+    o.g("CorrelationId", r)
         .s("EventSource", "SharePoint")
         .s("ItemType", "Tenant")
-        .s("Site", &r.guid())
+        .g("Site", r)
         .s("UserAgent", UAS[0])
         .raw(
             "ModifiedProperties",
@@ -906,7 +925,7 @@ pub(crate) fn teams_team(
             ),
         );
     }
-    o.s("AADGroupId", &r.guid()).s("CommunicationType", "Team").raw(
+    o.g("AADGroupId", r).s("CommunicationType", "Team").raw(
         "ExtraProperties",
         "[{\"Key\":\"TimeZone\",\"Value\":\"Europe/Amsterdam\"},{\"Key\":\"OsName\",\"Value\":\"windows\"}]",
     );
@@ -944,7 +963,7 @@ pub(crate) fn dlp(
             user_id: &u.upn,
         },
     );
-    o.s("IncidentId", &r.guid()).raw(
+    o.g("IncidentId", r).raw(
         "PolicyDetails",
         &format!(
             "[{{\"PolicyId\":{},\"PolicyName\":\"GDPR Enhanced\",\"Rules\":[{{\"Actions\":[\"NotifyUser\"],\"ConditionsMatched\":{{\"SensitiveInformation\":[{{\"Count\":{},\"Confidence\":85,\"SensitiveType\":\"50842eb7-edc8-4019-85dd-5a5c1f2bb085\",\"SensitiveInformationTypeName\":\"Credit Card Number\"}}]}},\"RuleName\":\"High volume\",\"Severity\":\"High\"}}]}}]",
@@ -1052,8 +1071,81 @@ const FILES: &[&str] = &[
     "Design.vsdx",
 ];
 
-/// One background record of content type `ct`, drawn by the seeded mix.
+/// One background record of content type `ct`, drawn by the seeded mix, with the rarer
+/// §4.6 quirks applied to a few: UserType/Version as strings, ExtendedProperties as one
+/// string, ModifiedProperties as a list of strings.
 pub(crate) fn background(
+    t: &Tenant,
+    r: &mut Rng,
+    ct: ContentType,
+    time: DateTime<Utc>,
+    id: &str,
+) -> String {
+    let mut s = background_inner(t, r, ct, time, id);
+    if r.chance(0.01) {
+        s = s
+            .replacen("\"UserType\":0,", "\"UserType\":\"0\",", 1)
+            .replacen("\"Version\":1,", "\"Version\":\"1\",", 1);
+    }
+    if ct == ContentType::AzureActiveDirectory && r.chance(0.01) {
+        s = stringify_field(&s, "ExtendedProperties");
+    }
+    if ct == ContentType::AzureActiveDirectory && s.contains("\"RecordType\":8,") && r.chance(0.05)
+    {
+        s = strings_list_field(&s, "ModifiedProperties");
+    }
+    s
+}
+
+/// Rewrites `"field":[...]` as `"field":"[...]"` (the array as one JSON string), keeping
+/// Microsoft's key order.
+fn stringify_field(s: &str, field: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(s) else {
+        return s.to_string();
+    };
+    let Some(x) = v.get(field) else {
+        return s.to_string();
+    };
+    let old = x.to_string();
+    s.replacen(
+        &format!("\"{field}\":{old}"),
+        &format!("\"{field}\":{}", js(&old)),
+        1,
+    )
+}
+
+/// Rewrites `"field":[{…},{…}]` as a list of strings (`["Name=NewValue"]`), as older
+/// records had.
+fn strings_list_field(s: &str, field: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(s) else {
+        return s.to_string();
+    };
+    let Some(arr) = v.get(field).and_then(|a| a.as_array()) else {
+        return s.to_string();
+    };
+    if arr.is_empty() {
+        return s.to_string();
+    }
+    let items: Vec<String> = arr
+        .iter()
+        .map(|m| {
+            format!(
+                "{}={}",
+                m["Name"].as_str().unwrap_or(""),
+                m["NewValue"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = items.iter().map(String::as_str).collect();
+    let old = serde_json::Value::Array(arr.clone()).to_string();
+    s.replacen(
+        &format!("\"{field}\":{old}"),
+        &format!("\"{field}\":{}", str_array(&refs)),
+        1,
+    )
+}
+
+fn background_inner(
     t: &Tenant,
     r: &mut Rng,
     ct: ContentType,
@@ -1499,6 +1591,14 @@ mod tests {
     use crate::model::RecordHeader;
 
     #[test]
+    fn rec_time_matches_the_model() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-05-04T09:14:22.987Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(rec_time(t), format_record_time(t));
+    }
+
+    #[test]
     fn background_records_parse_and_route_to_their_content_type() {
         let t = Tenant::generate(3, 2000);
         let time = chrono::DateTime::parse_from_rfc3339("2026-05-04T09:14:22Z")
@@ -1518,5 +1618,19 @@ mod tests {
                 assert_eq!(h.organization_id, t.id);
             }
         }
+        let mut quirks = (0, 0, 0);
+        for _ in 0..5000 {
+            let id = r.guid();
+            let s = background(&t, &mut r, ContentType::AzureActiveDirectory, time, &id);
+            let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+            quirks.0 += usize::from(v["ExtendedProperties"].is_string());
+            quirks.1 += usize::from(
+                v["ModifiedProperties"]
+                    .as_array()
+                    .is_some_and(|a| a.first().is_some_and(|x| x.is_string())),
+            );
+            quirks.2 += usize::from(v["UserType"].is_string());
+        }
+        assert!(quirks.0 > 0 && quirks.1 > 0 && quirks.2 > 0, "{quirks:?}");
     }
 }

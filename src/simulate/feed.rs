@@ -248,6 +248,35 @@ impl Feed {
         out
     }
 
+    fn key_of(&self, ci: usize, k: i64, j: u64) -> u128 {
+        v4(Rng::new(mix(&[self.seed, 0x4EC, ci as u64, k as u64, j])).u128())
+    }
+
+    /// The de-duplication keys of `records(m)`, in the same order, without rendering.
+    pub(crate) fn keys(&self, m: &BlobMeta) -> Vec<u128> {
+        let mut out: Vec<u128> = (0..u64::from(m.n))
+            .map(|j| self.key_of(m.ci, m.k, j))
+            .collect();
+        if let Some(s) = self.story.get(&(m.ci, m.k)) {
+            out.extend(s.iter().map(|r| r.0));
+        }
+        if let Some(x) = m.dup_prev
+            && let Some(prev) = self.meta(m.ci, m.k - 1)
+            && prev.n > 0
+        {
+            let key = self.key_of(m.ci, prev.k, x % u64::from(prev.n));
+            let pos = ((x >> 32) % (out.len() as u64 + 1)) as usize;
+            out.insert(pos, key);
+        }
+        if let Some((src, p)) = m.dup_within
+            && let Some(key) = out.get(src as usize).copied()
+        {
+            let pos = (p % (out.len() as u64 + 1)) as usize;
+            out.insert(pos, key);
+        }
+        out
+    }
+
     /// Candidate slots whose blob may have `from <= created < to`.
     pub(crate) fn slots(
         &self,
@@ -366,6 +395,7 @@ mod tests {
             if let (Some(a), Some(b)) = (f.meta(0, k), g.meta(0, k)) {
                 let ra = f.records(&a);
                 let rb = g.records(&b);
+                assert_eq!(ra.iter().map(|r| r.0).collect::<Vec<_>>(), f.keys(&a));
                 assert_eq!(ra.len(), rb.len());
                 let mut ids = std::collections::HashSet::new();
                 for (x, y) in ra.iter().zip(rb.iter()) {

@@ -23,6 +23,37 @@
 //! be bound) that the `foreign_next_page` / `foreign_content_uri` faults point at; any
 //! `Authorization` header arriving there is reported as `token_sent_to_foreign_host`.
 //!
+//! # Try it with curl
+//!
+//! ```text
+//! m365audit simulate --seed 7            # prints {"login_url":…,"api_url":…,"control_url":…,…}
+//! TOK=$(curl -s -X POST "$LOGIN/$TENANT/oauth2/v2.0/token" -d grant_type=client_credentials \
+//!        --data-urlencode client_id=$ID --data-urlencode client_secret=$SECRET \
+//!        --data-urlencode scope=https://manage.office.com/.default | jq -r .access_token)
+//! FEED=$API/api/v1.0/$TENANT/activity/feed
+//! curl -s -X POST -H "Authorization: Bearer $TOK" "$FEED/subscriptions/start?contentType=Audit.Exchange&PublisherIdentifier=$TENANT"
+//! curl -s -D- -H "Authorization: Bearer $TOK" "$FEED/subscriptions/content?contentType=Audit.Exchange&PublisherIdentifier=$TENANT"
+//! #   → a JSON array of blobs; the NextPageUri header (if any) is the next page, follow it verbatim
+//! curl -s -H "Authorization: Bearer $TOK" "<contentUri>?PublisherIdentifier=$TENANT"   # → the records
+//! curl -s $CONTROL/__control/truth/count ; curl -s $CONTROL/__control/report
+//! curl -s -X POST $CONTROL/__control/faults -d '{"on":["throttle_429","reset_mid_body"]}'
+//! ```
+//!
+//! Control plane: `GET /__control/truth[?content_type=CT]` (JSON lines), `GET
+//! /__control/truth/count`, `GET /__control/report`, `POST /__control/advance?seconds=N`,
+//! `GET|POST /__control/faults` (`{"on":[..],"off":[..]}`), `POST
+//! /__control/inject[?content_type=CT]` (JSON lines → new blobs, listed now), `POST
+//! /__control/freeze`, `POST /__control/unfreeze`, `GET /__control/clock`, `GET
+//! /__control/info` (the other apps — one without admin consent, one without ReadDlp —, the
+//! other tenant, the foreign host), `GET /__control/stories`.
+//!
+//! Faults ([`Fault`]): transient `throttle_403`, `throttle_429`, `throttle_retry_after`,
+//! `internal_500`, `unavailable_503`, `timeout_408`, `reset_mid_body`, `truncated_body`,
+//! `non_json_body` (a seeded `fault_percent` of API requests, never the same request more
+//! than twice running); per-response `foreign_next_page`, `foreign_content_uri` (same
+//! fraction of pages / content objects); switches `subscription_disabled`, `audit_off`,
+//! `secret_expired`, `clock_skew` (server clock +20 min), `lowercase_next_page`.
+//!
 //! # Ground truth
 //!
 //! `truth` is every unique record (by Id, first copy) of every blob that is listable now:
@@ -47,7 +78,7 @@ mod rng;
 pub mod stories;
 mod tenant;
 
-pub use bench::{BenchReport, bench_serve};
+pub use bench::{BenchReport, bench_generate, bench_serve};
 pub use faults::Fault;
 pub use stories::{Story, StoryRecord, stories};
 
@@ -102,6 +133,9 @@ pub struct SimOptions {
     pub token_lifetime_secs: (i64, i64),
     /// Accept windows longer than 24 h (the documented "partial results" leniency).
     pub lenient_window: bool,
+    /// A per-PublisherIdentifier token bucket (requests per minute, real time); over it,
+    /// AF429 with 403. None = unlimited.
+    pub requests_per_minute: Option<u32>,
 }
 
 impl Default for SimOptions {
@@ -126,6 +160,7 @@ impl Default for SimOptions {
             blob_interval_secs: 600,
             token_lifetime_secs: (3599, 5399),
             lenient_window: false,
+            requests_per_minute: None,
         }
     }
 }
@@ -220,6 +255,8 @@ pub(crate) struct Sim {
     pub faults: Faults,
     pub report: Mutex<Report>,
     pub blob_cache: Mutex<std::collections::HashMap<String, Arc<Vec<Rec>>>>,
+    /// Token buckets per PublisherIdentifier ("shared" without one): (tokens, last refill).
+    pub buckets: Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
 }
 
 pub(crate) const CLOCK_SKEW_SECS: i64 = 20 * 60;
@@ -253,6 +290,26 @@ impl Sim {
             for ci in 0..5 {
                 d.disable(ci, now, true);
             }
+        }
+    }
+
+    /// Takes one request from the bucket of `publisher`; false when over the rate.
+    pub(crate) fn take_token(&self, publisher: Option<&str>) -> bool {
+        let Some(rpm) = self.opts.requests_per_minute else {
+            return true;
+        };
+        let cap = f64::from(rpm.max(1));
+        let key = publisher.unwrap_or("shared").to_ascii_lowercase();
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        let e = b.entry(key).or_insert((cap, now));
+        e.0 = (e.0 + now.duration_since(e.1).as_secs_f64() * cap / 60.0).min(cap);
+        e.1 = now;
+        if e.0 >= 1.0 {
+            e.0 -= 1.0;
+            true
+        } else {
+            false
         }
     }
 
@@ -328,6 +385,27 @@ impl Sim {
         v
     }
 
+    /// Counts the unique truth records per content type without rendering them.
+    pub(crate) fn count_truth(&self, now: DateTime<Utc>) -> [u64; 5] {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = [0u64; 5];
+        for (ci, n) in out.iter_mut().enumerate() {
+            for m in self.truth_blobs(ci, now) {
+                let keys: Vec<u128> = if m.k < 0 {
+                    self.blob_records(&m).iter().map(|r| r.0).collect()
+                } else {
+                    self.feed.keys(&m)
+                };
+                for k in keys {
+                    if seen.insert(k) {
+                        *n += 1;
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Calls `f` for every unique truth record at `now`, content types in order.
     pub(crate) fn for_each_truth(
         &self,
@@ -394,12 +472,23 @@ async fn bind_foreign(port_hint: SocketAddr) -> anyhow::Result<(TcpListener, Str
         let a = l.local_addr()?;
         return Ok((l, format!("http://localhost:{}", a.port())));
     }
+    // Not on loopback: the foreign host is this machine under the name "localhost" (the
+    // API is advertised by address), on its own port.
     let l = TcpListener::bind(SocketAddr::new(port_hint.ip(), 0)).await?;
     let a = l.local_addr()?;
     Ok((l, format!("http://localhost:{}", a.port())))
 }
 
+/// The URL clients use for a bound address (an unspecified IP is advertised as loopback).
 fn url_of(a: SocketAddr) -> String {
+    if a.ip().is_unspecified() {
+        let ip = if a.is_ipv4() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        };
+        return format!("http://{}", SocketAddr::new(ip, a.port()));
+    }
     format!("http://{a}")
 }
 
@@ -459,6 +548,7 @@ impl Simulator {
             st: Mutex::new(Dyn::default()),
             report: Mutex::new(Report::default()),
             blob_cache: Mutex::new(Default::default()),
+            buckets: Mutex::new(Default::default()),
         });
         if initial.contains(&Fault::SubscriptionDisabled) {
             sim.set_fault(Fault::SubscriptionDisabled, true);

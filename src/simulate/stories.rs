@@ -12,40 +12,40 @@
 //!
 //! | story | user (index) | operations | near-miss story |
 //! |---|---|---|---|
-//! | brute_force | users[5] | 25× UserLoginFailed 50126 from 203.0.113.66, then UserLoggedIn | brute_force_near_miss: users[6], 4 failures + MFA interrupts with ResultStatus "Success" |
+//! | brute_force | users\[5\] | 25× UserLoginFailed 50126 from 203.0.113.66, then UserLoggedIn | brute_force_near_miss: users\[6\], 4 failures + MFA interrupts with ResultStatus "Success" |
 //! | password_spray | 15 users | 1 UserLoginFailed each from 203.0.113.77 in 10 min | not_available_failures: "Not Available" UserId |
-//! | account_lockout | users[7] | UserLoginFailed 50053 IdsLocked | — |
-//! | ome_attachment_download | users[8] sender | AttachmentDownload Q2-payroll.xlsx by someone@gmail.com | ome_near_miss: AttachmentReview, mailbox Create with Item.Attachments |
-//! | audit_tamper_scc | users[0] | Remove-AuditConfigurationPolicy (RecordType 18, Parameters string) | audit_near_miss |
-//! | audit_tamper_exchange_shape | users[0] | Remove-AuditConfigurationPolicy (RecordType 1, Parameters array) | audit_near_miss |
-//! | audit_disabled_exchange | users[1] | Set-AdminAuditLogConfig, Set-MailboxAuditBypassAssociation, Set-Mailbox AuditEnabled, Set-OrganizationConfig | audit_near_miss: Install-AdminAuditLogConfig (SYSTEM), re-enable |
-//! | insider_risk_policy_changes | users[2] | New-/Set-/Remove-InsiderRiskPolicy | insider_risk_near_miss: Get-InsiderRiskPolicy, IRM alert |
-//! | insider_risk_entity_list | users[2] | New-InsiderRiskEntityList | — |
-//! | onedrive_strategic_share | users[9] | SharingSet Strategic_Roadmap_FY26.pptx to a guest (OneDrive) | onedrive_share_near_miss: internal shares |
-//! | teams_rogue_helpdesk | users[10] | ChatCreated/MessageSent with HasForeignTenantUsers true, "IT Help Desk" | teams_guest_chat_near_miss: HasForeignTenantUsers false |
-//! | version_history_wipe | users[11] | FileVersionsAllDeleted (SharePoint) + 30× FileRecycled | deletion_near_miss: 3× FileRecycled, FileDeleted |
-//! | version_history_wipe_onedrive | users[11] | FileVersionsAllDeleted (OneDrive) | — |
-//! | mail_forwarding | users[12], users[1] | New-InboxRule ForwardTo, Set-Mailbox ForwardingSmtpAddress, UpdateInboxRules | forwarding_near_miss |
-//! | evasive_inbox_rule | users[12] | New-InboxRule "." DeleteMessage | inbox_rule_near_miss |
-//! | transport_rule_bcc | users[1] | New-TransportRule BlindCopyTo | transport_near_miss: Set-TransportConfig |
-//! | email_security_tampering | users[1] | Remove-AntiPhishPolicy, Disable-SafeLinksRule, Set-DkimSigningConfig Enabled False, Disable-MalwareFilterRule | email_security_near_miss |
-//! | mfa_removed | users[1] → users[13] | Update user. StrongAuthenticationMethod → [], Disable Strong Authentication. | mfa_near_miss: MFA registered |
-//! | global_admin_granted | users[1] → users[14] | Add member to role. Global Administrator | role_near_miss: Reports Reader |
-//! | mailbox_delegation | users[1] | Add-MailboxPermission FullAccess, Add-RecipientPermission SendAs, New-ManagementRoleAssignment | delegation_near_miss |
-//! | federated_domain | users[1] | Add-FederatedDomain, Set domain authentication. | domain_near_miss: Verify domain. |
-//! | illicit_consent | users[16] | Consent to application. (user consent) | consent_near_miss: admin consent |
-//! | device_code_phish | users[17] | UserLoggedIn Cmsi:Cmsi broker app; axios UA | device_code_near_miss |
-//! | ropc_legacy_auth | users[18] | UserLoggedIn UA BAV2ROPC | ropc_near_miss |
-//! | impossible_travel | users[19] | UserLoggedIn 198.51.100.x then 203.0.113.200 after 20 min | travel_near_miss: office then home |
-//! | mass_download | users[21] | 120× FileDownloaded in 20 min | mass_download_near_miss: 12 |
-//! | scripted_download | users[23] | FileDownloaded by PnPPowerShell / WindowsPowerShell | scripted_near_miss: browser |
-//! | anonymous_sharing | users[24] | AnonymousLinkCreated, AddedToSecureLink, SharingInvitationCreated, SharingPolicyChanged | sharing_near_miss: CompanyLinkCreated |
-//! | malware_upload | users[25] | FileMalwareDetected, FileUploaded .exe | malware_near_miss |
-//! | teams_mass_delete | users[26] | 3× TeamDeleted | — |
-//! | mail_items_accessed_bulk | users[27] | MailItemsAccessed OperationCount 350, IsThrottled True | mail_access_near_miss |
-//! | mfa_mail_deleted | users[28] | SoftDelete/HardDelete of MFA notification mails | mfa_mail_near_miss |
-//! | sensitive_search | users[29] | SearchQueryPerformed "password" | search_near_miss |
-//! | pst_export | users[1] | New-ComplianceSearchAction -Export PST | pst_near_miss: -Preview |
+//! | account_lockout | users\[7\] | UserLoginFailed 50053 IdsLocked | — |
+//! | ome_attachment_download | users\[8\] sender | AttachmentDownload Q2-payroll.xlsx by someone@gmail.com | ome_near_miss: AttachmentReview, mailbox Create with Item.Attachments |
+//! | audit_tamper_scc | users\[0\] | Remove-AuditConfigurationPolicy (RecordType 18, Parameters string) | audit_near_miss |
+//! | audit_tamper_exchange_shape | users\[0\] | Remove-AuditConfigurationPolicy (RecordType 1, Parameters array) | audit_near_miss |
+//! | audit_disabled_exchange | users\[1\] | Set-AdminAuditLogConfig, Set-MailboxAuditBypassAssociation, Set-Mailbox AuditEnabled, Set-OrganizationConfig | audit_near_miss: Install-AdminAuditLogConfig (SYSTEM), re-enable |
+//! | insider_risk_policy_changes | users\[2\] | New-/Set-/Remove-InsiderRiskPolicy | insider_risk_near_miss: Get-InsiderRiskPolicy, IRM alert |
+//! | insider_risk_entity_list | users\[2\] | New-InsiderRiskEntityList | — |
+//! | onedrive_strategic_share | users\[9\] | SharingSet Strategic_Roadmap_FY26.pptx to a guest (OneDrive) | onedrive_share_near_miss: internal shares |
+//! | teams_rogue_helpdesk | users\[10\] | ChatCreated/MessageSent with HasForeignTenantUsers true, "IT Help Desk" | teams_guest_chat_near_miss: HasForeignTenantUsers false |
+//! | version_history_wipe | users\[11\] | FileVersionsAllDeleted (SharePoint) + 30× FileRecycled | deletion_near_miss: 3× FileRecycled, FileDeleted |
+//! | version_history_wipe_onedrive | users\[11\] | FileVersionsAllDeleted (OneDrive) | — |
+//! | mail_forwarding | users\[12\], users\[1\] | New-InboxRule ForwardTo, Set-Mailbox ForwardingSmtpAddress, UpdateInboxRules | forwarding_near_miss |
+//! | evasive_inbox_rule | users\[12\] | New-InboxRule "." DeleteMessage | inbox_rule_near_miss |
+//! | transport_rule_bcc | users\[1\] | New-TransportRule BlindCopyTo | transport_near_miss: Set-TransportConfig |
+//! | email_security_tampering | users\[1\] | Remove-AntiPhishPolicy, Disable-SafeLinksRule, Set-DkimSigningConfig Enabled False, Disable-MalwareFilterRule | email_security_near_miss |
+//! | mfa_removed | users\[1\] → users\[13\] | Update user. StrongAuthenticationMethod → [], Disable Strong Authentication. | mfa_near_miss: MFA registered |
+//! | global_admin_granted | users\[1\] → users\[14\] | Add member to role. Global Administrator | role_near_miss: Reports Reader |
+//! | mailbox_delegation | users\[1\] | Add-MailboxPermission FullAccess, Add-RecipientPermission SendAs, New-ManagementRoleAssignment | delegation_near_miss |
+//! | federated_domain | users\[1\] | Add-FederatedDomain, Set domain authentication. | domain_near_miss: Verify domain. |
+//! | illicit_consent | users\[16\] | Consent to application. (user consent) | consent_near_miss: admin consent |
+//! | device_code_phish | users\[17\] | UserLoggedIn Cmsi:Cmsi broker app; axios UA | device_code_near_miss |
+//! | ropc_legacy_auth | users\[18\] | UserLoggedIn UA BAV2ROPC | ropc_near_miss |
+//! | impossible_travel | users\[19\] | UserLoggedIn 198.51.100.x then 203.0.113.200 after 20 min | travel_near_miss: office then home |
+//! | mass_download | users\[21\] | 120× FileDownloaded in 20 min | mass_download_near_miss: 12 |
+//! | scripted_download | users\[23\] | FileDownloaded by PnPPowerShell / WindowsPowerShell | scripted_near_miss: browser |
+//! | anonymous_sharing | users\[24\] | AnonymousLinkCreated, AddedToSecureLink, SharingInvitationCreated, SharingPolicyChanged | sharing_near_miss: CompanyLinkCreated |
+//! | malware_upload | users\[25\] | FileMalwareDetected, FileUploaded .exe | malware_near_miss |
+//! | teams_mass_delete | users\[26\] | 3× TeamDeleted | — |
+//! | mail_items_accessed_bulk | users\[27\] | MailItemsAccessed OperationCount 350, IsThrottled True | mail_access_near_miss |
+//! | mfa_mail_deleted | users\[28\] | SoftDelete/HardDelete of MFA notification mails | mfa_mail_near_miss |
+//! | sensitive_search | users\[29\] | SearchQueryPerformed "password" | search_near_miss |
+//! | pst_export | users\[1\] | New-ComplianceSearchAction -Export PST | pst_near_miss: -Preview |
 //! | microsoft_alerts | — | AlertTriggered / AlertEntityGenerated High | alert_near_miss: AlertUpdated |
 
 #![allow(clippy::too_many_arguments)]

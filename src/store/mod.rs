@@ -87,6 +87,8 @@ mod index;
 mod report;
 mod writer;
 
+pub mod ui_queries;
+
 pub use report::{render_stats, search_command, stats_command};
 pub use writer::MAX_MALFORMED_ATTEMPTS;
 

@@ -1,0 +1,275 @@
+//! The read model the pages are drawn from: one trait, [`Backend`], with one method per
+//! page, and the plain data each method returns.
+//!
+//! The UI never sees SQL or tantivy: `store_backend` implements this trait over the store's
+//! read API, and the router tests implement it over fixed data. Every method is blocking
+//! (SQLite, tantivy, jaq) and is called from `spawn_blocking` only (invariant 8). A method
+//! returns `Ok(None)` for "no such thing" (a 404 page) and an error wrapping
+//! [`crate::UsageError`] for a bad query or filter (a 400 page); any other error is an
+//! internal failure whose text is logged and never shown.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A half-open time range `[from, to)`; either end may be open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl TimeRange {
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.from.is_none_or(|f| t >= f) && self.to.is_none_or(|e| t < e)
+    }
+}
+
+/// One detection as the dashboard lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DetectionSummary {
+    pub id: String,
+    pub title: String,
+    pub severity: String,
+    pub hits: u64,
+    pub last_hit: Option<DateTime<Utc>>,
+    /// Hits per hour, oldest first, ending with the hour of `Dashboard::now`.
+    pub per_hour: Vec<u64>,
+}
+
+/// A quiet collector × workload or content type (the guide's "Monitor It").
+#[derive(Debug, Clone, Serialize)]
+pub struct InactivityAlert {
+    /// What went quiet, e.g. `12345 × Exchange` or `Audit.General`.
+    pub scope: String,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub quiet_secs: i64,
+}
+
+/// Records per hour of one workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkloadSeries {
+    pub workload: String,
+    pub total: u64,
+    pub per_hour: Vec<u64>,
+}
+
+/// Ingestion lag of one content type.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lag {
+    pub content_type: String,
+    pub lag_secs: Option<i64>,
+    pub state: String,
+}
+
+/// Everything on the dashboard.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Dashboard {
+    pub now: Option<DateTime<Utc>>,
+    pub collector_id: String,
+    pub total_records: u64,
+    pub detections: Vec<DetectionSummary>,
+    pub inactivity: Vec<InactivityAlert>,
+    pub lags: Vec<Lag>,
+    pub workloads: Vec<WorkloadSeries>,
+    /// Problems worth a banner (gaps, load errors), already phrased for the analyst.
+    pub warnings: Vec<String>,
+}
+
+/// One aggregated row of a detection: the group key's values, in `columns` order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    /// The group key as stored (a JSON object); used to drill down to its records.
+    pub key: serde_json::Value,
+    pub values: Vec<String>,
+    pub count: u64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// One detection and its grouped hits.
+#[derive(Debug, Clone, Serialize)]
+pub struct DetectionDetail {
+    pub id: String,
+    pub title: String,
+    pub severity: String,
+    pub description: String,
+    pub table: String,
+    /// The group_by column names; empty without group_by (then one group per hit key).
+    pub columns: Vec<String>,
+    pub hits: u64,
+    pub groups: Vec<Group>,
+}
+
+/// One record as a table row.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordRow {
+    pub id: String,
+    pub creation_time: DateTime<Utc>,
+    pub workload: String,
+    pub operation: String,
+    pub user_id: String,
+    pub client_ip: String,
+    /// The object the operation touched (ObjectId, or a subject / file name), if any.
+    pub object: String,
+}
+
+/// One record, raw, with its neighbourhood.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordDetail {
+    pub row: RecordRow,
+    pub content_type: String,
+    pub tenant: String,
+    pub ingested_at: Option<DateTime<Utc>>,
+    pub user_agent: String,
+    /// The raw record, pretty-printed.
+    pub raw_pretty: String,
+    /// Detections that fired on this record.
+    pub detections: Vec<String>,
+    /// Other records of the same blob, when the store knows it.
+    pub same_blob: Vec<RecordRow>,
+    /// Other records of the same user within a minute either side.
+    pub same_time: Vec<RecordRow>,
+}
+
+/// A value and how often it occurs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tally {
+    pub value: String,
+    pub count: u64,
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// Everything one UserId did.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct UserDetail {
+    pub user_id: String,
+    pub total: u64,
+    pub timeline: Vec<RecordRow>,
+    pub detections: Vec<Tally>,
+    pub ips: Vec<Tally>,
+    pub user_agents: Vec<Tally>,
+    pub workloads: Vec<Tally>,
+    pub operations: Vec<Tally>,
+}
+
+/// Every user and operation from one address.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct IpDetail {
+    pub ip: String,
+    pub total: u64,
+    pub users: Vec<Tally>,
+    pub operations: Vec<Tally>,
+    pub records: Vec<RecordRow>,
+}
+
+/// A full-text search with field filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchRequest {
+    /// Free text in tantivy's query syntax.
+    pub text: String,
+    pub user: String,
+    pub ip: String,
+    pub operation: String,
+    pub workload: String,
+    pub table: String,
+    pub range: TimeRange,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SearchResult {
+    pub total: u64,
+    pub rows: Vec<RecordRow>,
+}
+
+/// Output of an ad-hoc jq query over a table.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct QueryResult {
+    /// Compact JSON, one output value per entry.
+    pub lines: Vec<String>,
+    pub scanned: u64,
+    /// Set when a limit (outputs, records, time) stopped the query early.
+    pub truncated: Option<String>,
+}
+
+/// One content type on the status page.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct StreamStatus {
+    pub content_type: String,
+    pub subscription: String,
+    pub cursor: Option<DateTime<Utc>>,
+    pub lag_secs: Option<i64>,
+    pub last_error: String,
+    pub blobs_pending: u64,
+    pub blobs_failed: u64,
+    pub blobs_expired: u64,
+}
+
+/// One row of the loss ledger.
+#[derive(Debug, Clone, Serialize)]
+pub struct GapRow {
+    pub kind: String,
+    pub content_type: String,
+    pub window_start: Option<DateTime<Utc>>,
+    pub window_end: Option<DateTime<Utc>>,
+    pub count: u64,
+    pub detail: String,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// Everything on the status page. Holds no secret: token and secret are described, never
+/// shown.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Status {
+    pub collector_id: String,
+    pub tenant_id: String,
+    pub records: u64,
+    pub duplicates_dropped: u64,
+    pub hits: u64,
+    pub streams: Vec<StreamStatus>,
+    pub gaps: Vec<GapRow>,
+    /// e.g. "token valid until 12:00 UTC" or "no token yet" — never the token.
+    pub token_state: String,
+    /// Days until the client secret expires (negative once expired), when configured.
+    pub secret_expires_in_days: Option<i64>,
+    pub detection_errors: Vec<String>,
+    pub outbox_depth: Option<u64>,
+    pub index_lag: Option<u64>,
+}
+
+/// The numbers `/metrics` exports.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Metrics {
+    pub records: u64,
+    pub duplicates_dropped: u64,
+    pub hits: Vec<(String, u64)>,
+    pub gaps: Vec<(String, u64)>,
+    pub lag_secs: Vec<(String, i64)>,
+    pub errors: u64,
+    pub blobs_pending: u64,
+    pub outbox_depth: Option<u64>,
+}
+
+/// The reads behind every page. Implementations are blocking; see the module docs.
+pub trait Backend: Send + Sync + 'static {
+    fn dashboard(&self, hours: usize) -> anyhow::Result<Dashboard>;
+    fn detection(&self, id: &str, range: TimeRange) -> anyhow::Result<Option<DetectionDetail>>;
+    /// The records behind one detection, optionally only those of one group key.
+    fn detection_records(
+        &self,
+        id: &str,
+        key: Option<&serde_json::Value>,
+        range: TimeRange,
+        limit: usize,
+    ) -> anyhow::Result<Option<Vec<RecordRow>>>;
+    fn record(&self, id: &str) -> anyhow::Result<Option<RecordDetail>>;
+    fn user(&self, user_id: &str, range: TimeRange, limit: usize) -> anyhow::Result<UserDetail>;
+    fn ip(&self, ip: &str, range: TimeRange, limit: usize) -> anyhow::Result<IpDetail>;
+    fn search(&self, req: &SearchRequest) -> anyhow::Result<SearchResult>;
+    /// The tables a query may name.
+    fn tables(&self) -> anyhow::Result<Vec<String>>;
+    fn query(&self, table: &str, jq: &str, range: TimeRange) -> anyhow::Result<QueryResult>;
+    fn status(&self) -> anyhow::Result<Status>;
+    fn metrics(&self) -> anyhow::Result<Metrics>;
+}

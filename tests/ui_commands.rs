@@ -1,0 +1,246 @@
+//! The real binary's `run` and `serve`: the URL line, the access-token rule on a
+//! non-loopback address, the pages over what was collected or imported, and a clean stop
+//! on SIGINT. Processes are killed on drop; waits poll with deadlines.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::chromium::KillOnDrop;
+
+const BIN: &str = env!("CARGO_BIN_EXE_m365audit");
+
+/// Starts `m365audit ARGS`, returns the process and the URL from its
+/// `m365audit <cmd>: open URL` line.
+fn start(args: &[&str], env: &[(&str, &str)]) -> (KillOnDrop, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("M365AUDIT_LOG", "warn")
+        .env_remove(m365audit::ui::command::TOKEN_ENV)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let guard = KillOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("no URL line");
+    let url = line
+        .split(": open ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .to_string();
+    (guard, url)
+}
+
+fn stop(mut p: KillOnDrop) {
+    let ok = Command::new("kill")
+        .args(["-INT", &p.0.id().to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "sending SIGINT");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = p.0.try_wait().unwrap() {
+            assert!(s.success(), "exit status {s}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn client() -> reqwest::Client {
+    m365audit::install_crypto_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn import(data: &Path) {
+    let file = data.join("in.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"Id":"imp-1","CreationTime":"2026-05-04T09:14:22","RecordType":8,"Operation":"Remove-AuditConfigurationPolicy","Workload":"Exchange","UserId":"admin@contoso.com","ClientIP":"203.0.113.5"}"#,
+            "\n",
+            r#"{"Id":"imp-2","CreationTime":"2026-05-04T09:15:00","RecordType":15,"Operation":"UserLoggedIn","Workload":"AzureActiveDirectory","UserId":"admin@contoso.com","ClientIP":"203.0.113.5"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let st = Command::new(BIN)
+        .args(["import", "--data"])
+        .arg(data)
+        .arg(&file)
+        .env("M365AUDIT_LOG", "warn")
+        .status()
+        .unwrap();
+    assert!(st.success(), "import failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_shows_an_imported_store_and_stops_on_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    import(dir.path());
+    let data = dir.path().to_str().unwrap();
+    let (p, url) = start(&["serve", "--data", data, "--listen", "127.0.0.1:0"], &[]);
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.contains("token"),
+        "{url}"
+    );
+    let c = client();
+    let rec = c.get(format!("{url}records/imp-1")).send().await.unwrap();
+    assert_eq!(rec.status(), 200);
+    let body = rec.text().await.unwrap();
+    assert!(body.contains("Remove-AuditConfigurationPolicy"));
+    assert!(body.contains("href=\"/user?id=admin%40contoso.com\""));
+    let user = c
+        .get(format!("{url}user?id=admin%40contoso.com"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(user.contains("2 records"), "{user}");
+    let dash = c.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(dash.contains("2 records"));
+    stop(p);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_a_public_address_needs_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    import(dir.path());
+    let data = dir.path().to_str().unwrap();
+
+    let out = Command::new(BIN)
+        .args(["serve", "--data", data, "--listen", "0.0.0.0:0"])
+        .env_remove(m365audit::ui::command::TOKEN_ENV)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "refuses with a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("non-loopback"), "{err}");
+
+    let (p, url) = start(
+        &["serve", "--data", data, "--listen", "0.0.0.0:0"],
+        &[(m365audit::ui::command::TOKEN_ENV, "generate")],
+    );
+    let (base, token) = url.split_once("?token=").expect("URL carries the token");
+    assert_eq!(token.len(), 32);
+    let c = client();
+    let denied = c.get(base).send().await.unwrap();
+    assert_eq!(denied.status(), 401);
+    let login = c.get(&url).send().await.unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    let pair = cookie.split(';').next().unwrap();
+    let ok = c.get(base).header("cookie", pair).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let bearer = c
+        .get(format!("{base}metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), 200);
+    assert!(
+        bearer
+            .text()
+            .await
+            .unwrap()
+            .contains("m365audit_records_total 2")
+    );
+    stop(p);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_collects_from_the_practice_tenant_and_serves() {
+    let sim = m365audit::simulate::Simulator::start(m365audit::simulate::SimOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.json");
+    std::fs::write(&cfg, m365audit::ui::command::demo_config_text(&sim)).unwrap();
+    let data = dir.path().join("data");
+
+    // A public address without a token in the config: refused before anything starts.
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--data")
+        .arg(&data)
+        .args(["--listen", "0.0.0.0:0"])
+        .env_remove(m365audit::ui::command::TOKEN_ENV)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!data.join("m365audit.db").exists(), "nothing started");
+
+    let (p, url) = start(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let c = client();
+    // Poll until the collector has stored something the UI shows.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let m = c.get(format!("{url}metrics")).send().await.unwrap();
+        let text = m.text().await.unwrap();
+        let n: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("m365audit_records_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if n > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing collected: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = c
+        .get(format!("{url}status"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(status.contains(&format!(
+        "Collector {}",
+        m365audit::ui::command::DEMO_COLLECTOR_ID
+    )));
+    assert!(status.contains("Audit.Exchange"));
+    assert!(
+        !status.contains(&sim.client_secret),
+        "the client secret is never rendered"
+    );
+    stop(p);
+    sim.shutdown().await;
+}
