@@ -63,13 +63,16 @@ fn check(raw: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// A raw record and its line: borrowed from the file text, owned only for CSV cells.
+pub type Line<'a> = (usize, std::borrow::Cow<'a, str>);
+
 /// Splits a file into (line, raw record) pairs and bad-line messages.
-pub fn parse_file(name: &str, text: &str) -> (&'static str, Vec<(usize, String)>, Vec<String>) {
+pub fn parse_file<'a>(name: &str, text: &'a str) -> (&'static str, Vec<Line<'a>>, Vec<String>) {
     let mut good = Vec::new();
     let mut bad = Vec::new();
     let first = text.trim_start().chars().next();
-    let mut push = |line: usize, raw: &str| match check(raw) {
-        Ok(()) => good.push((line, raw.to_string())),
+    let mut push = |line: usize, raw: std::borrow::Cow<'a, str>| match check(&raw) {
+        Ok(()) => good.push((line, raw)),
         Err(why) => bad.push(format!("{name}:{line}: {why}")),
     };
     match first {
@@ -78,7 +81,7 @@ pub fn parse_file(name: &str, text: &str) -> (&'static str, Vec<(usize, String)>
             Ok(items) => {
                 for raw in items {
                     let off = raw.get().as_ptr() as usize - text.as_ptr() as usize;
-                    push(line_of(text, off), raw.get());
+                    push(line_of(text, off), raw.get().into());
                 }
                 ("json", good, bad)
             }
@@ -97,14 +100,14 @@ pub fn parse_file(name: &str, text: &str) -> (&'static str, Vec<(usize, String)>
             if let (Ok(raw), true) = (whole, text.trim().lines().count() > 1) {
                 let off = raw.get().as_ptr() as usize - text.as_ptr() as usize;
                 if check(raw.get()).is_ok() {
-                    push(line_of(text, off), raw.get());
+                    push(line_of(text, off), raw.get().into());
                     return ("json", good, bad);
                 }
             }
             for (i, line) in text.lines().enumerate() {
                 let l = line.trim();
                 if !l.is_empty() {
-                    push(i + 1, l);
+                    push(i + 1, l.into());
                 }
             }
             ("jsonl", good, bad)
@@ -112,7 +115,7 @@ pub fn parse_file(name: &str, text: &str) -> (&'static str, Vec<(usize, String)>
         Some(_) => {
             let mut csv_bad = Vec::new();
             for (line, raw) in parse_csv(name, text, &mut csv_bad) {
-                push(line, &raw);
+                push(line, raw.into());
             }
             bad.extend(csv_bad);
             ("csv", good, bad)
@@ -166,7 +169,6 @@ pub fn import_file(store: &Store, path: &Path) -> Result<FileReport> {
     let name = path.display().to_string();
     let text = read_text(path)?;
     let (format, good, bad) = parse_file(&name, &text);
-    drop(text);
     let mut report = FileReport {
         file: name,
         format,
@@ -174,7 +176,7 @@ pub fn import_file(store: &Store, path: &Path) -> Result<FileReport> {
         ..Default::default()
     };
     for chunk in good.chunks(BATCH) {
-        let raws: Vec<String> = chunk.iter().map(|(_, r)| r.clone()).collect();
+        let raws: Vec<String> = chunk.iter().map(|(_, r)| r.to_string()).collect();
         let o: IngestOutcome = store.import_records(DEFAULT_TENANT, raws).wait()?;
         report.records += o.records;
         report.new += o.new;
@@ -251,7 +253,7 @@ mod tests {
         let text = format!("[\n  {A},\n  {{\"Id\": 5}},\n  {B}\n]");
         let (fmt, good, bad) = parse_file("f.json", &text);
         assert_eq!(fmt, "json");
-        assert_eq!(good, vec![(2, A.to_string()), (4, B.to_string())]);
+        assert_eq!(good, vec![(2, A.into()), (4, B.into())]);
         assert_eq!(bad.len(), 1);
         assert!(bad[0].starts_with("f.json:3:"));
         let (_, good, bad) = parse_file("g.json", "[ {\"Id\": \"x\" ");
@@ -271,7 +273,7 @@ mod tests {
         let (fmt, good, bad) = parse_file("f.csv", text.trim_start_matches('\u{feff}'));
         assert_eq!(fmt, "csv");
         assert_eq!(
-            good.iter().map(|g| g.1.as_str()).collect::<Vec<_>>(),
+            good.iter().map(|g| g.1.as_ref()).collect::<Vec<&str>>(),
             vec![A, B]
         );
         assert_eq!(bad.len(), 1);

@@ -333,3 +333,56 @@ fn bad_input_unreadable_data_dir_is_a_clear_error() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn sigterm_stops_a_running_collector_gracefully() {
+    let sim = Sim::start(&["--days", "7", "--records-per-day", "6000"]);
+    let s = setup(&sim, json!({"poll_interval_secs": 5}));
+    let child = std::process::Command::new(BIN)
+        .args(["collect", "--config"])
+        .arg(&s.config)
+        .arg("--data")
+        .arg(&s.data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // poll until it stored something, then ask it to stop
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing stored within 120 s"
+        );
+        if s.data.join("m365audit.db").exists()
+            && let Ok(st) =
+                m365audit::store::Store::open_read_only(&s.data).and_then(|st| st.stats())
+            && st.records.total > 0
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let k = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(k.success());
+    let out = wait_output(child, std::time::Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "SIGTERM should end collect with 0:\n{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("shutdown requested"));
+    // everything it stored is consistent: blobs done have their records, index caught up
+    let st = stats_json(&s.data);
+    assert_eq!(st["index"]["records_behind"], json!(0));
+    assert!(st["records"]["total"].as_u64().unwrap() > 0);
+    // and a later run finishes the job exactly
+    sim.freeze();
+    let out = collect_once(&s, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_store_equals_truth(&s.data, &sim.truth());
+}

@@ -163,6 +163,16 @@ async fn demo_in_chromium_lights_the_guide_detections_and_stays_inert() {
             "Subject": p, "ObjectId": p,
             "Parameters": [{"Name": "Name", "Value": p}, {"Name": "SubjectContainsWords", "Value": p}],
         }));
+        lines.push(serde_json::json!({
+            "RecordType": 2, "Operation": "Send", "Workload": "Exchange",
+            "UserId": format!("xss{i}@contoso.com"), "ClientIP": "198.51.100.77",
+            "Item": {"Subject": p, "Attachments": format!("{p}.svg (1234b)")},
+        }));
+        lines.push(serde_json::json!({
+            "RecordType": 11, "Operation": "DlpRuleMatch", "Workload": "Exchange",
+            "UserId": format!("xss{i}@contoso.com"), "ClientIP": "198.51.100.77",
+            "PolicyDetails": [{"PolicyName": p, "Rules": [{"RuleName": p, "Severity": "High"}]}],
+        }));
     }
     let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
     let res = client

@@ -9,7 +9,10 @@ async fn bench_serve_prints_records_per_second() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200_000);
+    let g = m365audit::simulate::bench_generate(n);
+    println!("generate: {}", serde_json::to_string(&g).unwrap());
     let r = m365audit::simulate::bench_serve(n).await.unwrap();
+    print!("serve: ");
     println!("{}", serde_json::to_string(&r).unwrap());
     assert!(r.records as f64 > n as f64 * 0.9, "{r:?}");
 }

@@ -440,6 +440,36 @@ async fn token_gate_cookie_login_and_bearer() {
 }
 
 #[tokio::test]
+async fn open_ui_refuses_foreign_host_names_and_login_redirects_stay_local() {
+    let rebinding = Request::get("/")
+        .header(header::HOST, "attacker.example:8365")
+        .body(Body::empty())
+        .unwrap();
+    let g = get_with(app(), rebinding).await;
+    assert_eq!(g.status, StatusCode::BAD_REQUEST);
+    assert_safe_page(&g);
+    let local = Request::get("/")
+        .header(header::HOST, "127.0.0.1:8365")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(get_with(app(), local).await.status, StatusCode::OK);
+
+    let token = AccessToken::new("0123456789abcdef0123").unwrap();
+    let router = ui::router(AppState::new(Arc::new(Fake::default())).with_token(token));
+    let login = Request::get("//evil.example/x?token=0123456789abcdef0123")
+        .body(Body::empty())
+        .unwrap();
+    let g = get_with(router.clone(), login).await;
+    assert_eq!(g.status, StatusCode::SEE_OTHER);
+    assert_eq!(g.headers[header::LOCATION], "/");
+    // The stylesheet of the 401 page loads without the token.
+    let css = Request::get("/static/style.css")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(get_with(router, css).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn bind_refuses_a_public_address_without_a_token() {
     let public: std::net::SocketAddr = "0.0.0.0:0".parse().unwrap();
     let err = ui::bind(public, None, Arc::new(Fake::default()))

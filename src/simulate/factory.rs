@@ -153,8 +153,8 @@ pub(crate) fn signin(t: &Tenant, r: &mut Rng, time: DateTime<Utc>, id: &str, s: 
     o.raw("Actor", &actor)
         .s("ActorContextId", &t.id)
         .s("ActorIpAddress", s.ip)
-        .s("InterSystemsId", &r.guid())
-        .s("IntraSystemId", &r.guid())
+        .g("InterSystemsId", r)
+        .g("IntraSystemId", r)
         .s("SupportTicketId", "")
         .raw(
             "Target",
@@ -242,8 +242,8 @@ pub(crate) fn aad_directory(
             ),
         )
         .s("ActorContextId", &t.id)
-        .s("InterSystemsId", &r.guid())
-        .s("IntraSystemId", &r.guid())
+        .g("InterSystemsId", r)
+        .g("IntraSystemId", r)
         .s("SupportTicketId", "")
         .raw("Target", &format!("[{{\"ID\":{},\"Type\":5}}]", js(target)))
         .s("TargetContextId", &t.id);
@@ -355,7 +355,7 @@ pub(crate) fn scc_cmdlet(
         .s("CmdletVersion", "")
         .s("EffectiveOrganization", &t.onms)
         .s("UserServicePlan", "")
-        .s("ClientRequestId", &r.guid())
+        .g("ClientRequestId", r)
         .s("Parameters", params)
         .s("NonPiiParameters", "");
     o.done()
@@ -401,7 +401,7 @@ pub(crate) fn scc_alert(
     o.s("AlertId", &alert_id)
         .s("AlertType", "System")
         .s("Name", name)
-        .s("PolicyId", &r.guid())
+        .g("PolicyId", r)
         .s("Status", "Active")
         .s("Severity", severity)
         .s("Category", category)
@@ -503,7 +503,7 @@ pub(crate) fn mailbox_item(
             "LogonUserSid",
             &format!("S-1-5-21-{}-{}-{}", r.digits(9), r.digits(9), r.digits(4)),
         )
-        .s("MailboxGuid", &r.guid())
+        .g("MailboxGuid", r)
         .s("MailboxOwnerSid", &format!("S-1-5-21-{}", r.digits(9)))
         .s("MailboxOwnerUPN", &u.upn)
         .s("OrganizationName", &t.onms)
@@ -586,7 +586,7 @@ pub(crate) fn mail_items_accessed(
         .b("ExternalAccess", false)
         .s("InternalLogonType", "0")
         .n("LogonType", 0)
-        .s("MailboxGuid", &r.guid())
+        .g("MailboxGuid", r)
         .s("MailboxOwnerUPN", &u.upn)
         .s("OrganizationName", &t.onms)
         .s("OperationCount", &count.to_string())
@@ -643,14 +643,14 @@ fn sp_common(t: &Tenant, r: &mut Rng, time: DateTime<Utc>, id: &str, f: &SpFile)
         },
     );
     let ext = f.file.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    o.s("CorrelationId", &r.guid())
+    o.g("CorrelationId", r)
         .s("EventSource", "SharePoint")
         .s("ItemType", f.item_type)
-        .s("ListId", &r.guid())
-        .s("ListItemUniqueId", &r.guid())
-        .s("Site", &r.guid())
+        .g("ListId", r)
+        .g("ListItemUniqueId", r)
+        .g("Site", r)
         .s("UserAgent", f.ua)
-        .s("WebId", &r.guid())
+        .g("WebId", r)
         .raw(
             "AppAccessContext",
             &format!(
@@ -699,7 +699,7 @@ pub(crate) fn sp_share(
     )
     .s("TargetUserOrGroupName", target_name)
     .s("TargetUserOrGroupType", target_type)
-    .s("UniqueSharingId", &r.guid());
+    .g("UniqueSharingId", r);
     o.done()
 }
 
@@ -735,10 +735,10 @@ pub(crate) fn sp_search(
             user_id: &u.upn,
         },
     );
-    o.s("CorrelationId", &r.guid())
+    o.g("CorrelationId", r)
         .s("EventSource", "SharePoint")
         .s("ItemType", "Page")
-        .s("Site", &r.guid())
+        .g("Site", r)
         .s("UserAgent", UAS[u.ua])
         .s("SearchQueryText", query)
         .s("QuerySource", "SharePointSearch");
@@ -779,10 +779,10 @@ pub(crate) fn sp_policy(
             user_id: &u.upn,
         },
     );
-    o.s("CorrelationId", &r.guid())
+    o.g("CorrelationId", r)
         .s("EventSource", "SharePoint")
         .s("ItemType", "Tenant")
-        .s("Site", &r.guid())
+        .g("Site", r)
         .s("UserAgent", UAS[0])
         .raw(
             "ModifiedProperties",
@@ -925,7 +925,7 @@ pub(crate) fn teams_team(
             ),
         );
     }
-    o.s("AADGroupId", &r.guid()).s("CommunicationType", "Team").raw(
+    o.g("AADGroupId", r).s("CommunicationType", "Team").raw(
         "ExtraProperties",
         "[{\"Key\":\"TimeZone\",\"Value\":\"Europe/Amsterdam\"},{\"Key\":\"OsName\",\"Value\":\"windows\"}]",
     );
@@ -963,7 +963,7 @@ pub(crate) fn dlp(
             user_id: &u.upn,
         },
     );
-    o.s("IncidentId", &r.guid()).raw(
+    o.g("IncidentId", r).raw(
         "PolicyDetails",
         &format!(
             "[{{\"PolicyId\":{},\"PolicyName\":\"GDPR Enhanced\",\"Rules\":[{{\"Actions\":[\"NotifyUser\"],\"ConditionsMatched\":{{\"SensitiveInformation\":[{{\"Count\":{},\"Confidence\":85,\"SensitiveType\":\"50842eb7-edc8-4019-85dd-5a5c1f2bb085\",\"SensitiveInformationTypeName\":\"Credit Card Number\"}}]}},\"RuleName\":\"High volume\",\"Severity\":\"High\"}}]}}]",

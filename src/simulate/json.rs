@@ -4,22 +4,56 @@
 
 use std::fmt::Write as _;
 
-/// Appends `s` as a JSON string literal.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any of the 8 bytes in `x` is < 0x20, `"` or `\` (exact, SWAR).
+fn needs_escape(x: u64) -> bool {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let less_than_space = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+    (less_than_space | zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\'))))
+        != 0
+}
+
+/// Appends `s` as a JSON string literal: runs that need no escaping are copied at once,
+/// eight bytes are checked at a time.
 pub(crate) fn esc_into(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+    let b = s.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    while i < b.len() {
+        if i + 8 <= b.len() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            if !needs_escape(u64::from_le_bytes(w)) {
+                i += 8;
+                continue;
             }
-            c => out.push(c),
         }
+        let c = b[i];
+        let esc = match c {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{:04x}", c);
+        } else {
+            out.push_str(esc);
+        }
+        i += 1;
+        start = i;
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 
@@ -38,7 +72,7 @@ pub(crate) struct Obj {
 
 impl Obj {
     pub(crate) fn new() -> Obj {
-        let mut b = String::with_capacity(1024);
+        let mut b = String::with_capacity(2048);
         b.push('{');
         Obj { b, first: true }
     }
@@ -55,6 +89,17 @@ impl Obj {
     pub(crate) fn s(&mut self, k: &str, v: &str) -> &mut Obj {
         self.key(k);
         esc_into(&mut self.b, v);
+        self
+    }
+
+    /// A fresh random GUID, written without an intermediate String.
+    pub(crate) fn g(&mut self, k: &str, r: &mut super::rng::Rng) -> &mut Obj {
+        self.key(k);
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let u = uuid::Uuid::from_u128(super::rng::v4(r.u128()));
+        self.b.push('"');
+        self.b.push_str(u.hyphenated().encode_lower(&mut buf));
+        self.b.push('"');
         self
     }
 
@@ -129,6 +174,22 @@ pub(crate) fn raw_array(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_exactly_like_serde_json() {
+        for s in [
+            "",
+            "plain ascii text that is long enough for words",
+            "a\"b",
+            "0123456\\89abcdef\"",
+            "tab\there\r\nnew\u{1}\u{1f}x",
+            "ünïcödé — “quotes” and 🚀 rocket",
+            "\"\"\"\"\"\"\"\"\"",
+            "x\u{7f}y",
+        ] {
+            assert_eq!(js(s), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
 
     #[test]
     fn writes_valid_ordered_json() {

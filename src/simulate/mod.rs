@@ -78,7 +78,7 @@ mod rng;
 pub mod stories;
 mod tenant;
 
-pub use bench::{BenchReport, bench_serve};
+pub use bench::{BenchReport, bench_generate, bench_serve};
 pub use faults::Fault;
 pub use stories::{Story, StoryRecord, stories};
 
@@ -472,12 +472,23 @@ async fn bind_foreign(port_hint: SocketAddr) -> anyhow::Result<(TcpListener, Str
         let a = l.local_addr()?;
         return Ok((l, format!("http://localhost:{}", a.port())));
     }
+    // Not on loopback: the foreign host is this machine under the name "localhost" (the
+    // API is advertised by address), on its own port.
     let l = TcpListener::bind(SocketAddr::new(port_hint.ip(), 0)).await?;
     let a = l.local_addr()?;
     Ok((l, format!("http://localhost:{}", a.port())))
 }
 
+/// The URL clients use for a bound address (an unspecified IP is advertised as loopback).
 fn url_of(a: SocketAddr) -> String {
+    if a.ip().is_unspecified() {
+        let ip = if a.is_ipv4() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        };
+        return format!("http://{}", SocketAddr::new(ip, a.port()));
+    }
     format!("http://{a}")
 }
 

@@ -367,6 +367,44 @@ impl Searcher {
         Ok((total, rowids))
     }
 
+    /// Rowids of the records whose typed field (`user`, `ip`, `operation`, …) equals
+    /// `value` (case-insensitive where the field is), newest first.
+    pub fn rowids_for_term(&self, field: &str, value: &str, limit: usize) -> Result<Vec<i64>> {
+        use tantivy::query::TermQuery;
+        self.reader.reload()?;
+        let f = self.index.schema().get_field(field)?;
+        let value = if [
+            self.fields.user,
+            self.fields.operation,
+            self.fields.workload,
+        ]
+        .contains(&f)
+        {
+            value.to_lowercase()
+        } else {
+            value.to_string()
+        };
+        let q = TermQuery::new(
+            tantivy::Term::from_field_text(f, &value),
+            IndexRecordOption::Basic,
+        );
+        let searcher = self.reader.searcher();
+        let top = TopDocs::with_limit(limit.max(1))
+            .order_by_fast_field::<tantivy::DateTime>("time", Order::Desc);
+        let docs = searcher.search(&q, &top)?;
+        let mut rowids = Vec::with_capacity(docs.len());
+        for (_, addr) in docs.into_iter().take(limit) {
+            let col = searcher
+                .segment_reader(addr.segment_ord)
+                .fast_fields()
+                .u64("rowid")?;
+            if let Some(r) = col.first(addr.doc_id) {
+                rowids.push(r as i64);
+            }
+        }
+        Ok(rowids)
+    }
+
     pub fn indexed_upto(&self) -> Result<i64> {
         indexed_upto(&self.index)
     }

@@ -10,7 +10,11 @@
 //! <data>/index-v1/      tantivy: derived from SQLite, rebuildable by deleting it
 //! ```
 //!
-//! * **Writes** go to one writer thread (`writer.rs`) as commands over a channel; each
+//! * **Records** (`ingest_blob`, `import_records`) are first *prepared* on two preparer
+//!   threads — JSON parsing, zstd with the shared dictionary, the detections — so the
+//!   CPU-heavy work runs in parallel and the writer only inserts.
+//! * **Writes** go to one writer thread (`writer.rs`) as commands over a channel, grouped
+//!   into one transaction of up to 64 commands (each in its own savepoint); each
 //!   write method returns a [`Reply`], which is either `.await`ed (async code — the await
 //!   never blocks a worker) or `.wait()`ed (plain threads, never inside the runtime).
 //! * **Reads** are plain blocking methods on read-only connections from a small pool. In
@@ -74,8 +78,9 @@
 //!    "highest rowid indexed"; on open it catches up from SQLite. Delete it to rebuild.
 //! 6. Expired blobs, blobs that failed for good, records without Id/CreationTime and
 //!    clamped windows are rows in `gaps`, shown by `stats()`.
-//! 8. SQLite, zstd, jaq (via `Detections::run`) and tantivy run on the writer, indexer or
-//!    the caller's own (blocking) thread, never on an async worker.
+//! 8. SQLite, zstd, jaq (via `Detections::run_bytes`) and tantivy run on the writer,
+//!    preparer or indexer threads or the caller's own (blocking) thread, never on an
+//!    async worker.
 
 mod db;
 mod index;
@@ -315,7 +320,14 @@ pub struct SearchResult {
     pub hits: Vec<SearchHit>,
 }
 
-type Cmd = Box<dyn FnOnce(&mut writer::Writer) + Send>;
+/// What a command leaves for after the commit of its group: it receives the writer and
+/// the commit error, if the commit failed.
+type After = Box<dyn FnOnce(&mut writer::Writer, Option<&anyhow::Error>) + Send>;
+type Cmd = Box<dyn FnOnce(&mut writer::Writer) -> After + Send>;
+
+/// Commands grouped into one transaction at most (group commit: each in its own savepoint,
+/// replies sent after the commit).
+const GROUP_MAX: usize = 64;
 
 /// The answer of the writer thread to one write.
 pub struct Reply<T>(std::result::Result<oneshot::Receiver<Result<T>>, String>);
@@ -356,7 +368,18 @@ struct Inner {
     searcher: Option<index::Searcher>,
     writer: Mutex<Option<Sender<Cmd>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Jobs for the preparer threads (parse, compress, detect before the writer).
+    prep: Mutex<Option<Sender<Job>>>,
+    prep_threads: Mutex<Vec<JoinHandle<()>>>,
+    detections: Arc<Detections>,
+    dict: writer::SharedDict,
 }
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Preparer threads: the CPU-heavy part of storing (JSON parsing, zstd, jaq) runs here,
+/// in parallel, so the single writer thread only inserts.
+const PREPARERS: usize = 2;
 
 /// The handle over one data directory (see the module docs).
 #[derive(Clone)]
@@ -386,19 +409,64 @@ impl Store {
         let indexer = index::Indexer::new(&idx, fields)?;
         let searcher = index::Searcher::new(idx, fields)?;
         let codec = db::Codec::default();
-        let (itx, irx) = sync_channel::<index::IndexMsg>(32);
+        let (itx, irx) = sync_channel::<index::IndexMsg>(8);
         let ipath = db_path.clone();
         let icodec = codec.clone();
         let indexer_thread = std::thread::Builder::new()
             .name("store-indexer".into())
             .spawn(move || indexer.run(irx, ipath, icodec))?;
-        let mut w = writer::Writer::new(conn, detections, itx)?;
+        let dict: writer::SharedDict = Arc::default();
+        let mut w = writer::Writer::new(conn, dict.clone(), itx)?;
+        let (ptx, prx) = std::sync::mpsc::channel::<Job>();
+        let prx = Arc::new(Mutex::new(prx));
+        let mut prep_threads = Vec::new();
+        for i in 0..PREPARERS {
+            let prx = prx.clone();
+            prep_threads.push(
+                std::thread::Builder::new()
+                    .name(format!("store-prepare-{i}"))
+                    .spawn(move || {
+                        loop {
+                            let job = match prx.lock() {
+                                Ok(rx) => rx.recv(),
+                                Err(_) => return,
+                            };
+                            match job {
+                                Ok(job) => job(),
+                                Err(_) => return,
+                            }
+                        }
+                    })?,
+            );
+        }
         let (tx, rx) = std::sync::mpsc::channel::<Cmd>();
         let writer_thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
                 while let Ok(cmd) = rx.recv() {
-                    cmd(&mut w);
+                    if let Err(e) = w.begin() {
+                        // Without a group the command runs alone: its savepoint is then
+                        // its own transaction.
+                        tracing::warn!(error = %format!("{e:#}"), "cannot start a transaction group");
+                        let after = cmd(&mut w);
+                        w.send_pending();
+                        after(&mut w, None);
+                        continue;
+                    }
+                    let mut afters = vec![cmd(&mut w)];
+                    while afters.len() < GROUP_MAX {
+                        match rx.try_recv() {
+                            Ok(cmd) => afters.push(cmd(&mut w)),
+                            Err(_) => break,
+                        }
+                    }
+                    let err = w.commit().err();
+                    if let Some(e) = &err {
+                        tracing::error!(error = %format!("{e:#}"), "store commit failed; the group is rolled back");
+                    }
+                    for after in afters {
+                        after(&mut w, err.as_ref());
+                    }
                 }
                 w.close_index();
                 // Fold the WAL back into the database so a closed store is one file.
@@ -417,6 +485,10 @@ impl Store {
                 searcher: Some(searcher),
                 writer: Mutex::new(Some(tx)),
                 threads: Mutex::new(vec![writer_thread]),
+                prep: Mutex::new(Some(ptx)),
+                prep_threads: Mutex::new(prep_threads),
+                detections,
+                dict,
             }),
         })
     }
@@ -456,6 +528,10 @@ impl Store {
                 searcher,
                 writer: Mutex::new(None),
                 threads: Mutex::new(Vec::new()),
+                prep: Mutex::new(None),
+                prep_threads: Mutex::new(Vec::new()),
+                detections: Arc::new(Detections::empty()),
+                dict: Arc::default(),
             }),
         })
     }
@@ -467,6 +543,20 @@ impl Store {
     /// Stops accepting writes, lets the writer finish every queued command, commits the
     /// index and joins the threads. Other clones see "store closed" afterwards.
     pub fn close(&self) -> Result<()> {
+        // preparers first: their queued jobs still hand work to the writer
+        let ptx = self.inner.prep.lock().map_err(poisoned)?.take();
+        drop(ptx);
+        let preps: Vec<_> = self
+            .inner
+            .prep_threads
+            .lock()
+            .map_err(poisoned)?
+            .drain(..)
+            .collect();
+        for t in preps {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a store preparer thread panicked"))?;
+        }
         let tx = self.inner.writer.lock().map_err(poisoned)?.take();
         drop(tx);
         let threads: Vec<_> = self
@@ -485,31 +575,96 @@ impl Store {
 
     fn call_with<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut writer::Writer, oneshot::Sender<Result<T>>) + Send + 'static,
+        f: impl FnOnce(&mut writer::Writer, oneshot::Sender<Result<T>>) -> After + Send + 'static,
     ) -> Reply<T> {
         let (tx, rx) = oneshot::channel();
-        let guard = match self.inner.writer.lock() {
-            Ok(g) => g,
-            Err(_) => return Reply(Err("a store lock was poisoned".into())),
-        };
+        match self.send_cmd(f, tx) {
+            Ok(()) => Reply(Ok(rx)),
+            Err(e) => Reply(Err(e)),
+        }
+    }
+
+    /// Queues a command for the writer; on failure `tx` is dropped (the reply says the
+    /// writer stopped) and the reason returned.
+    fn send_cmd<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut writer::Writer, oneshot::Sender<Result<T>>) -> After + Send + 'static,
+        tx: oneshot::Sender<Result<T>>,
+    ) -> std::result::Result<(), String> {
+        let guard = self
+            .inner
+            .writer
+            .lock()
+            .map_err(|_| "a store lock was poisoned".to_string())?;
         let Some(w) = guard.as_ref() else {
+            return Err("the store is read-only or closed; writes are not possible".into());
+        };
+        let cmd: Cmd = Box::new(move |w| f(w, tx));
+        w.send(cmd)
+            .map_err(|_| "the store writer stopped".to_string())
+    }
+
+    /// Runs `prepare` on a preparer thread, then `f` with its result on the writer
+    /// (inside the current group, like `call`).
+    fn prepare_then<P: Send + 'static, T: Send + 'static>(
+        &self,
+        prepare: impl FnOnce(&Detections, &writer::SharedDict) -> Result<P> + Send + 'static,
+        f: impl FnOnce(&mut writer::Writer, P) -> Result<T> + Send + 'static,
+    ) -> Reply<T> {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let store = self.clone();
+        let job: Job = Box::new(move || {
+            let p = match prepare(&store.inner.detections, &store.inner.dict) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = store.send_cmd(
+                move |w, tx| {
+                    let r = f(w, p);
+                    Box::new(move |_, commit_err| {
+                        let r = match (r, commit_err) {
+                            (Ok(_), Some(e)) => Err(anyhow::anyhow!("{e:#}")),
+                            (r, _) => r,
+                        };
+                        let _ = tx.send(r);
+                    })
+                },
+                tx,
+            );
+        });
+        let sent = match self.inner.prep.lock() {
+            Ok(g) => match g.as_ref() {
+                Some(p) => p.send(job).is_ok(),
+                None => false,
+            },
+            Err(_) => false,
+        };
+        if !sent {
             return Reply(Err(
                 "the store is read-only or closed; writes are not possible".into(),
             ));
-        };
-        let cmd: Cmd = Box::new(move |w| f(w, tx));
-        if w.send(cmd).is_err() {
-            return Reply(Err("the store writer stopped".into()));
         }
         Reply(Ok(rx))
     }
 
+    /// Runs `f` on the writer thread inside a savepoint of the current group; the reply
+    /// is sent once the group committed (or with the commit error).
     fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut writer::Writer) -> Result<T> + Send + 'static,
     ) -> Reply<T> {
         self.call_with(move |w, tx| {
-            let _ = tx.send(f(w));
+            let r = f(w);
+            Box::new(move |_, commit_err| {
+                let r = match (r, commit_err) {
+                    (Ok(_), Some(e)) => Err(anyhow::anyhow!("{e:#}")),
+                    (r, _) => r,
+                };
+                let _ = tx.send(r);
+            })
         })
     }
 
@@ -543,7 +698,10 @@ impl Store {
 
     /// TX2: stores a fetched blob's records and hits and marks it done, atomically.
     pub fn ingest_blob(&self, blob_id: i64, body: bytes::Bytes) -> Reply<BlobIngest> {
-        self.call(move |w| w.ingest_blob(blob_id, &body))
+        self.prepare_then(
+            move |d, dict| writer::prepare_blob(&body, d, dict),
+            move |w, p| w.ingest_prepared(blob_id, p),
+        )
     }
 
     pub fn retry_blob_later(
@@ -572,7 +730,10 @@ impl Store {
     /// Stores offline records (raw JSON objects); tenant = OrganizationId or `default_tenant`.
     pub fn import_records(&self, default_tenant: &str, raws: Vec<String>) -> Reply<IngestOutcome> {
         let tenant = default_tenant.to_string();
-        self.call(move |w| w.import_records(&tenant, &raws))
+        self.prepare_then(
+            move |d, dict| writer::prepare_raws(raws, d, dict),
+            move |w, p| w.import_prepared(&tenant, p),
+        )
     }
 
     pub fn set_stream_state(&self, tenant: &str, ct: ContentType, state: StreamState) -> Reply<()> {
@@ -593,7 +754,7 @@ impl Store {
     /// Commits the search index with everything written so far; returns the rowid it
     /// now covers.
     pub fn flush(&self) -> Reply<i64> {
-        self.call_with(|w, tx| w.index_flush(tx))
+        self.call_with(|_, tx| Box::new(move |w, _| w.index_flush(tx)))
     }
 
     // ---- reads --------------------------------------------------------------------
@@ -776,22 +937,56 @@ impl Store {
             .next())
     }
 
-    /// The newest `limit` records of a user (exact UserId, case-insensitive).
+    /// The newest `limit` records of a user (exact UserId, case-insensitive). Answered by
+    /// the search index, plus a scan of the few rows it has not indexed yet.
     pub fn records_of_user(&self, user: &str, limit: usize) -> Result<Vec<StoredRecord>> {
-        self.query_records(
-            "r.user_id = ? COLLATE NOCASE AND r.user_id <> ''",
-            vec![user.to_string().into()],
-            &format!("ORDER BY r.creation_time DESC LIMIT {limit}"),
-        )
+        self.records_by_term("user", user, "r.user_id = ? COLLATE NOCASE", limit)
     }
 
     /// The newest `limit` records from a client IP (normalized as in the header).
     pub fn records_of_ip(&self, ip: &str, limit: usize) -> Result<Vec<StoredRecord>> {
-        self.query_records(
-            "r.client_ip = ? AND r.client_ip <> ''",
-            vec![crate::model::normalize_ip(ip).into()],
-            &format!("ORDER BY r.creation_time DESC LIMIT {limit}"),
-        )
+        let ip = crate::model::normalize_ip(ip);
+        self.records_by_term("ip", &ip, "r.client_ip = ?", limit)
+    }
+
+    fn records_by_term(
+        &self,
+        field: &str,
+        value: &str,
+        sql_cond: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>> {
+        if value.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (upto, mut out) = match &self.inner.searcher {
+            Some(s) => {
+                let upto = s.indexed_upto()?;
+                let mut out = Vec::new();
+                for rowid in s.rowids_for_term(field, value, limit)? {
+                    if let Some(r) = self.record_by_rowid(rowid)? {
+                        out.push(r);
+                    }
+                }
+                (upto, out)
+            }
+            None => (0, Vec::new()),
+        };
+        // rows the index does not cover yet (normally a few seconds' worth)
+        out.extend(self.query_records(
+            &format!("r.rowid > ? AND {sql_cond}"),
+            vec![upto.into(), value.to_string().into()],
+            "",
+        )?);
+        out.sort_by(|a, b| {
+            b.header
+                .creation_time
+                .cmp(&a.header.creation_time)
+                .then(b.rowid.cmp(&a.rowid))
+        });
+        out.dedup_by_key(|r| r.rowid);
+        out.truncate(limit);
+        Ok(out)
     }
 
     fn query_hits(

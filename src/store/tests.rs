@@ -375,6 +375,67 @@ fn records_round_trip_losslessly_with_and_without_the_dictionary() {
         s.records_of_user("USER3@contoso.com", 1000).unwrap().len(),
         153
     );
+    // the same through the search index once it caught up, newest first
+    s.flush().wait().unwrap();
+    let u = s.records_of_user("user3@CONTOSO.com", 1000).unwrap();
+    assert_eq!(u.len(), 153);
+    assert!(
+        u.windows(2)
+            .all(|w| w[0].header.creation_time >= w[1].header.creation_time)
+    );
+    assert_eq!(s.records_of_user("user3@contoso.com", 5).unwrap().len(), 5);
+    assert!(s.records_of_ip("203.0.113.9", 10).unwrap().is_empty());
+}
+
+#[test]
+fn records_of_an_ip_come_from_index_and_unindexed_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let b = note_one(&s, 1);
+    s.ingest_blob(
+        b,
+        body(&[rec("a", "Send", "u", ""), rec("b", "Send", "v", "")]),
+    )
+    .wait()
+    .unwrap();
+    s.flush().wait().unwrap();
+    let b = note_one(&s, 2);
+    s.ingest_blob(b, body(&[rec("c", "Send", "w", "")]))
+        .wait()
+        .unwrap();
+    // "c" may not be indexed yet; it is found either way, each record once
+    let mut ids: Vec<String> = s
+        .records_of_ip("[203.0.113.7]:80", 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.header.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec!["a", "b", "c"]);
+}
+
+#[test]
+fn invariant_1_group_commit_keeps_each_command_atomic_and_independent() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let ids: Vec<i64> = (0..40).map(|n| note_one(&s, n)).collect();
+    // queue everything at once so the writer groups them; one command fails
+    let mut replies = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        replies.push(s.ingest_blob(*id, body(&[rec(&format!("r{i}"), "Send", "u", "")])));
+    }
+    let bad = s.ingest_blob(999_999, body(&[rec("x", "Send", "u", "")]));
+    let more = s.ingest_blob(ids[0], body(&[rec("r0", "Send", "u", "")]));
+    for r in replies {
+        assert!(matches!(
+            r.wait().unwrap(),
+            BlobIngest::Stored(IngestOutcome { new: 1, .. })
+        ));
+    }
+    assert!(bad.wait().is_err());
+    assert_eq!(more.wait().unwrap(), BlobIngest::AlreadyFinished);
+    assert_eq!(s.record_keys().unwrap().len(), 40);
+    assert_eq!(s.stats().unwrap().blobs["done"], 40);
 }
 
 #[test]

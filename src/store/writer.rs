@@ -13,7 +13,7 @@ use crate::detect::Detections;
 use crate::model::{BlobRef, ContentType, RecordHeader, parse_time};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
@@ -27,16 +27,21 @@ pub const MAX_MALFORMED_ATTEMPTS: i64 = 3;
 const DICT_SAMPLES: usize = 2000;
 const DICT_BYTES: usize = 64 * 1024;
 const ZSTD_LEVEL: i32 = 3;
+/// Records per message to the indexer (the channel holds a few messages).
+pub const INDEX_CHUNK: usize = 256;
 
 pub struct Writer {
     conn: Connection,
-    detections: Arc<Detections>,
     tenants: HashMap<String, i64>,
     index_tx: Option<SyncSender<IndexMsg>>,
-    compressor: zstd::bulk::Compressor<'static>,
-    dict_id: i64,
+    /// The committed dictionary the preparers compress with.
+    dict: SharedDict,
+    /// A dictionary trained in the open transaction, published after its commit.
+    new_dict: Option<Arc<(i64, Vec<u8>)>>,
     /// Samples for the dictionary; `None` once trained (or given up).
     samples: Option<Vec<Vec<u8>>>,
+    /// Rows of the open transaction, for the indexer once it commits.
+    pending_docs: Vec<IndexDoc>,
 }
 
 fn now_secs() -> i64 {
@@ -50,37 +55,20 @@ fn ms(t: DateTime<Utc>) -> i64 {
 impl Writer {
     pub fn new(
         conn: Connection,
-        detections: Arc<Detections>,
+        dict: SharedDict,
         index_tx: SyncSender<IndexMsg>,
     ) -> Result<Writer> {
-        let dict: Option<(i64, Vec<u8>)> = conn
-            .query_row(
-                "SELECT id, bytes FROM dicts ORDER BY id DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let (compressor, dict_id, samples) = match dict {
-            Some((id, bytes)) => (
-                zstd::bulk::Compressor::with_dictionary(ZSTD_LEVEL, &bytes)?,
-                id,
-                None,
-            ),
-            None => (
-                zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
-                0,
-                Some(Vec::new()),
-            ),
-        };
-        Ok(Writer {
+        let mut w = Writer {
             conn,
-            detections,
             tenants: HashMap::new(),
             index_tx: Some(index_tx),
-            compressor,
-            dict_id,
-            samples,
-        })
+            dict,
+            new_dict: None,
+            samples: None,
+            pending_docs: Vec::new(),
+        };
+        w.reload_dict()?;
+        Ok(w)
     }
 
     /// Checkpoints and truncates the WAL (at close; readers may still hold it).
@@ -136,7 +124,7 @@ impl Writer {
     ) -> Result<usize> {
         let t = self.tenant(tenant)?;
         let now = ms(Utc::now());
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let mut new = 0;
         {
             let mut st = tx.prepare_cached(
@@ -186,7 +174,7 @@ impl Writer {
         detail: &str,
     ) -> Result<()> {
         let t = self.tenant(tenant)?;
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         insert_gap(
             &tx,
             t,
@@ -207,14 +195,15 @@ impl Writer {
 
     pub fn record_gap(&mut self, tenant: &str, gap: &NewGap) -> Result<()> {
         let t = self.tenant(tenant)?;
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         insert_gap(&tx, t, gap)?;
         tx.commit()?;
         Ok(())
     }
 
-    /// TX2: stores the records of one pending blob and marks it done (invariant 1).
-    pub fn ingest_blob(&mut self, blob_id: i64, body: &[u8]) -> Result<BlobIngest> {
+    /// TX2: stores the prepared records of one pending blob and marks it done
+    /// (invariant 1).
+    pub fn ingest_prepared(&mut self, blob_id: i64, p: Prepared) -> Result<BlobIngest> {
         let row: Option<(i64, String, i64, String)> = self
             .conn
             .query_row(
@@ -229,23 +218,25 @@ impl Writer {
         if state != "pending" {
             return Ok(BlobIngest::AlreadyFinished);
         }
-        let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-        let items: Vec<&RawValue> = match serde_json::from_slice(body) {
-            Ok(items) => items,
-            Err(e) => return self.malformed(blob_id, attempts, &content_id, &e.to_string()),
-        };
+        if let Some(e) = &p.malformed {
+            return self.malformed(blob_id, attempts, &content_id, e);
+        }
         let now = now_secs();
-        let tx = self.conn.transaction()?;
+        let mut out = IngestOutcome {
+            records: p.total,
+            bad_records: p.bad,
+            first_bad: p.first_bad,
+            ..Default::default()
+        };
+        let tx = self.conn.savepoint()?;
         let mut docs = Vec::new();
-        let out = insert_records(
+        insert_prepared(
             &tx,
-            &self.detections,
-            &mut self.compressor,
-            self.dict_id,
+            p.records.into_iter().map(|r| (tenant, r)),
             &mut self.samples,
-            items.iter().map(|r| (tenant, r.get())),
             now,
             &mut docs,
+            &mut out,
         )?;
         if out.bad_records > 0 {
             let ct: String = tx.query_row(
@@ -288,7 +279,7 @@ impl Writer {
         let attempts = attempts + 1;
         let failed = attempts >= MAX_MALFORMED_ATTEMPTS;
         let error = format!("malformed blob content: {error}");
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         if failed {
             let (tenant, ct): (i64, String) = tx.query_row(
                 "SELECT tenant, content_type FROM blobs WHERE id = ?1",
@@ -336,7 +327,7 @@ impl Writer {
 
     /// A terminal failure: the blob becomes `expired` or `failed` and a gap is written.
     pub fn give_up_blob(&mut self, blob_id: i64, kind: GapKind, error: &str) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let row: Option<(i64, String, String, i64)> = tx
             .query_row(
                 "SELECT tenant, content_type, content_id, content_created FROM blobs \
@@ -402,37 +393,34 @@ impl Writer {
         Ok(ids.len())
     }
 
-    /// Stores offline records (import); each record's tenant is its OrganizationId, or
-    /// `default_tenant` without one.
-    pub fn import_records(
-        &mut self,
-        default_tenant: &str,
-        raws: &[String],
-    ) -> Result<IngestOutcome> {
-        let mut tenants = Vec::with_capacity(raws.len());
-        for raw in raws {
-            let org = serde_json::from_str::<Value>(raw)
-                .ok()
-                .and_then(|v| {
-                    v.get("OrganizationId")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                })
-                .filter(|s| !s.is_empty());
-            tenants.push(self.tenant(org.as_deref().unwrap_or(default_tenant))?);
+    /// Stores prepared offline records (import); each record's tenant is its
+    /// OrganizationId, or `default_tenant` without one.
+    pub fn import_prepared(&mut self, default_tenant: &str, p: Prepared) -> Result<IngestOutcome> {
+        let mut tenants = Vec::with_capacity(p.records.len());
+        for r in &p.records {
+            let t = if r.organization_id.is_empty() {
+                default_tenant
+            } else {
+                r.organization_id.as_str()
+            };
+            tenants.push(self.tenant(t)?);
         }
         let now = now_secs();
-        let tx = self.conn.transaction()?;
+        let mut out = IngestOutcome {
+            records: p.total,
+            bad_records: p.bad,
+            first_bad: p.first_bad,
+            ..Default::default()
+        };
+        let tx = self.conn.savepoint()?;
         let mut docs = Vec::new();
-        let out = insert_records(
+        insert_prepared(
             &tx,
-            &self.detections,
-            &mut self.compressor,
-            self.dict_id,
+            tenants.into_iter().zip(p.records),
             &mut self.samples,
-            tenants.iter().copied().zip(raws.iter().map(String::as_str)),
             now,
             &mut docs,
+            &mut out,
         )?;
         tx.commit()?;
         self.send_docs(docs);
@@ -477,16 +465,81 @@ impl Writer {
         bump(&self.conn, name, by)
     }
 
-    fn send_docs(&mut self, docs: Vec<IndexDoc>) {
-        if docs.is_empty() {
-            return;
+    /// Keeps committed-to-be rows for the indexer; they are sent only after the
+    /// enclosing transaction commits (invariant 4).
+    fn send_docs(&mut self, mut docs: Vec<IndexDoc>) {
+        self.pending_docs.append(&mut docs);
+    }
+
+    /// Opens the transaction that groups the next commands (each in its own savepoint).
+    pub fn begin(&mut self) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    /// Hands the rows written so far to the indexer (they must be committed).
+    pub fn send_pending(&mut self) {
+        let mut docs = std::mem::take(&mut self.pending_docs);
+        while !docs.is_empty() {
+            // Small messages on a short channel bound the parsed records in flight.
+            let rest = docs.split_off(docs.len().min(INDEX_CHUNK));
+            if let Some(tx) = &self.index_tx
+                && tx.send(IndexMsg::Docs(docs)).is_err()
+            {
+                tracing::warn!("search indexer stopped; the index catches up at next start");
+                self.index_tx = None;
+            }
+            docs = rest;
         }
-        if let Some(tx) = &self.index_tx
-            && tx.send(IndexMsg::Docs(docs)).is_err()
-        {
-            tracing::warn!("search indexer stopped; the index catches up at next start");
-            self.index_tx = None;
+    }
+
+    /// Commits the group; then hands its rows to the indexer. On failure everything of
+    /// the group is rolled back and the writer's caches are reloaded.
+    pub fn commit(&mut self) -> Result<()> {
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                if let Some(d) = self.new_dict.take()
+                    && let Ok(mut g) = self.dict.write()
+                {
+                    *g = Some(d);
+                }
+                self.send_pending();
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.pending_docs.clear();
+                self.tenants.clear();
+                if let Err(e2) = self.reload_dict() {
+                    tracing::error!(error = %format!("{e2:#}"), "reloading the compression dictionary failed");
+                }
+                Err(anyhow::Error::new(e).context("committing to the database"))
+            }
         }
+    }
+
+    /// Publishes the newest committed dictionary to the preparers (at open and after a
+    /// rollback that may have undone a new one).
+    fn reload_dict(&mut self) -> Result<()> {
+        self.new_dict = None;
+        let dict: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT id, bytes FROM dicts ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if dict.is_none() && self.samples.is_none() {
+            self.samples = Some(Vec::new());
+        }
+        if dict.is_some() {
+            self.samples = None;
+        }
+        if let Ok(mut g) = self.dict.write() {
+            *g = dict.map(Arc::new);
+        }
+        Ok(())
     }
 
     /// Trains the zstd dictionary once enough samples exist; later records use it.
@@ -509,8 +562,7 @@ impl Writer {
             "INSERT INTO dicts (created_at, bytes) VALUES (?1, ?2)",
             params![now_secs(), dict],
         )?;
-        self.dict_id = self.conn.last_insert_rowid();
-        self.compressor = zstd::bulk::Compressor::with_dictionary(ZSTD_LEVEL, &dict)?;
+        self.new_dict = Some(Arc::new((self.conn.last_insert_rowid(), dict)));
         Ok(())
     }
 }
@@ -527,7 +579,7 @@ fn bump(conn: &Connection, name: &str, by: i64) -> Result<()> {
 }
 
 fn advance_cursor(
-    tx: &Transaction,
+    tx: &Connection,
     tenant: i64,
     ct: ContentType,
     to_ms: i64,
@@ -542,7 +594,7 @@ fn advance_cursor(
     Ok(())
 }
 
-fn insert_gap(tx: &Transaction, tenant: i64, g: &NewGap) -> Result<()> {
+fn insert_gap(tx: &Connection, tenant: i64, g: &NewGap) -> Result<()> {
     tx.execute(
         "INSERT INTO gaps (tenant, kind, content_type, window_start, window_end, content_id, \
          count, detail, at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
@@ -561,20 +613,133 @@ fn insert_gap(tx: &Transaction, tenant: i64, g: &NewGap) -> Result<()> {
     Ok(())
 }
 
-/// Inserts records (tenant id, raw JSON text) inside `tx`: header, compressed raw,
-/// detection hits; duplicates by (tenant, Id) are skipped and counted.
-#[allow(clippy::too_many_arguments)]
-fn insert_records<'a>(
-    tx: &Transaction,
+/// A record parsed, compressed and run through the detections before it reaches the
+/// writer (on a `store-prepare` thread): the writer only inserts.
+pub struct PreparedRecord {
+    pub header: RecordHeader,
+    /// OrganizationId (the tenant of an imported record).
+    pub organization_id: String,
+    pub raw: String,
+    pub data: Vec<u8>,
+    pub dict_id: i64,
+    pub hits: Vec<crate::detect::Hit>,
+    pub detection_errors: usize,
+    pub value: Value,
+}
+
+/// A prepared blob (or import batch).
+#[derive(Default)]
+pub struct Prepared {
+    pub records: Vec<PreparedRecord>,
+    pub total: usize,
+    pub bad: usize,
+    pub first_bad: Option<String>,
+    /// The body is not a JSON array.
+    pub malformed: Option<String>,
+}
+
+/// The newest committed zstd dictionary, shared with the preparers.
+pub type SharedDict = Arc<std::sync::RwLock<Option<Arc<(i64, Vec<u8>)>>>>;
+
+thread_local! {
+    /// Each preparer keeps one compressor with the dictionary loaded (loading is costly).
+    static COMPRESSOR: std::cell::RefCell<Option<(i64, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress(raw: &[u8], dict: &SharedDict) -> Result<(Vec<u8>, i64)> {
+    let d = dict.read().ok().and_then(|g| g.clone());
+    let id = d.as_ref().map(|d| d.0).unwrap_or(0);
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().map(|(i, _)| *i) != Some(id) {
+            let comp = match &d {
+                Some(d) => zstd::bulk::Compressor::with_dictionary(ZSTD_LEVEL, &d.1)?,
+                None => zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
+            };
+            *c = Some((id, comp));
+        }
+        let (_, comp) = c.as_mut().context("compressor vanished")?;
+        Ok((comp.compress(raw)?, id))
+    })
+}
+
+fn prepare_one(
+    raw: String,
     detections: &Detections,
-    compressor: &mut zstd::bulk::Compressor<'static>,
-    dict_id: i64,
+    dict: &SharedDict,
+) -> std::result::Result<Result<PreparedRecord>, String> {
+    let value = serde_json::from_str::<Value>(&raw).map_err(|e| e.to_string())?;
+    let header = RecordHeader::from_value(&value).map_err(|e| e.to_string())?;
+    let (data, dict_id) = match compress(raw.as_bytes(), dict) {
+        Ok(x) => x,
+        Err(e) => return Ok(Err(e)),
+    };
+    let (hits, errors) = detections.run_bytes(&header, raw.as_bytes());
+    for e in &errors {
+        tracing::debug!(detection = %e.detection, record_id = %header.id, error = %e.message, "detection failed on a record");
+    }
+    Ok(Ok(PreparedRecord {
+        organization_id: header.organization_id.clone(),
+        header,
+        raw,
+        data,
+        dict_id,
+        hits,
+        detection_errors: errors.len(),
+        value,
+    }))
+}
+
+/// Prepares raw records (import).
+pub fn prepare_raws(
+    raws: Vec<String>,
+    detections: &Detections,
+    dict: &SharedDict,
+) -> Result<Prepared> {
+    let mut p = Prepared::default();
+    for raw in raws {
+        p.total += 1;
+        match prepare_one(raw, detections, dict) {
+            Ok(r) => p.records.push(r?),
+            Err(e) => {
+                p.bad += 1;
+                p.first_bad.get_or_insert(e);
+            }
+        }
+    }
+    Ok(p)
+}
+
+/// Prepares a blob body: a JSON array of records.
+pub fn prepare_blob(body: &[u8], detections: &Detections, dict: &SharedDict) -> Result<Prepared> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let items: Vec<&RawValue> = match serde_json::from_slice(body) {
+        Ok(items) => items,
+        Err(e) => {
+            return Ok(Prepared {
+                malformed: Some(e.to_string()),
+                ..Default::default()
+            });
+        }
+    };
+    prepare_raws(
+        items.iter().map(|r| r.get().to_string()).collect(),
+        detections,
+        dict,
+    )
+}
+
+/// Inserts prepared records (tenant id, record) inside `tx`; duplicates by (tenant, Id)
+/// are skipped and counted; hits are inserted for new records only.
+fn insert_prepared(
+    tx: &Connection,
+    items: impl Iterator<Item = (i64, PreparedRecord)>,
     samples: &mut Option<Vec<Vec<u8>>>,
-    items: impl Iterator<Item = (i64, &'a str)>,
     now: i64,
     docs: &mut Vec<IndexDoc>,
-) -> Result<IngestOutcome> {
-    let mut out = IngestOutcome::default();
+    out: &mut IngestOutcome,
+) -> Result<()> {
     let mut rec = tx.prepare_cached(
         "INSERT OR IGNORE INTO records (tenant, id, creation_time, workload, operation, \
          record_type, user_id, client_ip, content_type, ingested_at, dict, raw) \
@@ -585,24 +750,8 @@ fn insert_records<'a>(
          VALUES (?1,?2,?3,?4,?5,?6)",
     )?;
     let mut detection_errors = 0;
-    for (tenant, raw) in items {
-        out.records += 1;
-        let parsed = serde_json::from_str::<Value>(raw)
-            .map_err(|e| e.to_string())
-            .and_then(|v| {
-                RecordHeader::from_value(&v)
-                    .map(|h| (v, h))
-                    .map_err(|e| e.to_string())
-            });
-        let (value, header) = match parsed {
-            Ok(x) => x,
-            Err(e) => {
-                out.bad_records += 1;
-                out.first_bad.get_or_insert(e);
-                continue;
-            }
-        };
-        let data = compressor.compress(raw.as_bytes())?;
+    for (tenant, r) in items {
+        let header = r.header;
         let n = rec.execute(params![
             tenant,
             header.id,
@@ -614,8 +763,8 @@ fn insert_records<'a>(
             header.client_ip,
             db::content_type_code(header.content_type()),
             now,
-            dict_id,
-            data
+            r.dict_id,
+            r.data
         ])?;
         if n == 0 {
             out.duplicates += 1;
@@ -626,10 +775,9 @@ fn insert_records<'a>(
         if let Some(s) = samples.as_mut()
             && s.len() < DICT_SAMPLES
         {
-            s.push(raw.as_bytes().to_vec());
+            s.push(r.raw.into_bytes());
         }
-        let (hits, errors) = detections.run_bytes(&header, raw.as_bytes());
-        for h in hits {
+        for h in r.hits {
             hit.execute(params![
                 h.detection,
                 rowid,
@@ -640,18 +788,15 @@ fn insert_records<'a>(
             ])?;
             out.hits += 1;
         }
-        for e in errors {
-            detection_errors += 1;
-            tracing::debug!(detection = %e.detection, record_id = %header.id, error = %e.message, "detection failed on a record");
-        }
+        detection_errors += r.detection_errors as i64;
         docs.push(IndexDoc {
             rowid,
             header,
-            value,
+            value: r.value,
         });
     }
     bump(tx, "duplicates_dropped", out.duplicates as i64)?;
     bump(tx, "detection_errors", detection_errors)?;
     bump(tx, "bad_records", out.bad_records as i64)?;
-    Ok(out)
+    Ok(())
 }

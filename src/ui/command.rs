@@ -9,7 +9,7 @@
 use super::store_backend::StoreBackend;
 use super::{AppState, Backend};
 use crate::collect::{self, CollectOptions};
-use crate::detect::{Detections, Vars};
+use crate::detect::Vars;
 use crate::store::Store;
 use anyhow::{Context, Result};
 use std::io::Write as _;
@@ -66,7 +66,8 @@ async fn serve_ui(
 pub fn serve(data: &Path, listen: SocketAddr) -> Result<()> {
     collect::init_tracing();
     let store = Store::open_read_only(data)?;
-    let dets = Arc::new(Detections::load_embedded(Vars::default()));
+    // The same detections the collector runs (their titles, severities and group_by).
+    let dets = collect::load_detections(Vars::default())?;
     let backend = Arc::new(StoreBackend::new(store, dets, String::new(), String::new()));
     let rt = runtime()?;
     rt.block_on(async {
@@ -93,10 +94,7 @@ async fn collect_and_serve(
         collector_id: o.collector_id.clone(),
         tenant_id: o.tenant_id.clone(),
     };
-    let dets = Arc::new(Detections::load_embedded(vars));
-    for e in dets.errors() {
-        tracing::warn!(error = %e, "detection failed to load");
-    }
+    let dets = collect::load_detections(vars)?;
     let store = Store::open(data, dets.clone())?;
     let result = async {
         let api = crate::collect::api::ApiClient::new(&o)?;

@@ -177,11 +177,13 @@ pub fn router(state: AppState) -> Router {
         .route("/query", get(pages::query))
         .route("/status", get(pages::status))
         .route("/metrics", get(pages::metrics))
-        .route("/static/{file}", get(static_file))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
-        // /healthz answers even without a token: it tells nothing but "up".
+        // /healthz and the static files answer without a token: they hold no data (and
+        // the 401 page needs its stylesheet).
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/static/{file}", get(static_file))
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -236,6 +238,37 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
         .then(|| rest.trim().to_string())
 }
 
+/// True for a Host header naming an IP address or `localhost` (with or without a port).
+fn host_is_address(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        return rest
+            .split(']')
+            .next()
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// Without a token the UI trusts the network position (loopback); a page a browser loads
+/// from some other site could still reach it through a name that resolves to 127.0.0.1
+/// (DNS rebinding). So an open UI answers only requests addressed to an IP address or
+/// `localhost`. With a token the token decides.
+async fn check_host(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if state.token.is_none()
+        && let Some(host) = req.headers().get(header::HOST)
+        && !host.to_str().is_ok_and(host_is_address)
+    {
+        return AppError::BadRequest(
+            "this UI answers only requests addressed to its IP address or localhost".into(),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
 /// Lets a request through when no token is set or it presents the token; turns
 /// `?token=…` into a cookie and a redirect to the same URL without it.
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -259,7 +292,11 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
         }
     }
     if let Some(t) = given.filter(|t| token.matches(t)) {
+        // Only a path of ours: never `//host/…` (another site) or a backslash variant.
         let mut target = uri.path().to_string();
+        if !target.starts_with('/') || target.starts_with("//") || target.contains('\\') {
+            target = "/".to_string();
+        }
         if !rest.is_empty() {
             target.push('?');
             target.push_str(
@@ -420,6 +457,27 @@ mod tests {
             Ok(TokenChoice::Configured(_))
         ));
         assert!(choose_token(public, Some("short")).is_err());
+    }
+
+    #[test]
+    fn only_address_hosts_are_trusted_without_a_token() {
+        for ok in [
+            "127.0.0.1:8365",
+            "127.0.0.1",
+            "localhost:8365",
+            "[::1]:8365",
+            "10.0.0.5",
+        ] {
+            assert!(host_is_address(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:8365",
+            "evil.example",
+            "[nope]:1",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(!host_is_address(bad), "{bad}");
+        }
     }
 
     #[test]

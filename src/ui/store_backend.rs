@@ -778,9 +778,21 @@ impl Backend for StoreBackend {
         } else {
             let label = auth.get("label").and_then(Value::as_str).unwrap_or("?");
             let state = auth.get("state").and_then(Value::as_str).unwrap_or("?");
-            match auth.get("token_expires_at").and_then(Value::as_str) {
-                Some(t) => format!("{state}: {label}; token valid until {t}"),
-                None => format!("{state}: {label}"),
+            let head = if label == state {
+                state.to_string()
+            } else {
+                format!("{state} ({label})")
+            };
+            match auth
+                .get("token_expires_at")
+                .and_then(Value::as_str)
+                .and_then(crate::model::parse_time)
+            {
+                Some(t) => format!(
+                    "{head}; current token valid until {} UTC",
+                    t.format("%Y-%m-%d %H:%M:%S")
+                ),
+                None => head,
             }
         };
         Ok(Status {
