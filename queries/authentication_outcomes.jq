@@ -10,14 +10,13 @@
 #   comes from Operation, never ResultStatus (a UserLoginFailed may say "Success").
 include "m365";
 select(.Operation == "UserLoggedIn" or .Operation == "UserLoginFailed")
-| ext_props as $x
-| select(.Operation == "UserLoginFailed" or ($x.ResultStatusDetail // "") != "Redirect")
+| select(.Operation == "UserLoginFailed" or (ext_prop("ResultStatusDetail") // "") != "Redirect")
 | {
     outcome: (if .Operation == "UserLoggedIn" then "success" else "failure" end),
     UserId,
     ip: actor_ip,
     LogonError: (.LogonError // null),
     ErrorNumber: (.ErrorNumber // null | if type == "number" then tostring else . end),
-    RequestType: ($x.RequestType // null),
+    RequestType: ext_prop("RequestType"),
     collector_id: $collector_id
   }

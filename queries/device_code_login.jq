@@ -8,6 +8,5 @@
 #   (Elastic device-code rules, Sigma microsoft365_bypass_conditional_access).
 include "m365";
 select(.Operation == "UserLoggedIn")
-| ext_props as $x
-| select(($x.RequestType // "") == "Cmsi:Cmsi")
-| {UserId, ip: actor_ip, ApplicationId: (.ApplicationId // null), UserAgent: ($x.UserAgent // null)}
+| select((ext_prop("RequestType") // "") == "Cmsi:Cmsi")
+| {UserId, ip: actor_ip, ApplicationId: (.ApplicationId // null), UserAgent: ext_prop("UserAgent")}

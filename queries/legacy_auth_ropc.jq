@@ -8,6 +8,5 @@
 #   (Elastic initial_access_identity_ropc_grant_via_legacy_authenticated_client).
 include "m365";
 select(.Operation == "UserLoggedIn" or .Operation == "UserLoginFailed")
-| ext_props as $x
-| select($x.UserAgent | ci_contains("bav2ropc"))
+| select(ext_prop("UserAgent") | ci_contains("bav2ropc"))
 | {Operation, UserId, ip: actor_ip}

@@ -40,6 +40,10 @@ def params_text:
   then [.Parameters[] | objects | "-\(.Name // "" | tostring) \(.Value // "" | tostring)"] | join(" ") | ascii_downcase
   else "" end;
 
+# One entry of ExtendedProperties by Name (null when absent): cheaper than ext_props when a
+# detection needs one or two of them.
+def ext_prop($name): first(.ExtendedProperties[]? | objects | select(.Name == $name) | .Value) // null;
+
 # ExtendedProperties / DeviceProperties / OperationProperties as objects.
 def ext_props: .ExtendedProperties | nv_object;
 def dev_props: .DeviceProperties | nv_object;
@@ -57,13 +61,14 @@ def mod_props:
 def fromjson_or_self: if type == "string" then (. as $s | try fromjson catch $s) else . end;
 
 # A ClientIP without port, brackets or the IPv4-mapped prefix; null for non-strings and
-# for the empty / "<null>" placeholders.
+# for the empty / "<null>" placeholders. (The plain-address case returns first: it is the
+# common one, and detections run on every sign-in.)
 def ip_noport:
   if type != "string" or . == "" or . == "<null>" then null
-  elif startswith("[") then .[1:] | split("]")[0]
-  elif (split(":") | length) == 2 then split(":")[0]
-  else . end
-  | if type == "string" then ltrimstr("::ffff:") else . end;
+  elif contains(":") | not then .
+  elif startswith("[") then .[1:] | split("]") | first | ltrimstr("::ffff:")
+  elif (split(":") | length) == 2 then split(":") | first
+  else ltrimstr("::ffff:") end;
 
 # The address of the actor: ActorIpAddress, else ClientIP, else ClientIPAddress, normalised.
 def actor_ip: (.ActorIpAddress // .ClientIP // .ClientIPAddress) | ip_noport;
