@@ -51,6 +51,8 @@ pub const STAGES: &[(&str, Stage)] = &[
     ("collect-nodet", stage_collect_no_detect),
     ("import", stage_import),
     ("detect", stage_detect),
+    ("ui", crate::ui::bench::stage_ui),
+    ("hits-listing", crate::ui::bench::stage_hits_listing),
 ];
 
 /// CPU seconds (user + system) of this process so far, from `/proc/self/stat`.
@@ -105,7 +107,14 @@ pub fn command(records: u64, json: bool) -> Result<()> {
     std::fs::create_dir_all(&ctx.dir).with_context(|| format!("creating {}", ctx.dir.display()))?;
     let mut rows = Vec::new();
     let mut result = Ok(());
+    // `M365AUDIT_BENCH_STAGES=ui,hits-listing`: only these stages (iterating on one).
+    let only = std::env::var("M365AUDIT_BENCH_STAGES").ok();
     for (name, stage) in STAGES {
+        if let Some(only) = &only
+            && !only.split(',').any(|s| s.trim() == *name)
+        {
+            continue;
+        }
         if !json {
             eprintln!("bench: {name} …");
         }
@@ -324,6 +333,7 @@ fn stage_detect(ctx: &mut BenchCtx) -> Result<Row> {
         Ok(sample.len() < 20_000)
     })?;
     let start = Instant::now();
+    let cpu0 = cpu_seconds();
     let mut g = Grouper::new(&detections);
     store.for_each_record(crate::model::TABLE_ALL, 0, |r| {
         g.add_record(&r.header, r.raw.as_bytes());
@@ -357,6 +367,7 @@ fn stage_detect(ctx: &mut BenchCtx) -> Result<Row> {
         records: n,
         seconds: secs,
         records_per_sec: rate,
+        cpu_seconds: cpu_seconds() - cpu0,
         peak_rss_mib: peak_rss_mib(),
         disk_ratio: None,
         target: "≥ 200000 rec/s, ≥ 10× jq".into(),
