@@ -31,12 +31,26 @@ CREATE TABLE agg_hit_hours (
     PRIMARY KEY (detection, hour)
 ) WITHOUT ROWID;
 
+-- Hits per detection and stored group key: count, first and last hit time (a
+-- detection's grouped table over all time without reading its hits).
+CREATE TABLE agg_hit_groups (
+    detection  TEXT NOT NULL,
+    group_key  TEXT NOT NULL,
+    count      INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL,
+    PRIMARY KEY (detection, group_key)
+) WITHOUT ROWID;
+
 INSERT INTO agg_record_hours (workload, hour, count)
     SELECT workload, creation_time / 3600, count(*) FROM records GROUP BY 1, 2;
 INSERT INTO agg_record_sources (workload, content_type, count, last_ingested)
     SELECT workload, content_type, count(*), max(ingested_at) FROM records GROUP BY 1, 2;
 INSERT INTO agg_hit_hours (detection, hour, count, last_seen)
     SELECT detection, creation_time / 3600, count(*), max(creation_time) FROM hits GROUP BY 1, 2;
+INSERT INTO agg_hit_groups (detection, group_key, count, first_seen, last_seen)
+    SELECT detection, group_key, count(*), min(creation_time), max(creation_time) FROM hits
+    GROUP BY 1, 2;
 
 CREATE TRIGGER agg_records_insert AFTER INSERT ON records BEGIN
     INSERT INTO agg_record_hours (workload, hour, count)
@@ -53,6 +67,11 @@ CREATE TRIGGER agg_hits_insert AFTER INSERT ON hits BEGIN
         VALUES (new.detection, new.creation_time / 3600, 1, new.creation_time)
         ON CONFLICT (detection, hour) DO UPDATE
         SET count = count + 1, last_seen = max(last_seen, excluded.last_seen);
+    INSERT INTO agg_hit_groups (detection, group_key, count, first_seen, last_seen)
+        VALUES (new.detection, new.group_key, 1, new.creation_time, new.creation_time)
+        ON CONFLICT (detection, group_key) DO UPDATE
+        SET count = count + 1, first_seen = min(first_seen, excluded.first_seen),
+            last_seen = max(last_seen, excluded.last_seen);
 END;
 
 -- A detection's grouped hits (the detection page, `detect` listings) read only this
