@@ -13,10 +13,16 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// Every migration, in order; index + 1 is the `user_version` after it.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_create_tables",
-    include_str!("../../migrations/0001_create_tables.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_create_tables",
+        include_str!("../../migrations/0001_create_tables.sql"),
+    ),
+    (
+        "0002_add_ui_aggregates",
+        include_str!("../../migrations/0002_add_ui_aggregates.sql"),
+    ),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
