@@ -371,7 +371,6 @@ fn stage_detect(ctx: &mut BenchCtx) -> Result<Row> {
     })?;
     let cpu0 = cpu_seconds();
     let start = Instant::now();
-    let cpu0 = cpu_seconds();
     let mut g = Grouper::new(&detections);
     store.for_each_record(crate::model::TABLE_ALL, 0, |r| {
         g.add_record(&r.header, r.raw.as_bytes());
@@ -406,7 +405,6 @@ fn stage_detect(ctx: &mut BenchCtx) -> Result<Row> {
         seconds: secs,
         cpu_seconds: cpu_seconds() - cpu0,
         records_per_sec: rate,
-        cpu_seconds: cpu_seconds() - cpu0,
         peak_rss_mib: peak_rss_mib(),
         disk_ratio: None,
         target: "≥ 200000 rec/s, ≥ 10× jq".into(),
