@@ -1336,6 +1336,16 @@ mod tests {
         parse_time(s).expect("time")
     }
 
+    /// Lists the Exchange window the listing tests share: 10:00–11:00 on the test day.
+    async fn list_hour(c: &ApiClient) -> Result<Vec<BlobRef>, ApiError> {
+        c.list_window(
+            ContentType::Exchange,
+            t("2026-11-26T10:00:00Z"),
+            t("2026-11-26T11:00:00Z"),
+        )
+        .await
+    }
+
     fn feed() -> String {
         format!("/api/v1.0/{TENANT}/activity/feed")
     }
@@ -1390,14 +1400,7 @@ mod tests {
         .await;
         *lock(&base) = srv.base.clone();
         let c = client(&srv, "");
-        let got = c
-            .list_window(
-                ContentType::Exchange,
-                t("2026-11-26T10:00:00Z"),
-                t("2026-11-26T11:00:00Z"),
-            )
-            .await
-            .expect("listing");
+        let got = list_hour(&c).await.expect("listing");
         let ids: Vec<_> = got.iter().map(|b| b.content_id.as_str()).collect();
         assert_eq!(ids, ["b1", "b2", "b3", "b4"]);
         let pages = srv.api("/subscriptions/content");
@@ -1456,14 +1459,7 @@ mod tests {
         }))
         .await;
         let c = client(&srv, "");
-        let err = c
-            .list_window(
-                ContentType::Exchange,
-                t("2026-11-26T10:00:00Z"),
-                t("2026-11-26T11:00:00Z"),
-            )
-            .await
-            .expect_err("foreign host");
+        let err = list_hour(&c).await.expect_err("foreign host");
         assert_eq!(
             err,
             ApiError::ForeignHost {
@@ -1546,14 +1542,7 @@ mod tests {
         .await;
         *lock(&base) = srv.base.clone();
         let c = client(&srv, "");
-        let got = c
-            .list_window(
-                ContentType::Exchange,
-                t("2026-11-26T10:00:00Z"),
-                t("2026-11-26T11:00:00Z"),
-            )
-            .await
-            .expect("listing after one repeat");
+        let got = list_hour(&c).await.expect("listing after one repeat");
         let ids: Vec<_> = got.iter().map(|b| b.content_id.as_str()).collect();
         assert_eq!(ids, ["b1", "b2"]);
         assert!(foreign.seen().is_empty());
@@ -1644,14 +1633,7 @@ mod tests {
         assert!(matches!(e, ApiError::Malformed(_)), "{e:?}");
         assert_eq!(srv.api("/audit/").len(), 12, "4 attempts each");
         // a non-JSON listing is Malformed (after retries)
-        let e = c
-            .list_window(
-                ContentType::Exchange,
-                t("2026-11-26T10:00:00Z"),
-                t("2026-11-26T11:00:00Z"),
-            )
-            .await
-            .expect_err("non-json");
+        let e = list_hour(&c).await.expect_err("non-json");
         assert!(matches!(e, ApiError::Malformed(_)), "{e:?}");
     }
 
