@@ -149,6 +149,15 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
+/// `$collector_id` as the collector that filled this store knew it ("" before any
+/// collector ran: an import-only store), for detections re-run over stored records.
+fn stored_vars(store: &crate::store::Store) -> anyhow::Result<crate::detect::Vars> {
+    Ok(crate::detect::Vars {
+        collector_id: store.collector_id()?.unwrap_or_default(),
+        ..crate::detect::Vars::default()
+    })
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo { listen, data } => crate::ui::command::demo(listen, data.as_deref()),
@@ -178,7 +187,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => {
             let store = crate::store::Store::open_read_only(&data)?;
             crate::detect::command::detect_command(
-                crate::detect::Vars::default(),
+                stored_vars(&store)?,
                 detection.as_deref(),
                 &format,
                 &mut |f| {
@@ -195,7 +204,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Query { data, table, jq } => {
             let store = crate::store::Store::open_read_only(&data)?;
-            crate::detect::command::query_command(crate::detect::Vars::default(), &jq, &mut |f| {
+            crate::detect::command::query_command(stored_vars(&store)?, &jq, &mut |f| {
                 store.for_each_record(&table, 0, |r| {
                     Ok(f(&crate::detect::command::SourceRecord {
                         header: &r.header,

@@ -2,7 +2,7 @@
 //! as the guide prints it (`inputs.office365.{credentials,enabled,id,services}`), plus the
 //! documented extensions of ARCHITECTURE.md §4 (`cloud`, `login_url`, `api_url`,
 //! `backfill_hours`, `poll_interval_secs`, `overlap_secs`, `max_concurrency`,
-//! `requests_per_minute`, `auth_version`, `resource`, `client_secret_expires`) and the
+//! `requests_per_minute`, `quiet_hours`, `auth_version`, `resource`, `client_secret_expires`) and the
 //! top-level `outputs` and `ui` objects.
 //!
 //! This module owns parsing, validation and the sovereign-cloud endpoint table. It reads the
@@ -46,6 +46,7 @@
 //! | `overlap_secs` | window re-listed every poll for late-listed blobs, 0–86400 | 7200 |
 //! | `max_concurrency` | requests in flight, 1–256 | 8 |
 //! | `requests_per_minute` | per-tenant request budget (Microsoft's baseline is 2000) | 1000 |
+//! | `quiet_hours` | inactivity monitor: alert when a workload or content type has been quiet this long, 1–168 | 12 |
 //! | `ui.listen` (top level) | UI address | `127.0.0.1:8365` |
 //! | `ui.token` (top level) | token the UI requires; a secret (string / env / file) | none |
 //! | `outputs.devo` (top level) | Devo forwarding settings, kept for the forwarder | none |
@@ -179,6 +180,8 @@ pub struct Office365 {
     pub overlap_secs: u64,
     pub max_concurrency: usize,
     pub requests_per_minute: u32,
+    /// The inactivity monitor's quiet period (the guide's "Monitor It").
+    pub quiet_hours: u32,
 }
 
 impl Office365 {
@@ -461,6 +464,7 @@ const OFFICE365_KEYS: &[&str] = &[
     "overlap_secs",
     "max_concurrency",
     "requests_per_minute",
+    "quiet_hours",
     "client_secret_expires",
 ];
 const CREDENTIAL_KEYS: &[&str] = &[
@@ -690,6 +694,14 @@ impl Validator {
             DEFAULT_OVERLAP_SECS,
             " (a listing window is at most 24 h)",
         );
+        let quiet_hours = self.int(
+            m.get("quiet_hours"),
+            "inputs.office365.quiet_hours",
+            1,
+            168,
+            crate::detect::monitor::DEFAULT_QUIET_HOURS as u64,
+            " (the API's own latency is hours)",
+        ) as u32;
         let max_concurrency = self.int(
             m.get("max_concurrency"),
             "inputs.office365.max_concurrency",
@@ -744,6 +756,7 @@ impl Validator {
             overlap_secs,
             max_concurrency,
             requests_per_minute,
+            quiet_hours,
         })
     }
 
@@ -1050,12 +1063,13 @@ impl Config {
             o.auth_version
         ));
         s.push_str(&format!(
-            "  backfill {} h, poll every {} s, overlap {} s, {} concurrent, {} requests/min\n",
+            "  backfill {} h, poll every {} s, overlap {} s, {} concurrent, {} requests/min, quiet after {} h\n",
             o.backfill_hours,
             o.poll_interval_secs,
             o.overlap_secs,
             o.max_concurrency,
-            o.requests_per_minute
+            o.requests_per_minute,
+            o.quiet_hours
         ));
         s.push_str(&format!(
             "  ui             {}{}\n",

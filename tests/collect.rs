@@ -103,6 +103,60 @@ fn collect_once_stores_exactly_the_truth_and_a_second_run_adds_nothing() {
     assert_eq!(misbehaviours(&sim), Vec::<Value>::new());
 }
 
+#[test]
+fn the_inactivity_monitor_is_in_stats_and_collector_id_in_detect() {
+    let sim = Sim::start(&["--days", "1", "--records-per-day", "400"]);
+    sim.freeze();
+    let s = setup(&sim, json!({"id": "54321", "quiet_hours": 2}));
+    let out = collect_once(&s, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let st = stats_json(&s.data);
+    let m = &st["monitor"];
+    assert_eq!(m["collector_id"], json!("54321"), "{m}");
+    assert_eq!(m["quiet_secs"], json!(7200));
+    assert_eq!(m["alerts"], json!(0), "a fresh store alerts: {m}");
+    let sources = m["sources"].as_array().unwrap();
+    let content_types: Vec<&str> = sources
+        .iter()
+        .filter(|x| x["source"]["kind"] == json!("content_type"))
+        .map(|x| x["source"]["content_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(content_types.len(), 5, "{m}");
+    // every Workload of the truth is watched
+    let mut workloads: Vec<String> = sim
+        .truth()
+        .values()
+        .filter_map(|r| r["Workload"].as_str().map(str::to_string))
+        .collect();
+    workloads.sort();
+    workloads.dedup();
+    for w in &workloads {
+        assert!(
+            sources.iter().any(|x| x["source"]["workload"] == json!(w)),
+            "{w} is not watched: {m}"
+        );
+    }
+    let text_stats = run(&["stats", "--data", s.data.to_str().unwrap()]);
+    assert!(text(&text_stats.stdout).contains("inactivity monitor collector 54321"));
+    // `detect` binds $collector_id to the stored collector id, as the collector did
+    let out = run(&[
+        "detect",
+        "--detection",
+        "authentication",
+        "--format",
+        "csv",
+        "--data",
+        s.data.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = text(&out.stdout);
+    assert!(csv.lines().count() > 1, "{csv}");
+    assert!(
+        csv.lines().skip(1).all(|l| l.contains("54321")),
+        "every group carries the collector id:\n{csv}"
+    );
+}
+
 macro_rules! fault_test {
     ($name:ident, $fault:expr) => {
         #[test]

@@ -21,6 +21,11 @@
 //! stream state (state, last_error, lag) and auth state → store, for `stats` and the UI
 //! ```
 //!
+//! Beside the streams, the inactivity monitor (the guide's "Monitor It") is re-evaluated
+//! every [`MONITOR_EVERY`] and once at the end; its state (collector id, quiet period,
+//! alerts raised and cleared) is stored under status `monitor` for `stats`, `detect`
+//! (`$collector_id`) and the UI, and every transition is logged as a warning.
+//!
 //! The overlap window before the cursor is re-listed on every poll, so a blob listed late
 //! (after its contentCreated) is still found; the blob ledger makes that re-listing free
 //! of duplicates. `--once` polls until every content type is listed up to "now" with no
@@ -39,6 +44,9 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use tokio_util::sync::CancellationToken;
+
+/// How often the inactivity monitor is re-evaluated while collecting.
+pub const MONITOR_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The longest window the API accepts.
 pub const MAX_WINDOW_HOURS: i64 = 24;
@@ -178,6 +186,13 @@ pub async fn run(
     let reporter = opts
         .progress
         .then(|| tokio::spawn(report_progress(progress.clone(), reporter_stop.clone())));
+    let monitor_stop = CancellationToken::new();
+    let monitor = tokio::spawn(watch_inactivity(
+        store.clone(),
+        o.collector_id.clone(),
+        Duration::hours(i64::from(o.quiet_hours)),
+        monitor_stop.clone(),
+    ));
     let mut tasks = tokio::task::JoinSet::new();
     for &ct in &o.content_types {
         let sh = sh.clone();
@@ -197,6 +212,8 @@ pub async fn run(
     if let Some(r) = reporter {
         let _ = r.await;
     }
+    monitor_stop.cancel();
+    let _ = monitor.await;
     let _ = store
         .set_status("auth", serde_json::to_value(sh.api.auth_state())?)
         .await;
@@ -205,6 +222,62 @@ pub async fn run(
     summary.blobs_done = progress.blobs_done.load(Ordering::Relaxed);
     summary.blobs_failed = progress.blobs_failed.load(Ordering::Relaxed);
     Ok(summary)
+}
+
+/// The inactivity monitor task: resumes the stored state, then evaluates and stores it
+/// every [`MONITOR_EVERY`] and once more when `stop` fires. A failing store read is logged
+/// and retried on the next tick: the monitor never stops collection.
+async fn watch_inactivity(
+    store: Store,
+    collector_id: String,
+    quiet: Duration,
+    stop: CancellationToken,
+) {
+    use crate::detect::monitor::{MonitorState, source_label};
+    let st = store.clone();
+    let stored = tokio::task::spawn_blocking(move || st.monitor_state())
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
+    let stored = stored.unwrap_or_else(|e| {
+        tracing::warn!(error = %format!("{e:#}"), "inactivity monitor: stored state unreadable; starting afresh");
+        None
+    });
+    let mut state = MonitorState::resume(stored, &collector_id, quiet, Utc::now());
+    loop {
+        let st = store.clone();
+        let id = collector_id.clone();
+        match tokio::task::spawn_blocking(move || st.monitor_activity(&id)).await {
+            Ok(Ok(activity)) => {
+                for t in state.update(Utc::now(), &activity) {
+                    if t.alert {
+                        tracing::warn!(source = %source_label(&t.source), reason = %t.reason, "inactivity alert raised");
+                    } else {
+                        tracing::info!(source = %source_label(&t.source), "inactivity alert cleared");
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "inactivity monitor: reading activity failed")
+            }
+            Err(e) => tracing::warn!(error = %e, "inactivity monitor: reading activity failed"),
+        }
+        match serde_json::to_value(&state) {
+            Ok(v) => {
+                if let Err(e) = store.set_status(MonitorState::STATUS_KEY, v).await {
+                    tracing::warn!(error = %format!("{e:#}"), "inactivity monitor: storing state failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "inactivity monitor: state not serialisable"),
+        }
+        if stop.is_cancelled() {
+            return;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(MONITOR_EVERY) => {}
+        }
+    }
 }
 
 async fn report_progress(p: Arc<Progress>, stop: CancellationToken) {

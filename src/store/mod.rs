@@ -38,7 +38,7 @@
 //! record_gap(tenant, NewGap) -> Reply<()>
 //! import_records(default_tenant, Vec<String raw JSON>) -> Reply<IngestOutcome>
 //! set_stream_state(tenant, ct, StreamState) -> Reply<()>
-//! set_status(key, serde_json::Value) -> Reply<()>                           e.g. "auth"
+//! set_status(key, serde_json::Value) -> Reply<()>                           e.g. "auth", "monitor"
 //! bump_counter(name, by) -> Reply<()>
 //! flush() -> Reply<i64>                                                     index committed up to rowid
 //!
@@ -56,6 +56,8 @@
 //! hits_of_record(rowid) -> Result<Vec<StoredHit>>
 //! hit_counts() -> Result<BTreeMap<String, i64>>
 //! gaps() -> Result<Vec<GapRow>>
+//! status(key) -> Result<Option<Value>>; monitor_state(); collector_id()
+//! monitor_activity(collector_id) -> Result<Vec<monitor::Activity>>   per Workload / content type
 //! stats() -> Result<Stats>                                        Serialize = `stats --json`
 //! search(query, limit) -> Result<SearchResult>                    Serialize = `search --json`
 //! record_keys() -> Result<Vec<(String tenant, String id)>>        tests: compare with truth
@@ -82,6 +84,7 @@
 //!    preparer or indexer threads or the caller's own (blocking) thread, never on an
 //!    async worker.
 
+mod activity;
 mod db;
 mod index;
 mod report;
@@ -296,9 +299,26 @@ pub struct Stats {
     pub hits: BTreeMap<String, i64>,
     pub counters: BTreeMap<String, i64>,
     pub auth: Option<Value>,
+    /// The inactivity monitor, judged at the time of `stats()`; None until a collector ran.
+    pub monitor: Option<MonitorStats>,
     pub index: Option<IndexStats>,
     pub db_bytes: u64,
     pub index_bytes: u64,
+}
+
+/// `stats --json` → `monitor`: the guide's "Monitor It" evaluated now over what is stored,
+/// with the alerts the collector raised and cleared.
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorStats {
+    pub collector_id: String,
+    pub quiet_secs: i64,
+    pub since: DateTime<Utc>,
+    pub evaluated_at: DateTime<Utc>,
+    /// How many sources alert now.
+    pub alerts: usize,
+    pub sources: Vec<crate::detect::monitor::Status>,
+    /// The newest raised/cleared alerts first (at most 20).
+    pub history: Vec<crate::detect::monitor::Transition>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1229,6 +1249,7 @@ impl Store {
                     hits: BTreeMap::new(),
                     counters,
                     auth: auth.and_then(|a| serde_json::from_str(&a).ok()),
+                    monitor: None,
                     index: None,
                     db_bytes: 0,
                     index_bytes: 0,
@@ -1248,6 +1269,7 @@ impl Store {
             s
         })?;
         stats.hits = self.hit_counts()?;
+        stats.monitor = self.monitor_stats(Utc::now())?;
         stats.db_bytes = dir_bytes_matching(&self.inner.data_dir, DB_FILE);
         stats.index_bytes = dir_bytes(&self.inner.data_dir.join(index::INDEX_DIR));
         Ok(stats)

@@ -63,6 +63,34 @@ pub fn render_stats(s: &Stats) -> String {
         let label = a.get("label").and_then(|v| v.as_str()).unwrap_or("");
         let _ = writeln!(o, "auth               {state} ({label})");
     }
+    if let Some(m) = &s.monitor {
+        let _ = writeln!(
+            o,
+            "inactivity monitor collector {}, quiet after {} h: {} of {} sources alert",
+            m.collector_id,
+            m.quiet_secs / 3600,
+            m.alerts,
+            m.sources.len()
+        );
+        for st in m.sources.iter().filter(|st| st.alert) {
+            let _ = writeln!(
+                o,
+                "  ALERT {:<40} {}",
+                crate::detect::monitor::source_label(&st.source),
+                st.reason
+            );
+        }
+        for t in m.history.iter().take(5) {
+            let _ = writeln!(
+                o,
+                "  {} {} {:<36} {}",
+                crate::model::format_api_time(t.at),
+                if t.alert { "raised " } else { "cleared" },
+                crate::detect::monitor::source_label(&t.source),
+                t.reason
+            );
+        }
+    }
     if !s.hits.is_empty() {
         let _ = writeln!(o, "detection hits");
         for (d, n) in &s.hits {

@@ -502,3 +502,63 @@ async fn invariant_8_writes_run_on_the_writer_thread_not_on_async_workers() {
         .unwrap();
     assert_eq!(n, 1);
 }
+
+#[test]
+fn the_inactivity_monitor_is_stored_and_judged_at_the_time_of_stats() {
+    use crate::detect::monitor::{MonitorState, Source};
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    // before any collector ran: nothing to judge, no collector id
+    assert!(s.monitor_stats(Utc::now()).unwrap().is_none());
+    assert_eq!(s.collector_id().unwrap(), None);
+    let b = note_one(&s, 1);
+    s.ingest_blob(b, body(&[rec("a", "Send", "alice@x", "")]))
+        .wait()
+        .unwrap();
+    let now = Utc::now();
+    let mut state = MonitorState::resume(None, "54321", Duration::hours(1), now);
+    state.update(now, &s.monitor_activity("54321").unwrap());
+    s.set_status(
+        MonitorState::STATUS_KEY,
+        serde_json::to_value(&state).unwrap(),
+    )
+    .wait()
+    .unwrap();
+    assert_eq!(s.collector_id().unwrap().as_deref(), Some("54321"));
+    assert_eq!(s.monitor_state().unwrap(), Some(state));
+
+    let fresh = s.monitor_stats(now).unwrap().unwrap();
+    let watched: Vec<&Source> = fresh.sources.iter().map(|st| &st.source).collect();
+    assert_eq!(
+        watched,
+        vec![
+            &Source::Workload {
+                collector_id: "54321".into(),
+                workload: "Exchange".into()
+            },
+            &Source::ContentType {
+                collector_id: "54321".into(),
+                content_type: "Audit.Exchange".into()
+            },
+        ]
+    );
+    assert_eq!(fresh.alerts, 0, "{fresh:?}");
+    // three hours later nothing new arrived: both sources alert, even with no collector
+    // running to notice (stats judges at its own time)
+    let later = s.monitor_stats(now + Duration::hours(3)).unwrap().unwrap();
+    assert_eq!(later.alerts, 2, "{later:?}");
+    assert!(
+        later
+            .sources
+            .iter()
+            .all(|st| st.reason.contains("no record for")),
+        "{later:?}"
+    );
+    assert!(
+        render_stats(&Stats {
+            monitor: Some(later),
+            ..s.stats().unwrap()
+        })
+        .contains("ALERT 54321 × Audit.Exchange")
+    );
+}
