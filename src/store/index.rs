@@ -17,7 +17,6 @@
 use super::db;
 use crate::model::RecordHeader;
 use anyhow::{Context, Result};
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -119,27 +118,7 @@ pub fn indexed_upto(index: &Index) -> Result<i64> {
         .unwrap_or(0))
 }
 
-/// Appends the string values of a JSON value to `out`, one per line: what full-text
-/// search sees of a record (keys and punctuation are not indexed).
-pub fn string_values(v: &Value, out: &mut String) {
-    match v {
-        Value::String(s) => {
-            out.push_str(s);
-            out.push('\n');
-        }
-        Value::Array(a) => a.iter().for_each(|x| string_values(x, out)),
-        Value::Object(o) => o.values().for_each(|x| string_values(x, out)),
-        _ => {}
-    }
-}
-
-fn document(
-    f: &Fields,
-    rowid: i64,
-    h: &RecordHeader,
-    value: &Value,
-    buf: &mut String,
-) -> TantivyDocument {
+fn document(f: &Fields, rowid: i64, h: &RecordHeader, text: &str) -> TantivyDocument {
     let mut d = TantivyDocument::new();
     d.add_u64(f.rowid, rowid as u64);
     d.add_text(f.id, &h.id);
@@ -158,9 +137,7 @@ fn document(
     if !h.client_ip.is_empty() {
         d.add_text(f.ip, &h.client_ip);
     }
-    buf.clear();
-    string_values(value, buf);
-    d.add_text(f.text, buf.as_str());
+    d.add_text(f.text, text);
     d
 }
 
@@ -168,7 +145,8 @@ fn document(
 pub struct IndexDoc {
     pub rowid: i64,
     pub header: RecordHeader,
-    pub value: Value,
+    /// Every string value of the record, one per line ([`RecordHeader::scan`]).
+    pub text: String,
 }
 
 pub enum IndexMsg {
@@ -208,14 +186,14 @@ impl Indexer {
         })
     }
 
-    fn add(&mut self, rowid: i64, h: &RecordHeader, v: &Value) {
+    fn add(&mut self, rowid: i64, h: &RecordHeader, text: &str) {
         if rowid <= self.added {
             return; // already indexed (catch-up and the writer's stream overlap)
         }
         let Some(w) = self.writer.as_mut() else {
             return;
         };
-        let d = document(&self.fields, rowid, h, v, &mut self.buf);
+        let d = document(&self.fields, rowid, h, text);
         if let Err(e) = w.add_document(d) {
             self.fail(&e.into());
             return;
@@ -267,8 +245,13 @@ impl Indexer {
             let mut n = 0;
             while let Some(row) = rows.next()? {
                 let rec = db::read_record(codec, &conn, row)?;
-                let v: Value = serde_json::from_str(&rec.raw).unwrap_or(Value::Null);
-                self.add(rec.rowid, &rec.header, &v);
+                self.buf.clear();
+                // a stored record was scanned once already: it cannot fail now, and if it
+                // did, its header columns are still indexed
+                let _ = RecordHeader::scan(rec.raw.as_bytes(), &mut self.buf);
+                let text = std::mem::take(&mut self.buf);
+                self.add(rec.rowid, &rec.header, &text);
+                self.buf = text;
                 n += 1;
             }
             if n == 0 || self.writer.is_none() {
@@ -291,7 +274,7 @@ impl Indexer {
             match rx.recv_timeout(Duration::from_millis(500)) {
                 Ok(IndexMsg::Docs(docs)) => {
                     for d in &docs {
-                        self.add(d.rowid, &d.header, &d.value);
+                        self.add(d.rowid, &d.header, &d.text);
                     }
                     drop(docs);
                     if self.uncommitted >= COMMIT_DOCS {
@@ -413,21 +396,5 @@ impl Searcher {
     pub fn num_docs(&self) -> Result<u64> {
         self.reader.reload()?;
         Ok(self.reader.searcher().num_docs())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn only_string_values_are_indexed_text() {
-        let mut s = String::new();
-        string_values(
-            &json!({"A": "x y", "B": [1, "z", {"C": "w"}], "D": true}),
-            &mut s,
-        );
-        assert_eq!(s, "x y\nz\nw\n");
     }
 }

@@ -624,7 +624,8 @@ pub struct PreparedRecord {
     pub dict_id: i64,
     pub hits: Vec<crate::detect::Hit>,
     pub detection_errors: usize,
-    pub value: Value,
+    /// Every string value, one per line: the search index's text.
+    pub text: String,
 }
 
 /// A prepared blob (or import batch).
@@ -669,8 +670,8 @@ fn prepare_one(
     detections: &Detections,
     dict: &SharedDict,
 ) -> std::result::Result<Result<PreparedRecord>, String> {
-    let value = serde_json::from_str::<Value>(&raw).map_err(|e| e.to_string())?;
-    let header = RecordHeader::from_value(&value).map_err(|e| e.to_string())?;
+    let mut text = String::with_capacity(raw.len());
+    let header = RecordHeader::scan(raw.as_bytes(), &mut text).map_err(|e| e.to_string())?;
     let (data, dict_id) = match compress(raw.as_bytes(), dict) {
         Ok(x) => x,
         Err(e) => return Ok(Err(e)),
@@ -687,7 +688,7 @@ fn prepare_one(
         dict_id,
         hits,
         detection_errors: errors.len(),
-        value,
+        text,
     }))
 }
 
@@ -792,7 +793,7 @@ fn insert_prepared(
         docs.push(IndexDoc {
             rowid,
             header,
-            value: r.value,
+            text: r.text,
         });
     }
     bump(tx, "duplicates_dropped", out.duplicates as i64)?;
