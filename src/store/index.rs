@@ -9,7 +9,8 @@
 //! uncommitted documents are dropped) rather than let the payload claim rows it lacks.
 //!
 //! What is indexed (stack.md §3c: raw JSON text is the bottleneck): the *string values* of
-//! the record as one `text` field (with positions: `a@b.com` is a phrase), plus typed
+//! the record as one `text` field (with positions: `a@b.com` is a phrase; a GUID is one
+//! word, see `tokenizer.rs`), plus typed
 //! fields `table`, `operation`, `workload`, `user`, `ip`, `id` (exact, operation/workload/
 //! user case-insensitive) and `time` (a date, also the sort order of results). Only the
 //! `rowid` is kept (as a fast field); everything shown comes from SQLite.
@@ -25,15 +26,21 @@ use tantivy::query::QueryParser;
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
 };
-use tantivy::tokenizer::{LowerCaser, RawTokenizer, TextAnalyzer};
+use tantivy::tokenizer::{LowerCaser, RawTokenizer, RemoveLongFilter, TextAnalyzer};
 use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument};
 
 /// Directory name under the data dir; bump the suffix when the schema changes (the old
 /// directory is then ignored and the new one built from SQLite).
-pub const INDEX_DIR: &str = "index-v1";
+pub const INDEX_DIR: &str = "index-v2";
 const LOWER_RAW: &str = "lower_raw";
+/// The `text` field's analyzer: [`super::tokenizer::RecordTokenizer`] (GUIDs whole),
+/// tokens over 40 bytes dropped, lower-cased — tantivy's `default` but for GUIDs.
+const RECORD_TEXT: &str = "record_text";
 /// Memory budget of the index writer (tantivy's minimum is 15 MB per thread).
 const WRITER_HEAP: usize = 64_000_000;
+/// Indexing threads: one per core here. tantivy is the most expensive stage of a
+/// backfill (stack.md §3), and one thread left a core idle while the other indexed.
+const WRITER_THREADS: usize = 2;
 /// Commit after this many documents or this long after the first uncommitted one.
 const COMMIT_DOCS: usize = 200_000;
 const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
@@ -60,7 +67,7 @@ fn schema() -> (Schema, Fields) {
     );
     let text = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
-            .set_tokenizer("default")
+            .set_tokenizer(RECORD_TEXT)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
     let fields = Fields {
@@ -81,6 +88,13 @@ fn register_tokenizers(index: &Index) {
     index.tokenizers().register(
         LOWER_RAW,
         TextAnalyzer::builder(RawTokenizer::default())
+            .filter(LowerCaser)
+            .build(),
+    );
+    index.tokenizers().register(
+        RECORD_TEXT,
+        TextAnalyzer::builder(super::tokenizer::RecordTokenizer::default())
+            .filter(RemoveLongFilter::limit(40))
             .filter(LowerCaser)
             .build(),
     );
@@ -171,7 +185,7 @@ pub struct Indexer {
 
 impl Indexer {
     pub fn new(index: &Index, fields: Fields) -> Result<Indexer> {
-        let writer: IndexWriter = index.writer_with_num_threads(1, WRITER_HEAP).context(
+        let writer: IndexWriter = index.writer_with_num_threads(WRITER_THREADS, WRITER_HEAP).context(
             "opening the search index writer (is another m365audit collecting into this data dir?)",
         )?;
         let upto = indexed_upto(index)?;

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! <data>/m365audit.db   SQLite (WAL, 8 KiB pages): the single source of truth
-//! <data>/index-v1/      tantivy: derived from SQLite, rebuildable by deleting it
+//! <data>/index-v2/      tantivy: derived from SQLite, rebuildable by deleting it
 //! ```
 //!
 //! * **Records** (`ingest_blob`, `import_records`) are first *prepared* on two preparer
@@ -88,6 +88,7 @@ mod activity;
 mod db;
 mod index;
 mod report;
+mod tokenizer;
 mod writer;
 
 pub mod ui_queries;

@@ -388,6 +388,35 @@ fn records_round_trip_losslessly_with_and_without_the_dictionary() {
 }
 
 #[test]
+fn a_guid_is_found_whole_and_words_as_phrases() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let b = note_one(&s, 1);
+    let mut r = rec("a", "Send", "sofia.garcia@fabrikam.com", "Q3 board pack");
+    r["InterSystemsId"] = json!("deec4d85-e8fb-4b8a-82c0-424f8fbf3209");
+    s.ingest_blob(b, body(&[r, rec("b", "Send", "bob@x", "lunch")]))
+        .wait()
+        .unwrap();
+    s.flush().wait().unwrap();
+    let ids = |q: &str| -> Vec<String> {
+        s.search(q, 10)
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect()
+    };
+    assert_eq!(ids("deec4d85-e8fb-4b8a-82c0-424f8fbf3209"), ["a"]);
+    assert_eq!(ids("DEEC4D85-E8FB-4B8A-82C0-424F8FBF3209"), ["a"]);
+    assert_eq!(ids("\"deec4d85-e8fb-4b8a-82c0-424f8fbf3209\""), ["a"]);
+    // a fragment of a GUID is not a word of the record
+    assert!(ids("deec4d85").is_empty());
+    assert_eq!(ids("\"sofia.garcia@fabrikam.com\""), ["a"]);
+    assert_eq!(ids("\"board pack\""), ["a"]);
+    assert_eq!(ids("lunch"), ["b"]);
+}
+
+#[test]
 fn records_of_an_ip_come_from_index_and_unindexed_tail() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
