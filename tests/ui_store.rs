@@ -221,3 +221,86 @@ async fn bench_times_the_main_pages_over_http() {
     }
     store.close().unwrap();
 }
+
+/// The record page names the blob a record was first stored from and lists that blob's
+/// other records (a duplicate in a later blob keeps its first blob); an imported record
+/// has no blob. Also the store query behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_page_lists_the_other_records_of_its_blob() {
+    use m365audit::model::{BlobRef, ContentType, format_api_time};
+    let (_dir, store, r) = setup().await;
+    let now = chrono::Utc::now();
+    let blob = |id: &str| BlobRef {
+        content_type: "Audit.Exchange".into(),
+        content_id: id.into(),
+        content_uri: format!("http://127.0.0.1/{id}"),
+        content_created: format_api_time(now - chrono::Duration::minutes(20)),
+        content_expiration: format_api_time(now + chrono::Duration::days(6)),
+    };
+    store
+        .note_listing(
+            "tenant-1",
+            ContentType::Exchange,
+            now - chrono::Duration::minutes(10),
+            vec![blob("blob-A"), blob("blob-B")],
+        )
+        .await
+        .unwrap();
+    let ids: std::collections::HashMap<String, i64> = store
+        .pending_blobs("tenant-1", ContentType::Exchange, now, 10)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.blob.content_id, p.blob_id))
+        .collect();
+    let rec = |id: &str, m: i64| {
+        serde_json::json!({
+            "Id": id, "RecordType": 2, "Operation": "Send", "Workload": "Exchange",
+            "CreationTime": m365audit::model::format_record_time(now - chrono::Duration::minutes(m)),
+            "UserId": format!("{id}@contoso.com"), "ClientIP": "192.0.2.1", "OrganizationId": "tenant-1"
+        })
+    };
+    let body = |v: Vec<serde_json::Value>| bytes::Bytes::from(serde_json::to_vec(&v).unwrap());
+    store
+        .ingest_blob(
+            ids["blob-A"],
+            body(vec![rec("a1", 30), rec("a2", 29), rec("a3", 28)]),
+        )
+        .await
+        .unwrap();
+    store
+        .ingest_blob(ids["blob-B"], body(vec![rec("b1", 27), rec("a1", 30)]))
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+
+    let a1 = store.record_by_id("a1").unwrap().unwrap();
+    let (info, same) = store.ui_same_blob(&a1, 10).unwrap().expect("a1 has a blob");
+    assert_eq!((info.content_id.as_str(), info.records), ("blob-A", 3));
+    let same: Vec<&str> = same.iter().map(|r| r.header.id.as_str()).collect();
+    assert_eq!(same, ["a2", "a3"]);
+    let (_, limited) = store.ui_same_blob(&a1, 1).unwrap().unwrap();
+    assert_eq!(limited.len(), 1);
+    let imported = store.record_by_id("rec-share-1").unwrap().unwrap();
+    assert!(store.ui_same_blob(&imported, 10).unwrap().is_none());
+
+    let (s, page) = get(&r, "/records/a1").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains("id=\"blob-link\" href=\"#same-blob\">blob-A (Audit.Exchange, 3 records)"),
+        "{page}"
+    );
+    let blob_part = page.split("id=\"same-blob\"").nth(1).unwrap();
+    let blob_part = &blob_part[..blob_part.find("</table>").unwrap()];
+    assert!(
+        blob_part.contains("href=\"/records/a2\"") && blob_part.contains("href=\"/records/a3\"")
+    );
+    assert!(!blob_part.contains("/records/b1"), "b1 is of another blob");
+    // b1's blob also carried a1, but a1 was first stored from blob-A.
+    let (_, b1) = get(&r, "/records/b1").await;
+    assert!(b1.contains("blob-B (Audit.Exchange, 1 records)"), "{b1}");
+    assert!(b1.contains("No other record was first stored from this blob."));
+    let (_, imp) = get(&r, "/records/rec-share-1").await;
+    assert!(imp.contains("— (imported, or stored before blobs were kept)"));
+    assert!(!imp.contains("id=\"same-blob\""));
+    store.close().unwrap();
+}

@@ -16,6 +16,7 @@
 use super::{Store, StoredRecord, db};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
 use rusqlite::types::Value as SqlValue;
 
 /// `[from, to)` in seconds, open ends as the widest values.
@@ -85,6 +86,17 @@ pub struct StreamRow {
     pub pending: i64,
     pub failed: i64,
     pub expired: i64,
+}
+
+/// The blob a record came from, as the record page names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlobInfo {
+    pub id: i64,
+    /// The Management API's contentId.
+    pub content_id: String,
+    pub content_type: String,
+    /// Records stored from it (first seen there).
+    pub records: i64,
 }
 
 /// What the user and IP pages show (`Store::ui_profile`).
@@ -700,6 +712,42 @@ impl Store {
                 .then(x.rowid.cmp(&y.rowid))
         });
         Ok(out)
+    }
+
+    /// The blob `rec` was first stored from (its content id and record count), and up to
+    /// `limit` other records of that blob in CreationTime order. `None` for a record
+    /// without a blob (imported, or stored before migration 0003). Reads the partial index
+    /// `records_blob`, never a scan.
+    pub fn ui_same_blob(
+        &self,
+        rec: &StoredRecord,
+        limit: usize,
+    ) -> Result<Option<(BlobInfo, Vec<StoredRecord>)>> {
+        let found = self.with_conn(|c| {
+            Ok(c.prepare_cached(
+                "SELECT b.id, b.content_id, b.content_type, \
+                 (SELECT count(*) FROM records x WHERE x.blob_id = b.id) \
+                 FROM records r JOIN blobs b ON b.id = r.blob_id WHERE r.rowid = ?1",
+            )?
+            .query_row([rec.rowid], |r| {
+                Ok(BlobInfo {
+                    id: r.get(0)?,
+                    content_id: r.get(1)?,
+                    content_type: r.get(2)?,
+                    records: r.get(3)?,
+                })
+            })
+            .optional()?)
+        })?;
+        let Some(blob) = found else {
+            return Ok(None);
+        };
+        let rows = self.query_records(
+            "r.blob_id = ? AND r.rowid <> ?",
+            vec![blob.id.into(), rec.rowid.into(), (limit as i64).into()],
+            "ORDER BY r.creation_time, r.rowid LIMIT ?",
+        )?;
+        Ok(Some((blob, rows)))
     }
 
     /// Number of stored records (rollup table).

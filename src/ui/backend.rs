@@ -125,10 +125,22 @@ pub struct RecordDetail {
     pub raw_pretty: String,
     /// Detections that fired on this record.
     pub detections: Vec<String>,
-    /// Other records of the same blob, when the store knows it.
+    /// The blob the record was first stored from; `None` for an imported record.
+    pub blob: Option<BlobSummary>,
+    /// Other records of the same blob (the first of them, by CreationTime).
     pub same_blob: Vec<RecordRow>,
     /// Other records of the same user within a minute either side.
     pub same_time: Vec<RecordRow>,
+}
+
+/// The blob (Management API content) a record came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlobSummary {
+    /// The API's contentId (attacker-influenced only as far as the API is: escape it).
+    pub content_id: String,
+    pub content_type: String,
+    /// Records stored from this blob, this one included.
+    pub records: u64,
 }
 
 /// A value and how often it occurs.

@@ -565,6 +565,10 @@ struct RecordPage {
     object_href: String,
     raw_pretty: String,
     detections: Vec<(String, String)>,
+    /// "contentId (content type, N records)", empty for a record without a blob.
+    blob: String,
+    /// How many of the blob's other records are not listed.
+    blob_more: u64,
     same_blob: Vec<Row>,
     same_time: Vec<Row>,
 }
@@ -588,6 +592,19 @@ pub async fn record(State(st): State<AppState>, Path(id): Path<String>) -> Page 
             .iter()
             .map(|d| (d.clone(), format!("/detections/{}", enc(d))))
             .collect(),
+        blob: r
+            .blob
+            .as_ref()
+            .map(|b| {
+                format!(
+                    "{} ({}, {} records)",
+                    b.content_id, b.content_type, b.records
+                )
+            })
+            .unwrap_or_default(),
+        blob_more: r.blob.as_ref().map_or(0, |b| {
+            b.records.saturating_sub(1 + r.same_blob.len() as u64)
+        }),
         same_blob: rows(&r.same_blob),
         same_time: rows(&r.same_time),
     })

@@ -19,6 +19,8 @@ const QUERY_MAX_OUTPUTS: usize = 1000;
 const QUERY_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// Groups shown on a detection page.
 pub(crate) const MAX_GROUPS: usize = 2000;
+/// Other records of the same blob listed on a record page (a blob holds up to thousands).
+const SAME_BLOB_ROWS: usize = 50;
 /// Records read to tally a user's user agents.
 const UA_SAMPLE: usize = 2000;
 /// How long a computed dashboard is served again. Its aggregates come from small rollup
@@ -598,6 +600,17 @@ impl Backend for StoreBackend {
             .iter()
             .map(row_of)
             .collect();
+        let (blob, same_blob) = match self.store.ui_same_blob(&r, SAME_BLOB_ROWS)? {
+            Some((b, recs)) => (
+                Some(BlobSummary {
+                    content_id: b.content_id,
+                    content_type: b.content_type,
+                    records: b.records.max(0) as u64,
+                }),
+                recs.iter().map(row_of).collect(),
+            ),
+            None => (None, Vec::new()),
+        };
         Ok(Some(RecordDetail {
             row: row_of(&r),
             content_type: r.content_type.as_str().to_string(),
@@ -606,7 +619,8 @@ impl Backend for StoreBackend {
             user_agent: user_agent_of(&v),
             raw_pretty: pretty_json(&r.raw),
             detections,
-            same_blob: Vec::new(),
+            blob,
+            same_blob,
             same_time,
         }))
     }

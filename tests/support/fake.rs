@@ -162,6 +162,11 @@ impl Backend for Fake {
                 EVIL = self.evil
             ),
             detections: vec!["onedrive_exfiltration".into()],
+            blob: Some(BlobSummary {
+                content_id: format!("blob-{EVIL}", EVIL = self.evil),
+                content_type: "Audit.SharePoint".into(),
+                records: 2,
+            }),
             same_blob: vec![self.row("rec-2")],
             same_time: vec![self.row("rec-3")],
         }))
