@@ -11,7 +11,9 @@
 //! `agg_record_sources` and `agg_hit_hours` that triggers keep current
 //! (migrations/0002_add_ui_aggregates.sql); a detection's groups read only the covering
 //! index `hits_detection_group`; a user's or an address's records come from the search
-//! index (rowids) and are then read by rowid.
+//! index (rowids) and are then read by rowid. A threshold detection's hits (the UI applies
+//! the rule itself) are read once from `hits_detection_group`; after that only the hits
+//! newer than the last read (an id range) and the index ranges of the keys they touched.
 
 use super::{Store, StoredRecord, db};
 use anyhow::Result;
@@ -363,6 +365,81 @@ impl Store {
                 })
             })?;
             Ok((total, rows.collect::<rusqlite::Result<_>>()?))
+        })
+    }
+
+    /// Every hit of one detection in a range (optionally of one stored group key), as a
+    /// threshold rule needs them: (group key text, CreationTime seconds, and with
+    /// `details` the emitted value's JSON text), in no particular order.
+    ///
+    /// Without `details` and a key this reads only the covering index
+    /// `hits_detection_group` (no table lookups); with a key, the index range of that key.
+    /// `details` (a `distinct` rule) costs one table lookup per hit.
+    pub fn ui_hit_events(
+        &self,
+        detection: &str,
+        group_key: Option<&str>,
+        details: bool,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(String, i64, Option<String>)>> {
+        let (a, b) = bounds(from, to);
+        let cols = if details {
+            "group_key, creation_time, details"
+        } else {
+            "group_key, creation_time, NULL"
+        };
+        let key_cond = if group_key.is_some() {
+            "AND group_key = ?4"
+        } else {
+            ""
+        };
+        self.with_conn(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {cols} FROM hits INDEXED BY hits_detection_group WHERE detection = ?1 \
+                 {key_cond} AND creation_time >= ?2 AND creation_time < ?3"
+            ))?;
+            let read = |r: &rusqlite::Row| -> rusqlite::Result<(String, i64, Option<String>)> {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            };
+            let rows = match group_key {
+                Some(k) => st.query_map(rusqlite::params![detection, a, b, k], read)?,
+                None => st.query_map(rusqlite::params![detection, a, b], read)?,
+            };
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|e| anyhow::anyhow!("reading the hits of detection {detection}: {e}"))
+        })
+    }
+
+    /// The id of the newest hit (0 without hits). Hits are only ever added, so a cache of
+    /// hit-derived results is current while this does not move.
+    pub fn ui_max_hit_id(&self) -> Result<i64> {
+        self.with_conn(|c| {
+            Ok(c.prepare_cached("SELECT coalesce(max(id), 0) FROM hits")?
+                .query_row([], |r| r.get(0))?)
+        })
+    }
+
+    /// The group keys of one detection's hits with id in `(after, upto]`. Reads only those
+    /// rows, by id range (the `+` keeps SQLite from walking the detection's whole index).
+    pub fn ui_hit_keys_since(&self, detection: &str, after: i64, upto: i64) -> Result<Vec<String>> {
+        self.with_conn(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT DISTINCT group_key FROM hits \
+                 WHERE id > ?1 AND id <= ?2 AND +detection = ?3",
+            )?;
+            let rows = st.query_map(rusqlite::params![after, upto, detection], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Number of hits of one detection, all time (rollup table).
+    pub fn ui_hit_count(&self, detection: &str) -> Result<i64> {
+        self.with_conn(|c| {
+            Ok(c.prepare_cached(
+                "SELECT coalesce(sum(count), 0) FROM agg_hit_hours WHERE detection = ?1",
+            )?
+            .query_row([detection], |r| r.get(0))?)
         })
     }
 

@@ -96,8 +96,23 @@ pub struct DetectionDetail {
     pub table: String,
     /// The group_by column names; empty without group_by (then one group per hit key).
     pub columns: Vec<String>,
+    /// Hits in the groups shown (for a threshold rule: hits inside bursts, as `detect`).
     pub hits: u64,
     pub groups: Vec<Group>,
+    /// Set for a threshold detection: its groups are bursts (each group's span is
+    /// `first_seen..=last_seen`, and one key may have several).
+    pub threshold: Option<ThresholdRule>,
+}
+
+/// A detection's count rule, as its page explains it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThresholdRule {
+    pub count: u64,
+    pub window_secs: i64,
+    /// Count distinct values of this field instead of hits.
+    pub distinct: Option<String>,
+    /// Hits the filter matched in the range, inside bursts or not.
+    pub matched: u64,
 }
 
 /// One record as a table row.

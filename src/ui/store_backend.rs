@@ -4,6 +4,7 @@
 //! `spawn_blocking` by the pages.
 
 use super::backend::*;
+use super::threshold::{self, Bursts};
 use crate::detect::{self, Detections, monitor};
 use crate::store::ui_queries::{RecordColumn, ValueCount};
 use crate::store::{Store, StoredRecord};
@@ -40,7 +41,22 @@ pub struct StoreBackend {
     dashboard_ttl: std::time::Duration,
     /// The last dashboard: when it was built, for how many hours, and the page data.
     dashboard_cache: std::sync::Mutex<Option<(std::time::Instant, usize, Dashboard)>>,
+    /// Per threshold detection, its rule applied to all its hits (see `all_time_bursts`).
+    bursts_cache: std::sync::Mutex<HashMap<String, BurstCache>>,
 }
+
+/// One threshold detection's all-time bursts, current up to hit id `upto`.
+struct BurstCache {
+    upto: i64,
+    /// Per stored group key: its bursts (empty when it never reached the threshold).
+    by_key: HashMap<String, Bursts>,
+    /// `by_key` merged, as pages read it.
+    all: Arc<Bursts>,
+}
+
+/// Changed group keys a threshold refresh re-reads one by one; beyond this it re-reads
+/// the detection's hits in one go.
+const REFRESH_KEYS_MAX: usize = 200;
 
 impl StoreBackend {
     pub fn new(
@@ -58,6 +74,7 @@ impl StoreBackend {
             quiet: Duration::hours(monitor::DEFAULT_QUIET_HOURS),
             dashboard_ttl: DASHBOARD_TTL,
             dashboard_cache: std::sync::Mutex::new(None),
+            bursts_cache: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -71,6 +88,133 @@ impl StoreBackend {
     pub fn with_quiet_period(mut self, quiet: Duration) -> StoreBackend {
         self.quiet = quiet;
         self
+    }
+
+    /// A threshold detection's bursts over all its hits, kept per group key and brought
+    /// up to date incrementally: hits are only ever added, so when the newest hit id
+    /// moved, only the keys that got a hit since are read again (one indexed range each)
+    /// and re-evaluated. The first call reads the detection's hits once. Under a live
+    /// collector a dashboard thus costs a read of the new hits, not of all of them.
+    fn all_time_bursts(&self, meta: &detect::Meta, t: detect::Threshold) -> Result<Arc<Bursts>> {
+        // Held while refreshing: concurrent pages wait for one evaluation instead of
+        // each running their own (a poisoned lock only means a panic mid-refresh; the
+        // entry is then rebuilt below because its `upto` did not move).
+        let mut cache = self
+            .bursts_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let upto = self.store.ui_max_hit_id()?;
+        let distinct = meta.distinct.is_some();
+        if let Some(c) = cache.get_mut(&meta.id) {
+            if c.upto == upto {
+                return Ok(c.all.clone());
+            }
+            let keys = self.store.ui_hit_keys_since(&meta.id, c.upto, upto)?;
+            if keys.len() <= REFRESH_KEYS_MAX {
+                for k in &keys {
+                    let ev = self
+                        .store
+                        .ui_hit_events(&meta.id, Some(k), distinct, None, None)?;
+                    c.by_key
+                        .insert(k.clone(), threshold::evaluate(meta, t, &ev));
+                }
+                if !keys.is_empty() {
+                    c.all = Arc::new(threshold::merge(c.by_key.values()));
+                }
+                c.upto = upto;
+                return Ok(c.all.clone());
+            }
+        }
+        // First use, or so many changed keys that one read of everything is cheaper.
+        let ev = self
+            .store
+            .ui_hit_events(&meta.id, None, distinct, None, None)?;
+        let by_key = threshold::evaluate_by_key(meta, t, ev);
+        let all = Arc::new(threshold::merge(by_key.values()));
+        cache.insert(
+            meta.id.clone(),
+            BurstCache {
+                upto,
+                by_key,
+                all: all.clone(),
+            },
+        );
+        Ok(all)
+    }
+
+    /// A threshold detection's bursts among its hits in `range` (of one stored group key
+    /// when given): the rule applied to exactly those hits, as `detect` would over the
+    /// records of that range.
+    fn bursts(
+        &self,
+        meta: &detect::Meta,
+        t: detect::Threshold,
+        key: Option<&str>,
+        range: TimeRange,
+    ) -> Result<Bursts> {
+        let events = self.store.ui_hit_events(
+            &meta.id,
+            key,
+            meta.distinct.is_some(),
+            range.from,
+            range.to,
+        )?;
+        Ok(threshold::evaluate(meta, t, &events))
+    }
+
+    /// Bursts for a page: the cached all-time evaluation, or a fresh one for a range or key.
+    fn bursts_for(
+        &self,
+        meta: &detect::Meta,
+        t: detect::Threshold,
+        key: Option<&str>,
+        range: TimeRange,
+    ) -> Result<Arc<Bursts>> {
+        if key.is_none() && range == TimeRange::default() {
+            self.all_time_bursts(meta, t)
+        } else {
+            Ok(Arc::new(self.bursts(meta, t, key, range)?))
+        }
+    }
+
+    /// The records of a threshold detection's bursts (of one key when given) in `range`,
+    /// newest first: exactly the hits that count, never one outside a qualifying window.
+    fn burst_records(
+        &self,
+        meta: &detect::Meta,
+        t: detect::Threshold,
+        key: Option<&str>,
+        range: TimeRange,
+        limit: usize,
+    ) -> Result<Vec<RecordRow>> {
+        let b = self.bursts_for(meta, t, key, range)?;
+        let mut spans: Vec<&detect::Group> = b.groups.iter().collect();
+        spans.sort_by_key(|g| std::cmp::Reverse(g.last_seen));
+        let mut recs: Vec<crate::store::StoredRecord> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for g in spans {
+            if recs.len() >= limit {
+                break;
+            }
+            // A burst is every hit of its key from first_seen to last_seen (inclusive).
+            let part = self.store.ui_hit_records(
+                &meta.id,
+                false,
+                Some(&g.key.to_string()),
+                Some(g.first_seen),
+                Some(g.last_seen + Duration::seconds(1)),
+                limit,
+            )?;
+            recs.extend(part.into_iter().filter(|r| seen.insert(r.rowid)));
+        }
+        recs.sort_by(|x, y| {
+            y.header
+                .creation_time
+                .cmp(&x.header.creation_time)
+                .then(y.rowid.cmp(&x.rowid))
+        });
+        recs.truncate(limit);
+        Ok(recs.iter().map(row_of).collect())
     }
 
     fn vars(&self) -> detect::Vars {
@@ -233,6 +377,13 @@ pub fn pretty_json(raw: &str) -> String {
     out
 }
 
+/// The numbers of one group before it becomes a table row.
+struct RawGroup {
+    count: u64,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+}
+
 /// Detections without group_by are grouped by what they emitted (their group key is `{}`).
 fn by_details(meta: Option<&detect::Meta>) -> bool {
     meta.is_none_or(|m| m.group_by.is_empty())
@@ -320,15 +471,33 @@ impl StoreBackend {
         for m in self.detections.metas() {
             seen.insert(m.id.clone());
             let (hits, last) = summary.get(&m.id).copied().unzip();
+            let (hits, last_hit, per_hour) = match m.threshold {
+                // Raw hits of a threshold rule are not alerts: show its bursts only.
+                Some(t) if hits.unwrap_or(0) > 0 => {
+                    let b = self.all_time_bursts(m, t)?;
+                    let counts: Vec<(i64, i64)> = b
+                        .per_hour
+                        .range(first_hour..)
+                        .map(|(h, n)| (*h, *n as i64))
+                        .collect();
+                    (b.hits(), b.last_hit(), series(&counts))
+                }
+                Some(_) => (0, None, vec![0; hours]),
+                None => (
+                    hits.unwrap_or(0).max(0) as u64,
+                    last,
+                    series(per_det.get(&m.id).map(Vec::as_slice).unwrap_or(&[])),
+                ),
+            };
             detections.push((
                 m.severity as u8,
                 DetectionSummary {
                     id: m.id.clone(),
                     title: m.title.clone(),
                     severity: m.severity.as_str().to_string(),
-                    hits: hits.unwrap_or(0).max(0) as u64,
-                    last_hit: last,
-                    per_hour: series(per_det.get(&m.id).map(Vec::as_slice).unwrap_or(&[])),
+                    hits,
+                    last_hit,
+                    per_hour,
                 },
             ));
         }
@@ -460,6 +629,38 @@ impl StoreBackend {
 
     fn detection_detail(&self, id: &str, range: TimeRange) -> Result<Option<DetectionDetail>> {
         let meta = self.detections.meta(id);
+        if let Some(m) = meta
+            && let Some(t) = m.threshold
+        {
+            let b = self.bursts_for(m, t, None, range)?;
+            let mut groups: Vec<(Value, RawGroup)> = b
+                .groups
+                .iter()
+                .map(|g| {
+                    let raw = RawGroup {
+                        count: g.count,
+                        first_seen: g.first_seen,
+                        last_seen: g.last_seen,
+                    };
+                    (g.key.clone(), raw)
+                })
+                .collect();
+            // The UI's order (largest first, like every other detection), then the newest.
+            groups.sort_by(|(_, a), (_, b)| {
+                b.count
+                    .cmp(&a.count)
+                    .then(b.last_seen.cmp(&a.last_seen))
+                    .then(a.first_seen.cmp(&b.first_seen))
+            });
+            groups.truncate(MAX_GROUPS);
+            let rule = ThresholdRule {
+                count: t.count,
+                window_secs: t.window_secs,
+                distinct: m.distinct.clone(),
+                matched: b.hits_read.max(0) as u64,
+            };
+            return Ok(Some(self.detail(id, meta, b.hits(), groups, Some(rule))));
+        }
         let by_details = by_details(meta);
         let (total, groups) = self
             .store
@@ -470,14 +671,37 @@ impl StoreBackend {
         {
             return Ok(None);
         }
-        let groups: Vec<(Value, crate::store::ui_queries::HitGroup)> = groups
+        let groups: Vec<(Value, RawGroup)> = groups
             .into_iter()
             .map(|g| {
                 let key: Value =
                     serde_json::from_str(&g.key).unwrap_or_else(|_| Value::String(g.key.clone()));
-                (key, g)
+                let raw = RawGroup {
+                    count: g.count.max(0) as u64,
+                    first_seen: g.first_seen,
+                    last_seen: g.last_seen,
+                };
+                (key, raw)
             })
             .collect();
+        Ok(Some(self.detail(
+            id,
+            meta,
+            total.max(0) as u64,
+            groups,
+            None,
+        )))
+    }
+
+    /// The detection page's data from its groups (key, numbers), largest first.
+    fn detail(
+        &self,
+        id: &str,
+        meta: Option<&detect::Meta>,
+        hits: u64,
+        groups: Vec<(Value, RawGroup)>,
+        threshold: Option<ThresholdRule>,
+    ) -> DetectionDetail {
         let columns: Vec<String> = match meta {
             Some(m) if !m.group_by.is_empty() => m.group_by.clone(),
             _ => {
@@ -517,13 +741,13 @@ impl StoreBackend {
                 Group {
                     key,
                     values,
-                    count: g.count.max(0) as u64,
+                    count: g.count,
                     first_seen: g.first_seen,
                     last_seen: g.last_seen,
                 }
             })
             .collect();
-        Ok(Some(DetectionDetail {
+        DetectionDetail {
             id: id.to_string(),
             title: meta.map(|m| m.title.clone()).unwrap_or_else(|| id.into()),
             severity: meta
@@ -532,9 +756,10 @@ impl StoreBackend {
             description: meta.map(|m| m.description.clone()).unwrap_or_default(),
             table: meta.map(|m| m.table.clone()).unwrap_or_default(),
             columns,
-            hits: total.max(0) as u64,
+            hits,
             groups,
-        }))
+            threshold,
+        }
     }
 }
 
@@ -571,6 +796,17 @@ impl Backend for StoreBackend {
         // Group keys are stored as serde_json text; re-serializing the parsed key gives the
         // same canonical text (keys sorted).
         let key_text = key.map(|k| k.to_string());
+        if let Some(m) = meta
+            && let Some(t) = m.threshold
+        {
+            return Ok(Some(self.burst_records(
+                m,
+                t,
+                key_text.as_deref(),
+                range,
+                limit,
+            )?));
+        }
         let recs = self.store.ui_hit_records(
             id,
             by_details(meta),

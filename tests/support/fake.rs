@@ -127,6 +127,7 @@ impl Backend for Fake {
             ],
             hits: 3,
             groups,
+            threshold: None,
         }))
     }
 
