@@ -245,6 +245,65 @@ async fn run_collects_from_the_practice_tenant_and_serves() {
     sim.shutdown().await;
 }
 
+/// `serve` (like `run` and `demo`, which share its loader) reads the detections from
+/// `M365AUDIT_QUERIES` when set, as `detect` does: a detection only that directory has is
+/// listed with its own title and hits; without the variable it is not loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_loads_detections_from_m365audit_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let queries = dir.path().join("queries");
+    std::fs::create_dir_all(&queries).unwrap();
+    std::fs::write(
+        queries.join("custom_admin_login.jq"),
+        "# title: Custom admin sign-in rule\n# table: auth.all\n# severity: high\n\
+         # group_by: UserId\nselect(.Operation == \"UserLoggedIn\") | {UserId}\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"Id":"q-1","CreationTime":"2026-05-04T09:15:00","RecordType":15,"Operation":"UserLoggedIn","Workload":"AzureActiveDirectory","UserId":"admin@contoso.com","ClientIP":"203.0.113.5"}"#,
+    )
+    .unwrap();
+    let st = Command::new(BIN)
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&file)
+        .env("M365AUDIT_LOG", "warn")
+        .env("M365AUDIT_QUERIES", &queries)
+        .status()
+        .unwrap();
+    assert!(st.success(), "import failed");
+    let data = data.to_str().unwrap();
+    let q = queries.to_str().unwrap();
+    let c = client();
+
+    let (p, url) = start(
+        &["serve", "--data", data, "--listen", "127.0.0.1:0"],
+        &[("M365AUDIT_QUERIES", q)],
+    );
+    let dash = c.get(&url).send().await.unwrap().text().await.unwrap();
+    let row = dash
+        .split("data-detection=\"custom_admin_login\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("custom detection not listed: {dash}"));
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("Custom admin sign-in rule"), "{row}");
+    assert!(row.contains("<td class=\"num hits\">1</td>"), "{row}");
+    assert!(
+        !dash.contains("data-detection=\"authentication\""),
+        "only the directory's detections are loaded"
+    );
+    stop(p);
+
+    let (p, url) = start(&["serve", "--data", data, "--listen", "127.0.0.1:0"], &[]);
+    let dash = c.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(dash.contains("data-detection=\"authentication\""));
+    assert!(dash.contains("custom_admin_login (not loaded)"), "{dash}");
+    stop(p);
+}
+
 /// The UI shows the threshold detections of the practice tenant exactly as
 /// `detect --format json` reports them: per detection the same hits and the same groups
 /// (key, count, first and last seen) in its JSON download, and the same hit count on the
