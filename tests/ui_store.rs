@@ -393,6 +393,34 @@ async fn threshold_detections_show_only_bursts_like_detect() {
     assert_eq!(listed(&all), 10);
     assert!(!all.contains("near-") && !all.contains("slow-"));
 
+    // The user and record pages tell an alert from a hit below the threshold.
+    let (_, slow) = get(&r, "/user?id=slow%40contoso.com").await;
+    assert!(slow.contains("9 records"), "{slow}");
+    assert!(
+        !slow.contains("href=\"/detections/brute_force_user\""),
+        "{slow}"
+    );
+    let (_, fast) = get(&r, "/user?id=fast%40contoso.com").await;
+    let bf = fast
+        .split("href=\"/detections/brute_force_user\"")
+        .nth(1)
+        .expect("fast's brute force is listed");
+    let bf = &bf[..bf.find("</tr>").unwrap()];
+    assert!(
+        bf.contains(">10<"),
+        "10 of its 11 hits are in the burst: {bf}"
+    );
+    let (_, rec) = get(&r, "/records/slow-0").await;
+    assert!(
+        rec.contains("class=\"below-threshold\" href=\"/detections/brute_force_user\""),
+        "{rec}"
+    );
+    assert!(!rec.contains("class=\"hit\" href=\"/detections/brute_force_user\""));
+    let (_, rec) = get(&r, "/records/fast-3").await;
+    assert!(rec.contains("class=\"hit\" href=\"/detections/brute_force_user\""));
+    let (_, rec) = get(&r, "/records/fast-late").await;
+    assert!(rec.contains("class=\"below-threshold\" href=\"/detections/brute_force_user\""));
+
     let (_, csv) = get(&r, "/detections/brute_force_user/csv").await;
     assert_eq!(csv.lines().count(), 2, "{csv}");
     assert!(csv.contains("fast@contoso.com,10,") && !csv.contains("slow@"));

@@ -105,6 +105,8 @@ pub struct BlobInfo {
 #[derive(Debug, Clone, Default)]
 pub struct Profile {
     pub total: i64,
+    /// Every matching record's rowid, newest first (`total` of them).
+    pub rowids: Vec<i64>,
     /// The newest records, newest first.
     pub records: Vec<StoredRecord>,
     /// One tally per requested column, in the order requested.
@@ -433,6 +435,35 @@ impl Store {
         })
     }
 
+    /// The hits of one detection on these records: (group key text, CreationTime
+    /// seconds) each, by the `hits_record` index.
+    pub fn ui_hit_events_of_rowids(
+        &self,
+        detection: &str,
+        rowids: &[i64],
+    ) -> Result<Vec<(String, i64)>> {
+        let mut out = Vec::new();
+        self.with_conn(|c| {
+            for chunk in rowids.chunks(ROWID_CHUNK) {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT group_key, creation_time FROM hits INDEXED BY hits_record \
+                     WHERE record_rowid IN ({}) AND detection = ?",
+                    placeholders(chunk.len())
+                ))?;
+                let mut args: Vec<SqlValue> = chunk.iter().map(|r| SqlValue::from(*r)).collect();
+                args.push(detection.to_string().into());
+                let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+                for x in rows {
+                    out.push(x?);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// Number of hits of one detection, all time (rollup table).
     pub fn ui_hit_count(&self, detection: &str) -> Result<i64> {
         self.with_conn(|c| {
@@ -636,6 +667,7 @@ impl Store {
         });
         Ok(Profile {
             total: heads.len() as i64,
+            rowids,
             records,
             tallies,
             detections,

@@ -138,8 +138,10 @@ pub struct RecordDetail {
     pub user_agent: String,
     /// The raw record, pretty-printed.
     pub raw_pretty: String,
-    /// Detections that fired on this record.
+    /// Detections that fired on this record (for a threshold rule: inside a burst).
     pub detections: Vec<String>,
+    /// Threshold detections whose filter matched this record outside any burst.
+    pub below_threshold: Vec<String>,
     /// The blob the record was first stored from; `None` for an imported record.
     pub blob: Option<BlobSummary>,
     /// Other records of the same blob (the first of them, by CreationTime).

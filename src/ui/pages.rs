@@ -614,6 +614,7 @@ struct RecordPage {
     object_href: String,
     raw_pretty: String,
     detections: Vec<(String, String)>,
+    below_threshold: Vec<(String, String)>,
     /// "contentId (content type, N records)", empty for a record without a blob.
     blob: String,
     /// How many of the blob's other records are not listed.
@@ -638,6 +639,11 @@ pub async fn record(State(st): State<AppState>, Path(id): Path<String>) -> Page 
         raw_pretty: r.raw_pretty,
         detections: r
             .detections
+            .iter()
+            .map(|d| (d.clone(), format!("/detections/{}", enc(d))))
+            .collect(),
+        below_threshold: r
+            .below_threshold
             .iter()
             .map(|d| (d.clone(), format!("/detections/{}", enc(d))))
             .collect(),

@@ -90,6 +90,20 @@ impl StoreBackend {
         self
     }
 
+    /// Evaluates every threshold detection over all its hits once, so the first dashboard
+    /// does not pay for it (on 1 M records: a few hundred ms, mostly reading the
+    /// `distinct` rules' hits). Blocking; `serve`, `run` and `demo` call it on a blocking
+    /// thread at start. A failure is logged: the pages then try again themselves.
+    pub fn warm(&self) {
+        for m in self.detections.metas() {
+            if let Some(t) = m.threshold
+                && let Err(e) = self.all_time_bursts(m, t)
+            {
+                tracing::warn!(detection = %m.id, error = format!("{e:#}"), "evaluating a threshold rule");
+            }
+        }
+    }
+
     /// A threshold detection's bursts over all its hits, kept per group key and brought
     /// up to date incrementally: hits are only ever added, so when the newest hit id
     /// moved, only the keys that got a hit since are read again (one indexed range each)
@@ -215,6 +229,33 @@ impl StoreBackend {
         });
         recs.truncate(limit);
         Ok(recs.iter().map(row_of).collect())
+    }
+
+    /// In a tally of the detections that fired on some records (`rowids`), a threshold
+    /// detection counts only its hits inside bursts, and is dropped without any: one failed
+    /// sign-in is not a brute force.
+    fn burst_tally(&self, tallies: &mut Vec<Tally>, rowids: &[i64]) -> Result<()> {
+        for t in tallies.iter_mut() {
+            let Some(m) = self.detections.meta(&t.value) else {
+                continue;
+            };
+            let Some(rule) = m.threshold else {
+                continue;
+            };
+            let b = self.all_time_bursts(m, rule)?;
+            let inside: Vec<i64> = self
+                .store
+                .ui_hit_events_of_rowids(&m.id, rowids)?
+                .into_iter()
+                .filter(|(k, secs)| b.contains(k, *secs))
+                .map(|(_, secs)| secs)
+                .collect();
+            t.count = inside.len() as u64;
+            t.last_seen = inside.iter().max().map(|s| threshold::time(*s));
+        }
+        tallies.retain(|t| t.count > 0);
+        tallies.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
+        Ok(())
     }
 
     fn vars(&self) -> detect::Vars {
@@ -823,13 +864,29 @@ impl Backend for StoreBackend {
             return Ok(None);
         };
         let v: Value = serde_json::from_str(&r.raw).unwrap_or(Value::Null);
-        let mut detections: Vec<String> = self
-            .store
-            .hits_of_record(r.rowid)?
-            .into_iter()
-            .map(|h| h.detection)
-            .collect();
-        detections.dedup();
+        let mut detections: Vec<String> = Vec::new();
+        let mut below_threshold: Vec<String> = Vec::new();
+        for h in self.store.hits_of_record(r.rowid)? {
+            // A hit of a threshold rule is an alert only inside a burst.
+            let alert = match self.detections.meta(&h.detection) {
+                Some(m) => match m.threshold {
+                    Some(rule) => self
+                        .all_time_bursts(m, rule)?
+                        .contains(&h.group_key.to_string(), h.creation_time.timestamp()),
+                    None => true,
+                },
+                None => true,
+            };
+            let list = if alert {
+                &mut detections
+            } else {
+                &mut below_threshold
+            };
+            if !list.contains(&h.detection) {
+                list.push(h.detection);
+            }
+        }
+        below_threshold.retain(|d| !detections.contains(d));
         let same_time = self
             .store
             .ui_neighbours(&r, 60, 50)?
@@ -855,6 +912,7 @@ impl Backend for StoreBackend {
             user_agent: user_agent_of(&v),
             raw_pretty: pretty_json(&r.raw),
             detections,
+            below_threshold,
             blob,
             same_blob,
             same_time,
@@ -897,12 +955,14 @@ impl Backend for StoreBackend {
             })
             .collect();
         user_agents.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
+        let mut detections = tally(p.detections);
+        self.burst_tally(&mut detections, &p.rowids)?;
         let mut tallies = p.tallies.into_iter().map(tally);
         Ok(UserDetail {
             user_id: user_id.to_string(),
             total: p.total.max(0) as u64,
             timeline: recs.iter().take(limit).map(row_of).collect(),
-            detections: tally(p.detections),
+            detections,
             ips: tallies.next().unwrap_or_default(),
             user_agents,
             workloads: tallies.next().unwrap_or_default(),

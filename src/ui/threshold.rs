@@ -26,6 +26,8 @@ pub struct Bursts {
     pub groups: Vec<Group>,
     /// Hits inside bursts per hour (CreationTime seconds / 3600).
     pub per_hour: BTreeMap<i64, u64>,
+    /// Per group key (canonical JSON text): its bursts' spans `[first, last]` in seconds.
+    pub spans: HashMap<String, Vec<(i64, i64)>>,
 }
 
 impl Bursts {
@@ -40,12 +42,23 @@ impl Bursts {
     }
 }
 
+impl Bursts {
+    /// Whether a hit of key `key` (stored text) at `secs` lies inside a burst: the test
+    /// that tells an alert from a hit below the threshold (user and record pages).
+    pub fn contains(&self, key: &str, secs: i64) -> bool {
+        self.spans
+            .get(key)
+            .is_some_and(|s| s.iter().any(|(a, b)| (*a..=*b).contains(&secs)))
+    }
+}
+
 /// The rule of a detection's header, if it has one.
 pub fn rule_of(meta: Option<&Meta>) -> Option<Threshold> {
     meta.and_then(|m| m.threshold)
 }
 
-fn time(secs: i64) -> DateTime<Utc> {
+/// CreationTime seconds as a time (the epoch for an impossible value).
+pub fn time(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0)
         .single()
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
@@ -90,22 +103,20 @@ pub fn evaluate(meta: &Meta, t: Threshold, events: &[HitEvent]) -> Bursts {
             .or_default()
             .push((g.first_seen.timestamp(), g.last_seen.timestamp()));
     }
-    let mut per_hour: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut b = Bursts {
+        hits_read: events.len() as i64,
+        groups,
+        per_hour: BTreeMap::new(),
+        spans,
+    };
     // Stored keys are `Value::to_string` text, which parsing and printing again gives back
     // unchanged, so the stored text finds its group.
     for (key, secs, _) in events {
-        if spans
-            .get(key.as_str())
-            .is_some_and(|s| s.iter().any(|(a, b)| (*a..=*b).contains(secs)))
-        {
-            *per_hour.entry(secs.div_euclid(3600)).or_default() += 1;
+        if b.contains(key, *secs) {
+            *b.per_hour.entry(secs.div_euclid(3600)).or_default() += 1;
         }
     }
-    Bursts {
-        hits_read: events.len() as i64,
-        groups,
-        per_hour,
-    }
+    b
 }
 
 /// [`evaluate`] per group key: a key's bursts depend on its hits alone, so a cache can
@@ -137,6 +148,9 @@ pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Bursts>) -> Bursts {
         out.groups.extend(b.groups.iter().cloned());
         for (h, n) in &b.per_hour {
             *out.per_hour.entry(*h).or_default() += n;
+        }
+        for (k, s) in &b.spans {
+            out.spans.entry(k.clone()).or_default().extend(s);
         }
     }
     out.groups.sort_by(|a, b| {
@@ -196,6 +210,10 @@ mod tests {
         );
         assert_eq!(b.hits(), 3);
         assert_eq!(b.per_hour, BTreeMap::from([(T0 / 3600, 3)]));
+        let a = json!({"UserId": "a"}).to_string();
+        assert!(b.contains(&a, T0 + 300) && b.contains(&a, T0 + 540));
+        assert!(!b.contains(&a, T0 + 70 * 60), "the lone later hit");
+        assert!(!b.contains(&json!({"UserId": "b"}).to_string(), T0 + 60));
     }
 
     #[test]

@@ -163,6 +163,7 @@ impl Backend for Fake {
                 EVIL = self.evil
             ),
             detections: vec!["onedrive_exfiltration".into()],
+            below_threshold: vec!["brute_force_user".into()],
             blob: Some(BlobSummary {
                 content_id: format!("blob-{EVIL}", EVIL = self.evil),
                 content_type: "Audit.SharePoint".into(),
