@@ -111,7 +111,6 @@ pub struct Profile {
     pub records: Vec<StoredRecord>,
     /// One tally per requested column, in the order requested.
     pub tallies: Vec<Vec<ValueCount>>,
-    pub detections: Vec<ValueCount>,
 }
 
 /// The header columns of one record (profile aggregation without decompressing `raw`).
@@ -137,8 +136,6 @@ impl Head {
 
 /// Rowids per `IN (…)` statement.
 const ROWID_CHUNK: usize = 500;
-/// Rowids asked of the search index first; more only when there are more.
-const INDEX_FIRST: usize = 10_000;
 
 fn placeholders(n: usize) -> String {
     let mut s = "?,".repeat(n);
@@ -598,7 +595,8 @@ impl Store {
 
     /// Everything the user and IP pages show of the records where `filter` (a user or an
     /// address) equals `value` in a range `(from, to)`: their number, the newest `limit`, a tally of
-    /// each column of `groups` (`tally_limit` values each) and the detections that fired.
+    /// each column of `groups` (`tally_limit` values each) and every matching rowid (for
+    /// `ui_detections_of_rowids`, which only the user page needs).
     ///
     /// The records are found through the search index (their rowids; the few rows not
     /// indexed yet by a rowid range scan) and then read by rowid, header columns only,
@@ -649,7 +647,6 @@ impl Store {
             })
             .collect();
         let rowids: Vec<i64> = heads.iter().map(|h| h.rowid).collect();
-        let detections = self.detections_of_rowids(&rowids)?;
         let newest: Vec<i64> = rowids.iter().take(limit).copied().collect();
         let mut records = Vec::with_capacity(newest.len());
         for chunk in newest.chunks(ROWID_CHUNK) {
@@ -670,7 +667,6 @@ impl Store {
             rowids,
             records,
             tallies,
-            detections,
         })
     }
 
@@ -689,10 +685,15 @@ impl Store {
                     "{field}:\"{}\"",
                     value.replace('\\', "\\\\").replace('"', "\\\"")
                 );
-                let (total, mut rowids) = s.search(&q, INDEX_FIRST)?;
-                if total > rowids.len() {
-                    rowids = s.search(&q, total)?.1;
-                }
+                // Count first (no collection), then collect every match once: a popular
+                // address has tens of thousands of records, and collecting a first
+                // slice only to repeat the search for all of them doubled the cost.
+                let (total, first) = s.search(&q, 1)?;
+                let rowids = if total <= first.len() {
+                    first
+                } else {
+                    s.rowids_for_term(field, value, total)?
+                };
                 Some((upto, rowids))
             }
             _ => None,
@@ -749,7 +750,7 @@ impl Store {
 
     /// Detections that fired on these records: hit count and newest hit time each,
     /// most hits first.
-    fn detections_of_rowids(&self, rowids: &[i64]) -> Result<Vec<ValueCount>> {
+    pub fn ui_detections_of_rowids(&self, rowids: &[i64]) -> Result<Vec<ValueCount>> {
         let mut m: std::collections::HashMap<String, (i64, i64)> = Default::default();
         self.with_conn(|c| {
             for chunk in rowids.chunks(ROWID_CHUNK) {
@@ -985,8 +986,9 @@ mod tests {
         a.sort();
         b.sort();
         assert_eq!(a, b);
-        let mut d: Vec<(String, i64)> = p
-            .detections
+        let mut d: Vec<(String, i64)> = store
+            .ui_detections_of_rowids(&p.rowids)
+            .unwrap()
             .iter()
             .map(|v| (v.value.clone(), v.count))
             .collect();

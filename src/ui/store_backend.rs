@@ -955,7 +955,7 @@ impl Backend for StoreBackend {
             })
             .collect();
         user_agents.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
-        let mut detections = tally(p.detections);
+        let mut detections = tally(self.store.ui_detections_of_rowids(&p.rowids)?);
         self.burst_tally(&mut detections, &p.rowids)?;
         let mut tallies = p.tallies.into_iter().map(tally);
         Ok(UserDetail {
