@@ -445,6 +445,18 @@ async fn threshold_detections_show_only_bursts_like_detect() {
             "{id}"
         );
     }
+
+    // `bench` times a threshold detection's page and drill-down when one has hits.
+    let t = m365audit::ui::bench::page_latencies(store.clone(), dets, 1)
+        .await
+        .unwrap();
+    let paths: Vec<&str> = t.iter().map(|p| p.path.as_str()).collect();
+    assert!(
+        paths.contains(&"/detections/brute_force_user")
+            || paths.contains(&"/detections/password_spray"),
+        "{paths:?}"
+    );
+    assert!(t.iter().any(|p| p.page == "threshold-records"), "{paths:?}");
     store.close().unwrap();
 }
 
