@@ -446,6 +446,45 @@ async fn threshold_detections_show_only_bursts_like_detect() {
         );
     }
 
+    // New hits reach the cached evaluation: a 10th failure of `slow` within the hour
+    // makes its burst, and only its key was read again.
+    store
+        .import_records(
+            "tenant-1",
+            vec![failed_login(
+                "slow-9",
+                t0,
+                50,
+                "slow@contoso.com",
+                "198.51.100.1",
+            )],
+        )
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    let (_, page) = get(&r, "/detections/brute_force_user").await;
+    assert!(page.contains("slow@contoso.com"), "{page}");
+    assert!(page.contains("20 hits in 2 groups"), "{page}");
+    let (_, json) = get(&r, "/detections/brute_force_user/json").await;
+    let ui: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mut grouper = m365audit::detect::Grouper::new(&dets);
+    store
+        .for_each_record("cloud.office365.management", 0, |rec| {
+            grouper.add_record(&rec.header, rec.raw.as_bytes());
+            Ok(true)
+        })
+        .unwrap();
+    let again = grouper.finish();
+    let bf = again
+        .detections
+        .iter()
+        .find(|d| d.id == "brute_force_user")
+        .unwrap();
+    assert_eq!(
+        groups_of(&ui["detections"][0]["groups"]),
+        groups_of(&serde_json::to_value(&bf.groups).unwrap())
+    );
+
     // `bench` times a threshold detection's page and drill-down when one has hits.
     let t = m365audit::ui::bench::page_latencies(store.clone(), dets, 1)
         .await
