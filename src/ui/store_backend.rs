@@ -96,10 +96,23 @@ impl StoreBackend {
     /// thread at start. A failure is logged: the pages then try again themselves.
     pub fn warm(&self) {
         for m in self.detections.metas() {
-            if let Some(t) = m.threshold
-                && let Err(e) = self.all_time_bursts(m, t)
-            {
-                tracing::warn!(detection = %m.id, error = format!("{e:#}"), "evaluating a threshold rule");
+            let Some(t) = m.threshold else {
+                continue;
+            };
+            let started = std::time::Instant::now();
+            match self.all_time_bursts(m, t) {
+                Ok(b) => tracing::info!(
+                    detection = %m.id,
+                    hits = b.hits_read,
+                    bursts = b.groups.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "threshold rule evaluated"
+                ),
+                Err(e) => tracing::warn!(
+                    detection = %m.id,
+                    error = format!("{e:#}"),
+                    "evaluating a threshold rule"
+                ),
             }
         }
     }
