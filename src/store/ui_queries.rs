@@ -369,45 +369,81 @@ impl Store {
 
     /// Every hit of one detection in a range (optionally of one stored group key), as a
     /// threshold rule needs them: (group key text, CreationTime seconds, and with
-    /// `details` the emitted value's JSON text), in no particular order.
+    /// `distinct` the JSON text of the value at that dotted path of the emitted details —
+    /// `None` where it is missing or null), in no particular order.
     ///
-    /// Without `details` and a key this reads only the covering index
-    /// `hits_detection_group` (no table lookups); with a key, the index range of that key.
-    /// `details` (a `distinct` rule) costs one table lookup per hit.
+    /// Without `distinct` this reads only the covering index `hits_detection_group` (no
+    /// table lookups); with a key, only that key's index range. `distinct` costs one
+    /// table lookup per hit; SQLite extracts the value (`->`), so the caller parses
+    /// neither the details nor the value.
     pub fn ui_hit_events(
         &self,
         detection: &str,
         group_key: Option<&str>,
-        details: bool,
+        distinct: Option<&str>,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
     ) -> Result<Vec<(String, i64, Option<String>)>> {
         let (a, b) = bounds(from, to);
-        let cols = if details {
-            "group_key, creation_time, details"
-        } else {
-            "group_key, creation_time, NULL"
+        let mut args: Vec<SqlValue> = vec![detection.to_string().into(), a.into(), b.into()];
+        let mut key_cond = "";
+        if let Some(k) = group_key {
+            args.push(k.to_string().into());
+            key_cond = "AND group_key = ?4";
+        }
+        // A path of plain names becomes a JSON path SQLite evaluates; any other name
+        // (never seen in a header) is looked up here in the parsed details instead.
+        let sql_path = distinct
+            .filter(|p| {
+                p.split('.').all(|k| {
+                    !k.is_empty() && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+                })
+            })
+            .map(|p| format!("$.{p}"));
+        let third = match (distinct, &sql_path) {
+            (None, _) => "NULL".to_string(),
+            (Some(_), Some(path)) => {
+                args.push(path.clone().into());
+                format!("details -> ?{}", args.len())
+            }
+            (Some(_), None) => "details".to_string(),
         };
-        let key_cond = if group_key.is_some() {
-            "AND group_key = ?4"
-        } else {
-            ""
-        };
-        self.with_conn(|c| {
+        let rows = self.with_conn(|c| {
             let mut st = c.prepare_cached(&format!(
-                "SELECT {cols} FROM hits INDEXED BY hits_detection_group WHERE detection = ?1 \
-                 {key_cond} AND creation_time >= ?2 AND creation_time < ?3"
+                "SELECT group_key, creation_time, {third} FROM hits \
+                 INDEXED BY hits_detection_group WHERE detection = ?1 {key_cond} \
+                 AND creation_time >= ?2 AND creation_time < ?3"
             ))?;
-            let read = |r: &rusqlite::Row| -> rusqlite::Result<(String, i64, Option<String>)> {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            };
-            let rows = match group_key {
-                Some(k) => st.query_map(rusqlite::params![detection, a, b, k], read)?,
-                None => st.query_map(rusqlite::params![detection, a, b], read)?,
-            };
+            let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(|e| anyhow::anyhow!("reading the hits of detection {detection}: {e}"))
-        })
+        })?;
+        let Some(path) = distinct.filter(|_| sql_path.is_none()) else {
+            return Ok(rows
+                .into_iter()
+                .map(|(k, t, v)| (k, t, v.filter(|v| v != "null")))
+                .collect());
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(k, t, details)| {
+                let v = details
+                    .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+                    .and_then(|d| {
+                        path.split('.')
+                            .try_fold(d, |cur, name| cur.get(name).cloned())
+                    })
+                    .filter(|v| !v.is_null())
+                    .map(|v| v.to_string());
+                (k, t, v)
+            })
+            .collect())
     }
 
     /// The id of the newest hit (0 without hits). Hits are only ever added, so a cache of
@@ -915,6 +951,42 @@ mod tests {
             scan("SELECT detection, count(*), max(creation_time) FROM hits GROUP BY 1 ORDER BY 1");
         assert!(!want.is_empty(), "the synthetic records fire detections");
         assert_eq!(hits, want);
+        // A distinct rule's values, extracted by SQLite, equal the details' own.
+        let (det, _) = store
+            .hit_counts()
+            .unwrap()
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .unwrap();
+        let first = store.hits(Some(&det), 0, 1).unwrap();
+        let field = first[0]
+            .details
+            .as_object()
+            .and_then(|o| o.keys().next().cloned())
+            .expect("the busiest detection emits objects");
+        let mut got: Vec<(String, i64, Option<String>)> = store
+            .ui_hit_events(&det, None, Some(&field), None, None)
+            .unwrap();
+        let mut want: Vec<(String, i64, Option<String>)> = store
+            .hits(Some(&det), 0, 1_000_000)
+            .unwrap()
+            .into_iter()
+            .map(|h| {
+                let v = h.details.get(&field).filter(|v| !v.is_null());
+                (
+                    h.group_key.to_string(),
+                    h.creation_time.timestamp(),
+                    v.map(|v| v.to_string()),
+                )
+            })
+            .collect();
+        assert!(
+            !want.is_empty(),
+            "the synthetic records hold failed sign-ins"
+        );
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
         for det in ["authentication", "brute_force_user"] {
             let (n, mut g) = store
                 .ui_hit_groups(det, false, None, None, 100_000)

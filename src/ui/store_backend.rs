@@ -131,7 +131,7 @@ impl StoreBackend {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let upto = self.store.ui_max_hit_id()?;
-        let distinct = meta.distinct.is_some();
+        let distinct = meta.distinct.as_deref();
         if let Some(c) = cache.get_mut(&meta.id) {
             if c.upto == upto {
                 return Ok(c.all.clone());
@@ -182,7 +182,7 @@ impl StoreBackend {
         let events = self.store.ui_hit_events(
             &meta.id,
             key,
-            meta.distinct.is_some(),
+            meta.distinct.as_deref(),
             range.from,
             range.to,
         )?;

@@ -14,7 +14,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
 /// One stored hit as a threshold rule reads it: group key text (canonical JSON),
-/// CreationTime in seconds, and the emitted value's JSON text when the rule is `distinct`.
+/// CreationTime in seconds, and for a `distinct` rule the JSON text of the counted value
+/// (`None` when missing or null).
 pub type HitEvent = (String, i64, Option<String>);
 
 /// The outcome of a threshold rule over a set of hits.
@@ -64,30 +65,18 @@ pub fn time(secs: i64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
-/// The value at a dotted path of a hit's emitted details (what `Grouper` counts as
-/// distinct; a missing path is null, as there).
-fn distinct_value(details: Option<&str>, path: &str) -> Value {
-    let Some(v) = details.and_then(|d| serde_json::from_str::<Value>(d).ok()) else {
-        return Value::Null;
-    };
-    let mut cur = &v;
-    for k in path.split('.') {
-        match cur.as_object().and_then(|o| o.get(k)) {
-            Some(x) => cur = x,
-            None => return Value::Null,
-        }
-    }
-    cur.clone()
-}
-
 /// Applies `t` (and `meta.distinct`) to the hits of one detection.
 pub fn evaluate(meta: &Meta, t: Threshold, events: &[HitEvent]) -> Bursts {
-    let keyed = events.iter().enumerate().map(|(i, (key, secs, details))| {
+    let keyed = events.iter().enumerate().map(|(i, (key, secs, value))| {
         let k = serde_json::from_str::<Value>(key).unwrap_or_else(|_| Value::String(key.clone()));
-        let d = match &meta.distinct {
-            Some(path) => distinct_value(details.as_deref(), path),
+        let d = match (&meta.distinct, value) {
+            // The value's JSON text stands for the value: equal texts, equal values
+            // (the store returns canonical text), and `Grouper` compares them as text too.
+            (Some(_), Some(text)) => Value::String(text.clone()),
+            // missing or null, one bucket as in `Grouper`
+            (Some(_), None) => Value::Null,
             // Every hit its own value: the rule counts hits (as `Grouper` does).
-            None => Value::from(i),
+            (None, _) => Value::from(i),
         };
         (k, time(*secs), d)
     });
@@ -266,7 +255,7 @@ mod tests {
             (
                 json!({"ip": "x"}).to_string(),
                 T0 + min * 60,
-                Some(json!({"UserId": u, "ip": "x"}).to_string()),
+                Some(json!(u).to_string()),
             )
         };
         let same: Vec<HitEvent> = (0..5).map(|i| hit("u1", i)).collect();
