@@ -41,9 +41,7 @@ impl Bursts {
     pub fn last_hit(&self) -> Option<DateTime<Utc>> {
         self.groups.iter().map(|g| g.last_seen).max()
     }
-}
 
-impl Bursts {
     /// Whether a hit of key `key` (stored text) at `secs` lies inside a burst: the test
     /// that tells an alert from a hit below the threshold (user and record pages).
     pub fn contains(&self, key: &str, secs: i64) -> bool {
@@ -51,11 +49,6 @@ impl Bursts {
             .get(key)
             .is_some_and(|s| s.iter().any(|(a, b)| (*a..=*b).contains(&secs)))
     }
-}
-
-/// The rule of a detection's header, if it has one.
-pub fn rule_of(meta: Option<&Meta>) -> Option<Threshold> {
-    meta.and_then(|m| m.threshold)
 }
 
 /// CreationTime seconds as a time (the epoch for an impossible value).
