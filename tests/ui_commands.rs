@@ -244,3 +244,199 @@ async fn run_collects_from_the_practice_tenant_and_serves() {
     stop(p);
     sim.shutdown().await;
 }
+
+/// `serve` (like `run` and `demo`, which share its loader) reads the detections from
+/// `M365AUDIT_QUERIES` when set, as `detect` does: a detection only that directory has is
+/// listed with its own title and hits; without the variable it is not loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_loads_detections_from_m365audit_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let queries = dir.path().join("queries");
+    std::fs::create_dir_all(&queries).unwrap();
+    std::fs::write(
+        queries.join("custom_admin_login.jq"),
+        "# title: Custom admin sign-in rule\n# table: auth.all\n# severity: high\n\
+         # group_by: UserId\nselect(.Operation == \"UserLoggedIn\") | {UserId}\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"Id":"q-1","CreationTime":"2026-05-04T09:15:00","RecordType":15,"Operation":"UserLoggedIn","Workload":"AzureActiveDirectory","UserId":"admin@contoso.com","ClientIP":"203.0.113.5"}"#,
+    )
+    .unwrap();
+    let st = Command::new(BIN)
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&file)
+        .env("M365AUDIT_LOG", "warn")
+        .env("M365AUDIT_QUERIES", &queries)
+        .status()
+        .unwrap();
+    assert!(st.success(), "import failed");
+    let data = data.to_str().unwrap();
+    let q = queries.to_str().unwrap();
+    let c = client();
+
+    let (p, url) = start(
+        &["serve", "--data", data, "--listen", "127.0.0.1:0"],
+        &[("M365AUDIT_QUERIES", q)],
+    );
+    let dash = c.get(&url).send().await.unwrap().text().await.unwrap();
+    let row = dash
+        .split("data-detection=\"custom_admin_login\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("custom detection not listed: {dash}"));
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("Custom admin sign-in rule"), "{row}");
+    assert!(row.contains("<td class=\"num hits\">1</td>"), "{row}");
+    assert!(
+        !dash.contains("data-detection=\"authentication\""),
+        "only the directory's detections are loaded"
+    );
+    stop(p);
+
+    let (p, url) = start(&["serve", "--data", data, "--listen", "127.0.0.1:0"], &[]);
+    let dash = c.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(dash.contains("data-detection=\"authentication\""));
+    assert!(dash.contains("custom_admin_login (not loaded)"), "{dash}");
+    stop(p);
+}
+
+/// The UI shows the threshold detections of the practice tenant exactly as
+/// `detect --format json` reports them: per detection the same hits and the same groups
+/// (key, count, first and last seen) in its JSON download, and the same hit count on the
+/// dashboard — not the raw hits below the threshold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threshold_detections_in_the_ui_equal_detect_on_the_practice_tenant() {
+    use m365audit::simulate::{SimOptions, Simulator};
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-20T12:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let sim = Simulator::start(SimOptions {
+        seed: 1,
+        days: 7,
+        now: Some(now),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let c = client();
+    let truth = c
+        .get(format!("{}/__control/truth", sim.control_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    sim.shutdown().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("truth.jsonl");
+    std::fs::write(&file, truth).unwrap();
+    let data = dir.path().join("data");
+    let st = Command::new(BIN)
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&file)
+        .env("M365AUDIT_LOG", "warn")
+        .env_remove("M365AUDIT_QUERIES")
+        .status()
+        .unwrap();
+    assert!(st.success(), "import failed");
+    let out = Command::new(BIN)
+        .args(["detect", "--format", "json", "--data"])
+        .arg(&data)
+        .env("M365AUDIT_LOG", "warn")
+        .env_remove("M365AUDIT_QUERIES")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "detect failed");
+    let detect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rules: Vec<&serde_json::Value> = detect["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d.get("threshold").is_some())
+        .collect();
+    let ids: Vec<&str> = rules.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    for id in [
+        "brute_force_user",
+        "password_spray",
+        "mass_download",
+        "mass_file_deletion",
+        "teams_mass_deletion",
+    ] {
+        assert!(ids.contains(&id), "{id} is a threshold detection: {ids:?}");
+    }
+    // The practice tenant has sub-threshold noise: raw hits would differ.
+    let bf = rules
+        .iter()
+        .find(|d| d["id"] == "brute_force_user")
+        .unwrap();
+    assert!(bf["hits"].as_u64().unwrap() > 0);
+    assert!(bf["matched"].as_u64().unwrap() > bf["hits"].as_u64().unwrap());
+
+    let (p, url) = start(
+        &[
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let dash = c.get(&url).send().await.unwrap().text().await.unwrap();
+    for d in &rules {
+        let id = d["id"].as_str().unwrap();
+        let ui: serde_json::Value = c
+            .get(format!("{url}detections/{id}/json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let u = &ui["detections"][0];
+        assert_eq!(u["hits"], d["hits"], "{id}");
+        assert_eq!(u["matched"], d["matched"], "{id}");
+        assert_eq!(u["threshold"], d["threshold"], "{id}");
+        assert_eq!(groups_of(&u["groups"]), groups_of(&d["groups"]), "{id}");
+        let row = dash
+            .split(&format!("data-detection=\"{id}\""))
+            .nth(1)
+            .unwrap();
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert!(
+            row.contains(&format!("<td class=\"num hits\">{}</td>", d["hits"])),
+            "{id}: {row}"
+        );
+    }
+    stop(p);
+}
+
+/// Groups as comparable tuples (key text, count, first, last), sorted.
+fn groups_of(v: &serde_json::Value) -> Vec<(String, u64, i64, i64)> {
+    let t = |x: &serde_json::Value| {
+        m365audit::model::parse_time(x.as_str().unwrap())
+            .unwrap()
+            .timestamp()
+    };
+    let mut g: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["key"].to_string(),
+                g["count"].as_u64().unwrap(),
+                t(&g["first_seen"]),
+                t(&g["last_seen"]),
+            )
+        })
+        .collect();
+    g.sort();
+    g
+}

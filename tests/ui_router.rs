@@ -187,6 +187,17 @@ async fn record_page_shows_raw_and_links() {
     );
     assert!(g.body.contains("id=\"object-link\" href=\"/search?q="));
     assert!(g.body.contains("href=\"/records/rec-2\""), "same blob");
+    assert!(
+        g.body
+            .contains("id=\"blob-link\" href=\"#same-blob\">blob-&#60;script&#62;fetch"),
+        "the blob's content id, escaped"
+    );
+    assert!(g.body.contains("<h2 id=\"same-blob\">"));
+    assert!(
+        g.body
+            .contains("class=\"below-threshold\" href=\"/detections/brute_force_user\""),
+        "a threshold rule's hit outside a burst is told apart"
+    );
     assert!(g.body.contains("href=\"/records/rec-3\""), "same time");
     assert!(
         g.body

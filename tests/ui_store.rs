@@ -221,3 +221,387 @@ async fn bench_times_the_main_pages_over_http() {
     }
     store.close().unwrap();
 }
+
+/// A failed sign-in `min` minutes after `t0`.
+fn failed_login(
+    n: &str,
+    t0: chrono::DateTime<chrono::Utc>,
+    min: i64,
+    user: &str,
+    ip: &str,
+) -> String {
+    serde_json::json!({
+        "Id": n, "CreationTime": m365audit::model::format_record_time(t0 + chrono::Duration::minutes(min)),
+        "RecordType": 15, "Operation": "UserLoginFailed", "Workload": "AzureActiveDirectory",
+        "UserId": user, "ClientIP": ip, "ResultStatus": "Failed", "LogonError": "InvalidPassword",
+        "OrganizationId": "org-1"
+    })
+    .to_string()
+}
+
+/// Number of record rows a records page lists.
+fn listed(html: &str) -> usize {
+    html.matches("class=\"record-link\"").count()
+}
+
+/// Threshold detections (brute_force_user: 10 per UserId in 60 min; password_spray: 10
+/// distinct UserIds per address in 60 min) show only their bursts, as `detect` reports
+/// them: a key below the threshold is not on the dashboard, the detection page, its
+/// downloads or its drill-downs; a key at the threshold is, with exactly its burst's
+/// records. The numbers equal `detect::Grouper` over the same records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threshold_detections_show_only_bursts_like_detect() {
+    let dir = tempfile::tempdir().unwrap();
+    let dets = Arc::new(Detections::load_embedded(Vars::default()));
+    let store = Store::open(dir.path(), dets.clone()).unwrap();
+    let t0 = chrono::Utc::now() - chrono::Duration::hours(5);
+    let mut raws = Vec::new();
+    // 9 failures of `slow` in 50 minutes: below the threshold.
+    for i in 0..9 {
+        raws.push(failed_login(
+            &format!("slow-{i}"),
+            t0,
+            i * 6,
+            "slow@contoso.com",
+            "198.51.100.1",
+        ));
+    }
+    // 10 failures of `fast` in 45 minutes: at the threshold; one more 3 h later is alone.
+    for i in 0..10 {
+        raws.push(failed_login(
+            &format!("fast-{i}"),
+            t0,
+            i * 5,
+            "fast@contoso.com",
+            "198.51.100.2",
+        ));
+    }
+    raws.push(failed_login(
+        "fast-late",
+        t0,
+        180,
+        "fast@contoso.com",
+        "198.51.100.2",
+    ));
+    // One address tries 10 distinct users in 20 minutes (a spray), another 9 (not one).
+    for i in 0..10 {
+        raws.push(failed_login(
+            &format!("spray-{i}"),
+            t0,
+            60 + i * 2,
+            &format!("s{i}@contoso.com"),
+            "203.0.113.99",
+        ));
+    }
+    for i in 0..9 {
+        raws.push(failed_login(
+            &format!("near-{i}"),
+            t0,
+            60 + i * 2,
+            &format!("n{i}@contoso.com"),
+            "203.0.113.98",
+        ));
+    }
+    store
+        .import_records("tenant-1", raws.clone())
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    let backend = StoreBackend::new(
+        store.clone(),
+        dets.clone(),
+        "12345".into(),
+        "tenant-1".into(),
+    );
+    let r = ui::router(AppState::new(Arc::new(backend)));
+
+    // What `detect` says over the same records.
+    let mut grouper = m365audit::detect::Grouper::new(&dets);
+    store
+        .for_each_record("cloud.office365.management", 0, |rec| {
+            grouper.add_record(&rec.header, rec.raw.as_bytes());
+            Ok(true)
+        })
+        .unwrap();
+    let report = grouper.finish();
+    let want = |id: &str| {
+        report
+            .detections
+            .iter()
+            .find(|d| d.id == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        (
+            want("brute_force_user").hits,
+            want("brute_force_user").matched
+        ),
+        (10, 39)
+    );
+    assert_eq!(
+        (want("password_spray").hits, want("password_spray").matched),
+        (10, 39)
+    );
+
+    let (s, dash) = get(&r, "/").await;
+    assert_eq!(s, StatusCode::OK);
+    let hits_cell = |id: &str| {
+        let row = dash
+            .split(&format!("data-detection=\"{id}\""))
+            .nth(1)
+            .unwrap();
+        let row = &row[..row.find("</tr>").unwrap()];
+        let cell = row.split("class=\"num hits\">").nth(1).unwrap();
+        cell[..cell.find('<').unwrap()]
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(hits_cell("brute_force_user"), 10, "raw hits are 39");
+    assert_eq!(hits_cell("password_spray"), 10, "raw hits are 39");
+
+    let (s, page) = get(&r, "/detections/brute_force_user").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("fast@contoso.com"));
+    assert!(
+        !page.contains("slow@contoso.com"),
+        "below the threshold: {page}"
+    );
+    assert!(page.contains("10 hits in 1 groups"), "{page}");
+    assert!(page.contains("39 hits matched the filter"), "{page}");
+    let drill = page
+        .split("class=\"drill\" href=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&");
+    let (s, recs) = get(&r, &drill).await;
+    assert_eq!(s, StatusCode::OK, "{drill}");
+    assert_eq!(listed(&recs), 10, "{recs}");
+    assert!(!recs.contains("/records/fast-late") && !recs.contains("slow-"));
+    let (_, all) = get(&r, "/detections/brute_force_user/records").await;
+    assert_eq!(listed(&all), 10);
+    assert!(!all.contains("slow-") && !all.contains("fast-late"));
+
+    let (_, spray) = get(&r, "/detections/password_spray").await;
+    assert!(
+        spray.contains("203.0.113.99") && !spray.contains("203.0.113.98"),
+        "{spray}"
+    );
+    let (_, all) = get(&r, "/detections/password_spray/records").await;
+    assert_eq!(listed(&all), 10);
+    assert!(!all.contains("near-") && !all.contains("slow-"));
+
+    // The user and record pages tell an alert from a hit below the threshold.
+    let (_, slow) = get(&r, "/user?id=slow%40contoso.com").await;
+    assert!(slow.contains("9 records"), "{slow}");
+    assert!(
+        !slow.contains("href=\"/detections/brute_force_user\""),
+        "{slow}"
+    );
+    let (_, fast) = get(&r, "/user?id=fast%40contoso.com").await;
+    let bf = fast
+        .split("href=\"/detections/brute_force_user\"")
+        .nth(1)
+        .expect("fast's brute force is listed");
+    let bf = &bf[..bf.find("</tr>").unwrap()];
+    assert!(
+        bf.contains(">10<"),
+        "10 of its 11 hits are in the burst: {bf}"
+    );
+    let (_, rec) = get(&r, "/records/slow-0").await;
+    assert!(
+        rec.contains("class=\"below-threshold\" href=\"/detections/brute_force_user\""),
+        "{rec}"
+    );
+    assert!(!rec.contains("class=\"hit\" href=\"/detections/brute_force_user\""));
+    let (_, rec) = get(&r, "/records/fast-3").await;
+    assert!(rec.contains("class=\"hit\" href=\"/detections/brute_force_user\""));
+    let (_, rec) = get(&r, "/records/fast-late").await;
+    assert!(rec.contains("class=\"below-threshold\" href=\"/detections/brute_force_user\""));
+
+    let (_, csv) = get(&r, "/detections/brute_force_user/csv").await;
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.contains("fast@contoso.com,10,") && !csv.contains("slow@"));
+
+    // The JSON download equals `detect`'s groups for every threshold detection.
+    for id in [
+        "brute_force_user",
+        "password_spray",
+        "mass_download",
+        "mass_file_deletion",
+    ] {
+        let (s, json) = get(&r, &format!("/detections/{id}/json")).await;
+        assert_eq!(s, StatusCode::OK);
+        let ui: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let d = &ui["detections"][0];
+        let w = want(id);
+        assert_eq!(d["hits"], w.hits, "{id}");
+        assert_eq!(d["matched"], w.matched, "{id}");
+        assert_eq!(
+            groups_of(&d["groups"]),
+            groups_of(&serde_json::to_value(&w.groups).unwrap()),
+            "{id}"
+        );
+    }
+
+    // New hits reach the cached evaluation: a 10th failure of `slow` within the hour
+    // makes its burst, and only its key was read again.
+    store
+        .import_records(
+            "tenant-1",
+            vec![failed_login(
+                "slow-9",
+                t0,
+                50,
+                "slow@contoso.com",
+                "198.51.100.1",
+            )],
+        )
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    let (_, page) = get(&r, "/detections/brute_force_user").await;
+    assert!(page.contains("slow@contoso.com"), "{page}");
+    assert!(page.contains("20 hits in 2 groups"), "{page}");
+    let (_, json) = get(&r, "/detections/brute_force_user/json").await;
+    let ui: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mut grouper = m365audit::detect::Grouper::new(&dets);
+    store
+        .for_each_record("cloud.office365.management", 0, |rec| {
+            grouper.add_record(&rec.header, rec.raw.as_bytes());
+            Ok(true)
+        })
+        .unwrap();
+    let again = grouper.finish();
+    let bf = again
+        .detections
+        .iter()
+        .find(|d| d.id == "brute_force_user")
+        .unwrap();
+    assert_eq!(
+        groups_of(&ui["detections"][0]["groups"]),
+        groups_of(&serde_json::to_value(&bf.groups).unwrap())
+    );
+
+    // `bench` times a threshold detection's page and drill-down when one has hits.
+    let t = m365audit::ui::bench::page_latencies(store.clone(), dets, 1)
+        .await
+        .unwrap();
+    let paths: Vec<&str> = t.iter().map(|p| p.path.as_str()).collect();
+    assert!(
+        paths.contains(&"/detections/brute_force_user")
+            || paths.contains(&"/detections/password_spray"),
+        "{paths:?}"
+    );
+    assert!(t.iter().any(|p| p.page == "threshold-records"), "{paths:?}");
+    store.close().unwrap();
+}
+
+/// Groups as comparable tuples (key text, count, first, last), in key/time order.
+fn groups_of(v: &serde_json::Value) -> Vec<(String, u64, i64, i64)> {
+    let t = |x: &serde_json::Value| {
+        m365audit::model::parse_time(x.as_str().unwrap())
+            .unwrap()
+            .timestamp()
+    };
+    let mut g: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["key"].to_string(),
+                g["count"].as_u64().unwrap(),
+                t(&g["first_seen"]),
+                t(&g["last_seen"]),
+            )
+        })
+        .collect();
+    g.sort();
+    g
+}
+
+/// The record page names the blob a record was first stored from and lists that blob's
+/// other records (a duplicate in a later blob keeps its first blob); an imported record
+/// has no blob. Also the store query behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_page_lists_the_other_records_of_its_blob() {
+    use m365audit::model::{BlobRef, ContentType, format_api_time};
+    let (_dir, store, r) = setup().await;
+    let now = chrono::Utc::now();
+    let blob = |id: &str| BlobRef {
+        content_type: "Audit.Exchange".into(),
+        content_id: id.into(),
+        content_uri: format!("http://127.0.0.1/{id}"),
+        content_created: format_api_time(now - chrono::Duration::minutes(20)),
+        content_expiration: format_api_time(now + chrono::Duration::days(6)),
+    };
+    store
+        .note_listing(
+            "tenant-1",
+            ContentType::Exchange,
+            now - chrono::Duration::minutes(10),
+            vec![blob("blob-A"), blob("blob-B")],
+        )
+        .await
+        .unwrap();
+    let ids: std::collections::HashMap<String, i64> = store
+        .pending_blobs("tenant-1", ContentType::Exchange, now, 10)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.blob.content_id, p.blob_id))
+        .collect();
+    let rec = |id: &str, m: i64| {
+        serde_json::json!({
+            "Id": id, "RecordType": 2, "Operation": "Send", "Workload": "Exchange",
+            "CreationTime": m365audit::model::format_record_time(now - chrono::Duration::minutes(m)),
+            "UserId": format!("{id}@contoso.com"), "ClientIP": "192.0.2.1", "OrganizationId": "tenant-1"
+        })
+    };
+    let body = |v: Vec<serde_json::Value>| bytes::Bytes::from(serde_json::to_vec(&v).unwrap());
+    store
+        .ingest_blob(
+            ids["blob-A"],
+            body(vec![rec("a1", 30), rec("a2", 29), rec("a3", 28)]),
+        )
+        .await
+        .unwrap();
+    store
+        .ingest_blob(ids["blob-B"], body(vec![rec("b1", 27), rec("a1", 30)]))
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+
+    let a1 = store.record_by_id("a1").unwrap().unwrap();
+    let (info, same) = store.ui_same_blob(&a1, 10).unwrap().expect("a1 has a blob");
+    assert_eq!((info.content_id.as_str(), info.records), ("blob-A", 3));
+    let same: Vec<&str> = same.iter().map(|r| r.header.id.as_str()).collect();
+    assert_eq!(same, ["a2", "a3"]);
+    let (_, limited) = store.ui_same_blob(&a1, 1).unwrap().unwrap();
+    assert_eq!(limited.len(), 1);
+    let imported = store.record_by_id("rec-share-1").unwrap().unwrap();
+    assert!(store.ui_same_blob(&imported, 10).unwrap().is_none());
+
+    let (s, page) = get(&r, "/records/a1").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains("id=\"blob-link\" href=\"#same-blob\">blob-A (Audit.Exchange, 3 records)"),
+        "{page}"
+    );
+    let blob_part = page.split("id=\"same-blob\"").nth(1).unwrap();
+    let blob_part = &blob_part[..blob_part.find("</table>").unwrap()];
+    assert!(
+        blob_part.contains("href=\"/records/a2\"") && blob_part.contains("href=\"/records/a3\"")
+    );
+    assert!(!blob_part.contains("/records/b1"), "b1 is of another blob");
+    // b1's blob also carried a1, but a1 was first stored from blob-A.
+    let (_, b1) = get(&r, "/records/b1").await;
+    assert!(b1.contains("blob-B (Audit.Exchange, 1 records)"), "{b1}");
+    assert!(b1.contains("No other record was first stored from this blob."));
+    let (_, imp) = get(&r, "/records/rec-share-1").await;
+    assert!(imp.contains("— (imported, or stored before blobs were kept)"));
+    assert!(!imp.contains("id=\"same-blob\""));
+    store.close().unwrap();
+}

@@ -22,6 +22,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_add_ui_aggregates",
         include_str!("../../migrations/0002_add_ui_aggregates.sql"),
     ),
+    (
+        "0003_record_blob",
+        include_str!("../../migrations/0003_record_blob.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -11,11 +11,14 @@
 //! `agg_record_sources` and `agg_hit_hours` that triggers keep current
 //! (migrations/0002_add_ui_aggregates.sql); a detection's groups read only the covering
 //! index `hits_detection_group`; a user's or an address's records come from the search
-//! index (rowids) and are then read by rowid.
+//! index (rowids) and are then read by rowid. A threshold detection's hits (the UI applies
+//! the rule itself) are read once from `hits_detection_group`; after that only the hits
+//! newer than the last read (an id range) and the index ranges of the keys they touched.
 
 use super::{Store, StoredRecord, db};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
 use rusqlite::types::Value as SqlValue;
 
 /// `[from, to)` in seconds, open ends as the widest values.
@@ -87,15 +90,27 @@ pub struct StreamRow {
     pub expired: i64,
 }
 
+/// The blob a record came from, as the record page names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlobInfo {
+    pub id: i64,
+    /// The Management API's contentId.
+    pub content_id: String,
+    pub content_type: String,
+    /// Records stored from it (first seen there).
+    pub records: i64,
+}
+
 /// What the user and IP pages show (`Store::ui_profile`).
 #[derive(Debug, Clone, Default)]
 pub struct Profile {
     pub total: i64,
+    /// Every matching record's rowid, newest first (`total` of them).
+    pub rowids: Vec<i64>,
     /// The newest records, newest first.
     pub records: Vec<StoredRecord>,
     /// One tally per requested column, in the order requested.
     pub tallies: Vec<Vec<ValueCount>>,
-    pub detections: Vec<ValueCount>,
 }
 
 /// The header columns of one record (profile aggregation without decompressing `raw`).
@@ -121,8 +136,6 @@ impl Head {
 
 /// Rowids per `IN (…)` statement.
 const ROWID_CHUNK: usize = 500;
-/// Rowids asked of the search index first; more only when there are more.
-const INDEX_FIRST: usize = 10_000;
 
 fn placeholders(n: usize) -> String {
     let mut s = "?,".repeat(n);
@@ -354,6 +367,146 @@ impl Store {
         })
     }
 
+    /// Every hit of one detection in a range (optionally of one stored group key), as a
+    /// threshold rule needs them: (group key text, CreationTime seconds, and with
+    /// `distinct` the JSON text of the value at that dotted path of the emitted details —
+    /// `None` where it is missing or null), in no particular order.
+    ///
+    /// Without `distinct` this reads only the covering index `hits_detection_group` (no
+    /// table lookups); with a key, only that key's index range. `distinct` costs one
+    /// table lookup per hit; SQLite extracts the value (`->`), so the caller parses
+    /// neither the details nor the value.
+    pub fn ui_hit_events(
+        &self,
+        detection: &str,
+        group_key: Option<&str>,
+        distinct: Option<&str>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(String, i64, Option<String>)>> {
+        let (a, b) = bounds(from, to);
+        let mut args: Vec<SqlValue> = vec![detection.to_string().into(), a.into(), b.into()];
+        let mut key_cond = "";
+        if let Some(k) = group_key {
+            args.push(k.to_string().into());
+            key_cond = "AND group_key = ?4";
+        }
+        // A path of plain names becomes a JSON path SQLite evaluates; any other name
+        // (never seen in a header) is looked up here in the parsed details instead.
+        let sql_path = distinct
+            .filter(|p| {
+                p.split('.').all(|k| {
+                    !k.is_empty() && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+                })
+            })
+            .map(|p| format!("$.{p}"));
+        let third = match (distinct, &sql_path) {
+            (None, _) => "NULL".to_string(),
+            (Some(_), Some(path)) => {
+                args.push(path.clone().into());
+                format!("details -> ?{}", args.len())
+            }
+            (Some(_), None) => "details".to_string(),
+        };
+        let rows = self.with_conn(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT group_key, creation_time, {third} FROM hits \
+                 INDEXED BY hits_detection_group WHERE detection = ?1 {key_cond} \
+                 AND creation_time >= ?2 AND creation_time < ?3"
+            ))?;
+            let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|e| anyhow::anyhow!("reading the hits of detection {detection}: {e}"))
+        })?;
+        let Some(path) = distinct.filter(|_| sql_path.is_none()) else {
+            return Ok(rows
+                .into_iter()
+                .map(|(k, t, v)| (k, t, v.filter(|v| v != "null")))
+                .collect());
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(k, t, details)| {
+                let v = details
+                    .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+                    .and_then(|d| {
+                        path.split('.')
+                            .try_fold(d, |cur, name| cur.get(name).cloned())
+                    })
+                    .filter(|v| !v.is_null())
+                    .map(|v| v.to_string());
+                (k, t, v)
+            })
+            .collect())
+    }
+
+    /// The id of the newest hit (0 without hits). Hits are only ever added, so a cache of
+    /// hit-derived results is current while this does not move.
+    pub fn ui_max_hit_id(&self) -> Result<i64> {
+        self.with_conn(|c| {
+            Ok(c.prepare_cached("SELECT coalesce(max(id), 0) FROM hits")?
+                .query_row([], |r| r.get(0))?)
+        })
+    }
+
+    /// The group keys of one detection's hits with id in `(after, upto]`. Reads only those
+    /// rows, by id range (the `+` keeps SQLite from walking the detection's whole index).
+    pub fn ui_hit_keys_since(&self, detection: &str, after: i64, upto: i64) -> Result<Vec<String>> {
+        self.with_conn(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT DISTINCT group_key FROM hits \
+                 WHERE id > ?1 AND id <= ?2 AND +detection = ?3",
+            )?;
+            let rows = st.query_map(rusqlite::params![after, upto, detection], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// The hits of one detection on these records: (group key text, CreationTime
+    /// seconds) each, by the `hits_record` index.
+    pub fn ui_hit_events_of_rowids(
+        &self,
+        detection: &str,
+        rowids: &[i64],
+    ) -> Result<Vec<(String, i64)>> {
+        let mut out = Vec::new();
+        self.with_conn(|c| {
+            for chunk in rowids.chunks(ROWID_CHUNK) {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT group_key, creation_time FROM hits INDEXED BY hits_record \
+                     WHERE record_rowid IN ({}) AND detection = ?",
+                    placeholders(chunk.len())
+                ))?;
+                let mut args: Vec<SqlValue> = chunk.iter().map(|r| SqlValue::from(*r)).collect();
+                args.push(detection.to_string().into());
+                let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+                for x in rows {
+                    out.push(x?);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Number of hits of one detection, all time (rollup table).
+    pub fn ui_hit_count(&self, detection: &str) -> Result<i64> {
+        self.with_conn(|c| {
+            Ok(c.prepare_cached(
+                "SELECT coalesce(sum(count), 0) FROM agg_hit_hours WHERE detection = ?1",
+            )?
+            .query_row([detection], |r| r.get(0))?)
+        })
+    }
+
     /// The records behind one detection (optionally one stored group key, or with
     /// `by_details` one emitted value), newest first.
     pub fn ui_hit_records(
@@ -478,7 +631,8 @@ impl Store {
 
     /// Everything the user and IP pages show of the records where `filter` (a user or an
     /// address) equals `value` in a range `(from, to)`: their number, the newest `limit`, a tally of
-    /// each column of `groups` (`tally_limit` values each) and the detections that fired.
+    /// each column of `groups` (`tally_limit` values each) and every matching rowid (for
+    /// `ui_detections_of_rowids`, which only the user page needs).
     ///
     /// The records are found through the search index (their rowids; the few rows not
     /// indexed yet by a rowid range scan) and then read by rowid, header columns only,
@@ -529,7 +683,6 @@ impl Store {
             })
             .collect();
         let rowids: Vec<i64> = heads.iter().map(|h| h.rowid).collect();
-        let detections = self.detections_of_rowids(&rowids)?;
         let newest: Vec<i64> = rowids.iter().take(limit).copied().collect();
         let mut records = Vec::with_capacity(newest.len());
         for chunk in newest.chunks(ROWID_CHUNK) {
@@ -547,9 +700,9 @@ impl Store {
         });
         Ok(Profile {
             total: heads.len() as i64,
+            rowids,
             records,
             tallies,
-            detections,
         })
     }
 
@@ -568,10 +721,15 @@ impl Store {
                     "{field}:\"{}\"",
                     value.replace('\\', "\\\\").replace('"', "\\\"")
                 );
-                let (total, mut rowids) = s.search(&q, INDEX_FIRST)?;
-                if total > rowids.len() {
-                    rowids = s.search(&q, total)?.1;
-                }
+                // Count first (no collection), then collect every match once: a popular
+                // address has tens of thousands of records, and collecting a first
+                // slice only to repeat the search for all of them doubled the cost.
+                let (total, first) = s.search(&q, 1)?;
+                let rowids = if total <= first.len() {
+                    first
+                } else {
+                    s.rowids_for_term(field, value, total)?
+                };
                 Some((upto, rowids))
             }
             _ => None,
@@ -628,7 +786,7 @@ impl Store {
 
     /// Detections that fired on these records: hit count and newest hit time each,
     /// most hits first.
-    fn detections_of_rowids(&self, rowids: &[i64]) -> Result<Vec<ValueCount>> {
+    pub fn ui_detections_of_rowids(&self, rowids: &[i64]) -> Result<Vec<ValueCount>> {
         let mut m: std::collections::HashMap<String, (i64, i64)> = Default::default();
         self.with_conn(|c| {
             for chunk in rowids.chunks(ROWID_CHUNK) {
@@ -702,6 +860,42 @@ impl Store {
         Ok(out)
     }
 
+    /// The blob `rec` was first stored from (its content id and record count), and up to
+    /// `limit` other records of that blob in CreationTime order. `None` for a record
+    /// without a blob (imported, or stored before migration 0003). Reads the partial index
+    /// `records_blob`, never a scan.
+    pub fn ui_same_blob(
+        &self,
+        rec: &StoredRecord,
+        limit: usize,
+    ) -> Result<Option<(BlobInfo, Vec<StoredRecord>)>> {
+        let found = self.with_conn(|c| {
+            Ok(c.prepare_cached(
+                "SELECT b.id, b.content_id, b.content_type, \
+                 (SELECT count(*) FROM records x WHERE x.blob_id = b.id) \
+                 FROM records r JOIN blobs b ON b.id = r.blob_id WHERE r.rowid = ?1",
+            )?
+            .query_row([rec.rowid], |r| {
+                Ok(BlobInfo {
+                    id: r.get(0)?,
+                    content_id: r.get(1)?,
+                    content_type: r.get(2)?,
+                    records: r.get(3)?,
+                })
+            })
+            .optional()?)
+        })?;
+        let Some(blob) = found else {
+            return Ok(None);
+        };
+        let rows = self.query_records(
+            "r.blob_id = ? AND r.rowid <> ?",
+            vec![blob.id.into(), rec.rowid.into(), (limit as i64).into()],
+            "ORDER BY r.creation_time, r.rowid LIMIT ?",
+        )?;
+        Ok(Some((blob, rows)))
+    }
+
     /// Number of stored records (rollup table).
     pub fn ui_record_count(&self) -> Result<i64> {
         self.with_conn(|c| {
@@ -757,6 +951,42 @@ mod tests {
             scan("SELECT detection, count(*), max(creation_time) FROM hits GROUP BY 1 ORDER BY 1");
         assert!(!want.is_empty(), "the synthetic records fire detections");
         assert_eq!(hits, want);
+        // A distinct rule's values, extracted by SQLite, equal the details' own.
+        let (det, _) = store
+            .hit_counts()
+            .unwrap()
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .unwrap();
+        let first = store.hits(Some(&det), 0, 1).unwrap();
+        let field = first[0]
+            .details
+            .as_object()
+            .and_then(|o| o.keys().next().cloned())
+            .expect("the busiest detection emits objects");
+        let mut got: Vec<(String, i64, Option<String>)> = store
+            .ui_hit_events(&det, None, Some(&field), None, None)
+            .unwrap();
+        let mut want: Vec<(String, i64, Option<String>)> = store
+            .hits(Some(&det), 0, 1_000_000)
+            .unwrap()
+            .into_iter()
+            .map(|h| {
+                let v = h.details.get(&field).filter(|v| !v.is_null());
+                (
+                    h.group_key.to_string(),
+                    h.creation_time.timestamp(),
+                    v.map(|v| v.to_string()),
+                )
+            })
+            .collect();
+        assert!(
+            !want.is_empty(),
+            "the synthetic records hold failed sign-ins"
+        );
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
         for det in ["authentication", "brute_force_user"] {
             let (n, mut g) = store
                 .ui_hit_groups(det, false, None, None, 100_000)
@@ -828,8 +1058,9 @@ mod tests {
         a.sort();
         b.sort();
         assert_eq!(a, b);
-        let mut d: Vec<(String, i64)> = p
-            .detections
+        let mut d: Vec<(String, i64)> = store
+            .ui_detections_of_rowids(&p.rowids)
+            .unwrap()
             .iter()
             .map(|v| (v.value.clone(), v.count))
             .collect();

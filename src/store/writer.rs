@@ -233,6 +233,7 @@ impl Writer {
         insert_prepared(
             &tx,
             p.records.into_iter().map(|r| (tenant, r)),
+            Some(blob_id),
             &mut self.samples,
             now,
             &mut docs,
@@ -417,6 +418,7 @@ impl Writer {
         insert_prepared(
             &tx,
             tenants.into_iter().zip(p.records),
+            None,
             &mut self.samples,
             now,
             &mut docs,
@@ -732,10 +734,12 @@ pub fn prepare_blob(body: &[u8], detections: &Detections, dict: &SharedDict) -> 
 }
 
 /// Inserts prepared records (tenant id, record) inside `tx`; duplicates by (tenant, Id)
-/// are skipped and counted; hits are inserted for new records only.
+/// are skipped and counted; hits are inserted for new records only. A new record keeps
+/// `blob_id`, the blob it came from (None for an import).
 fn insert_prepared(
     tx: &Connection,
     items: impl Iterator<Item = (i64, PreparedRecord)>,
+    blob_id: Option<i64>,
     samples: &mut Option<Vec<Vec<u8>>>,
     now: i64,
     docs: &mut Vec<IndexDoc>,
@@ -743,8 +747,8 @@ fn insert_prepared(
 ) -> Result<()> {
     let mut rec = tx.prepare_cached(
         "INSERT OR IGNORE INTO records (tenant, id, creation_time, workload, operation, \
-         record_type, user_id, client_ip, content_type, ingested_at, dict, raw) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+         record_type, user_id, client_ip, content_type, ingested_at, dict, raw, blob_id) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
     )?;
     let mut hit = tx.prepare_cached(
         "INSERT INTO hits (detection, record_rowid, record_id, creation_time, group_key, details) \
@@ -765,7 +769,8 @@ fn insert_prepared(
             db::content_type_code(header.content_type()),
             now,
             r.dict_id,
-            r.data
+            r.data,
+            blob_id
         ])?;
         if n == 0 {
             out.duplicates += 1;

@@ -96,8 +96,23 @@ pub struct DetectionDetail {
     pub table: String,
     /// The group_by column names; empty without group_by (then one group per hit key).
     pub columns: Vec<String>,
+    /// Hits in the groups shown (for a threshold rule: hits inside bursts, as `detect`).
     pub hits: u64,
     pub groups: Vec<Group>,
+    /// Set for a threshold detection: its groups are bursts (each group's span is
+    /// `first_seen..=last_seen`, and one key may have several).
+    pub threshold: Option<ThresholdRule>,
+}
+
+/// A detection's count rule, as its page explains it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThresholdRule {
+    pub count: u64,
+    pub window_secs: i64,
+    /// Count distinct values of this field instead of hits.
+    pub distinct: Option<String>,
+    /// Hits the filter matched in the range, inside bursts or not.
+    pub matched: u64,
 }
 
 /// One record as a table row.
@@ -123,12 +138,26 @@ pub struct RecordDetail {
     pub user_agent: String,
     /// The raw record, pretty-printed.
     pub raw_pretty: String,
-    /// Detections that fired on this record.
+    /// Detections that fired on this record (for a threshold rule: inside a burst).
     pub detections: Vec<String>,
-    /// Other records of the same blob, when the store knows it.
+    /// Threshold detections whose filter matched this record outside any burst.
+    pub below_threshold: Vec<String>,
+    /// The blob the record was first stored from; `None` for an imported record.
+    pub blob: Option<BlobSummary>,
+    /// Other records of the same blob (the first of them, by CreationTime).
     pub same_blob: Vec<RecordRow>,
     /// Other records of the same user within a minute either side.
     pub same_time: Vec<RecordRow>,
+}
+
+/// The blob (Management API content) a record came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlobSummary {
+    /// The API's contentId (attacker-influenced only as far as the API is: escape it).
+    pub content_id: String,
+    pub content_type: String,
+    /// Records stored from this blob, this one included.
+    pub records: u64,
 }
 
 /// A value and how often it occurs.

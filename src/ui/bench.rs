@@ -33,8 +33,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// The pages to time: dashboard, the detection with most hits, one of its records, that
-/// record's user and IP, a search.
-fn pick_pages(store: &Store) -> Result<Vec<(String, String)>> {
+/// record's user and IP, a search; and when a threshold detection has hits, the one with
+/// most (its bursts are evaluated by the UI, not read from a rollup) and its drill-down.
+fn pick_pages(store: &Store, detections: &Detections) -> Result<Vec<(String, String)>> {
     let mut pages = vec![("dashboard".to_string(), "/".to_string())];
     let counts = store.hit_counts()?;
     if let Some((det, _)) = counts.iter().max_by_key(|(_, n)| **n) {
@@ -64,6 +65,15 @@ fn pick_pages(store: &Store) -> Result<Vec<(String, String)>> {
         }
     }
     pages.push(("search".into(), "/search?q=strategic".into()));
+    let threshold = counts
+        .iter()
+        .filter(|(d, n)| **n > 0 && detections.meta(d).is_some_and(|m| m.threshold.is_some()))
+        .max_by_key(|(_, n)| **n);
+    if let Some((det, _)) = threshold {
+        let path = format!("/detections/{}", pages::enc(det));
+        pages.push(("threshold".into(), path.clone()));
+        pages.push(("threshold-records".into(), format!("{path}/records")));
+    }
     Ok(pages)
 }
 
@@ -74,8 +84,8 @@ pub async fn page_latencies(
     rounds: usize,
 ) -> Result<Vec<PageLatency>> {
     crate::install_crypto_provider();
-    let s2 = store.clone();
-    let paths = tokio::task::spawn_blocking(move || pick_pages(&s2)).await??;
+    let (s2, d2) = (store.clone(), detections.clone());
+    let paths = tokio::task::spawn_blocking(move || pick_pages(&s2, &d2)).await??;
     // No dashboard cache: every request builds the page.
     let backend = Arc::new(
         StoreBackend::new(store, detections, String::new(), String::new())

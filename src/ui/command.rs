@@ -44,6 +44,13 @@ fn env_token() -> Option<String> {
         .filter(|t| !t.trim().is_empty())
 }
 
+/// Evaluates the threshold detections in the background while the UI starts listening
+/// (`StoreBackend::warm`): the first page would otherwise wait for it.
+fn warm(backend: &Arc<StoreBackend>) {
+    let b = backend.clone();
+    tokio::task::spawn_blocking(move || b.warm());
+}
+
 /// Binds the UI and serves it until `cancel` fires.
 async fn serve_ui(
     cmd: &str,
@@ -72,6 +79,7 @@ pub fn serve(data: &Path, listen: SocketAddr) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async {
         let cancel = CancellationToken::new();
+        warm(&backend);
         let server = serve_ui("serve", listen, env_token(), backend, cancel.clone()).await?;
         collect::shutdown_signal().await;
         cancel.cancel();
@@ -105,6 +113,7 @@ async fn collect_and_serve(
             o.tenant_id.clone(),
         ));
         let cancel = CancellationToken::new();
+        warm(&backend);
         let server = serve_ui(cmd, listen, token, backend, cancel.clone()).await?;
         let collector = {
             let (o, store, cancel) = (o.clone(), store.clone(), cancel.clone());

@@ -24,6 +24,7 @@ mod chart;
 pub mod command;
 pub(crate) mod pages;
 pub mod store_backend;
+pub mod threshold;
 
 pub use backend::Backend;
 

@@ -341,6 +341,8 @@ struct DetectionPage {
     columns: Vec<String>,
     hits: u64,
     groups: Vec<GroupRow>,
+    /// For a threshold detection: the rule in words, and how many raw hits it kept.
+    rule: String,
     from: String,
     to: String,
     csv_href: String,
@@ -375,6 +377,20 @@ pub async fn detection(
             format!("?{}", &s[1..])
         }
     };
+    let drill = |g: &backend::Group| {
+        let key = enc(&g.key.to_string());
+        if d.threshold.is_some() {
+            // One key may have several bursts: the link names this one's span, inside
+            // which every hit of the key counts (`to` is exclusive).
+            format!(
+                "{base}/records?key={key}&from={}&to={}",
+                enc(&link_time(g.first_seen)),
+                enc(&link_time(g.last_seen + chrono::Duration::seconds(1)))
+            )
+        } else {
+            format!("{base}/records?key={key}{suffix}")
+        }
+    };
     render(DetectionPage {
         title: d.title.clone(),
         groups: d
@@ -385,9 +401,10 @@ pub async fn detection(
                 count: g.count,
                 first_seen: fmt_time(g.first_seen),
                 last_seen: fmt_time(g.last_seen),
-                href: format!("{base}/records?key={}{suffix}", enc(&g.key.to_string())),
+                href: drill(g),
             })
             .collect(),
+        rule: d.threshold.as_ref().map(rule_text).unwrap_or_default(),
         csv_href: format!("{base}/csv{}", q(&suffix)),
         json_href: format!("{base}/json{}", q(&suffix)),
         all_href: format!("{base}/records{}", q(&suffix)),
@@ -401,6 +418,29 @@ pub async fn detection(
         from: rp.from.clone(),
         to: rp.to.clone(),
     })
+}
+
+/// A time as a link parameter (`RangeParams` reads it back).
+fn link_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// "reported only for 10 or more hits per key within 60 min (1234 matched)".
+fn rule_text(r: &backend::ThresholdRule) -> String {
+    let what = match &r.distinct {
+        Some(d) => format!("{} or more distinct {d}", r.count),
+        None => format!("{} or more hits", r.count),
+    };
+    format!(
+        "a group is a burst of {what} per key within {}; {} hits matched the filter, \
+         only those inside bursts count",
+        match r.window_secs {
+            w if w > 0 && w % 3600 == 0 => format!("{} h", w / 3600),
+            w if w > 0 && w % 60 == 0 => format!("{} min", w / 60),
+            w => format!("{w} s"),
+        },
+        r.matched
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -535,7 +575,7 @@ pub async fn detection_json(
     let range = rp.parse()?;
     let d = load_detection(&st, id, range).await?;
     // The shape of `detect --format json` (ARCHITECTURE §7), for one detection.
-    let doc = serde_json::json!({"detections": [{
+    let mut doc = serde_json::json!({"detections": [{
         "id": d.id, "title": d.title, "severity": d.severity, "hits": d.hits,
         "groups": d.groups.iter().map(|g| serde_json::json!({
             "key": g.key, "count": g.count,
@@ -543,6 +583,15 @@ pub async fn detection_json(
             "last_seen": crate::model::format_api_time(g.last_seen),
         })).collect::<Vec<_>>(),
     }]});
+    if let Some(r) = &d.threshold {
+        // As `detect --format json` adds them for a threshold rule.
+        let mut th = serde_json::json!({"count": r.count, "window_secs": r.window_secs});
+        if let Some(x) = &r.distinct {
+            th["distinct"] = x.clone().into();
+        }
+        doc["detections"][0]["threshold"] = th;
+        doc["detections"][0]["matched"] = r.matched.into();
+    }
     let body = serde_json::to_vec_pretty(&doc).map_err(|e| AppError::Internal(e.into()))?;
     Ok(download(
         body,
@@ -565,6 +614,11 @@ struct RecordPage {
     object_href: String,
     raw_pretty: String,
     detections: Vec<(String, String)>,
+    below_threshold: Vec<(String, String)>,
+    /// "contentId (content type, N records)", empty for a record without a blob.
+    blob: String,
+    /// How many of the blob's other records are not listed.
+    blob_more: u64,
     same_blob: Vec<Row>,
     same_time: Vec<Row>,
 }
@@ -588,6 +642,24 @@ pub async fn record(State(st): State<AppState>, Path(id): Path<String>) -> Page 
             .iter()
             .map(|d| (d.clone(), format!("/detections/{}", enc(d))))
             .collect(),
+        below_threshold: r
+            .below_threshold
+            .iter()
+            .map(|d| (d.clone(), format!("/detections/{}", enc(d))))
+            .collect(),
+        blob: r
+            .blob
+            .as_ref()
+            .map(|b| {
+                format!(
+                    "{} ({}, {} records)",
+                    b.content_id, b.content_type, b.records
+                )
+            })
+            .unwrap_or_default(),
+        blob_more: r.blob.as_ref().map_or(0, |b| {
+            b.records.saturating_sub(1 + r.same_blob.len() as u64)
+        }),
         same_blob: rows(&r.same_blob),
         same_time: rows(&r.same_time),
     })

@@ -4,6 +4,7 @@
 //! `spawn_blocking` by the pages.
 
 use super::backend::*;
+use super::threshold::{self, Bursts};
 use crate::detect::{self, Detections, monitor};
 use crate::store::ui_queries::{RecordColumn, ValueCount};
 use crate::store::{Store, StoredRecord};
@@ -19,6 +20,8 @@ const QUERY_MAX_OUTPUTS: usize = 1000;
 const QUERY_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// Groups shown on a detection page.
 pub(crate) const MAX_GROUPS: usize = 2000;
+/// Other records of the same blob listed on a record page (a blob holds up to thousands).
+const SAME_BLOB_ROWS: usize = 50;
 /// Records read to tally a user's user agents.
 const UA_SAMPLE: usize = 2000;
 /// How long a computed dashboard is served again. Its aggregates come from small rollup
@@ -38,7 +41,22 @@ pub struct StoreBackend {
     dashboard_ttl: std::time::Duration,
     /// The last dashboard: when it was built, for how many hours, and the page data.
     dashboard_cache: std::sync::Mutex<Option<(std::time::Instant, usize, Dashboard)>>,
+    /// Per threshold detection, its rule applied to all its hits (see `all_time_bursts`).
+    bursts_cache: std::sync::Mutex<HashMap<String, BurstCache>>,
 }
+
+/// One threshold detection's all-time bursts, current up to hit id `upto`.
+struct BurstCache {
+    upto: i64,
+    /// Per stored group key: its bursts (empty when it never reached the threshold).
+    by_key: HashMap<String, Bursts>,
+    /// `by_key` merged, as pages read it.
+    all: Arc<Bursts>,
+}
+
+/// Changed group keys a threshold refresh re-reads one by one; beyond this it re-reads
+/// the detection's hits in one go.
+const REFRESH_KEYS_MAX: usize = 200;
 
 impl StoreBackend {
     pub fn new(
@@ -56,6 +74,7 @@ impl StoreBackend {
             quiet: Duration::hours(monitor::DEFAULT_QUIET_HOURS),
             dashboard_ttl: DASHBOARD_TTL,
             dashboard_cache: std::sync::Mutex::new(None),
+            bursts_cache: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -69,6 +88,187 @@ impl StoreBackend {
     pub fn with_quiet_period(mut self, quiet: Duration) -> StoreBackend {
         self.quiet = quiet;
         self
+    }
+
+    /// Evaluates every threshold detection over all its hits once, so the first dashboard
+    /// does not pay for it (on 1 M records: a few hundred ms, mostly reading the
+    /// `distinct` rules' hits). Blocking; `serve`, `run` and `demo` call it on a blocking
+    /// thread at start. A failure is logged: the pages then try again themselves.
+    pub fn warm(&self) {
+        for m in self.detections.metas() {
+            let Some(t) = m.threshold else {
+                continue;
+            };
+            let started = std::time::Instant::now();
+            match self.all_time_bursts(m, t) {
+                Ok(b) => tracing::info!(
+                    detection = %m.id,
+                    hits = b.hits_read,
+                    bursts = b.groups.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "threshold rule evaluated"
+                ),
+                Err(e) => tracing::warn!(
+                    detection = %m.id,
+                    error = format!("{e:#}"),
+                    "evaluating a threshold rule"
+                ),
+            }
+        }
+    }
+
+    /// A threshold detection's bursts over all its hits, kept per group key and brought
+    /// up to date incrementally: hits are only ever added, so when the newest hit id
+    /// moved, only the keys that got a hit since are read again (one indexed range each)
+    /// and re-evaluated. The first call reads the detection's hits once. Under a live
+    /// collector a dashboard thus costs a read of the new hits, not of all of them.
+    fn all_time_bursts(&self, meta: &detect::Meta, t: detect::Threshold) -> Result<Arc<Bursts>> {
+        // Held while refreshing: concurrent pages wait for one evaluation instead of
+        // each running their own (a poisoned lock only means a panic mid-refresh; the
+        // entry is then rebuilt below because its `upto` did not move).
+        let mut cache = self
+            .bursts_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let upto = self.store.ui_max_hit_id()?;
+        let distinct = meta.distinct.as_deref();
+        if let Some(c) = cache.get_mut(&meta.id) {
+            if c.upto == upto {
+                return Ok(c.all.clone());
+            }
+            let keys = self.store.ui_hit_keys_since(&meta.id, c.upto, upto)?;
+            if keys.len() <= REFRESH_KEYS_MAX {
+                for k in &keys {
+                    let ev = self
+                        .store
+                        .ui_hit_events(&meta.id, Some(k), distinct, None, None)?;
+                    c.by_key
+                        .insert(k.clone(), threshold::evaluate(meta, t, &ev));
+                }
+                if !keys.is_empty() {
+                    c.all = Arc::new(threshold::merge(c.by_key.values()));
+                }
+                c.upto = upto;
+                return Ok(c.all.clone());
+            }
+        }
+        // First use, or so many changed keys that one read of everything is cheaper.
+        let ev = self
+            .store
+            .ui_hit_events(&meta.id, None, distinct, None, None)?;
+        let by_key = threshold::evaluate_by_key(meta, t, ev);
+        let all = Arc::new(threshold::merge(by_key.values()));
+        cache.insert(
+            meta.id.clone(),
+            BurstCache {
+                upto,
+                by_key,
+                all: all.clone(),
+            },
+        );
+        Ok(all)
+    }
+
+    /// A threshold detection's bursts among its hits in `range` (of one stored group key
+    /// when given): the rule applied to exactly those hits, as `detect` would over the
+    /// records of that range.
+    fn bursts(
+        &self,
+        meta: &detect::Meta,
+        t: detect::Threshold,
+        key: Option<&str>,
+        range: TimeRange,
+    ) -> Result<Bursts> {
+        let events = self.store.ui_hit_events(
+            &meta.id,
+            key,
+            meta.distinct.as_deref(),
+            range.from,
+            range.to,
+        )?;
+        Ok(threshold::evaluate(meta, t, &events))
+    }
+
+    /// Bursts for a page: the cached all-time evaluation, or a fresh one for a range or key.
+    fn bursts_for(
+        &self,
+        meta: &detect::Meta,
+        t: detect::Threshold,
+        key: Option<&str>,
+        range: TimeRange,
+    ) -> Result<Arc<Bursts>> {
+        if key.is_none() && range == TimeRange::default() {
+            self.all_time_bursts(meta, t)
+        } else {
+            Ok(Arc::new(self.bursts(meta, t, key, range)?))
+        }
+    }
+
+    /// The records of a threshold detection's bursts (of one key when given) in `range`,
+    /// newest first: exactly the hits that count, never one outside a qualifying window.
+    fn burst_records(
+        &self,
+        meta: &detect::Meta,
+        t: detect::Threshold,
+        key: Option<&str>,
+        range: TimeRange,
+        limit: usize,
+    ) -> Result<Vec<RecordRow>> {
+        let b = self.bursts_for(meta, t, key, range)?;
+        let mut spans: Vec<&detect::Group> = b.groups.iter().collect();
+        spans.sort_by_key(|g| std::cmp::Reverse(g.last_seen));
+        let mut recs: Vec<crate::store::StoredRecord> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for g in spans {
+            if recs.len() >= limit {
+                break;
+            }
+            // A burst is every hit of its key from first_seen to last_seen (inclusive).
+            let part = self.store.ui_hit_records(
+                &meta.id,
+                false,
+                Some(&g.key.to_string()),
+                Some(g.first_seen),
+                Some(g.last_seen + Duration::seconds(1)),
+                limit,
+            )?;
+            recs.extend(part.into_iter().filter(|r| seen.insert(r.rowid)));
+        }
+        recs.sort_by(|x, y| {
+            y.header
+                .creation_time
+                .cmp(&x.header.creation_time)
+                .then(y.rowid.cmp(&x.rowid))
+        });
+        recs.truncate(limit);
+        Ok(recs.iter().map(row_of).collect())
+    }
+
+    /// In a tally of the detections that fired on some records (`rowids`), a threshold
+    /// detection counts only its hits inside bursts, and is dropped without any: one failed
+    /// sign-in is not a brute force.
+    fn burst_tally(&self, tallies: &mut Vec<Tally>, rowids: &[i64]) -> Result<()> {
+        for t in tallies.iter_mut() {
+            let Some(m) = self.detections.meta(&t.value) else {
+                continue;
+            };
+            let Some(rule) = m.threshold else {
+                continue;
+            };
+            let b = self.all_time_bursts(m, rule)?;
+            let inside: Vec<i64> = self
+                .store
+                .ui_hit_events_of_rowids(&m.id, rowids)?
+                .into_iter()
+                .filter(|(k, secs)| b.contains(k, *secs))
+                .map(|(_, secs)| secs)
+                .collect();
+            t.count = inside.len() as u64;
+            t.last_seen = inside.iter().max().map(|s| threshold::time(*s));
+        }
+        tallies.retain(|t| t.count > 0);
+        tallies.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
+        Ok(())
     }
 
     fn vars(&self) -> detect::Vars {
@@ -231,6 +431,13 @@ pub fn pretty_json(raw: &str) -> String {
     out
 }
 
+/// The numbers of one group before it becomes a table row.
+struct RawGroup {
+    count: u64,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+}
+
 /// Detections without group_by are grouped by what they emitted (their group key is `{}`).
 fn by_details(meta: Option<&detect::Meta>) -> bool {
     meta.is_none_or(|m| m.group_by.is_empty())
@@ -318,15 +525,33 @@ impl StoreBackend {
         for m in self.detections.metas() {
             seen.insert(m.id.clone());
             let (hits, last) = summary.get(&m.id).copied().unzip();
+            let (hits, last_hit, per_hour) = match m.threshold {
+                // Raw hits of a threshold rule are not alerts: show its bursts only.
+                Some(t) if hits.unwrap_or(0) > 0 => {
+                    let b = self.all_time_bursts(m, t)?;
+                    let counts: Vec<(i64, i64)> = b
+                        .per_hour
+                        .range(first_hour..)
+                        .map(|(h, n)| (*h, *n as i64))
+                        .collect();
+                    (b.hits(), b.last_hit(), series(&counts))
+                }
+                Some(_) => (0, None, vec![0; hours]),
+                None => (
+                    hits.unwrap_or(0).max(0) as u64,
+                    last,
+                    series(per_det.get(&m.id).map(Vec::as_slice).unwrap_or(&[])),
+                ),
+            };
             detections.push((
                 m.severity as u8,
                 DetectionSummary {
                     id: m.id.clone(),
                     title: m.title.clone(),
                     severity: m.severity.as_str().to_string(),
-                    hits: hits.unwrap_or(0).max(0) as u64,
-                    last_hit: last,
-                    per_hour: series(per_det.get(&m.id).map(Vec::as_slice).unwrap_or(&[])),
+                    hits,
+                    last_hit,
+                    per_hour,
                 },
             ));
         }
@@ -458,6 +683,38 @@ impl StoreBackend {
 
     fn detection_detail(&self, id: &str, range: TimeRange) -> Result<Option<DetectionDetail>> {
         let meta = self.detections.meta(id);
+        if let Some(m) = meta
+            && let Some(t) = m.threshold
+        {
+            let b = self.bursts_for(m, t, None, range)?;
+            let mut groups: Vec<(Value, RawGroup)> = b
+                .groups
+                .iter()
+                .map(|g| {
+                    let raw = RawGroup {
+                        count: g.count,
+                        first_seen: g.first_seen,
+                        last_seen: g.last_seen,
+                    };
+                    (g.key.clone(), raw)
+                })
+                .collect();
+            // The UI's order (largest first, like every other detection), then the newest.
+            groups.sort_by(|(_, a), (_, b)| {
+                b.count
+                    .cmp(&a.count)
+                    .then(b.last_seen.cmp(&a.last_seen))
+                    .then(a.first_seen.cmp(&b.first_seen))
+            });
+            groups.truncate(MAX_GROUPS);
+            let rule = ThresholdRule {
+                count: t.count,
+                window_secs: t.window_secs,
+                distinct: m.distinct.clone(),
+                matched: b.hits_read.max(0) as u64,
+            };
+            return Ok(Some(self.detail(id, meta, b.hits(), groups, Some(rule))));
+        }
         let by_details = by_details(meta);
         let (total, groups) = self
             .store
@@ -468,14 +725,37 @@ impl StoreBackend {
         {
             return Ok(None);
         }
-        let groups: Vec<(Value, crate::store::ui_queries::HitGroup)> = groups
+        let groups: Vec<(Value, RawGroup)> = groups
             .into_iter()
             .map(|g| {
                 let key: Value =
                     serde_json::from_str(&g.key).unwrap_or_else(|_| Value::String(g.key.clone()));
-                (key, g)
+                let raw = RawGroup {
+                    count: g.count.max(0) as u64,
+                    first_seen: g.first_seen,
+                    last_seen: g.last_seen,
+                };
+                (key, raw)
             })
             .collect();
+        Ok(Some(self.detail(
+            id,
+            meta,
+            total.max(0) as u64,
+            groups,
+            None,
+        )))
+    }
+
+    /// The detection page's data from its groups (key, numbers), largest first.
+    fn detail(
+        &self,
+        id: &str,
+        meta: Option<&detect::Meta>,
+        hits: u64,
+        groups: Vec<(Value, RawGroup)>,
+        threshold: Option<ThresholdRule>,
+    ) -> DetectionDetail {
         let columns: Vec<String> = match meta {
             Some(m) if !m.group_by.is_empty() => m.group_by.clone(),
             _ => {
@@ -515,13 +795,13 @@ impl StoreBackend {
                 Group {
                     key,
                     values,
-                    count: g.count.max(0) as u64,
+                    count: g.count,
                     first_seen: g.first_seen,
                     last_seen: g.last_seen,
                 }
             })
             .collect();
-        Ok(Some(DetectionDetail {
+        DetectionDetail {
             id: id.to_string(),
             title: meta.map(|m| m.title.clone()).unwrap_or_else(|| id.into()),
             severity: meta
@@ -530,9 +810,10 @@ impl StoreBackend {
             description: meta.map(|m| m.description.clone()).unwrap_or_default(),
             table: meta.map(|m| m.table.clone()).unwrap_or_default(),
             columns,
-            hits: total.max(0) as u64,
+            hits,
             groups,
-        }))
+            threshold,
+        }
     }
 }
 
@@ -569,6 +850,17 @@ impl Backend for StoreBackend {
         // Group keys are stored as serde_json text; re-serializing the parsed key gives the
         // same canonical text (keys sorted).
         let key_text = key.map(|k| k.to_string());
+        if let Some(m) = meta
+            && let Some(t) = m.threshold
+        {
+            return Ok(Some(self.burst_records(
+                m,
+                t,
+                key_text.as_deref(),
+                range,
+                limit,
+            )?));
+        }
         let recs = self.store.ui_hit_records(
             id,
             by_details(meta),
@@ -585,19 +877,46 @@ impl Backend for StoreBackend {
             return Ok(None);
         };
         let v: Value = serde_json::from_str(&r.raw).unwrap_or(Value::Null);
-        let mut detections: Vec<String> = self
-            .store
-            .hits_of_record(r.rowid)?
-            .into_iter()
-            .map(|h| h.detection)
-            .collect();
-        detections.dedup();
+        let mut detections: Vec<String> = Vec::new();
+        let mut below_threshold: Vec<String> = Vec::new();
+        for h in self.store.hits_of_record(r.rowid)? {
+            // A hit of a threshold rule is an alert only inside a burst.
+            let alert = match self.detections.meta(&h.detection) {
+                Some(m) => match m.threshold {
+                    Some(rule) => self
+                        .all_time_bursts(m, rule)?
+                        .contains(&h.group_key.to_string(), h.creation_time.timestamp()),
+                    None => true,
+                },
+                None => true,
+            };
+            let list = if alert {
+                &mut detections
+            } else {
+                &mut below_threshold
+            };
+            if !list.contains(&h.detection) {
+                list.push(h.detection);
+            }
+        }
+        below_threshold.retain(|d| !detections.contains(d));
         let same_time = self
             .store
             .ui_neighbours(&r, 60, 50)?
             .iter()
             .map(row_of)
             .collect();
+        let (blob, same_blob) = match self.store.ui_same_blob(&r, SAME_BLOB_ROWS)? {
+            Some((b, recs)) => (
+                Some(BlobSummary {
+                    content_id: b.content_id,
+                    content_type: b.content_type,
+                    records: b.records.max(0) as u64,
+                }),
+                recs.iter().map(row_of).collect(),
+            ),
+            None => (None, Vec::new()),
+        };
         Ok(Some(RecordDetail {
             row: row_of(&r),
             content_type: r.content_type.as_str().to_string(),
@@ -606,7 +925,9 @@ impl Backend for StoreBackend {
             user_agent: user_agent_of(&v),
             raw_pretty: pretty_json(&r.raw),
             detections,
-            same_blob: Vec::new(),
+            below_threshold,
+            blob,
+            same_blob,
             same_time,
         }))
     }
@@ -647,12 +968,14 @@ impl Backend for StoreBackend {
             })
             .collect();
         user_agents.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
+        let mut detections = tally(self.store.ui_detections_of_rowids(&p.rowids)?);
+        self.burst_tally(&mut detections, &p.rowids)?;
         let mut tallies = p.tallies.into_iter().map(tally);
         Ok(UserDetail {
             user_id: user_id.to_string(),
             total: p.total.max(0) as u64,
             timeline: recs.iter().take(limit).map(row_of).collect(),
-            detections: tally(p.detections),
+            detections,
             ips: tallies.next().unwrap_or_default(),
             user_agents,
             workloads: tallies.next().unwrap_or_default(),

@@ -127,6 +127,7 @@ impl Backend for Fake {
             ],
             hits: 3,
             groups,
+            threshold: None,
         }))
     }
 
@@ -162,6 +163,12 @@ impl Backend for Fake {
                 EVIL = self.evil
             ),
             detections: vec!["onedrive_exfiltration".into()],
+            below_threshold: vec!["brute_force_user".into()],
+            blob: Some(BlobSummary {
+                content_id: format!("blob-{EVIL}", EVIL = self.evil),
+                content_type: "Audit.SharePoint".into(),
+                records: 2,
+            }),
             same_blob: vec![self.row("rec-2")],
             same_time: vec![self.row("rec-3")],
         }))
