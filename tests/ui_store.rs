@@ -92,7 +92,10 @@ async fn every_page_reads_the_real_store() {
     let row = &row[..row.find("</tr>").unwrap()];
     assert!(row.contains("<td class=\"num hits\">1</td>"), "{row}");
     assert!(row.contains("<rect "), "a bar for the hit: {row}");
-    assert!(dash.contains("OneDrive · 1"), "records per workload");
+    assert!(
+        dash.contains("OneDrive · 1"),
+        "records per workload: {dash}"
+    );
 
     let (s, det) = get(&r, "/detections/onedrive_exfiltration").await;
     assert_eq!(s, StatusCode::OK);

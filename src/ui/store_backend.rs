@@ -580,46 +580,18 @@ impl StoreBackend {
         });
 
         let streams = self.store.ui_streams()?;
-        let mut activity = Vec::new();
-        for (w, last) in self.store.ui_workload_last_ingested()? {
-            activity.push(monitor::Activity {
-                source: monitor::Source::Workload {
-                    collector_id: self.collector_id.clone(),
-                    workload: w,
-                },
-                last_record: Some(last),
-                last_listing: None,
-            });
-        }
-        let ct_last: HashMap<String, DateTime<Utc>> = self
-            .store
-            .ui_content_type_last_ingested()?
-            .into_iter()
-            .collect();
-        for s in &streams {
-            activity.push(monitor::Activity {
-                source: monitor::Source::ContentType {
-                    collector_id: self.collector_id.clone(),
-                    content_type: s.content_type.clone(),
-                },
-                last_record: ct_last.get(&s.content_type).copied(),
-                last_listing: s.listed_at,
-            });
-        }
-        let inactivity = monitor::evaluate(now, self.started, self.quiet, &activity)
+        // The collector's stored monitor (its id, start and quiet period) when one ran on
+        // this store; this process's own start otherwise (a `serve` over an import).
+        let (collector_id, watched_since, quiet) = match self.store.monitor_state()? {
+            Some(m) => (m.collector_id.clone(), m.since, m.quiet()),
+            None => (self.collector_id.clone(), self.started, self.quiet),
+        };
+        let activity = self.store.monitor_activity(&collector_id)?;
+        let inactivity = monitor::evaluate(now, watched_since, quiet, &activity)
             .into_iter()
             .filter(|s| s.alert)
             .map(|s| InactivityAlert {
-                scope: match &s.source {
-                    monitor::Source::Workload {
-                        collector_id,
-                        workload,
-                    } => format!("{collector_id} × {workload} — {}", s.reason),
-                    monitor::Source::ContentType {
-                        collector_id,
-                        content_type,
-                    } => format!("{collector_id} × {content_type} — {}", s.reason),
-                },
+                scope: format!("{} — {}", monitor::source_label(&s.source), s.reason),
                 last_seen: s.last_record,
                 quiet_secs: s.quiet_secs.unwrap_or(0),
             })
