@@ -162,8 +162,8 @@ pub struct Detections {
     items: Vec<Detection>,
     /// Prefilter index: exact Operation → detections naming it; `open` are those with no
     /// operations list or with globs (checked one by one). Indices in id order.
-    by_op: HashMap<String, Vec<usize>>,
-    open: Vec<usize>,
+    by_op: HashMap<String, Vec<u16>>,
+    open: Vec<u16>,
     errors: Vec<LoadError>,
     vars: Vars,
     limits: Limits,
@@ -345,6 +345,8 @@ impl Detections {
         self.by_op.clear();
         self.open.clear();
         for (i, d) in self.items.iter().enumerate() {
+            // more than 65,535 detections cannot be indexed; the loader never gets there
+            let Ok(i) = u16::try_from(i) else { break };
             if d.ops.is_any() || !d.ops.globs.is_empty() {
                 self.open.push(i);
             }
@@ -356,26 +358,42 @@ impl Detections {
 
     /// The detections whose prefilter accepts the record, in id order.
     fn candidates(&self, h: &RecordHeader) -> Vec<&Detection> {
-        let mut idx: Vec<usize> = Vec::new();
+        let mut idx = Vec::new();
+        self.candidate_indices(h, &mut idx);
+        idx.into_iter()
+            .map(|i| &self.items[usize::from(i)])
+            .collect()
+    }
+
+    /// Indices (into `items`, id order) of the detections whose prefilter accepts the
+    /// record, appended to `out` without allocating per record.
+    pub(crate) fn candidate_indices(&self, h: &RecordHeader, out: &mut Vec<u16>) {
+        let start = out.len();
         if let Some(v) = self.by_op.get(h.operation.as_str()) {
-            idx.extend(
+            out.extend(
                 v.iter()
                     .copied()
-                    .filter(|&i| self.items[i].table_accepts(h)),
+                    .filter(|&i| self.items[usize::from(i)].table_accepts(h)),
             );
         }
-        let before = idx.len();
-        idx.extend(
+        let before = out.len();
+        out.extend(
             self.open
                 .iter()
                 .copied()
-                .filter(|&i| self.items[i].accepts(h)),
+                .filter(|&i| self.items[usize::from(i)].accepts(h)),
         );
-        if before > 0 && idx.len() > before {
-            idx.sort_unstable();
-            idx.dedup();
+        if before > start && out.len() > before {
+            out[start..].sort_unstable();
+            let mut w = start;
+            for r in start..out.len() {
+                if w == start || out[w - 1] != out[r] {
+                    out[w] = out[r];
+                    w += 1;
+                }
+            }
+            out.truncate(w);
         }
-        idx.into_iter().map(|i| &self.items[i]).collect()
     }
 
     /// The same detections with other per-record limits.
@@ -417,11 +435,15 @@ impl Detections {
     /// True when at least one detection's prefilter (table, operation) accepts the record:
     /// callers re-running detections over stored records parse only these.
     pub fn wants(&self, header: &RecordHeader) -> bool {
-        let exact = self
-            .by_op
-            .get(header.operation.as_str())
-            .is_some_and(|v| v.iter().any(|&i| self.items[i].table_accepts(header)));
-        exact || self.open.iter().any(|&i| self.items[i].accepts(header))
+        let exact = self.by_op.get(header.operation.as_str()).is_some_and(|v| {
+            v.iter()
+                .any(|&i| self.items[usize::from(i)].table_accepts(header))
+        });
+        exact
+            || self
+                .open
+                .iter()
+                .any(|&i| self.items[usize::from(i)].accepts(header))
     }
 
     /// Runs every detection whose table matches the record; returns its hits and the
@@ -436,6 +458,11 @@ impl Detections {
         self.run_with(header, || {
             serde_json::from_slice::<Val>(raw).map_err(|e| e.to_string())
         })
+    }
+
+    /// Parses a candidate record for the detections `cands` (indices into `items`).
+    pub(crate) fn parse_for(&self, _cands: &[u16], raw: &[u8]) -> Result<Val, String> {
+        serde_json::from_slice::<Val>(raw).map_err(|e| e.to_string())
     }
 
     /// Runs every detection on the record, ignoring the table/operation prefilter. Tests
@@ -539,10 +566,41 @@ fn module_name(file: &str) -> String {
     file.strip_suffix(".jq").unwrap_or(file).to_string()
 }
 
-/// A jaq value as serde_json (through its JSON text, which is exact for JSON values).
+/// A jaq value as serde_json: what parsing its JSON text gives (the text of a value that is
+/// not JSON — a byte string, a non-string key — becomes one JSON string).
 pub(crate) fn val_to_json(v: &Val) -> serde_json::Value {
-    let text = v.to_string();
-    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    plain_to_json(v).unwrap_or_else(|| {
+        let text = v.to_string();
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    })
+}
+
+/// [`val_to_json`] without the text round trip, for values made of JSON only (None for
+/// anything else, which takes the text path). Same result: strings and integers convert
+/// exactly, other numbers go through their own text, as the whole value's text would.
+fn plain_to_json(v: &Val) -> Option<serde_json::Value> {
+    use serde_json::Value as J;
+    Some(match v {
+        Val::Null => J::Null,
+        Val::Bool(b) => J::Bool(*b),
+        Val::Num(jaq_json::Num::Int(i)) => J::from(i64::try_from(*i).ok()?),
+        Val::Num(_) => match serde_json::from_str(&v.to_string()).ok()? {
+            n @ J::Number(_) => n,
+            // e.g. NaN printed as null: keep what the whole text would have parsed to
+            other => other,
+        },
+        Val::TStr(b) => J::String(std::str::from_utf8(b).ok()?.to_owned()),
+        Val::BStr(_) => return None,
+        Val::Arr(a) => J::Array(a.iter().map(plain_to_json).collect::<Option<_>>()?),
+        Val::Obj(o) => {
+            let mut m = serde_json::Map::new();
+            for (k, v) in o.iter() {
+                let Val::TStr(k) = k else { return None };
+                m.insert(std::str::from_utf8(k).ok()?.to_owned(), plain_to_json(v)?);
+            }
+            J::Object(m)
+        }
+    })
 }
 
 /// An ad-hoc jq program (`m365audit query`): same prelude, helpers and guard rails as the

@@ -85,11 +85,13 @@
 mod db;
 mod index;
 mod report;
+mod scan;
 mod writer;
 
 pub mod ui_queries;
 
 pub use report::{render_stats, search_command, stats_command};
+pub use scan::{RawJson, ScanRow};
 pub use writer::MAX_MALFORMED_ATTEMPTS;
 
 use crate::detect::Detections;
