@@ -2,6 +2,7 @@
 # table: cloud.office365.management.exchange
 # severity: medium
 # operations: MailItemsAccessed
+# fields: Operation, OperationProperties, OperationCount, UserId, MailboxOwnerUPN, ClientAppId, AppId
 # group_by: UserId, MailboxOwnerUPN
 # mitre: T1114.002
 # description: MailItemsAccessed that was throttled (over 1000 items in 24 h) or aggregates

@@ -14,6 +14,7 @@ pub mod group;
 pub mod measure;
 mod meta;
 pub mod monitor;
+mod project;
 pub mod report;
 
 pub use engine::{Limits, RunFailure};
@@ -140,6 +141,9 @@ struct Detection {
     program: Program,
     table: TableSel,
     ops: OpFilter,
+    /// The top-level fields to parse for it (`# fields` plus the first step of every
+    /// `group_by`/`distinct` path, which grouping may read from the record); None: all.
+    proj: Option<Vec<String>>,
 }
 
 impl Detection {
@@ -320,11 +324,13 @@ impl Detections {
             match Program::compile(&src.file, &src.code, &libs) {
                 Ok(program) => {
                     let ops = OpFilter::new(&meta.operations);
+                    let proj = projection(&meta);
                     items.push(Detection {
                         meta,
                         program,
                         table,
                         ops,
+                        proj,
                     });
                 }
                 Err(es) => errors.extend(es),
@@ -354,15 +360,6 @@ impl Detections {
                 self.by_op.entry(op.clone()).or_default().push(i);
             }
         }
-    }
-
-    /// The detections whose prefilter accepts the record, in id order.
-    fn candidates(&self, h: &RecordHeader) -> Vec<&Detection> {
-        let mut idx = Vec::new();
-        self.candidate_indices(h, &mut idx);
-        idx.into_iter()
-            .map(|i| &self.items[usize::from(i)])
-            .collect()
     }
 
     /// Indices (into `items`, id order) of the detections whose prefilter accepts the
@@ -449,74 +446,155 @@ impl Detections {
     /// Runs every detection whose table matches the record; returns its hits and the
     /// detections that failed on it.
     pub fn run(&self, header: &RecordHeader, raw: &serde_json::Value) -> (Vec<Hit>, Vec<RunError>) {
-        self.run_with(header, || Val::deserialize(raw).map_err(|e| e.to_string()))
-    }
-
-    /// Like [`Detections::run`] on the record's raw JSON text: the text is parsed only
-    /// when a detection's prefilter accepts the header.
-    pub fn run_bytes(&self, header: &RecordHeader, raw: &[u8]) -> (Vec<Hit>, Vec<RunError>) {
-        self.run_with(header, || {
-            serde_json::from_slice::<Val>(raw).map_err(|e| e.to_string())
+        self.run_with(header, None, |cands| match self.fields_for(cands) {
+            Some(f) => project::from_value(raw, &f),
+            None => Val::deserialize(raw).map_err(|e| e.to_string()),
         })
     }
 
-    /// Parses a candidate record for the detections `cands` (indices into `items`).
-    pub(crate) fn parse_for(&self, _cands: &[u16], raw: &[u8]) -> Result<Val, String> {
-        serde_json::from_slice::<Val>(raw).map_err(|e| e.to_string())
+    /// Like [`Detections::run`] on the record's raw JSON text: the text is parsed only
+    /// when a detection's prefilter accepts the header, and then only the fields the
+    /// accepting detections read (`# fields`).
+    pub fn run_bytes(&self, header: &RecordHeader, raw: &[u8]) -> (Vec<Hit>, Vec<RunError>) {
+        self.run_with(header, Some(raw), |cands| self.parse_for(cands, raw))
+    }
+
+    /// The union of the fields of the detections `cands`; None when one of them reads the
+    /// whole record.
+    fn fields_for(&self, cands: &[u16]) -> Option<Vec<&str>> {
+        let mut fields: Vec<&str> = Vec::with_capacity(16);
+        for &c in cands {
+            fields.extend(
+                self.items[usize::from(c)]
+                    .proj
+                    .as_ref()?
+                    .iter()
+                    .map(String::as_str),
+            );
+        }
+        Some(fields)
+    }
+
+    /// Appends to `out` the detections of `cands` whose `# contains` words admit the
+    /// record's JSON text (those without such words always). Where the text could spell a
+    /// word with an escape (`\u0041`, `\/`), every word is taken as present.
+    pub(crate) fn admitted(
+        &self,
+        cands: &[u16],
+        raw: &[u8],
+        lower: &mut Vec<u8>,
+        out: &mut Vec<u16>,
+    ) {
+        let guarded = |c: &u16| !self.items[usize::from(*c)].meta.contains.is_empty();
+        if !cands.iter().any(guarded) {
+            out.extend_from_slice(cands);
+            return;
+        }
+        lower.clear();
+        lower.extend(raw.iter().map(u8::to_ascii_lowercase));
+        let text = std::str::from_utf8(lower)
+            .ok()
+            .filter(|t| !t.contains("\\u"));
+        for &c in cands {
+            let words = &self.items[usize::from(c)].meta.contains;
+            let admit = match text {
+                Some(t) if !words.is_empty() => words
+                    .iter()
+                    .any(|w| t.contains(w.as_str()) || (w.contains('/') && t.contains("\\/"))),
+                _ => true,
+            };
+            if admit {
+                out.push(c);
+            }
+        }
+    }
+
+    /// Parses a candidate record for the detections `cands` (indices into `items`): only
+    /// the fields they read when all of them declare theirs.
+    pub(crate) fn parse_for(&self, cands: &[u16], raw: &[u8]) -> Result<Val, String> {
+        match self.fields_for(cands) {
+            Some(f) => project::parse(raw, &f),
+            None => serde_json::from_slice::<Val>(raw).map_err(|e| e.to_string()),
+        }
     }
 
     /// Runs every detection on the record, ignoring the table/operation prefilter. Tests
     /// use it to prove the prefilter never changes a result; nothing else should need it.
     pub fn run_unfiltered(&self, raw: &serde_json::Value) -> (Vec<Hit>, Vec<RunError>) {
-        let input = match Val::deserialize(raw) {
-            Ok(v) => v,
-            Err(e) => {
-                let errors = self
-                    .items
-                    .iter()
-                    .map(|d| RunError {
-                        detection: d.meta.id.clone(),
-                        message: format!("record is not JSON: {e}"),
-                    })
-                    .collect();
-                return (Vec::new(), errors);
+        self.run_each(|_| Val::deserialize(raw).map_err(|e| e.to_string()))
+    }
+
+    /// Runs every detection on the record parsed with only its own `# fields` (the whole
+    /// record for a detection without them), ignoring the prefilter. Tests use it to prove
+    /// each declaration: the output must equal [`Detections::run_unfiltered`]'s (and real
+    /// jq's on the whole record).
+    pub fn run_projected(&self, raw: &serde_json::Value) -> (Vec<Hit>, Vec<RunError>) {
+        self.run_each(|d| match &d.proj {
+            Some(f) => {
+                let f: Vec<&str> = f.iter().map(String::as_str).collect();
+                project::from_value(raw, &f)
             }
-        };
+            None => Val::deserialize(raw).map_err(|e| e.to_string()),
+        })
+    }
+
+    fn run_each(
+        &self,
+        input: impl Fn(&Detection) -> Result<Val, String>,
+    ) -> (Vec<Hit>, Vec<RunError>) {
         let mut hits = Vec::new();
         let mut errors = Vec::new();
         for d in &self.items {
-            let (h, e) = self.eval(d, &input);
-            hits.extend(h);
-            errors.extend(e);
+            match input(d) {
+                Ok(v) => {
+                    let (h, e) = self.eval(d, &v);
+                    hits.extend(h);
+                    errors.extend(e);
+                }
+                Err(e) => errors.push(RunError {
+                    detection: d.meta.id.clone(),
+                    message: format!("record is not JSON: {e}"),
+                }),
+            }
         }
         (hits, errors)
     }
 
+    /// With the raw text at hand, the `# contains` words drop candidates before parsing.
     fn run_with(
         &self,
         header: &RecordHeader,
-        make_input: impl FnOnce() -> Result<Val, String>,
+        text: Option<&[u8]>,
+        make_input: impl FnOnce(&[u16]) -> Result<Val, String>,
     ) -> (Vec<Hit>, Vec<RunError>) {
         let mut hits = Vec::new();
         let mut errors = Vec::new();
-        let candidates = self.candidates(header);
-        if candidates.is_empty() {
+        let mut cands = Vec::new();
+        self.candidate_indices(header, &mut cands);
+        if let Some(raw) = text
+            && !cands.is_empty()
+        {
+            let mut admitted = Vec::with_capacity(cands.len());
+            self.admitted(&cands, raw, &mut Vec::new(), &mut admitted);
+            cands = admitted;
+        }
+        if cands.is_empty() {
             return (hits, errors);
         }
-        let input = match make_input() {
+        let input = match make_input(&cands) {
             Ok(v) => v,
             Err(e) => {
-                for d in candidates {
+                for c in cands {
                     errors.push(RunError {
-                        detection: d.meta.id.clone(),
+                        detection: self.items[usize::from(c)].meta.id.clone(),
                         message: format!("record is not JSON: {e}"),
                     });
                 }
                 return (hits, errors);
             }
         };
-        for d in candidates {
-            let (h, e) = self.eval(d, &input);
+        for c in cands {
+            let (h, e) = self.eval(&self.items[usize::from(c)], &input);
             hits.extend(h);
             errors.extend(e);
         }
@@ -547,6 +625,30 @@ impl Detections {
         });
         (hits, err)
     }
+}
+
+/// The fields to parse for a detection: its `# fields` and the first step of each
+/// `group_by` and `distinct` path (grouping falls back to the record for those); None when
+/// it declares none (the whole record).
+fn projection(meta: &Meta) -> Option<Vec<String>> {
+    if meta.fields.is_empty() {
+        return None;
+    }
+    let roots = meta
+        .group_by
+        .iter()
+        .chain(&meta.distinct)
+        .filter_map(|p| p.split('.').next());
+    let mut f: Vec<String> = meta
+        .fields
+        .iter()
+        .map(String::as_str)
+        .chain(roots)
+        .map(str::to_string)
+        .collect();
+    f.sort();
+    f.dedup();
+    Some(f)
 }
 
 /// The value at a dotted path of a record (`AppAccessContext.ClientAppId`), as JSON.

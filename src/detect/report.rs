@@ -413,6 +413,7 @@ impl<'a> Grouper<'a> {
 fn eval_items(d: &Detections, b: &Batch, items: std::ops::Range<usize>, agg: &mut Agg) {
     let vars = d.vars.vals();
     let mut enc = String::new();
+    let (mut lower, mut cands) = (Vec::new(), Vec::new());
     for k in items {
         let it = &b.items[k];
         let (text_start, cand_start) = match k.checked_sub(1) {
@@ -420,7 +421,17 @@ fn eval_items(d: &Detections, b: &Batch, items: std::ops::Range<usize>, agg: &mu
             None => (0, 0),
         };
         let text = &b.text[text_start..it.text_end];
-        let cands = &b.cands[cand_start..it.cand_end];
+        cands.clear();
+        d.admitted(
+            &b.cands[cand_start..it.cand_end],
+            text,
+            &mut lower,
+            &mut cands,
+        );
+        if cands.is_empty() {
+            continue;
+        }
+        let cands = &cands[..];
         let input = match d.parse_for(cands, text) {
             Ok(v) => v,
             Err(e) => {
