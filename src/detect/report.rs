@@ -471,8 +471,7 @@ fn add_val_hit(
     enc.clear();
     if is_plain(v) {
         let component = |name: &String| {
-            let path: Vec<&str> = name.split('.').collect();
-            val_lookup(v, &path).or_else(|| val_lookup(record, &path))
+            val_lookup(v, name.split('.')).or_else(|| val_lookup(record, name.split('.')))
         };
         for name in &meta.group_by {
             match component(name) {
@@ -489,12 +488,9 @@ fn add_val_hit(
             Value::Object(m)
         };
         let distinct = || match &meta.distinct {
-            Some(path) => {
-                let path: Vec<&str> = path.split('.').collect();
-                val_lookup(v, &path)
-                    .map_or(Value::Null, val_to_json)
-                    .to_string()
-            }
+            Some(path) => val_lookup(v, path.split('.'))
+                .map_or(Value::Null, val_to_json)
+                .to_string(),
             None => Value::Null.to_string(),
         };
         agg.add(i, meta, enc, key, distinct, time);
@@ -503,7 +499,7 @@ fn add_val_hit(
         // exactly as `Detections::run` does
         let details = val_to_json(v);
         let key = group_key_with(&meta.group_by, &details, |path| {
-            val_lookup(record, path).map(val_to_json)
+            val_lookup(record, path.iter().copied()).map(val_to_json)
         });
         for name in &meta.group_by {
             encode_json(key.get(name).unwrap_or(&Value::Null), enc);
@@ -538,12 +534,18 @@ fn is_plain(v: &Val) -> bool {
 }
 
 /// The value at a dotted path of an object (None when a step is not an object or lacks
-/// the key), like `lookup` over the JSON form.
-fn val_lookup<'v>(v: &'v Val, path: &[&str]) -> Option<&'v Val> {
+/// the key), like `lookup` over the JSON form. Keys are compared in place (objects here are
+/// a hit or a projected record: a few entries), so no key value is built per lookup.
+fn val_lookup<'v, 'p>(v: &'v Val, path: impl IntoIterator<Item = &'p str>) -> Option<&'v Val> {
     let mut cur = v;
     for key in path {
         match cur {
-            Val::Obj(map) => cur = map.get(&Val::utf8_str(key.as_bytes().to_vec()))?,
+            Val::Obj(map) => {
+                cur = map
+                    .iter()
+                    .find(|(k, _)| matches!(k, Val::TStr(b) if b.as_ref() == key.as_bytes()))?
+                    .1;
+            }
             _ => return None,
         }
     }
