@@ -1,7 +1,13 @@
 //! Grouped results of detections over many records (what `m365audit detect` prints): per
 //! detection the hit count and its groups (count, first_seen, last_seen), threshold rules
 //! reduced to their bursts; and the three output formats (table, json, csv). Pure: records
-//! come in from the caller, text goes out.
+//! come in from the caller, text goes out (the only threads it starts are its own scoped
+//! workers; it must not read the store itself).
+//!
+//! Grouping keys a hit by its `group_by` values' JSON identity (see `encode_json`) and keeps
+//! one group per key per worker thread; merging is order-independent, so the report is the
+//! same for any number of threads and equals grouping the [`Hit`]s of `Detections::run`
+//! (a unit test checks both).
 
 use super::group::{Group, TimedValue, bursts, group_key_with, sort_groups};
 use super::{Detections, Hit, Meta, RunFailure, val_to_json};
