@@ -99,6 +99,12 @@ fn quiet_period() -> anyhow::Result<Duration> {
 /// only when a detection's prefilter accepts the record.
 pub trait RawSource {
     fn bytes(&mut self) -> anyhow::Result<&[u8]>;
+
+    /// The record as its source stored it (tag, bytes) for a [`super::Decoder`] on the
+    /// worker threads; None: use [`RawSource::bytes`].
+    fn packed(&self) -> Option<(i64, &[u8])> {
+        None
+    }
 }
 
 impl RawSource for &[u8] {
@@ -122,7 +128,7 @@ pub fn detect_command(
     format: &str,
     for_each: &mut ForEach,
 ) -> anyhow::Result<()> {
-    detect_command_lazy(vars, detection, format, &mut |f| {
+    detect_command_lazy(vars, detection, format, None, &mut |f| {
         let mut failed = None;
         for_each(&mut |r| {
             let mut raw = r.raw;
@@ -140,10 +146,13 @@ pub fn detect_command(
 
 /// [`detect_command`] over a source that reads a record's raw JSON only for candidates
 /// (the store's `for_each_candidate`): records the prefilter skips are never decompressed.
+/// With `make`, candidates whose [`RawSource::packed`] is known are decoded on the worker
+/// threads (the store's `packed_decoder`).
 pub fn detect_command_lazy(
     vars: Vars,
     detection: Option<&str>,
     format: &str,
+    make: Option<super::MakeDecoder>,
     for_each: &mut ForEachLazy,
 ) -> anyhow::Result<()> {
     let mut all = Detections::load_default(vars.clone())?;
@@ -164,10 +173,15 @@ pub fn detect_command_lazy(
         collector_id: vars.collector_id.clone(),
         ..Watch::default()
     };
-    let (scanned, report) = super::Grouper::stream(&all, |grouper| {
+    let (scanned, report) = super::Grouper::stream_with(&all, make, |grouper| {
         for_each(&mut |r, raw| {
             watch.add(r.header, r.content_type, r.ingested_at);
-            grouper.add_lazy(r.header, || raw.bytes())?;
+            match raw.packed() {
+                Some((tag, stored)) if make.is_some() => {
+                    grouper.add_packed(r.header, tag, stored)?
+                }
+                _ => grouper.add_lazy(r.header, || raw.bytes())?,
+            }
             Ok(true)
         })
     });

@@ -33,7 +33,7 @@ pub mod report;
 pub use engine::{Limits, RunFailure};
 pub use group::{Group, group_hits, group_key, threshold_groups, threshold_groups_distinct};
 pub use meta::{Meta, Seed, Severity, Threshold};
-pub use report::{DetectionResult, Grouper, Report};
+pub use report::{Decoder, DetectionResult, Grouper, MakeDecoder, Report};
 
 use crate::model::{RecordHeader, is_auth_operation};
 use engine::{Libs, Program};

@@ -17,8 +17,8 @@ use jaq_json::Val;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 
 /// One detection's grouped result: the `detect --format json` shape of ARCHITECTURE §7.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,6 +44,10 @@ pub struct Report {
     /// Records read and records handed to jq (after the prefilter).
     pub records: u64,
     pub candidates: u64,
+    /// Candidates parsed and run (the others' text lacked every `contains` word of their
+    /// detections). Not part of the JSON output.
+    #[serde(skip)]
+    pub parsed: u64,
     /// Per detection: how many records it failed on, and the first message.
     pub errors: BTreeMap<String, (u64, String)>,
 }
@@ -60,10 +64,20 @@ struct Batch {
 struct Item {
     text_end: usize,
     cand_end: usize,
+    /// The text is the record as its source stored it (e.g. zstd with this dictionary),
+    /// decoded by the worker's [`Decoder`].
+    packed: Option<i64>,
     time: DateTime<Utc>,
     /// Position of the record in the input: "first error" means the lowest.
     seq: u64,
 }
+
+/// Turns a record as its source stored it (`tag`, e.g. a zstd dictionary id, and the bytes)
+/// into its raw JSON text; each worker thread gets its own.
+pub type Decoder = Box<dyn FnMut(i64, &[u8], &mut Vec<u8>) -> anyhow::Result<()> + Send>;
+
+/// Makes one [`Decoder`] per worker thread.
+pub type MakeDecoder<'m> = &'m (dyn Fn() -> anyhow::Result<Decoder> + Sync);
 
 /// Candidates per batch, and the text size at which a batch is sent early.
 const BATCH: usize = 4096;
@@ -85,6 +99,7 @@ struct Agg {
     errors: BTreeMap<String, (u64, u64, String)>,
     /// Unique values for the events of threshold rules without `distinct`.
     unique: u64,
+    parsed: u64,
 }
 
 impl Agg {
@@ -93,6 +108,7 @@ impl Agg {
             per: (0..n).map(|_| DetAgg::default()).collect(),
             errors: BTreeMap::new(),
             unique: 0,
+            parsed: 0,
         }
     }
 
@@ -111,6 +127,7 @@ impl Agg {
     }
 
     fn merge(&mut self, other: Agg) {
+        self.parsed += other.parsed;
         for (mine, theirs) in self.per.iter_mut().zip(other.per) {
             mine.matched += theirs.matched;
             for (k, g) in theirs.groups {
@@ -212,6 +229,9 @@ pub struct Grouper<'a> {
     threads: usize,
     /// Inside [`Grouper::stream`]: full batches go to the worker threads.
     sender: Option<SyncSender<Batch>>,
+    /// Emptied batches the workers hand back, so their buffers are reused.
+    pool: Arc<Mutex<Vec<Batch>>>,
+    packed_ok: bool,
 }
 
 impl<'a> Grouper<'a> {
@@ -227,6 +247,8 @@ impl<'a> Grouper<'a> {
             batch: Batch::default(),
             threads,
             sender: None,
+            pool: Arc::default(),
+            packed_ok: false,
         }
     }
 
@@ -237,7 +259,21 @@ impl<'a> Grouper<'a> {
         detections: &'a Detections,
         feed: impl FnOnce(&mut Grouper<'a>) -> T,
     ) -> (T, Report) {
+        Grouper::stream_with(detections, None, feed)
+    }
+
+    /// [`Grouper::stream`] where `feed` may also add records as stored
+    /// ([`Grouper::add_packed`]): the workers decode them with decoders from `make`, so
+    /// decompression runs beside evaluation instead of on the scanning thread.
+    pub fn stream_with<T>(
+        detections: &'a Detections,
+        make: Option<MakeDecoder>,
+        feed: impl FnOnce(&mut Grouper<'a>) -> T,
+    ) -> (T, Report) {
         let mut g = Grouper::new(detections);
+        g.packed_ok = make.is_some();
+        let pool = g.pool.clone();
+        let pool = &pool;
         let threads = g.threads;
         let n = detections.items.len();
         // bounded: reading never runs more than a few batches ahead of evaluation
@@ -249,13 +285,26 @@ impl<'a> Grouper<'a> {
                 .map(|_| {
                     s.spawn(move || {
                         let mut agg = Agg::new(n);
+                        let mut dec = Decoding::new(make);
                         loop {
                             let next = match rx.lock() {
                                 Ok(r) => r.recv(),
                                 Err(_) => break,
                             };
-                            let Ok(batch) = next else { break };
-                            eval_items(detections, &batch, 0..batch.items.len(), &mut agg);
+                            let Ok(mut batch) = next else { break };
+                            eval_items(
+                                detections,
+                                &batch,
+                                0..batch.items.len(),
+                                &mut agg,
+                                &mut dec,
+                            );
+                            batch.text.clear();
+                            batch.cands.clear();
+                            batch.items.clear();
+                            if let Ok(mut p) = pool.lock() {
+                                p.push(batch);
+                            }
                         }
                         agg
                     })
@@ -311,10 +360,44 @@ impl<'a> Grouper<'a> {
         self.batch.items.push(Item {
             text_end: self.batch.text.len(),
             cand_end: self.batch.cands.len(),
+            packed: None,
             time: header.creation_time,
             seq: self.records,
         });
         if self.batch.items.len() >= BATCH || self.batch.text.len() >= BATCH_BYTES {
+            self.flush();
+        }
+        Ok(())
+    }
+
+    /// Like [`Grouper::add_record`] for a record as its source stored it (`tag` and
+    /// `stored`, see [`Decoder`]): only inside [`Grouper::stream_with`] with a decoder.
+    pub fn add_packed(
+        &mut self,
+        header: &RecordHeader,
+        tag: i64,
+        stored: &[u8],
+    ) -> anyhow::Result<()> {
+        if !self.packed_ok {
+            anyhow::bail!("add_packed needs Grouper::stream_with and a decoder");
+        }
+        self.records += 1;
+        let start = self.batch.cands.len();
+        self.detections
+            .candidate_indices(header, &mut self.batch.cands);
+        if self.batch.cands.len() == start {
+            return Ok(());
+        }
+        self.candidates += 1;
+        self.batch.text.extend_from_slice(stored);
+        self.batch.items.push(Item {
+            text_end: self.batch.text.len(),
+            cand_end: self.batch.cands.len(),
+            packed: Some(tag),
+            time: header.creation_time,
+            seq: self.records,
+        });
+        if self.batch.items.len() >= BATCH {
             self.flush();
         }
         Ok(())
@@ -326,7 +409,8 @@ impl<'a> Grouper<'a> {
         if self.batch.items.is_empty() {
             return;
         }
-        let mut batch = std::mem::take(&mut self.batch);
+        let spare = self.pool.lock().ok().and_then(|mut p| p.pop());
+        let mut batch = std::mem::replace(&mut self.batch, spare.unwrap_or_default());
         if let Some(tx) = &self.sender {
             match tx.send(batch) {
                 Ok(()) => return,
@@ -337,7 +421,13 @@ impl<'a> Grouper<'a> {
         let n = batch.items.len();
         let detections = self.detections;
         if self.threads <= 1 || n < 64 {
-            eval_items(detections, &batch, 0..n, &mut self.agg);
+            eval_items(
+                detections,
+                &batch,
+                0..n,
+                &mut self.agg,
+                &mut Decoding::new(None),
+            );
             return;
         }
         let per = n.div_ceil(self.threads);
@@ -348,7 +438,8 @@ impl<'a> Grouper<'a> {
                 .map(|lo| {
                     scope.spawn(move || {
                         let mut agg = Agg::new(detections.items.len());
-                        eval_items(detections, batch, lo..(lo + per).min(n), &mut agg);
+                        let range = lo..(lo + per).min(n);
+                        eval_items(detections, batch, range, &mut agg, &mut Decoding::new(None));
                         agg
                     })
                 })
@@ -405,6 +496,7 @@ impl<'a> Grouper<'a> {
             detections,
             records: self.records,
             candidates: self.candidates,
+            parsed: self.agg.parsed,
             errors: std::mem::take(&mut self.agg.errors)
                 .into_iter()
                 .map(|(d, (n, _, m))| (d, (n, m)))
@@ -416,7 +508,13 @@ impl<'a> Grouper<'a> {
 /// Evaluates `items` of a batch into `agg`: parse each record once (only the fields its
 /// candidate detections read, see [`Detections::parse_for`]), run each candidate on it and
 /// fold the hits in.
-fn eval_items(d: &Detections, b: &Batch, items: std::ops::Range<usize>, agg: &mut Agg) {
+fn eval_items(
+    d: &Detections,
+    b: &Batch,
+    items: std::ops::Range<usize>,
+    agg: &mut Agg,
+    dec: &mut Decoding,
+) {
     let vars = d.vars.vals();
     let mut enc = String::new();
     let (mut lower, mut cands) = (Vec::new(), Vec::new());
@@ -426,7 +524,19 @@ fn eval_items(d: &Detections, b: &Batch, items: std::ops::Range<usize>, agg: &mu
             Some(p) => (b.items[p].text_end, b.items[p].cand_end),
             None => (0, 0),
         };
-        let text = &b.text[text_start..it.text_end];
+        let mut text = &b.text[text_start..it.text_end];
+        if let Some(tag) = it.packed {
+            match dec.decode(tag, text) {
+                Ok(t) => text = t,
+                Err(e) => {
+                    for &c in &b.cands[cand_start..it.cand_end] {
+                        let id = &d.items[usize::from(c)].meta.id;
+                        agg.error(id, it.seq, format!("stored record does not decode: {e:#}"));
+                    }
+                    continue;
+                }
+            }
+        }
         cands.clear();
         d.admitted(
             &b.cands[cand_start..it.cand_end],
@@ -438,6 +548,7 @@ fn eval_items(d: &Detections, b: &Batch, items: std::ops::Range<usize>, agg: &mu
             continue;
         }
         let cands = &cands[..];
+        agg.parsed += 1;
         let input = match d.parse_for(cands, text) {
             Ok(v) => v,
             Err(e) => {
@@ -458,6 +569,32 @@ fn eval_items(d: &Detections, b: &Batch, items: std::ops::Range<usize>, agg: &mu
             if let Some(f) = failure {
                 agg.error(&det.meta.id, it.seq, failure_message(f));
             }
+        }
+    }
+}
+
+/// A worker's decoder and its output buffer.
+struct Decoding {
+    dec: Option<anyhow::Result<Decoder>>,
+    out: Vec<u8>,
+}
+
+impl Decoding {
+    fn new(make: Option<MakeDecoder>) -> Decoding {
+        Decoding {
+            dec: make.map(|m| m()),
+            out: Vec::new(),
+        }
+    }
+
+    fn decode(&mut self, tag: i64, stored: &[u8]) -> anyhow::Result<&[u8]> {
+        match &mut self.dec {
+            Some(Ok(dec)) => {
+                dec(tag, stored, &mut self.out)?;
+                Ok(&self.out)
+            }
+            Some(Err(e)) => anyhow::bail!("no decoder: {e:#}"),
+            None => anyhow::bail!("no decoder"),
         }
     }
 }

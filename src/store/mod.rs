@@ -91,7 +91,7 @@ mod writer;
 pub mod ui_queries;
 
 pub use report::{render_stats, search_command, stats_command};
-pub use scan::{RawJson, ScanRow};
+pub use scan::{PackedDecoder, RawJson, ScanRow};
 pub use writer::MAX_MALFORMED_ATTEMPTS;
 
 use crate::detect::Detections;

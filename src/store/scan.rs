@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// One row of the scan: its header columns. Valid only during the callback.
 pub struct ScanRow<'r> {
@@ -35,6 +36,12 @@ pub struct RawJson<'r> {
 }
 
 impl RawJson<'_> {
+    /// The record as stored: its dictionary id and zstd frame, for decoding elsewhere
+    /// (e.g. on worker threads) with a [`PackedDecoder`].
+    pub fn packed(&self) -> (i64, &[u8]) {
+        (self.dict, self.data)
+    }
+
     /// The record's raw JSON text exactly as received.
     pub fn bytes(&mut self) -> Result<&[u8]> {
         if !self.decoded {
@@ -84,6 +91,46 @@ impl Decoders {
     }
 }
 
+/// Decodes records taken with [`RawJson::packed`] on any thread: each clone keeps its own
+/// zstd contexts (one per dictionary, loaded on first use) over the shared dictionaries.
+pub struct PackedDecoder {
+    dicts: Arc<HashMap<i64, Vec<u8>>>,
+    ctxs: HashMap<i64, zstd::bulk::Decompressor<'static>>,
+}
+
+impl Clone for PackedDecoder {
+    fn clone(&self) -> Self {
+        PackedDecoder {
+            dicts: self.dicts.clone(),
+            ctxs: HashMap::new(),
+        }
+    }
+}
+
+impl PackedDecoder {
+    /// The raw JSON of a record stored as `data` with dictionary `dict`, into `out`.
+    pub fn decode(&mut self, dict: i64, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        if !self.ctxs.contains_key(&dict) {
+            let dec = if dict == 0 {
+                zstd::bulk::Decompressor::new()?
+            } else {
+                let bytes = self
+                    .dicts
+                    .get(&dict)
+                    .with_context(|| format!("no compression dictionary {dict}"))?;
+                zstd::bulk::Decompressor::with_dictionary(bytes)?
+            };
+            self.ctxs.insert(dict, dec);
+        }
+        let mut d = Decoders {
+            ctxs: std::mem::take(&mut self.ctxs),
+        };
+        let r = d.decode(dict, data, out);
+        self.ctxs = d.ctxs;
+        r
+    }
+}
+
 fn set(dst: &mut String, src: rusqlite::types::ValueRef<'_>) -> Result<()> {
     dst.clear();
     dst.push_str(src.as_str()?);
@@ -91,6 +138,22 @@ fn set(dst: &mut String, src: rusqlite::types::ValueRef<'_>) -> Result<()> {
 }
 
 impl Store {
+    /// A decoder for [`RawJson::packed`] records (the dictionaries are read once here).
+    pub fn packed_decoder(&self) -> Result<PackedDecoder> {
+        self.with_conn(|c| {
+            let mut dicts = HashMap::new();
+            let mut st = c.prepare("SELECT id, bytes FROM dicts")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                dicts.insert(r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?);
+            }
+            Ok(PackedDecoder {
+                dicts: Arc::new(dicts),
+                ctxs: HashMap::new(),
+            })
+        })
+    }
+
     /// Streams the records of one table (ARCHITECTURE §5) with rowid > `after_rowid`, in
     /// rowid order. `f(row, raw)` sees every record's header; `raw.bytes()` decompresses
     /// its JSON only when called. `f` returns false to stop.
@@ -159,6 +222,10 @@ impl crate::detect::command::RawSource for RawJson<'_> {
     fn bytes(&mut self) -> Result<&[u8]> {
         RawJson::bytes(self)
     }
+
+    fn packed(&self) -> Option<(i64, &[u8])> {
+        Some(RawJson::packed(self))
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +286,28 @@ mod tests {
         })
         .unwrap();
         assert_eq!(auth, (11..2600).filter(|i| i % 3 == 0).count());
+        // detections over the scan, decoded on the workers, give what the plain records give
+        let d = Detections::load_embedded(crate::detect::Vars::default());
+        let mut plain = crate::detect::Grouper::new(&d);
+        for r in &all {
+            plain.add_record(&r.header, r.raw.as_bytes());
+        }
+        let plain = plain.finish();
+        let decoder = s.packed_decoder().unwrap();
+        let make = || -> anyhow::Result<crate::detect::Decoder> {
+            let mut d = decoder.clone();
+            Ok(Box::new(move |dict, data, out| d.decode(dict, data, out)))
+        };
+        let (scanned, packed) = crate::detect::Grouper::stream_with(&d, Some(&make), |g| {
+            s.for_each_candidate(crate::model::TABLE_ALL, 0, |row, raw| {
+                let (dict, data) = raw.packed();
+                g.add_packed(row.header, dict, data)?;
+                Ok(true)
+            })
+        });
+        scanned.unwrap();
+        assert!(plain.detections.iter().any(|r| r.hits > 0));
+        assert_eq!(plain, packed);
         s.close().unwrap();
     }
 }
