@@ -308,6 +308,26 @@ mod tests {
         scanned.unwrap();
         assert!(plain.detections.iter().any(|r| r.hits > 0));
         assert_eq!(plain, packed);
+        // the glue `m365audit detect` needs (cli.rs), as one piece
+        let make: crate::detect::MakeDecoder = &make;
+        crate::detect::command::detect_command_lazy(
+            crate::detect::Vars::default(),
+            Some("authentication"),
+            "csv",
+            Some(make),
+            &mut |f| {
+                s.for_each_candidate(crate::model::TABLE_ALL, 0, |row, raw| {
+                    let r = crate::detect::command::SourceRecord {
+                        header: row.header,
+                        raw: &[],
+                        content_type: row.content_type,
+                        ingested_at: row.ingested_at,
+                    };
+                    f(&r, raw)
+                })
+            },
+        )
+        .unwrap();
         s.close().unwrap();
     }
 }
