@@ -2,6 +2,8 @@
 # table: auth.all
 # severity: medium
 # operations: UserLoginFailed
+# fields: Operation, LogonError, ErrorNumber, UserId, ActorIpAddress, ClientIP, ClientIPAddress
+# contains: IdsLocked, 50053
 # group_by: UserId
 # mitre: T1110
 # description: LogonError IdsLocked (AADSTS50053): smart lockout tripped (Elastic

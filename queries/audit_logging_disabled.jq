@@ -2,6 +2,7 @@
 # table: cloud.office365.management
 # severity: high
 # operations: Set-AdminAuditLogConfig, Set-MailboxAuditBypassAssociation, Set-Mailbox, Set-OrganizationConfig, Remove-AuditConfigurationPolicy
+# fields: Parameters, Operation, UserId, Workload, ObjectId, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId, Operation
 # seed: corrects exchange_auditing_disabled
 # mitre: T1562.008

@@ -2,6 +2,7 @@
 # table: cloud.office365.management
 # severity: info
 # operations: UserLoggedIn, UserLoginFailed
+# fields: Operation, ActorIpAddress, UserId
 # group_by: Operation, ActorIpAddress, UserId, collector_id
 # seed: implements authentication
 # mitre: T1078

@@ -2,6 +2,7 @@
 # table: auth.all
 # severity: high
 # operations: UserLoginFailed
+# fields: Operation, UserId, LogonError, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId
 # threshold: 10
 # window: 60m

@@ -2,6 +2,8 @@
 # table: auth.all
 # severity: medium
 # operations: UserLoggedIn
+# fields: Operation, ExtendedProperties, UserId, ApplicationId, ActorIpAddress, ClientIP, ClientIPAddress
+# contains: Cmsi:Cmsi
 # group_by: UserId, ip
 # mitre: T1528
 # description: RequestType Cmsi:Cmsi is the device-code grant that OAuth phishing kits abuse

@@ -2,6 +2,7 @@
 # table: cloud.office365.management.securitycompliancecenter
 # severity: high
 # operations: New-ComplianceSearchAction, SearchExported, SearchExportDownloaded
+# fields: Workload, Operation, Parameters, UserId, ObjectId, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId, Operation
 # mitre: T1114
 # description: New-ComplianceSearchAction with -Export (PST export of mailboxes), and the

@@ -2,6 +2,7 @@
 # table: cloud.office365.management.exchange
 # severity: low
 # operations: AttachmentDownload
+# fields: Workload, Operation, UserId, AttachmentName
 # group_by: UserId, AttachmentName
 # seed: implements email_attachments
 # mitre: T1114

@@ -2,6 +2,7 @@
 # table: cloud.office365.management.exchange
 # severity: low
 # operations: AttachmentDownload
+# fields: Operation, RecordType, Workload, Recipient, Sender, UserId, AttachmentName, MessageId, AuthenticationMethod
 # group_by: Recipient, Sender, AttachmentName
 # seed: corrects email_attachments
 # mitre: T1114

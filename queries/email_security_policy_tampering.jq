@@ -2,6 +2,7 @@
 # table: cloud.office365.management
 # severity: high
 # operations: Remove-AntiPhishPolicy, Remove-AntiPhishRule, Disable-AntiPhishRule, Remove-SafeLinksPolicy, Remove-SafeLinksRule, Disable-SafeLinksRule, Remove-SafeAttachmentPolicy, Remove-SafeAttachmentRule, Disable-SafeAttachmentRule, Remove-MalwareFilterPolicy, Remove-MalwareFilterRule, Disable-MalwareFilterRule, Remove-DlpCompliancePolicy, Remove-DlpPolicy, Set-DkimSigningConfig
+# fields: Parameters, Operation, UserId, Workload, ObjectId, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId, Operation
 # mitre: T1562.001
 # description: Anti-phishing, Safe Links, Safe Attachments, malware filter and DLP policies or

@@ -2,6 +2,7 @@
 # table: cloud.office365.management.exchange
 # severity: high
 # operations: New-InboxRule, Set-InboxRule
+# fields: Parameters, Operation, UserId, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId, rule
 # mitre: T1564.008
 # description: An inbox rule that deletes, moves or marks as read messages matching security

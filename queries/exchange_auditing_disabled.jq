@@ -2,6 +2,7 @@
 # table: cloud.office365.management.exchange
 # severity: high
 # operations: Remove-AuditConfigurationPolicy
+# fields: Operation, UserId, Workload, ActorIpAddress, ObjectId, ClientIP
 # seed: implements exchange_auditing_disabled
 # mitre: T1562.008
 # description: Remove-AuditConfigurationPolicy in the Exchange table, as in the guide. The

@@ -2,6 +2,7 @@
 # table: cloud.office365.management.exchange
 # severity: high
 # operations: Set-Mailbox, New-InboxRule, Set-InboxRule, UpdateInboxRules
+# fields: Parameters, UserId, OrganizationName, Operation, OperationProperties, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId, targets
 # mitre: T1114.003
 # description: Set-Mailbox ForwardingSmtpAddress/ForwardingAddress, New-/Set-InboxRule

@@ -2,6 +2,7 @@
 # table: cloud.office365.management
 # severity: medium
 # operations: AnonymousLinkCreated, SharingInvitationCreated, AddedToSecureLink, SharingSet
+# fields: Workload, UserId, Operation, TargetUserOrGroupType, TargetUserOrGroupName, SourceFileName, ObjectId, SourceRelativeUrl, SiteUrl, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId, target
 # seed: corrects onedrive_exfiltration
 # mitre: T1567

@@ -2,6 +2,7 @@
 # table: cloud.office365.management
 # severity: high
 # operations: Add-FederatedDomain, New-AcceptedDomain, Set-AcceptedDomain, Set domain authentication., Set federation settings on domain.
+# fields: Operation, Parameters, UserId, Workload, ObjectId, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId, domain
 # mitre: T1484.002
 # description: A new or re-federated domain lets an attacker's IdP sign in as any user

@@ -2,6 +2,7 @@
 # table: cloud.office365.management.azureactivedirectory
 # severity: medium
 # operations: Consent to application.
+# fields: Operation, ModifiedProperties, UserId, Target, ObjectId, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId, app
 # mitre: T1528
 # description: A user (not an admin-consent flow) granted an application access to their

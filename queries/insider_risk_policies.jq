@@ -2,6 +2,7 @@
 # table: cloud.office365.management.securitycompliancecenter
 # severity: medium
 # operations: *InsiderRiskPolicy*
+# fields: Operation, UserId, Workload, ActorIpAddress, ObjectId, ClientIP
 # seed: implements insider_risk_policies
 # mitre: T1562
 # description: has(Operation,"InsiderRiskPolicy"), not has(Operation,"Get"): case-sensitive

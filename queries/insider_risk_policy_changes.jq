@@ -2,6 +2,7 @@
 # table: cloud.office365.management.securitycompliancecenter
 # severity: medium
 # operations: New-InsiderRiskPolicy, Set-InsiderRiskPolicy, Remove-InsiderRiskPolicy, Set-InsiderRiskPolicyLite, New-InsiderRiskEntityList, Set-InsiderRiskEntityList, Remove-InsiderRiskEntityList
+# fields: Workload, Operation, Parameters, UserId, ObjectId, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId, Operation, policy
 # seed: corrects insider_risk_policies
 # mitre: T1562

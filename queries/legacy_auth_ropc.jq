@@ -2,6 +2,8 @@
 # table: auth.all
 # severity: medium
 # operations: UserLoggedIn, UserLoginFailed
+# fields: Operation, ExtendedProperties, UserId, ActorIpAddress, ClientIP, ClientIPAddress
+# contains: bav2ropc
 # group_by: UserId, ip
 # mitre: T1078.004
 # description: User agent BAV2ROPC: a password-only legacy client that bypasses MFA

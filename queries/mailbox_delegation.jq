@@ -2,6 +2,7 @@
 # table: cloud.office365.management.exchange
 # severity: medium
 # operations: Add-MailboxPermission, Add-RecipientPermission, Set-Mailbox, New-ManagementRoleAssignment, Add-MailboxFolderPermission
+# fields: UserId, Parameters, Operation, ObjectId, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId, mailbox, grantee
 # mitre: T1098.002
 # description: FullAccess, SendAs, SendOnBehalf, Owner/Editor folder permissions and

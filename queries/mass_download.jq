@@ -2,6 +2,7 @@
 # table: cloud.office365.management
 # severity: high
 # operations: FileDownloaded, FileSyncDownloadedFull
+# fields: Workload, Operation, UserId, SourceFileName, ObjectId, SiteUrl, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId
 # threshold: 50
 # window: 15m

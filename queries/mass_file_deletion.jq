@@ -2,6 +2,7 @@
 # table: cloud.office365.management
 # severity: high
 # operations: FileDeleted, FileRecycled, FolderRecycled, FolderDeleted, FileDeletedFirstStageRecycleBin, FileDeletedSecondStageRecycleBin, FileVersionsAllDeleted
+# fields: Workload, Operation, UserId, SourceFileName, ObjectId
 # group_by: UserId
 # threshold: 25
 # window: 10m

@@ -2,6 +2,7 @@
 # table: cloud.office365.management.azureactivedirectory
 # severity: high
 # operations: Update user., Disable Strong Authentication.
+# fields: Operation, ModifiedProperties, UserId, Target, ObjectId, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId, target
 # mitre: T1556.006
 # description: StrongAuthenticationMethod going from a non-empty list to [] (the values are

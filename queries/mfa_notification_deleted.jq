@@ -2,6 +2,8 @@
 # table: cloud.office365.management.exchange
 # severity: high
 # operations: SoftDelete, HardDelete, MoveToDeletedItems
+# fields: Operation, AffectedItems, UserId, ActorIpAddress, ClientIP, ClientIPAddress
+# contains: mfa, multi-factor, multifactor, security info, sign-in method, authenticator app, new device, unusual sign-in, verification method
 # group_by: UserId
 # mitre: T1070.008
 # description: A mail about a new MFA method, device or sign-in deleted from the mailbox:

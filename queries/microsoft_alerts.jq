@@ -2,6 +2,7 @@
 # table: cloud.office365.management.securitycompliancecenter
 # severity: medium
 # operations: AlertTriggered, AlertEntityGenerated
+# fields: Workload, Operation, Data, Name, Severity, Category, AlertId, AlertEntityId
 # group_by: Name, Severity, Category
 # mitre: T1078
 # description: Security & Compliance alerts (RecordType 40) forwarded as hits, keyed on

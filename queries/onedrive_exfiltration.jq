@@ -2,6 +2,7 @@
 # table: cloud.office365.management.onedrive
 # severity: medium
 # operations: SharingSet
+# fields: Workload, Operation, ObjectId, ClientIP, TargetUserOrGroupName
 # seed: implements onedrive_exfiltration
 # mitre: T1567
 # description: SharingSet whose ObjectId (the full URL) contains "strategic", ignoring case

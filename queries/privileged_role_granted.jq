@@ -2,6 +2,7 @@
 # table: cloud.office365.management.azureactivedirectory
 # severity: high
 # operations: Add member to role.
+# fields: Operation, ModifiedProperties, UserId, Target, ObjectId, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: target, role
 # mitre: T1098.003
 # description: Add member to role. for an administrator role (Elastic

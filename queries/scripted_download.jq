@@ -2,6 +2,8 @@
 # table: cloud.office365.management
 # severity: medium
 # operations: FileDownloaded, FileAccessed, FileSyncDownloadedFull
+# fields: Workload, Operation, UserAgent, UserId, SourceFileName, ObjectId, ActorIpAddress, ClientIP, ClientIPAddress
+# contains: powershell, pnp, python-requests, python/, curl/, wget/, go-http-client, axios/, node-fetch
 # group_by: UserId, UserAgent
 # mitre: T1530
 # description: A PowerShell, PnP, curl, Python or similar user agent reading files

@@ -2,6 +2,8 @@
 # table: cloud.office365.management
 # severity: medium
 # operations: SearchQueryPerformed
+# fields: Operation, SearchQueryText, UserId, Workload, ActorIpAddress, ClientIP, ClientIPAddress
+# contains: password, passwd, secret, credential, api key, apikey, private key, payroll, salary, confidential, vpn
 # group_by: UserId
 # mitre: T1552
 # description: SearchQueryText naming passwords, secrets, keys or payroll (Elastic

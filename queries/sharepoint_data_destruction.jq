@@ -2,6 +2,7 @@
 # table: cloud.office365.management.sharepoint
 # severity: high
 # operations: FileVersionsAllDeleted
+# fields: Operation, UserId, Workload, ActorIpAddress, ObjectId, ClientIP
 # seed: implements sharepoint_data_destruction
 # mitre: T1485
 # description: FileVersionsAllDeleted in SharePoint only, as in the guide; OneDrive is

@@ -1,5 +1,7 @@
 # title: Teams activity with foreign tenants (Devo starter query, faithful)
 # table: cloud.office365.management.microsoftteams
+# fields: ParticipantInfo, Operation, UserId, Workload, ActorIpAddress, ObjectId, ClientIP
+# contains: HasForeignTenantUsers
 # severity: medium
 # seed: implements teams_exfiltration
 # mitre: T1567

@@ -1,5 +1,7 @@
 # title: Teams chat or message with users of a foreign tenant
 # table: cloud.office365.management.microsoftteams
+# fields: Workload, ParticipantInfo, Operation, UserId, CommunicationType
+# contains: HasForeignTenantUsers
 # severity: medium
 # group_by: UserId, domains
 # seed: corrects teams_exfiltration

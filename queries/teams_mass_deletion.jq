@@ -2,6 +2,7 @@
 # table: cloud.office365.management.microsoftteams
 # severity: high
 # operations: TeamDeleted
+# fields: Workload, Operation, UserId, TeamName, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId
 # threshold: 3
 # window: 60m

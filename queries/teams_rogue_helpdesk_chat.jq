@@ -2,6 +2,8 @@
 # table: cloud.office365.management.microsoftteams
 # severity: high
 # operations: ChatCreated
+# fields: Operation, ParticipantInfo, CommunicationType, UserId, Members
+# contains: HasForeignTenantUsers
 # group_by: UserId, impostor
 # mitre: T1566.003
 # description: ChatCreated, OneOnOne, foreign tenant, where a member from another domain is

@@ -2,6 +2,7 @@
 # table: cloud.office365.management.exchange
 # severity: medium
 # operations: New-TransportRule, Set-TransportRule, Remove-TransportRule, Disable-TransportRule
+# fields: Workload, Operation, Parameters, UserId, ObjectId, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId, Operation, rule
 # mitre: T1114.003
 # description: Transport rules apply to the whole organisation; RedirectMessageTo,

@@ -2,6 +2,7 @@
 # table: cloud.office365.management
 # severity: high
 # operations: FileVersionsAllDeleted
+# fields: Workload, Operation, UserId, SourceFileName, ObjectId, SiteUrl, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: UserId
 # seed: corrects sharepoint_data_destruction
 # mitre: T1485

@@ -186,18 +186,28 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             format,
         } => {
             let store = crate::store::Store::open_read_only(&data)?;
-            crate::detect::command::detect_command(
+            // headers first, raw JSON only for candidates, decompressed on the workers
+            let decoder = store.packed_decoder()?;
+            let make = || -> anyhow::Result<crate::detect::Decoder> {
+                let mut d = decoder.clone();
+                Ok(Box::new(move |dict, data, out| d.decode(dict, data, out)))
+            };
+            crate::detect::command::detect_command_lazy(
                 stored_vars(&store)?,
                 detection.as_deref(),
                 &format,
+                Some(&make),
                 &mut |f| {
-                    store.for_each_record(crate::model::TABLE_ALL, 0, |r| {
-                        Ok(f(&crate::detect::command::SourceRecord {
-                            header: &r.header,
-                            raw: r.raw.as_bytes(),
-                            content_type: r.content_type,
-                            ingested_at: r.ingested_at,
-                        }))
+                    store.for_each_candidate(crate::model::TABLE_ALL, 0, |row, raw| {
+                        f(
+                            &crate::detect::command::SourceRecord {
+                                header: row.header,
+                                raw: &[],
+                                content_type: row.content_type,
+                                ingested_at: row.ingested_at,
+                            },
+                            raw,
+                        )
                     })
                 },
             )

@@ -152,10 +152,64 @@ fn prefilter_never_changes_a_result_on_any_test_record() {
                 c.file, c.name
             );
             assert!(errs.is_empty(), "{}: {errs:?}", c.file);
+            // from the raw text, where the `# contains` words drop candidates too
+            let (from_text, errs) = d.run_bytes(&h, c.record.to_string().as_bytes());
+            assert_eq!(
+                from_text, all,
+                "{}: the prefilter (`contains`) changed the hits of {:?}",
+                c.file, c.name
+            );
+            assert!(errs.is_empty(), "{}: {errs:?}", c.file);
             checked += 1;
         }
     }
     assert!(checked > 100, "{checked}");
+}
+
+/// `# fields` is a claim about a query (it reads only these top-level fields); the engine
+/// parses candidates with only them. Proof: on every test record of every query, each
+/// query on its own projection gives exactly its output on the whole record (hits and
+/// errors). The real-jq test below compares the projected outputs with jq too.
+#[test]
+fn declared_fields_give_the_whole_record_output_on_every_test_record() {
+    let d = Detections::load_dir(&queries_dir(), vars()).unwrap();
+    let ids = all_ids(&d);
+    let declared: Vec<String> = d
+        .metas()
+        .iter()
+        .filter(|m| !m.fields.is_empty())
+        .map(|m| m.id.clone())
+        .collect();
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for file in &ids {
+        for c in cases(file) {
+            let (full_hits, full_errs) = d.run_unfiltered(&c.record);
+            let (proj_hits, proj_errs) = d.run_projected(&c.record);
+            for id in &declared {
+                let pick = |hits: &[m365audit::detect::Hit]| -> Vec<m365audit::detect::Hit> {
+                    hits.iter()
+                        .filter(|h| &h.detection == id)
+                        .cloned()
+                        .collect()
+                };
+                let errs =
+                    |es: &[m365audit::detect::RunError]| es.iter().any(|e| &e.detection == id);
+                if pick(&full_hits) != pick(&proj_hits) || errs(&full_errs) != errs(&proj_errs) {
+                    failures.push(format!(
+                        "{} {:?}: [{id}] declares fields that do not cover what it reads:\n  whole record {:?}\n  projected    {:?}",
+                        c.file,
+                        c.name,
+                        pick(&full_hits),
+                        pick(&proj_hits)
+                    ));
+                }
+                compared += 1;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(declared.is_empty() || compared > 1000, "{compared}");
 }
 
 fn jq_available() -> bool {
@@ -234,6 +288,21 @@ fn real_jq_gives_identical_output_on_every_test_record() {
             if jaq != jq || jaq_errs.is_empty() == jq_failed {
                 failures.push(format!(
                     "{} [{id}] {}:\n  jaq {jaq:?} errors {jaq_errs:?}\n  jq  {jq:?} failed {jq_failed}",
+                    c.file, c.name
+                ));
+            }
+            // the engine's path: only the query's `# fields` parsed, against jq on the
+            // whole record
+            let (proj_hits, proj_errs) = d.run_projected(&c.record);
+            let proj_failed = proj_errs.iter().any(|e| e.detection == id);
+            let proj: Vec<Value> = proj_hits
+                .into_iter()
+                .filter(|h| h.detection == id)
+                .map(|h| h.details)
+                .collect();
+            if proj != jq || proj_failed != jq_failed {
+                failures.push(format!(
+                    "{} [{id}] {}: with only its `# fields` parsed:\n  jaq {proj:?} failed {proj_failed}\n  jq  {jq:?} failed {jq_failed}",
                     c.file, c.name
                 ));
             }

@@ -9,7 +9,16 @@ use std::time::Instant;
 #[test]
 #[ignore = "measurement, prints numbers; run explicitly"]
 fn print_detection_throughput() {
-    let raws = m365audit::bench::synthetic_records(50_000, 7);
+    // `M365AUDIT_THROUGHPUT_RECORDS=FILE` (JSON lines, e.g. `m365audit query '.'` of a
+    // practice-tenant store): measure on those records instead of synthetic ones
+    let raws: Vec<String> = match std::env::var("M365AUDIT_THROUGHPUT_RECORDS") {
+        Ok(f) => std::fs::read_to_string(f)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        Err(_) => m365audit::bench::synthetic_records(50_000, 7),
+    };
     let headers: Vec<RecordHeader> = raws
         .iter()
         .map(|r| RecordHeader::from_value(&serde_json::from_str(r).unwrap()).unwrap())
@@ -19,11 +28,11 @@ fn print_detection_throughput() {
     let wanted = headers.iter().filter(|h| d.wants(h)).count();
     let prefilter = t.elapsed();
     let t = Instant::now();
-    let mut g = Grouper::new(&d);
-    for (h, raw) in headers.iter().zip(&raws) {
-        g.add_record(h, raw.as_bytes());
-    }
-    let r = g.finish();
+    let ((), r) = Grouper::stream(&d, |g| {
+        for (h, raw) in headers.iter().zip(&raws) {
+            g.add_record(h, raw.as_bytes());
+        }
+    });
     let all = t.elapsed();
     let n = raws.len() as f64;
     println!(

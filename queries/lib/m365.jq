@@ -44,6 +44,15 @@ def params_text:
 # detection needs one or two of them.
 def ext_prop($name): first(.ExtendedProperties[]? | objects | select(.Name == $name) | .Value) // null;
 
+# One entry of OperationProperties by name: exactly `op_props[$name]` (the last entry with
+# that Name/Key wins, null when none) without building the whole object, which costs a copy
+# per entry on every MailItemsAccessed.
+def op_prop($name):
+  .OperationProperties
+  | if type == "array"
+    then reduce (.[] | objects | select(((.Name // .Key // "") | tostring) == $name)) as $e (null; $e.Value)
+    else null end;
+
 # ExtendedProperties / DeviceProperties / OperationProperties as objects.
 def ext_props: .ExtendedProperties | nv_object;
 def dev_props: .DeviceProperties | nv_object;

@@ -7,7 +7,7 @@ use super::{Detections, Query, Vars};
 use crate::model::{ContentType, RecordHeader};
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 
 /// One stored record as the commands see it.
@@ -24,36 +24,51 @@ pub type ForEach<'a> = dyn FnMut(&mut dyn FnMut(&SourceRecord) -> bool) -> anyho
 /// Environment variable: quiet period of the inactivity monitor, in hours.
 pub const QUIET_HOURS_ENV: &str = "M365AUDIT_QUIET_HOURS";
 
-/// Last record per Workload and per content type (the guide's "Monitor It").
+/// Last record per Workload and per content type (the guide's "Monitor It"). Kept per
+/// plain workload name and content type while records stream by (no allocation per
+/// record); turned into [`Source`]s at the end.
 #[derive(Default)]
 struct Watch {
     first: Option<DateTime<Utc>>,
-    by_source: BTreeMap<Source, DateTime<Utc>>,
+    by_workload: HashMap<String, DateTime<Utc>>,
+    by_content_type: HashMap<ContentType, DateTime<Utc>>,
+    collector_id: String,
 }
 
 impl Watch {
-    fn add(&mut self, collector_id: &str, r: &SourceRecord) {
-        let t = r.ingested_at;
+    fn add(&mut self, header: &RecordHeader, content_type: ContentType, t: DateTime<Utc>) {
         self.first = Some(self.first.map_or(t, |f| f.min(t)));
-        let sources = [
-            Source::Workload {
-                collector_id: collector_id.to_string(),
-                workload: r.header.workload.clone(),
-            },
-            Source::ContentType {
-                collector_id: collector_id.to_string(),
-                content_type: r.content_type.as_str().to_string(),
-            },
-        ];
-        for s in sources {
-            let e = self.by_source.entry(s).or_insert(t);
-            *e = (*e).max(t);
+        match self.by_workload.get_mut(header.workload.as_str()) {
+            Some(e) => *e = (*e).max(t),
+            None => {
+                self.by_workload.insert(header.workload.clone(), t);
+            }
         }
+        let e = self.by_content_type.entry(content_type).or_insert(t);
+        *e = (*e).max(t);
+    }
+
+    fn sources(&self) -> BTreeMap<Source, DateTime<Utc>> {
+        let w = self.by_workload.iter().map(|(w, t)| {
+            let s = Source::Workload {
+                collector_id: self.collector_id.clone(),
+                workload: w.clone(),
+            };
+            (s, *t)
+        });
+        let c = self.by_content_type.iter().map(|(c, t)| {
+            let s = Source::ContentType {
+                collector_id: self.collector_id.clone(),
+                content_type: c.as_str().to_string(),
+            };
+            (s, *t)
+        });
+        w.chain(c).collect()
     }
 
     fn evaluate(self, now: DateTime<Utc>, quiet: Duration) -> Vec<monitor::Status> {
         let activity: Vec<Activity> = self
-            .by_source
+            .sources()
             .into_iter()
             .map(|(source, last)| Activity {
                 // listings are the store's to report; here a content type is judged by its records
@@ -80,6 +95,31 @@ fn quiet_period() -> anyhow::Result<Duration> {
     }
 }
 
+/// The raw JSON of a record handed to [`detect_command_lazy`], read (e.g. decompressed)
+/// only when a detection's prefilter accepts the record.
+pub trait RawSource {
+    fn bytes(&mut self) -> anyhow::Result<&[u8]>;
+
+    /// The record as its source stored it (tag, bytes) for a [`super::Decoder`] on the
+    /// worker threads; None: use [`RawSource::bytes`].
+    fn packed(&self) -> Option<(i64, &[u8])> {
+        None
+    }
+}
+
+impl RawSource for &[u8] {
+    fn bytes(&mut self) -> anyhow::Result<&[u8]> {
+        Ok(self)
+    }
+}
+
+/// A record source whose raw JSON is fetched on demand: calls `f(record, raw)` for every
+/// record in order until `f` returns false (`record.raw` is not used).
+pub type ForEachLazy<'a> = dyn FnMut(
+        &mut dyn FnMut(&SourceRecord, &mut dyn RawSource) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<()>
+    + 'a;
+
 /// `m365audit detect`: re-runs the detections ([`Detections::load_default`], or one of them) over the records and
 /// prints their grouped results as `table`, `json` or `csv`.
 pub fn detect_command(
@@ -87,6 +127,33 @@ pub fn detect_command(
     detection: Option<&str>,
     format: &str,
     for_each: &mut ForEach,
+) -> anyhow::Result<()> {
+    detect_command_lazy(vars, detection, format, None, &mut |f| {
+        let mut failed = None;
+        for_each(&mut |r| {
+            let mut raw = r.raw;
+            match f(r, &mut raw) {
+                Ok(go_on) => go_on,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        })?;
+        failed.map_or(Ok(()), Err)
+    })
+}
+
+/// [`detect_command`] over a source that reads a record's raw JSON only for candidates
+/// (the store's `for_each_candidate`): records the prefilter skips are never decompressed.
+/// With `make`, candidates whose [`RawSource::packed`] is known are decoded on the worker
+/// threads (the store's `packed_decoder`).
+pub fn detect_command_lazy(
+    vars: Vars,
+    detection: Option<&str>,
+    format: &str,
+    make: Option<super::MakeDecoder>,
+    for_each: &mut ForEachLazy,
 ) -> anyhow::Result<()> {
     let mut all = Detections::load_default(vars.clone())?;
     for e in all.errors() {
@@ -102,15 +169,23 @@ pub fn detect_command(
         })?;
     }
     let quiet = quiet_period()?;
-    let collector_id = vars.collector_id.clone();
-    let mut grouper = super::Grouper::new(&all);
-    let mut watch = Watch::default();
-    for_each(&mut |r| {
-        grouper.add_record(r.header, r.raw);
-        watch.add(&collector_id, r);
-        true
-    })?;
-    let report = grouper.finish();
+    let mut watch = Watch {
+        collector_id: vars.collector_id.clone(),
+        ..Watch::default()
+    };
+    let (scanned, report) = super::Grouper::stream_with(&all, make, |grouper| {
+        for_each(&mut |r, raw| {
+            watch.add(r.header, r.content_type, r.ingested_at);
+            match raw.packed() {
+                Some((tag, stored)) if make.is_some() => {
+                    grouper.add_packed(r.header, tag, stored)?
+                }
+                _ => grouper.add_lazy(r.header, || raw.bytes())?,
+            }
+            Ok(true)
+        })
+    });
+    scanned?;
     let statuses = watch.evaluate(Utc::now(), quiet);
     let text = match format {
         "json" => {

@@ -72,11 +72,7 @@ pub fn group_hits(events: impl IntoIterator<Item = (Value, DateTime<Utc>)>) -> V
             });
     }
     let mut groups: Vec<Group> = by_key.into_values().collect();
-    groups.sort_by(|a, b| {
-        a.first_seen
-            .cmp(&b.first_seen)
-            .then_with(|| key_text(&a.key).cmp(&key_text(&b.key)))
-    });
+    sort_groups(&mut groups);
     groups
 }
 
@@ -96,7 +92,7 @@ pub fn threshold_groups(
 }
 
 /// An event time with its distinct value (as JSON text).
-type TimedValue = (DateTime<Utc>, String);
+pub(crate) type TimedValue = (DateTime<Utc>, String);
 
 /// Like [`threshold_groups`], but a window qualifies when it holds at least `t.count`
 /// *distinct* values (the third element: e.g. the UserIds one address tried, for a
@@ -113,49 +109,59 @@ pub fn threshold_groups_distinct(
             .1
             .push((time, distinct.to_string()));
     }
+    let mut groups = Vec::new();
+    for (_, (key, mut ev)) in by_key {
+        groups.extend(bursts(&key, &mut ev, t));
+    }
+    sort_groups(&mut groups);
+    groups
+}
+
+/// The bursts of one key's (CreationTime, distinct value as JSON text) events: windows of
+/// `t.window_secs` holding at least `t.count` distinct values; windows that share an event
+/// merge. Sorts `ev`.
+pub(crate) fn bursts(key: &Value, ev: &mut [TimedValue], t: Threshold) -> Vec<Group> {
     let need = usize::try_from(t.count.max(1)).unwrap_or(usize::MAX);
     let window = chrono::Duration::seconds(t.window_secs);
     let mut groups = Vec::new();
-    for (_, (key, mut ev)) in by_key {
-        ev.sort();
-        // every window [ev[s], ev[s] + window] holding >= need distinct values, as index
-        // ranges s..end; ranges that share an event merge into one burst
-        let mut bursts: Vec<(usize, usize)> = Vec::new();
-        let mut in_window: HashMap<&str, usize> = HashMap::new();
-        let mut end = 0;
-        for s in 0..ev.len() {
-            while end < ev.len() && ev[end].0 - ev[s].0 <= window {
-                *in_window.entry(ev[end].1.as_str()).or_default() += 1;
-                end += 1;
-            }
-            if in_window.len() >= need {
-                match bursts.last_mut() {
-                    Some(last) if s < last.1 => last.1 = last.1.max(end),
-                    _ => bursts.push((s, end)),
-                }
-            }
-            if let Some(c) = in_window.get_mut(ev[s].1.as_str()) {
-                *c -= 1;
-                if *c == 0 {
-                    in_window.remove(ev[s].1.as_str());
-                }
+    ev.sort();
+    // every window [ev[s], ev[s] + window] holding >= need distinct values, as index
+    // ranges s..end; ranges that share an event merge into one burst
+    let mut bursts: Vec<(usize, usize)> = Vec::new();
+    let mut in_window: HashMap<&str, usize> = HashMap::new();
+    let mut end = 0;
+    for s in 0..ev.len() {
+        while end < ev.len() && ev[end].0 - ev[s].0 <= window {
+            *in_window.entry(ev[end].1.as_str()).or_default() += 1;
+            end += 1;
+        }
+        if in_window.len() >= need {
+            match bursts.last_mut() {
+                Some(last) if s < last.1 => last.1 = last.1.max(end),
+                _ => bursts.push((s, end)),
             }
         }
-        for (s, e) in bursts {
-            groups.push(Group {
-                key: key.clone(),
-                count: (e - s) as u64,
-                first_seen: ev[s].0,
-                last_seen: ev[e - 1].0,
-            });
+        if let Some(c) = in_window.get_mut(ev[s].1.as_str()) {
+            *c -= 1;
+            if *c == 0 {
+                in_window.remove(ev[s].1.as_str());
+            }
         }
     }
-    groups.sort_by(|a, b| {
-        a.first_seen
-            .cmp(&b.first_seen)
-            .then_with(|| key_text(&a.key).cmp(&key_text(&b.key)))
-    });
+    for (s, e) in bursts {
+        groups.push(Group {
+            key: key.clone(),
+            count: (e - s) as u64,
+            first_seen: ev[s].0,
+            last_seen: ev[e - 1].0,
+        });
+    }
     groups
+}
+
+/// The order groups come out in: by first_seen, then by the key's JSON text.
+pub(crate) fn sort_groups(groups: &mut [Group]) {
+    groups.sort_by_cached_key(|g| (g.first_seen, key_text(&g.key)));
 }
 
 #[cfg(test)]

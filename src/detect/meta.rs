@@ -1,5 +1,5 @@
 //! The `#` header of a detection file: metadata only (title, table, severity, group_by,
-//! operations, threshold/window, seed, mitre, description). Pure parsing; it must not
+//! operations, fields, contains, threshold/window, seed, mitre, description). Pure parsing; it must not
 //! compile or run jq.
 
 use super::LoadError;
@@ -86,6 +86,14 @@ pub struct Meta {
     pub group_by: Vec<String>,
     /// Exact Operation values (or `*` globs) the filter can fire on; empty = any.
     pub operations: Vec<String>,
+    /// The top-level fields of the record the filter reads (`# fields`); empty = the whole
+    /// record. Candidates are parsed with only these fields (plus the first step of each
+    /// `group_by` / `distinct` path); the test suite proves the output is the same.
+    pub fields: Vec<String>,
+    /// `# contains`: words (ASCII case ignored) of which the record's JSON text holds at
+    /// least one whenever the filter emits or fails; other records skip it unparsed. A test
+    /// proves it on every test record, as for `operations`.
+    pub contains: Vec<String>,
     pub threshold: Option<Threshold>,
     /// With a threshold: count distinct values of this field (of the hit, else the record)
     /// instead of hits.
@@ -103,6 +111,8 @@ const KEYS: &[&str] = &[
     "severity",
     "group_by",
     "operations",
+    "fields",
+    "contains",
     "threshold",
     "window",
     "distinct",
@@ -257,6 +267,36 @@ pub(crate) fn parse_header(id: &str, file: &str, code: &str) -> Result<Meta, Loa
         }
         Some((v, _)) => Some(v.to_string()),
     };
+    let fields = get("fields").map(|(v, _)| list(v)).unwrap_or_default();
+    if let Some((v, l)) = get("fields")
+        && fields.is_empty()
+    {
+        return Err(err(
+            l,
+            1,
+            format!("fields must list top-level field names, got {v:?}"),
+        ));
+    }
+    let contains: Vec<String> = get("contains")
+        .map(|(v, _)| list(v))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    if let Some((v, l)) = get("contains")
+        && (contains.is_empty()
+            || contains
+                .iter()
+                .any(|w| w.chars().any(|c| c == '"' || c == '\\' || c.is_control())))
+    {
+        return Err(err(
+            l,
+            1,
+            format!(
+                "contains must list words without quotes, backslashes or control characters, got {v:?}"
+            ),
+        ));
+    }
     let seed = match get("seed") {
         None => None,
         Some((v, l)) => match v.split_once(' ') {
@@ -278,6 +318,8 @@ pub(crate) fn parse_header(id: &str, file: &str, code: &str) -> Result<Meta, Loa
         severity,
         group_by: get("group_by").map(|(v, _)| list(v)).unwrap_or_default(),
         operations: get("operations").map(|(v, _)| list(v)).unwrap_or_default(),
+        fields,
+        contains,
         threshold,
         distinct,
         seed,

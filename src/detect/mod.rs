@@ -7,6 +7,19 @@
 //! inside its write transaction and stores the hits; `detect`/`query` read records through the
 //! store and hand them here. One broken query never stops the others or ingestion: load errors
 //! are collected with file:line:column, run errors are returned per record.
+//!
+//! # The cost of a record (why it is shaped this way)
+//!
+//! Evaluating jq dominates (perf on 1 M practice-tenant records: ~65 % of the CPU in jaq's
+//! interpreter), then parsing. So a record reaches jaq only through three filters, each
+//! declared in the query's header and each proven by `tests/detect_queries.rs` on every
+//! test record: `table`/`operations` (from the stored header columns, before the raw JSON is
+//! even decompressed — see `store::scan`), `contains` (words the raw text must hold), and
+//! `fields` (`project.rs`: only the top-level fields the candidates read are parsed into a jaq
+//! value). Re-running over a table ([`Grouper::stream`]) evaluates batches of candidates on
+//! worker threads while the caller scans, and folds hits into per-thread groups straight
+//! from the jaq values; [`Detections::run`]/[`Detections::run_bytes`] (the store's per-record
+//! path) use the same filters and return [`Hit`]s.
 
 pub mod command;
 mod engine;
@@ -14,12 +27,13 @@ pub mod group;
 pub mod measure;
 mod meta;
 pub mod monitor;
+mod project;
 pub mod report;
 
 pub use engine::{Limits, RunFailure};
 pub use group::{Group, group_hits, group_key, threshold_groups, threshold_groups_distinct};
 pub use meta::{Meta, Seed, Severity, Threshold};
-pub use report::{DetectionResult, Grouper, Report};
+pub use report::{Decoder, DetectionResult, Grouper, MakeDecoder, Report};
 
 use crate::model::{RecordHeader, is_auth_operation};
 use engine::{Libs, Program};
@@ -140,6 +154,9 @@ struct Detection {
     program: Program,
     table: TableSel,
     ops: OpFilter,
+    /// The top-level fields to parse for it (`# fields` plus the first step of every
+    /// `group_by`/`distinct` path, which grouping may read from the record); None: all.
+    proj: Option<Vec<String>>,
 }
 
 impl Detection {
@@ -162,8 +179,8 @@ pub struct Detections {
     items: Vec<Detection>,
     /// Prefilter index: exact Operation → detections naming it; `open` are those with no
     /// operations list or with globs (checked one by one). Indices in id order.
-    by_op: HashMap<String, Vec<usize>>,
-    open: Vec<usize>,
+    by_op: HashMap<String, Vec<u16>>,
+    open: Vec<u16>,
     errors: Vec<LoadError>,
     vars: Vars,
     limits: Limits,
@@ -320,11 +337,13 @@ impl Detections {
             match Program::compile(&src.file, &src.code, &libs) {
                 Ok(program) => {
                     let ops = OpFilter::new(&meta.operations);
+                    let proj = projection(&meta);
                     items.push(Detection {
                         meta,
                         program,
                         table,
                         ops,
+                        proj,
                     });
                 }
                 Err(es) => errors.extend(es),
@@ -345,6 +364,8 @@ impl Detections {
         self.by_op.clear();
         self.open.clear();
         for (i, d) in self.items.iter().enumerate() {
+            // more than 65,535 detections cannot be indexed; the loader never gets there
+            let Ok(i) = u16::try_from(i) else { break };
             if d.ops.is_any() || !d.ops.globs.is_empty() {
                 self.open.push(i);
             }
@@ -354,28 +375,35 @@ impl Detections {
         }
     }
 
-    /// The detections whose prefilter accepts the record, in id order.
-    fn candidates(&self, h: &RecordHeader) -> Vec<&Detection> {
-        let mut idx: Vec<usize> = Vec::new();
+    /// Indices (into `items`, id order) of the detections whose prefilter accepts the
+    /// record, appended to `out` without allocating per record.
+    pub(crate) fn candidate_indices(&self, h: &RecordHeader, out: &mut Vec<u16>) {
+        let start = out.len();
         if let Some(v) = self.by_op.get(h.operation.as_str()) {
-            idx.extend(
+            out.extend(
                 v.iter()
                     .copied()
-                    .filter(|&i| self.items[i].table_accepts(h)),
+                    .filter(|&i| self.items[usize::from(i)].table_accepts(h)),
             );
         }
-        let before = idx.len();
-        idx.extend(
+        let before = out.len();
+        out.extend(
             self.open
                 .iter()
                 .copied()
-                .filter(|&i| self.items[i].accepts(h)),
+                .filter(|&i| self.items[usize::from(i)].accepts(h)),
         );
-        if before > 0 && idx.len() > before {
-            idx.sort_unstable();
-            idx.dedup();
+        if before > start && out.len() > before {
+            out[start..].sort_unstable();
+            let mut w = start;
+            for r in start..out.len() {
+                if w == start || out[w - 1] != out[r] {
+                    out[w] = out[r];
+                    w += 1;
+                }
+            }
+            out.truncate(w);
         }
-        idx.into_iter().map(|i| &self.items[i]).collect()
     }
 
     /// The same detections with other per-record limits.
@@ -417,79 +445,169 @@ impl Detections {
     /// True when at least one detection's prefilter (table, operation) accepts the record:
     /// callers re-running detections over stored records parse only these.
     pub fn wants(&self, header: &RecordHeader) -> bool {
-        let exact = self
-            .by_op
-            .get(header.operation.as_str())
-            .is_some_and(|v| v.iter().any(|&i| self.items[i].table_accepts(header)));
-        exact || self.open.iter().any(|&i| self.items[i].accepts(header))
+        let exact = self.by_op.get(header.operation.as_str()).is_some_and(|v| {
+            v.iter()
+                .any(|&i| self.items[usize::from(i)].table_accepts(header))
+        });
+        exact
+            || self
+                .open
+                .iter()
+                .any(|&i| self.items[usize::from(i)].accepts(header))
     }
 
     /// Runs every detection whose table matches the record; returns its hits and the
     /// detections that failed on it.
     pub fn run(&self, header: &RecordHeader, raw: &serde_json::Value) -> (Vec<Hit>, Vec<RunError>) {
-        self.run_with(header, || Val::deserialize(raw).map_err(|e| e.to_string()))
+        self.run_with(header, None, |cands| match self.fields_for(cands) {
+            Some(f) => project::from_value(raw, &f),
+            None => Val::deserialize(raw).map_err(|e| e.to_string()),
+        })
     }
 
     /// Like [`Detections::run`] on the record's raw JSON text: the text is parsed only
-    /// when a detection's prefilter accepts the header.
+    /// when a detection's prefilter accepts the header, and then only the fields the
+    /// accepting detections read (`# fields`).
     pub fn run_bytes(&self, header: &RecordHeader, raw: &[u8]) -> (Vec<Hit>, Vec<RunError>) {
-        self.run_with(header, || {
-            serde_json::from_slice::<Val>(raw).map_err(|e| e.to_string())
-        })
+        self.run_with(header, Some(raw), |cands| self.parse_for(cands, raw))
+    }
+
+    /// The union of the fields of the detections `cands`; None when one of them reads the
+    /// whole record.
+    fn fields_for(&self, cands: &[u16]) -> Option<Vec<&str>> {
+        let mut fields: Vec<&str> = Vec::with_capacity(16);
+        for &c in cands {
+            fields.extend(
+                self.items[usize::from(c)]
+                    .proj
+                    .as_ref()?
+                    .iter()
+                    .map(String::as_str),
+            );
+        }
+        Some(fields)
+    }
+
+    /// Appends to `out` the detections of `cands` whose `# contains` words admit the
+    /// record's JSON text (those without such words always). Where the text could spell a
+    /// word with an escape (`\u0041`, `\/`), every word is taken as present.
+    pub(crate) fn admitted(
+        &self,
+        cands: &[u16],
+        raw: &[u8],
+        lower: &mut Vec<u8>,
+        out: &mut Vec<u16>,
+    ) {
+        let guarded = |c: &u16| !self.items[usize::from(*c)].meta.contains.is_empty();
+        if !cands.iter().any(guarded) {
+            out.extend_from_slice(cands);
+            return;
+        }
+        lower.clear();
+        lower.extend(raw.iter().map(u8::to_ascii_lowercase));
+        let text = std::str::from_utf8(lower)
+            .ok()
+            .filter(|t| !t.contains("\\u"));
+        for &c in cands {
+            let words = &self.items[usize::from(c)].meta.contains;
+            let admit = match text {
+                Some(t) if !words.is_empty() => words
+                    .iter()
+                    .any(|w| t.contains(w.as_str()) || (w.contains('/') && t.contains("\\/"))),
+                _ => true,
+            };
+            if admit {
+                out.push(c);
+            }
+        }
+    }
+
+    /// Parses a candidate record for the detections `cands` (indices into `items`): only
+    /// the fields they read when all of them declare theirs.
+    pub(crate) fn parse_for(&self, cands: &[u16], raw: &[u8]) -> Result<Val, String> {
+        match self.fields_for(cands) {
+            Some(f) => project::parse(raw, &f),
+            None => serde_json::from_slice::<Val>(raw).map_err(|e| e.to_string()),
+        }
     }
 
     /// Runs every detection on the record, ignoring the table/operation prefilter. Tests
     /// use it to prove the prefilter never changes a result; nothing else should need it.
     pub fn run_unfiltered(&self, raw: &serde_json::Value) -> (Vec<Hit>, Vec<RunError>) {
-        let input = match Val::deserialize(raw) {
-            Ok(v) => v,
-            Err(e) => {
-                let errors = self
-                    .items
-                    .iter()
-                    .map(|d| RunError {
-                        detection: d.meta.id.clone(),
-                        message: format!("record is not JSON: {e}"),
-                    })
-                    .collect();
-                return (Vec::new(), errors);
+        self.run_each(|_| Val::deserialize(raw).map_err(|e| e.to_string()))
+    }
+
+    /// Runs every detection on the record parsed with only its own `# fields` (the whole
+    /// record for a detection without them), ignoring the prefilter. Tests use it to prove
+    /// each declaration: the output must equal [`Detections::run_unfiltered`]'s (and real
+    /// jq's on the whole record).
+    pub fn run_projected(&self, raw: &serde_json::Value) -> (Vec<Hit>, Vec<RunError>) {
+        self.run_each(|d| match &d.proj {
+            Some(f) => {
+                let f: Vec<&str> = f.iter().map(String::as_str).collect();
+                project::from_value(raw, &f)
             }
-        };
+            None => Val::deserialize(raw).map_err(|e| e.to_string()),
+        })
+    }
+
+    fn run_each(
+        &self,
+        input: impl Fn(&Detection) -> Result<Val, String>,
+    ) -> (Vec<Hit>, Vec<RunError>) {
         let mut hits = Vec::new();
         let mut errors = Vec::new();
         for d in &self.items {
-            let (h, e) = self.eval(d, &input);
-            hits.extend(h);
-            errors.extend(e);
+            match input(d) {
+                Ok(v) => {
+                    let (h, e) = self.eval(d, &v);
+                    hits.extend(h);
+                    errors.extend(e);
+                }
+                Err(e) => errors.push(RunError {
+                    detection: d.meta.id.clone(),
+                    message: format!("record is not JSON: {e}"),
+                }),
+            }
         }
         (hits, errors)
     }
 
+    /// With the raw text at hand, the `# contains` words drop candidates before parsing.
     fn run_with(
         &self,
         header: &RecordHeader,
-        make_input: impl FnOnce() -> Result<Val, String>,
+        text: Option<&[u8]>,
+        make_input: impl FnOnce(&[u16]) -> Result<Val, String>,
     ) -> (Vec<Hit>, Vec<RunError>) {
         let mut hits = Vec::new();
         let mut errors = Vec::new();
-        let candidates = self.candidates(header);
-        if candidates.is_empty() {
+        let mut cands = Vec::new();
+        self.candidate_indices(header, &mut cands);
+        if let Some(raw) = text
+            && !cands.is_empty()
+        {
+            let mut admitted = Vec::with_capacity(cands.len());
+            self.admitted(&cands, raw, &mut Vec::new(), &mut admitted);
+            cands = admitted;
+        }
+        if cands.is_empty() {
             return (hits, errors);
         }
-        let input = match make_input() {
+        let input = match make_input(&cands) {
             Ok(v) => v,
             Err(e) => {
-                for d in candidates {
+                for c in cands {
                     errors.push(RunError {
-                        detection: d.meta.id.clone(),
+                        detection: self.items[usize::from(c)].meta.id.clone(),
                         message: format!("record is not JSON: {e}"),
                     });
                 }
                 return (hits, errors);
             }
         };
-        for d in candidates {
-            let (h, e) = self.eval(d, &input);
+        for c in cands {
+            let (h, e) = self.eval(&self.items[usize::from(c)], &input);
             hits.extend(h);
             errors.extend(e);
         }
@@ -522,6 +640,30 @@ impl Detections {
     }
 }
 
+/// The fields to parse for a detection: its `# fields` and the first step of each
+/// `group_by` and `distinct` path (grouping falls back to the record for those); None when
+/// it declares none (the whole record).
+fn projection(meta: &Meta) -> Option<Vec<String>> {
+    if meta.fields.is_empty() {
+        return None;
+    }
+    let roots = meta
+        .group_by
+        .iter()
+        .chain(&meta.distinct)
+        .filter_map(|p| p.split('.').next());
+    let mut f: Vec<String> = meta
+        .fields
+        .iter()
+        .map(String::as_str)
+        .chain(roots)
+        .map(str::to_string)
+        .collect();
+    f.sort();
+    f.dedup();
+    Some(f)
+}
+
 /// The value at a dotted path of a record (`AppAccessContext.ClientAppId`), as JSON.
 fn val_path(v: &Val, path: &[&str]) -> Option<serde_json::Value> {
     let mut cur = v;
@@ -539,10 +681,41 @@ fn module_name(file: &str) -> String {
     file.strip_suffix(".jq").unwrap_or(file).to_string()
 }
 
-/// A jaq value as serde_json (through its JSON text, which is exact for JSON values).
+/// A jaq value as serde_json: what parsing its JSON text gives (the text of a value that is
+/// not JSON — a byte string, a non-string key — becomes one JSON string).
 pub(crate) fn val_to_json(v: &Val) -> serde_json::Value {
-    let text = v.to_string();
-    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    plain_to_json(v).unwrap_or_else(|| {
+        let text = v.to_string();
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    })
+}
+
+/// [`val_to_json`] without the text round trip, for values made of JSON only (None for
+/// anything else, which takes the text path). Same result: strings and integers convert
+/// exactly, other numbers go through their own text, as the whole value's text would.
+fn plain_to_json(v: &Val) -> Option<serde_json::Value> {
+    use serde_json::Value as J;
+    Some(match v {
+        Val::Null => J::Null,
+        Val::Bool(b) => J::Bool(*b),
+        Val::Num(jaq_json::Num::Int(i)) => J::from(i64::try_from(*i).ok()?),
+        Val::Num(_) => match serde_json::from_str(&v.to_string()).ok()? {
+            n @ J::Number(_) => n,
+            // e.g. NaN printed as null: keep what the whole text would have parsed to
+            other => other,
+        },
+        Val::TStr(b) => J::String(std::str::from_utf8(b).ok()?.to_owned()),
+        Val::BStr(_) => return None,
+        Val::Arr(a) => J::Array(a.iter().map(plain_to_json).collect::<Option<_>>()?),
+        Val::Obj(o) => {
+            let mut m = serde_json::Map::new();
+            for (k, v) in o.iter() {
+                let Val::TStr(k) = k else { return None };
+                m.insert(std::str::from_utf8(k).ok()?.to_owned(), plain_to_json(v)?);
+            }
+            J::Object(m)
+        }
+    })
 }
 
 /// An ad-hoc jq program (`m365audit query`): same prelude, helpers and guard rails as the

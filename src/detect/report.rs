@@ -1,15 +1,24 @@
 //! Grouped results of detections over many records (what `m365audit detect` prints): per
 //! detection the hit count and its groups (count, first_seen, last_seen), threshold rules
 //! reduced to their bursts; and the three output formats (table, json, csv). Pure: records
-//! come in from the caller, text goes out.
+//! come in from the caller, text goes out (the only threads it starts are its own scoped
+//! workers; it must not read the store itself).
+//!
+//! Grouping keys a hit by its `group_by` values' JSON identity (see `encode_json`) and keeps
+//! one group per key per worker thread; merging is order-independent, so the report is the
+//! same for any number of threads and equals grouping the [`Hit`]s of `Detections::run`
+//! (a unit test checks both).
 
-use super::group::{Group, group_hits, threshold_groups_distinct};
-use super::{Detections, Hit, Meta, RunError};
+use super::group::{Group, TimedValue, bursts, group_key_with, sort_groups};
+use super::{Detections, Hit, Meta, RunFailure, val_to_json};
 use crate::model::RecordHeader;
 use chrono::{DateTime, Utc};
+use jaq_json::Val;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 
 /// One detection's grouped result: the `detect --format json` shape of ARCHITECTURE §7.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,32 +44,195 @@ pub struct Report {
     /// Records read and records handed to jq (after the prefilter).
     pub records: u64,
     pub candidates: u64,
+    /// Candidates parsed and run (the others' text lacked every `contains` word of their
+    /// detections). Not part of the JSON output.
+    #[serde(skip)]
+    pub parsed: u64,
     /// Per detection: how many records it failed on, and the first message.
     pub errors: BTreeMap<String, (u64, String)>,
 }
 
+/// Candidate records waiting to be evaluated: their raw JSON texts back to back in one
+/// buffer (no allocation per record) and their candidate detections in another.
 #[derive(Default)]
-struct Acc {
-    events: Vec<(Value, DateTime<Utc>, Value)>,
+struct Batch {
+    text: Vec<u8>,
+    cands: Vec<u16>,
+    items: Vec<Item>,
+}
+
+struct Item {
+    text_end: usize,
+    cand_end: usize,
+    /// The text is the record as its source stored it (e.g. zstd with this dictionary),
+    /// decoded by the worker's [`Decoder`].
+    packed: Option<i64>,
+    time: DateTime<Utc>,
+    /// Position of the record in the input: "first error" means the lowest.
+    seq: u64,
+}
+
+/// Turns a record as its source stored it (`tag`, e.g. a zstd dictionary id, and the bytes)
+/// into its raw JSON text; each worker thread gets its own.
+pub type Decoder = Box<dyn FnMut(i64, &[u8], &mut Vec<u8>) -> anyhow::Result<()> + Send>;
+
+/// Makes one [`Decoder`] per worker thread.
+pub type MakeDecoder<'m> = &'m (dyn Fn() -> anyhow::Result<Decoder> + Sync);
+
+/// Candidates per batch, and the text size at which a batch is sent early.
+const BATCH: usize = 4096;
+const BATCH_BYTES: usize = 8 << 20;
+
+/// Grouping state of one detection. Hits are folded in as they come: a plain detection
+/// keeps one [`Group`] per key, a threshold rule its events per key (bursts need them all).
+#[derive(Default)]
+struct DetAgg {
+    matched: u64,
+    groups: HashMap<String, Group>,
+    events: HashMap<String, (Value, Vec<TimedValue>)>,
+}
+
+/// What one thread has grouped so far; merged at the end (merging is order-independent:
+/// counts add, first/last seen are min/max, the first error is the lowest `seq`).
+struct Agg {
+    per: Vec<DetAgg>,
+    errors: BTreeMap<String, (u64, u64, String)>,
+    /// Unique values for the events of threshold rules without `distinct`.
+    unique: u64,
+    parsed: u64,
+}
+
+impl Agg {
+    fn new(n: usize) -> Agg {
+        Agg {
+            per: (0..n).map(|_| DetAgg::default()).collect(),
+            errors: BTreeMap::new(),
+            unique: 0,
+            parsed: 0,
+        }
+    }
+
+    fn error(&mut self, detection: &str, seq: u64, message: String) {
+        match self.errors.get_mut(detection) {
+            Some(e) => {
+                e.0 += 1;
+                if seq < e.1 {
+                    (e.1, e.2) = (seq, message);
+                }
+            }
+            None => {
+                self.errors.insert(detection.to_string(), (1, seq, message));
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Agg) {
+        self.parsed += other.parsed;
+        for (mine, theirs) in self.per.iter_mut().zip(other.per) {
+            mine.matched += theirs.matched;
+            for (k, g) in theirs.groups {
+                match mine.groups.get_mut(&k) {
+                    Some(m) => {
+                        m.count += g.count;
+                        m.first_seen = m.first_seen.min(g.first_seen);
+                        m.last_seen = m.last_seen.max(g.last_seen);
+                    }
+                    None => {
+                        mine.groups.insert(k, g);
+                    }
+                }
+            }
+            for (k, (key, ev)) in theirs.events {
+                mine.events
+                    .entry(k)
+                    .or_insert_with(|| (key, Vec::new()))
+                    .1
+                    .extend(ev);
+            }
+        }
+        for (d, (n, seq, m)) in other.errors {
+            match self.errors.get_mut(&d) {
+                Some(e) => {
+                    e.0 += n;
+                    if seq < e.1 {
+                        (e.1, e.2) = (seq, m);
+                    }
+                }
+                None => {
+                    self.errors.insert(d, (n, seq, m));
+                }
+            }
+        }
+    }
+
+    /// Folds one hit in: `enc` is the key's identity (see [`key_identity`]), `key` builds
+    /// the key's JSON only when the group is new, `distinct` the event's distinct text.
+    fn add(
+        &mut self,
+        i: usize,
+        meta: &Meta,
+        enc: &str,
+        key: impl FnOnce() -> Value,
+        distinct: impl FnOnce() -> String,
+        time: DateTime<Utc>,
+    ) {
+        let a = &mut self.per[i];
+        a.matched += 1;
+        if meta.threshold.is_none() {
+            match a.groups.get_mut(enc) {
+                Some(g) => {
+                    g.count += 1;
+                    g.first_seen = g.first_seen.min(time);
+                    g.last_seen = g.last_seen.max(time);
+                }
+                None => {
+                    a.groups.insert(
+                        enc.to_string(),
+                        Group {
+                            key: key(),
+                            count: 1,
+                            first_seen: time,
+                            last_seen: time,
+                        },
+                    );
+                }
+            }
+            return;
+        }
+        let d = if meta.distinct.is_some() {
+            distinct()
+        } else {
+            // every event its own value: the window counts events
+            self.unique += 1;
+            format!("u{}", self.unique)
+        };
+        match a.events.get_mut(enc) {
+            Some(e) => e.1.push((time, d)),
+            None => {
+                a.events.insert(enc.to_string(), (key(), vec![(time, d)]));
+            }
+        }
+    }
 }
 
 /// Collects hits record by record and groups them at the end. Candidate records are
 /// buffered and evaluated in batches on every core (the detections are shared read-only;
-/// each thread parses its own records).
+/// each thread parses its own records and groups into its own state, merged at the end,
+/// so the outcome does not depend on the number of threads). [`Grouper::stream`] also
+/// overlaps reading the records with evaluating them.
 pub struct Grouper<'a> {
     detections: &'a Detections,
-    acc: BTreeMap<String, Acc>,
+    agg: Agg,
     records: u64,
     candidates: u64,
-    errors: BTreeMap<String, (u64, String)>,
-    batch: Vec<(RecordHeader, Vec<u8>)>,
+    batch: Batch,
     threads: usize,
+    /// Inside [`Grouper::stream`]: full batches go to the worker threads.
+    sender: Option<SyncSender<Batch>>,
+    /// Emptied batches the workers hand back, so their buffers are reused.
+    pool: Arc<Mutex<Vec<Batch>>>,
+    packed_ok: bool,
 }
-
-const BATCH: usize = 4096;
-
-/// The hits and errors of one record, at its CreationTime.
-type Evaluated = (Vec<Hit>, Vec<RunError>, DateTime<Utc>);
 
 impl<'a> Grouper<'a> {
     pub fn new(detections: &'a Detections) -> Grouper<'a> {
@@ -69,119 +241,499 @@ impl<'a> Grouper<'a> {
             .clamp(1, 8);
         Grouper {
             detections,
-            acc: BTreeMap::new(),
+            agg: Agg::new(detections.items.len()),
             records: 0,
             candidates: 0,
-            errors: BTreeMap::new(),
-            batch: Vec::new(),
+            batch: Batch::default(),
             threads,
+            sender: None,
+            pool: Arc::default(),
+            packed_ok: false,
         }
+    }
+
+    /// Runs `feed` (which adds records with [`Grouper::add_record`] / [`Grouper::add_lazy`])
+    /// on this thread while worker threads evaluate the batches it fills: reading and
+    /// evaluating overlap. Returns what `feed` returned and the grouped results.
+    pub fn stream<T>(
+        detections: &'a Detections,
+        feed: impl FnOnce(&mut Grouper<'a>) -> T,
+    ) -> (T, Report) {
+        Grouper::stream_with(detections, None, feed)
+    }
+
+    /// [`Grouper::stream`] where `feed` may also add records as stored
+    /// ([`Grouper::add_packed`]): the workers decode them with decoders from `make`, so
+    /// decompression runs beside evaluation instead of on the scanning thread.
+    pub fn stream_with<T>(
+        detections: &'a Detections,
+        make: Option<MakeDecoder>,
+        feed: impl FnOnce(&mut Grouper<'a>) -> T,
+    ) -> (T, Report) {
+        let mut g = Grouper::new(detections);
+        g.packed_ok = make.is_some();
+        let pool = g.pool.clone();
+        let pool = &pool;
+        let threads = g.threads;
+        let n = detections.items.len();
+        // bounded: reading never runs more than a few batches ahead of evaluation
+        let (tx, rx) = sync_channel::<Batch>(threads);
+        let rx = Mutex::new(rx);
+        let rx = &rx;
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(move || {
+                        let mut agg = Agg::new(n);
+                        let mut dec = Decoding::new(make);
+                        loop {
+                            let next = match rx.lock() {
+                                Ok(r) => r.recv(),
+                                Err(_) => break,
+                            };
+                            let Ok(mut batch) = next else { break };
+                            eval_items(
+                                detections,
+                                &batch,
+                                0..batch.items.len(),
+                                &mut agg,
+                                &mut dec,
+                            );
+                            batch.text.clear();
+                            batch.cands.clear();
+                            batch.items.clear();
+                            if let Ok(mut p) = pool.lock() {
+                                p.push(batch);
+                            }
+                        }
+                        agg
+                    })
+                })
+                .collect();
+            g.sender = Some(tx);
+            let t = feed(&mut g);
+            g.flush();
+            g.sender = None;
+            for w in workers {
+                match w.join() {
+                    Ok(agg) => g.agg.merge(agg),
+                    Err(_) => g
+                        .agg
+                        .error("*", 0, "a detection thread panicked".to_string()),
+                }
+            }
+            (t, g.finish())
+        })
     }
 
     /// Runs the detections on one stored record (raw JSON text); parses it only when the
     /// prefilter accepts the header.
     pub fn add_record(&mut self, header: &RecordHeader, raw: &[u8]) {
-        self.records += 1;
-        if !self.detections.wants(header) {
-            return;
-        }
-        self.candidates += 1;
-        if self.threads == 1 {
-            let (hits, errors) = self.detections.run_bytes(header, raw);
-            self.add_hits(&hits, header.creation_time);
-            self.add_errors(errors);
-            return;
-        }
-        self.batch.push((header.clone(), raw.to_vec()));
-        if self.batch.len() >= BATCH {
-            self.flush();
-        }
+        // the raw text is at hand: fetching it cannot fail
+        let _ = self.add_lazy(header, || Ok(raw));
     }
 
-    /// Evaluates the buffered candidates, one slice per thread; results are merged in
-    /// record order, so the outcome does not depend on the number of threads.
+    /// Like [`Grouper::add_record`], but the raw JSON is fetched (e.g. decompressed) only
+    /// when a detection's prefilter accepts the header. An error fetching it is returned
+    /// and the record is not evaluated.
+    pub fn add_lazy<'r>(
+        &mut self,
+        header: &RecordHeader,
+        raw: impl FnOnce() -> anyhow::Result<&'r [u8]>,
+    ) -> anyhow::Result<()> {
+        self.records += 1;
+        let start = self.batch.cands.len();
+        self.detections
+            .candidate_indices(header, &mut self.batch.cands);
+        if self.batch.cands.len() == start {
+            return Ok(());
+        }
+        let raw = match raw() {
+            Ok(r) => r,
+            Err(e) => {
+                self.batch.cands.truncate(start);
+                return Err(e);
+            }
+        };
+        self.candidates += 1;
+        self.batch.text.extend_from_slice(raw);
+        self.batch.items.push(Item {
+            text_end: self.batch.text.len(),
+            cand_end: self.batch.cands.len(),
+            packed: None,
+            time: header.creation_time,
+            seq: self.records,
+        });
+        if self.batch.items.len() >= BATCH || self.batch.text.len() >= BATCH_BYTES {
+            self.flush();
+        }
+        Ok(())
+    }
+
+    /// Like [`Grouper::add_record`] for a record as its source stored it (`tag` and
+    /// `stored`, see [`Decoder`]): only inside [`Grouper::stream_with`] with a decoder.
+    pub fn add_packed(
+        &mut self,
+        header: &RecordHeader,
+        tag: i64,
+        stored: &[u8],
+    ) -> anyhow::Result<()> {
+        if !self.packed_ok {
+            anyhow::bail!("add_packed needs Grouper::stream_with and a decoder");
+        }
+        self.records += 1;
+        let start = self.batch.cands.len();
+        self.detections
+            .candidate_indices(header, &mut self.batch.cands);
+        if self.batch.cands.len() == start {
+            return Ok(());
+        }
+        self.candidates += 1;
+        self.batch.text.extend_from_slice(stored);
+        self.batch.items.push(Item {
+            text_end: self.batch.text.len(),
+            cand_end: self.batch.cands.len(),
+            packed: Some(tag),
+            time: header.creation_time,
+            seq: self.records,
+        });
+        if self.batch.items.len() >= BATCH {
+            self.flush();
+        }
+        Ok(())
+    }
+
+    /// Hands the buffered candidates to the workers ([`Grouper::stream`]), or evaluates
+    /// them here, one slice per thread.
     fn flush(&mut self) {
-        let batch = std::mem::take(&mut self.batch);
-        if batch.is_empty() {
+        if self.batch.items.is_empty() {
             return;
         }
-        let per = batch.len().div_ceil(self.threads);
+        let spare = self.pool.lock().ok().and_then(|mut p| p.pop());
+        let mut batch = std::mem::replace(&mut self.batch, spare.unwrap_or_default());
+        if let Some(tx) = &self.sender {
+            match tx.send(batch) {
+                Ok(()) => return,
+                // the workers are gone (a panic): evaluate here instead
+                Err(e) => batch = e.0,
+            }
+        }
+        let n = batch.items.len();
         let detections = self.detections;
-        let results: Vec<Vec<Evaluated>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = batch
-                .chunks(per)
-                .map(|chunk| {
+        if self.threads <= 1 || n < 64 {
+            eval_items(
+                detections,
+                &batch,
+                0..n,
+                &mut self.agg,
+                &mut Decoding::new(None),
+            );
+            return;
+        }
+        let per = n.div_ceil(self.threads);
+        let batch = &batch;
+        let aggs: Vec<Option<Agg>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .step_by(per)
+                .map(|lo| {
                     scope.spawn(move || {
-                        chunk
-                            .iter()
-                            .map(|(h, raw)| {
-                                let (hits, errs) = detections.run_bytes(h, raw);
-                                (hits, errs, h.creation_time)
-                            })
-                            .collect::<Vec<_>>()
+                        let mut agg = Agg::new(detections.items.len());
+                        let range = lo..(lo + per).min(n);
+                        eval_items(detections, batch, range, &mut agg, &mut Decoding::new(None));
+                        agg
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        let e = RunError {
-                            detection: "*".into(),
-                            message: "a detection thread panicked".into(),
-                        };
-                        vec![(Vec::new(), vec![e], Utc::now())]
-                    })
-                })
-                .collect()
+            handles.into_iter().map(|h| h.join().ok()).collect()
         });
-        for (hits, errors, time) in results.into_iter().flatten() {
-            self.add_hits(&hits, time);
-            self.add_errors(errors);
+        for a in aggs {
+            match a {
+                Some(a) => self.agg.merge(a),
+                None => self
+                    .agg
+                    .error("*", 0, "a detection thread panicked".to_string()),
+            }
         }
     }
 
     /// Adds hits computed elsewhere (e.g. stored at ingestion) at their record's time.
     pub fn add_hits(&mut self, hits: &[Hit], time: DateTime<Utc>) {
+        let mut enc = String::new();
         for h in hits {
-            let Some(meta) = self.detections.meta(&h.detection) else {
+            let Some(i) = self
+                .detections
+                .items
+                .iter()
+                .position(|d| d.meta.id == h.detection)
+            else {
                 continue;
             };
-            let distinct = match &meta.distinct {
-                Some(path) => lookup(&h.details, path).unwrap_or(Value::Null),
-                None => Value::Null,
+            let meta = &self.detections.items[i].meta;
+            enc.clear();
+            for name in &meta.group_by {
+                encode_json(h.group_key.get(name).unwrap_or(&Value::Null), &mut enc);
+            }
+            let distinct = || match &meta.distinct {
+                Some(path) => lookup(&h.details, path).unwrap_or(Value::Null).to_string(),
+                None => Value::Null.to_string(),
             };
-            self.acc
-                .entry(h.detection.clone())
-                .or_default()
-                .events
-                .push((h.group_key.clone(), time, distinct));
-        }
-    }
-
-    fn add_errors(&mut self, errors: Vec<RunError>) {
-        for e in errors {
-            let entry = self.errors.entry(e.detection).or_insert((0, e.message));
-            entry.0 += 1;
+            self.agg
+                .add(i, meta, &enc, || h.group_key.clone(), distinct, time);
         }
     }
 
     /// The grouped results of every loaded detection (also those without hits), in id order.
     pub fn finish(mut self) -> Report {
         self.flush();
-        let mut acc = self.acc;
         let detections = self
             .detections
-            .metas()
-            .into_iter()
-            .map(|m| result(m, acc.remove(&m.id).unwrap_or_default()))
+            .items
+            .iter()
+            .zip(std::mem::take(&mut self.agg.per))
+            .map(|(d, a)| result(&d.meta, a))
             .collect();
         Report {
             detections,
             records: self.records,
             candidates: self.candidates,
-            errors: self.errors,
+            parsed: self.agg.parsed,
+            errors: std::mem::take(&mut self.agg.errors)
+                .into_iter()
+                .map(|(d, (n, _, m))| (d, (n, m)))
+                .collect(),
         }
+    }
+}
+
+/// Evaluates `items` of a batch into `agg`: parse each record once (only the fields its
+/// candidate detections read, see [`Detections::parse_for`]), run each candidate on it and
+/// fold the hits in.
+fn eval_items(
+    d: &Detections,
+    b: &Batch,
+    items: std::ops::Range<usize>,
+    agg: &mut Agg,
+    dec: &mut Decoding,
+) {
+    let vars = d.vars.vals();
+    let mut enc = String::new();
+    let (mut lower, mut cands) = (Vec::new(), Vec::new());
+    for k in items {
+        let it = &b.items[k];
+        let (text_start, cand_start) = match k.checked_sub(1) {
+            Some(p) => (b.items[p].text_end, b.items[p].cand_end),
+            None => (0, 0),
+        };
+        let mut text = &b.text[text_start..it.text_end];
+        if let Some(tag) = it.packed {
+            match dec.decode(tag, text) {
+                Ok(t) => text = t,
+                Err(e) => {
+                    for &c in &b.cands[cand_start..it.cand_end] {
+                        let id = &d.items[usize::from(c)].meta.id;
+                        agg.error(id, it.seq, format!("stored record does not decode: {e:#}"));
+                    }
+                    continue;
+                }
+            }
+        }
+        cands.clear();
+        d.admitted(
+            &b.cands[cand_start..it.cand_end],
+            text,
+            &mut lower,
+            &mut cands,
+        );
+        if cands.is_empty() {
+            continue;
+        }
+        let cands = &cands[..];
+        agg.parsed += 1;
+        let input = match d.parse_for(cands, text) {
+            Ok(v) => v,
+            Err(e) => {
+                for &c in cands {
+                    let id = &d.items[usize::from(c)].meta.id;
+                    agg.error(id, it.seq, format!("record is not JSON: {e}"));
+                }
+                continue;
+            }
+        };
+        for &c in cands {
+            let i = usize::from(c);
+            let det = &d.items[i];
+            let (outs, failure) = det.program.run(input.clone(), vars.clone(), &d.limits);
+            for v in &outs {
+                add_val_hit(agg, i, &det.meta, v, &input, it.time, &mut enc);
+            }
+            if let Some(f) = failure {
+                agg.error(&det.meta.id, it.seq, failure_message(f));
+            }
+        }
+    }
+}
+
+/// A worker's decoder and its output buffer.
+struct Decoding {
+    dec: Option<anyhow::Result<Decoder>>,
+    out: Vec<u8>,
+}
+
+impl Decoding {
+    fn new(make: Option<MakeDecoder>) -> Decoding {
+        Decoding {
+            dec: make.map(|m| m()),
+            out: Vec::new(),
+        }
+    }
+
+    fn decode(&mut self, tag: i64, stored: &[u8]) -> anyhow::Result<&[u8]> {
+        match &mut self.dec {
+            Some(Ok(dec)) => {
+                dec(tag, stored, &mut self.out)?;
+                Ok(&self.out)
+            }
+            Some(Err(e)) => anyhow::bail!("no decoder: {e:#}"),
+            None => anyhow::bail!("no decoder"),
+        }
+    }
+}
+
+/// One output of a detection, grouped the way [`super::Detections::run`] would key it
+/// (`group_key`: the `group_by` paths in the output, else in the record), without first
+/// turning the output into a `serde_json::Value`.
+fn add_val_hit(
+    agg: &mut Agg,
+    i: usize,
+    meta: &Meta,
+    v: &Val,
+    record: &Val,
+    time: DateTime<Utc>,
+    enc: &mut String,
+) {
+    enc.clear();
+    if is_plain(v) {
+        let component = |name: &String| {
+            val_lookup(v, name.split('.')).or_else(|| val_lookup(record, name.split('.')))
+        };
+        for name in &meta.group_by {
+            match component(name) {
+                Some(x) => encode_val(x, enc),
+                None => enc.push('n'),
+            }
+        }
+        let key = || {
+            let mut m = serde_json::Map::new();
+            for name in &meta.group_by {
+                let x = component(name).map_or(Value::Null, val_to_json);
+                m.insert(name.clone(), x);
+            }
+            Value::Object(m)
+        };
+        let distinct = || match &meta.distinct {
+            Some(path) => val_lookup(v, path.split('.'))
+                .map_or(Value::Null, val_to_json)
+                .to_string(),
+            None => Value::Null.to_string(),
+        };
+        agg.add(i, meta, enc, key, distinct, time);
+    } else {
+        // not plain JSON (a byte string, a non-string key): the output as JSON first,
+        // exactly as `Detections::run` does
+        let details = val_to_json(v);
+        let key = group_key_with(&meta.group_by, &details, |path| {
+            val_lookup(record, path.iter().copied()).map(val_to_json)
+        });
+        for name in &meta.group_by {
+            encode_json(key.get(name).unwrap_or(&Value::Null), enc);
+        }
+        let distinct = || match &meta.distinct {
+            Some(path) => lookup(&details, path).unwrap_or(Value::Null).to_string(),
+            None => Value::Null.to_string(),
+        };
+        agg.add(i, meta, enc, || key, distinct, time);
+    }
+}
+
+fn failure_message(f: RunFailure) -> String {
+    match f {
+        RunFailure::Error(m) => format!("jq error: {m}"),
+        RunFailure::Limit(m) => m,
+    }
+}
+
+/// True when the value is JSON only (no byte string, only string keys, UTF-8 text):
+/// then walking it equals walking its `serde_json` form.
+fn is_plain(v: &Val) -> bool {
+    match v {
+        Val::Null | Val::Bool(_) | Val::Num(_) => true,
+        Val::TStr(b) => std::str::from_utf8(b).is_ok(),
+        Val::BStr(_) => false,
+        Val::Arr(a) => a.iter().all(is_plain),
+        Val::Obj(o) => o
+            .iter()
+            .all(|(k, v)| matches!(k, Val::TStr(_)) && is_plain(k) && is_plain(v)),
+    }
+}
+
+/// The value at a dotted path of an object (None when a step is not an object or lacks
+/// the key), like `lookup` over the JSON form. Keys are compared in place (objects here are
+/// a hit or a projected record: a few entries), so no key value is built per lookup.
+fn val_lookup<'v, 'p>(v: &'v Val, path: impl IntoIterator<Item = &'p str>) -> Option<&'v Val> {
+    let mut cur = v;
+    for key in path {
+        match cur {
+            Val::Obj(map) => {
+                cur = map
+                    .iter()
+                    .find(|(k, _)| matches!(k, Val::TStr(b) if b.as_ref() == key.as_bytes()))?
+                    .1;
+            }
+            _ => return None,
+        }
+    }
+    Some(cur)
+}
+
+/// Appends the identity of a key component: two components get the same text exactly when
+/// their JSON forms print the same (what grouping compared before), and the texts of a
+/// sequence of components never run together (strings are length-prefixed).
+fn encode_json(j: &Value, out: &mut String) {
+    use std::fmt::Write as _;
+    match j {
+        Value::Null => out.push('n'),
+        Value::Bool(true) => out.push('t'),
+        Value::Bool(false) => out.push('f'),
+        Value::Number(n) if n.as_i64().is_some() => {
+            let _ = write!(out, "i{};", n.as_i64().unwrap_or_default());
+        }
+        Value::String(s) => {
+            let _ = write!(out, "s{}:", s.len());
+            out.push_str(s);
+        }
+        other => {
+            let t = other.to_string();
+            let _ = write!(out, "j{}:", t.len());
+            out.push_str(&t);
+        }
+    }
+}
+
+/// [`encode_json`] of [`val_to_json`]`(v)`, without building the JSON for the common cases.
+fn encode_val(v: &Val, out: &mut String) {
+    use std::fmt::Write as _;
+    match v {
+        Val::Null => out.push('n'),
+        Val::Bool(true) => out.push('t'),
+        Val::Bool(false) => out.push('f'),
+        Val::Num(jaq_json::Num::Int(i)) => {
+            let _ = write!(out, "i{i};");
+        }
+        Val::TStr(b) if std::str::from_utf8(b).is_ok() => {
+            let _ = write!(out, "s{}:", b.len());
+            out.push_str(std::str::from_utf8(b).unwrap_or_default());
+        }
+        other => encode_json(&val_to_json(other), out),
     }
 }
 
@@ -193,25 +745,24 @@ fn lookup(v: &Value, path: &str) -> Option<Value> {
     Some(cur.clone())
 }
 
-fn result(m: &Meta, acc: Acc) -> DetectionResult {
-    let matched = acc.events.len() as u64;
+fn result(m: &Meta, acc: DetAgg) -> DetectionResult {
     let (groups, threshold) = match m.threshold {
-        None => (
-            group_hits(acc.events.into_iter().map(|(k, t, _)| (k, t))),
-            None,
-        ),
+        None => {
+            let mut groups: Vec<Group> = acc.groups.into_values().collect();
+            sort_groups(&mut groups);
+            (groups, None)
+        }
         Some(t) => {
-            let distinct = m.distinct.is_some();
-            let events = acc
-                .events
-                .into_iter()
-                .enumerate()
-                .map(|(i, (k, time, d))| (k, time, if distinct { d } else { Value::from(i) }));
+            let mut groups = Vec::new();
+            for (_, (key, mut ev)) in acc.events {
+                groups.extend(bursts(&key, &mut ev, t));
+            }
+            sort_groups(&mut groups);
             let mut th = serde_json::json!({"count": t.count, "window_secs": t.window_secs});
             if let Some(d) = &m.distinct {
                 th["distinct"] = Value::from(d.clone());
             }
-            (threshold_groups_distinct(events, t), Some(th))
+            (groups, Some(th))
         }
     };
     DetectionResult {
@@ -220,7 +771,7 @@ fn result(m: &Meta, acc: Acc) -> DetectionResult {
         severity: m.severity.to_string(),
         group_by: m.group_by.clone(),
         hits: groups.iter().map(|g| g.count).sum(),
-        matched,
+        matched: acc.matched,
         threshold,
         groups,
     }
@@ -402,5 +953,64 @@ mod tests {
         );
         let csv = r.to_csv().unwrap();
         assert_eq!(csv.lines().count(), 1 + 2 + 1, "{csv}");
+    }
+
+    #[test]
+    fn streamed_batched_and_per_record_grouping_agree() {
+        let d = Detections::load_sources(
+            &[
+                (
+                    "plain.jq",
+                    "# title: P\n# table: auth.all\n# group_by: UserId, ip, nested.k\nselect(.Operation == \"UserLoginFailed\") | {UserId, ip: .ActorIpAddress, nested: {k: [1, 2.5, \"x\"]}}",
+                ),
+                (
+                    "spray.jq",
+                    "# title: S\n# table: auth.all\n# group_by: ip\n# threshold: 3\n# window: 10m\n# distinct: UserId\nselect(.Operation == \"UserLoginFailed\") | {ip: .ActorIpAddress, UserId}",
+                ),
+                (
+                    "err.jq",
+                    "# title: E\n# table: auth.all\n.UserId | if endswith(\"7\") then error(\"bad \\(.)\") else empty end",
+                ),
+            ],
+            &[],
+            Vars::default(),
+        );
+        assert!(d.errors().is_empty(), "{:?}", d.errors());
+        let recs: Vec<(RecordHeader, String)> = (0..5000)
+            .map(|i| rec(i, "UserLoginFailed", &format!("u{}", i % 13), i % 60))
+            .collect();
+        let mut one = Grouper::new(&d);
+        one.threads = 1;
+        for (h, raw) in &recs {
+            one.add_record(h, raw.as_bytes());
+        }
+        let one = one.finish();
+        let mut batched = Grouper::new(&d);
+        batched.threads = 3;
+        for (h, raw) in &recs {
+            batched.add_record(h, raw.as_bytes());
+        }
+        let batched = batched.finish();
+        let ((), streamed) = Grouper::stream(&d, |g| {
+            for (h, raw) in &recs {
+                g.add_record(h, raw.as_bytes());
+            }
+        });
+        assert_eq!(one, batched);
+        assert_eq!(one, streamed);
+        assert_eq!(one.errors["err"], (385, "jq error: \"bad u7\"".to_string()));
+        assert_eq!(one.detections[0].groups.len(), 13);
+        assert_eq!(
+            (one.detections[1].groups.len(), one.detections[1].hits),
+            (1, 5000)
+        );
+        // the same hits as `run` gives, grouped the old way
+        let mut hits = Grouper::new(&d);
+        for (h, raw) in &recs {
+            let (hs, _) = d.run_bytes(h, raw.as_bytes());
+            hits.add_hits(&hs, h.creation_time);
+        }
+        let hits = hits.finish();
+        assert_eq!(one.detections, hits.detections);
     }
 }

@@ -238,3 +238,63 @@ fn recursion_is_found_after_an_include_with_non_ascii_metadata() {
     let e = &d.errors()[0];
     assert_eq!((e.file.as_str(), e.line, e.column), ("r.jq", 4, 12), "{e}");
 }
+
+#[test]
+fn fields_parse_only_what_a_query_declares_and_a_short_list_shows() {
+    let d = load(&[
+        (
+            "ok.jq",
+            "# title: OK\n# table: auth.all\n# fields: Operation, UserId\n# group_by: ActorIpAddress\nselect(.Operation == \"UserLoginFailed\") | {UserId}",
+        ),
+        (
+            "short.jq",
+            "# title: Short\n# table: auth.all\n# fields: Operation\nselect(.Operation == \"UserLoginFailed\") | {UserId, n: length}",
+        ),
+        ("bad.jq", "# title: B\n# table: auth.all\n# fields: ,\n."),
+    ]);
+    assert_eq!(d.errors().len(), 1, "{:?}", d.errors());
+    assert_eq!(d.errors()[0].file, "bad.jq");
+    let r = rec("UserLoginFailed", "AzureActiveDirectory");
+    let (full, _) = d.run_unfiltered(&r);
+    let (proj, _) = d.run_projected(&r);
+    // group_by roots are parsed too: the key comes from the record
+    assert_eq!(proj[0], full[0]);
+    assert_eq!(proj[0].group_key, json!({"ActorIpAddress": "1.2.3.4"}));
+    // an under-declared query gives other output on its projection: the suite's proof
+    // (tests/detect_queries.rs) fails for it
+    assert_eq!(full[1].details, json!({"UserId": "a@x.com", "n": 6}));
+    assert_eq!(proj[1].details, json!({"UserId": null, "n": 1}));
+    // the engine's own path parses the union of the candidates' fields
+    let (hits, _) = d.run_bytes(&header(&r), r.to_string().as_bytes());
+    assert_eq!(hits[0], full[0]);
+    assert_eq!(hits[1].details, json!({"UserId": "a@x.com", "n": 3}));
+}
+
+#[test]
+fn contains_words_skip_records_without_them_unless_an_escape_could_hide_them() {
+    let d = load(&[(
+        "ua.jq",
+        "# title: UA\n# table: auth.all\n# contains: BAV2ROPC, curl/\nselect(.UserAgent | ascii_downcase | (contains(\"bav2ropc\") or contains(\"curl/\"))) | {UserId}",
+    )]);
+    assert!(d.errors().is_empty(), "{:?}", d.errors());
+    let run = |text: &str| {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let (hits, _) = d.run_bytes(&header(&v), text.as_bytes());
+        let (want, _) = d.run_unfiltered(&v);
+        assert_eq!(hits, want, "{text}");
+        hits.len()
+    };
+    let base =
+        r#""Id":"1","CreationTime":"2026-05-04T09:14:22","Operation":"UserLoggedIn","UserId":"a""#;
+    assert_eq!(run(&format!(r#"{{{base},"UserAgent":"x BAV2ROPC y"}}"#)), 1);
+    assert_eq!(run(&format!(r#"{{{base},"UserAgent":"curl/8"}}"#)), 1);
+    assert_eq!(run(&format!(r#"{{{base},"UserAgent":"Mozilla"}}"#)), 0);
+    // escapes that spell a word: the guard steps aside
+    assert_eq!(
+        run(&format!(r#"{{{base},"UserAgent":"\u0062av2ropc"}}"#)),
+        1
+    );
+    assert_eq!(run(&format!(r#"{{{base},"UserAgent":"curl\/8"}}"#)), 1);
+    let bad = load(&[("q.jq", "# title: Q\n# table: auth.all\n# contains: a\"b\n.")]);
+    assert_eq!(bad.errors().len(), 1, "{:?}", bad.errors());
+}

@@ -48,6 +48,8 @@
 //! pending_count(tenant, ct) -> Result<i64>
 //! next_pending_due(tenant, ct) -> Result<Option<DateTime<Utc>>>
 //! for_each_record(table, after_rowid, |StoredRecord| -> Result<bool /*go on*/>) -> Result<()>
+//! for_each_candidate(table, after_rowid, |ScanRow, RawJson| -> Result<bool>)   header first, raw only when asked
+//! packed_decoder() -> PackedDecoder                               decompress RawJson::packed() on other threads
 //! records_page(table, after_rowid, limit) -> Result<Vec<StoredRecord>>      rowid order
 //! record_by_rowid(rowid) / record_by_id(id) -> Result<Option<StoredRecord>>
 //! records_of_user(user, limit) / records_of_ip(ip, limit) -> Result<Vec<StoredRecord>>  newest first
@@ -88,12 +90,14 @@ mod activity;
 mod db;
 mod index;
 mod report;
+mod scan;
 mod tokenizer;
 mod writer;
 
 pub mod ui_queries;
 
 pub use report::{render_stats, search_command, stats_command};
+pub use scan::{PackedDecoder, RawJson, ScanRow};
 pub use writer::MAX_MALFORMED_ATTEMPTS;
 
 use crate::detect::Detections;
