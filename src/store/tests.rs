@@ -338,19 +338,53 @@ fn records_round_trip_losslessly_with_and_without_the_dictionary() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     // enough records to train the dictionary, then more that use it
-    let mut raws: Vec<String> = (0..2600)
-        .map(|i| {
-            format!(
-                "{{\"Id\":\"r{i}\", \"CreationTime\":\"2026-11-20T10:{:02}:00\",\"Workload\":\"SharePoint\",\"Operation\":\"FileAccessed\",\"RecordType\":6,\"UserId\":\"user{}@contoso.com\",\"ObjectId\":\"https://contoso.sharepoint.com/sites/s{i}/doc.docx\", \"OrganizationId\":\"{T}\"}}",
-                i % 60,
-                i % 17
-            )
-        })
-        .collect();
+    let record = |i: usize| {
+        format!(
+            "{{\"Id\":\"r{i}\", \"CreationTime\":\"2026-11-20T10:{:02}:00\",\"Workload\":\"SharePoint\",\"Operation\":\"FileAccessed\",\"RecordType\":6,\"UserId\":\"user{}@contoso.com\",\"ObjectId\":\"https://contoso.sharepoint.com/sites/s{i}/doc.docx\", \"OrganizationId\":\"{T}\"}}",
+            i % 60,
+            i % 17
+        )
+    };
+    let mut raws: Vec<String> = (0..2600).map(record).collect();
     raws.push("{\"Id\":\"ü\",\"CreationTime\":\"2026-11-20T10:00:00Z\",\"Workload\":\"\",\"Operation\":\"X\"}".into());
     for chunk in raws.chunks(500) {
         s.import_records("fallback", chunk.to_vec()).wait().unwrap();
     }
+    let dicts = || -> i64 {
+        s.with_conn(|c| Ok(c.query_row("SELECT count(*) FROM dicts", [], |r| r.get(0))?))
+            .unwrap()
+    };
+    // the dictionary trains on its own thread and is stored by a later write: keep
+    // writing (a record at a time) until it is there
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut next = 2600;
+    while dicts() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no dictionary after 60 s"
+        );
+        s.import_records("fallback", vec![record(next)])
+            .wait()
+            .unwrap();
+        raws.push(record(next));
+        next += 1;
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(dicts(), 1);
+    // records after it are compressed with it
+    let after: Vec<String> = (next..next + 100).map(record).collect();
+    s.import_records("fallback", after.clone()).wait().unwrap();
+    raws.extend(after);
+    let with_dict: i64 = s
+        .with_conn(|c| {
+            Ok(
+                c.query_row("SELECT count(*) FROM records WHERE dict > 0", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .unwrap();
+    assert!(with_dict >= 100, "{with_dict} records use the dictionary");
     let mut seen = 0;
     s.for_each_record("cloud.office365.management", 0, |r| {
         assert_eq!(r.raw, raws[seen], "record {seen} changed");
@@ -359,26 +393,26 @@ fn records_round_trip_losslessly_with_and_without_the_dictionary() {
     })
     .unwrap();
     assert_eq!(seen, raws.len());
-    let dicts: i64 = s
-        .with_conn(|c| Ok(c.query_row("SELECT count(*) FROM dicts", [], |r| r.get(0))?))
-        .unwrap();
-    assert_eq!(dicts, 1);
     // the record without OrganizationId landed in the fallback tenant
     assert_eq!(s.record_by_id("ü").unwrap().unwrap().tenant, "fallback");
+    let sharepoint = raws.len() - 1;
     assert_eq!(
-        s.records_page("cloud.office365.management.sharepoint", 0, 5000)
+        s.records_page("cloud.office365.management.sharepoint", 0, 50_000)
             .unwrap()
             .len(),
-        2600
+        sharepoint
     );
+    let user3 = (0..next + 100).filter(|i| i % 17 == 3).count();
     assert_eq!(
-        s.records_of_user("USER3@contoso.com", 1000).unwrap().len(),
-        153
+        s.records_of_user("USER3@contoso.com", 50_000)
+            .unwrap()
+            .len(),
+        user3
     );
     // the same through the search index once it caught up, newest first
     s.flush().wait().unwrap();
-    let u = s.records_of_user("user3@CONTOSO.com", 1000).unwrap();
-    assert_eq!(u.len(), 153);
+    let u = s.records_of_user("user3@CONTOSO.com", 50_000).unwrap();
+    assert_eq!(u.len(), user3);
     assert!(
         u.windows(2)
             .all(|w| w[0].header.creation_time >= w[1].header.creation_time)

@@ -40,6 +40,9 @@ pub struct Writer {
     new_dict: Option<Arc<(i64, Vec<u8>)>>,
     /// Samples for the dictionary; `None` once trained (or given up).
     samples: Option<Vec<Vec<u8>>>,
+    /// A dictionary being trained on its own thread (training takes ~0.6 s: on the writer
+    /// thread it stalled every blob of a backfill meanwhile); None when it failed.
+    training: Option<std::sync::mpsc::Receiver<Option<Vec<u8>>>>,
     /// Rows of the open transaction, for the indexer once it commits.
     pending_docs: Vec<IndexDoc>,
 }
@@ -65,6 +68,7 @@ impl Writer {
             dict,
             new_dict: None,
             samples: None,
+            training: None,
             pending_docs: Vec::new(),
         };
         w.reload_dict()?;
@@ -544,8 +548,28 @@ impl Writer {
         Ok(())
     }
 
-    /// Trains the zstd dictionary once enough samples exist; later records use it.
+    /// Starts training the zstd dictionary once enough samples exist, and stores it in the
+    /// open transaction once trained; records written meanwhile use plain zstd (dict 0).
     fn maybe_train_dict(&mut self) -> Result<()> {
+        if let Some(rx) = &self.training {
+            let dict = match rx.try_recv() {
+                Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(()),
+                Ok(Some(dict)) => dict,
+                Ok(None) | Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    tracing::warn!("zstd dictionary training failed; records stay plain zstd");
+                    self.training = None;
+                    return Ok(());
+                }
+            };
+            self.training = None;
+            self.samples = None;
+            self.conn.execute(
+                "INSERT INTO dicts (created_at, bytes) VALUES (?1, ?2)",
+                params![now_secs(), dict],
+            )?;
+            self.new_dict = Some(Arc::new((self.conn.last_insert_rowid(), dict)));
+            return Ok(());
+        }
         let Some(samples) = &self.samples else {
             return Ok(());
         };
@@ -553,18 +577,18 @@ impl Writer {
             return Ok(());
         }
         let samples = self.samples.take().unwrap_or_default();
-        let dict = match zstd::dict::from_samples(&samples, DICT_BYTES) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "zstd dictionary training failed; records stay plain zstd");
-                return Ok(());
-            }
-        };
-        self.conn.execute(
-            "INSERT INTO dicts (created_at, bytes) VALUES (?1, ?2)",
-            params![now_secs(), dict],
-        )?;
-        self.new_dict = Some(Arc::new((self.conn.last_insert_rowid(), dict)));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("store-dict".into())
+            .spawn(move || {
+                let dict = zstd::dict::from_samples(&samples, DICT_BYTES)
+                    .map_err(|e| tracing::warn!(error = %e, "zstd dictionary training failed"))
+                    .ok();
+                // the writer may be gone (store closed): then the dictionary is not needed
+                let _ = tx.send(dict);
+            })
+            .context("starting the dictionary trainer")?;
+        self.training = Some(rx);
         Ok(())
     }
 }
