@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::chromium::KillOnDrop;
+use support::groups::groups_of;
 
 const BIN: &str = env!("CARGO_BIN_EXE_m365audit");
 
@@ -415,28 +416,4 @@ async fn threshold_detections_in_the_ui_equal_detect_on_the_practice_tenant() {
         );
     }
     stop(p);
-}
-
-/// Groups as comparable tuples (key text, count, first, last), sorted.
-fn groups_of(v: &serde_json::Value) -> Vec<(String, u64, i64, i64)> {
-    let t = |x: &serde_json::Value| {
-        m365audit::model::parse_time(x.as_str().unwrap())
-            .unwrap()
-            .timestamp()
-    };
-    let mut g: Vec<_> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            (
-                g["key"].to_string(),
-                g["count"].as_u64().unwrap(),
-                t(&g["first_seen"]),
-                t(&g["last_seen"]),
-            )
-        })
-        .collect();
-    g.sort();
-    g
 }

@@ -3,6 +3,8 @@
 //! `tower::ServiceExt::oneshot` — the store's read queries, grouping, drill-down, search,
 //! jq and the status/metrics numbers, with hostile values in the records.
 
+mod support;
+
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use m365audit::detect::{Detections, Vars};
@@ -10,6 +12,7 @@ use m365audit::store::Store;
 use m365audit::ui::store_backend::StoreBackend;
 use m365audit::ui::{self, AppState};
 use std::sync::Arc;
+use support::groups::groups_of;
 use tower::ServiceExt;
 
 const EVIL_FILE: &str =
@@ -500,30 +503,6 @@ async fn threshold_detections_show_only_bursts_like_detect() {
     );
     assert!(t.iter().any(|p| p.page == "threshold-records"), "{paths:?}");
     store.close().unwrap();
-}
-
-/// Groups as comparable tuples (key text, count, first, last), in key/time order.
-fn groups_of(v: &serde_json::Value) -> Vec<(String, u64, i64, i64)> {
-    let t = |x: &serde_json::Value| {
-        m365audit::model::parse_time(x.as_str().unwrap())
-            .unwrap()
-            .timestamp()
-    };
-    let mut g: Vec<_> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            (
-                g["key"].to_string(),
-                g["count"].as_u64().unwrap(),
-                t(&g["first_seen"]),
-                t(&g["last_seen"]),
-            )
-        })
-        .collect();
-    g.sort();
-    g
 }
 
 /// The record page names the blob a record was first stored from and lists that blob's

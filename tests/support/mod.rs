@@ -3,3 +3,4 @@
 
 pub mod chromium;
 pub mod fake;
+pub mod groups;
