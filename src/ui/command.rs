@@ -98,6 +98,15 @@ async fn collect_and_serve(
     stop: CancellationToken,
 ) -> Result<()> {
     let o = cfg.office365.clone();
+    if cfg.outputs.devo.is_some() {
+        // say it loudly rather than let an analyst believe the SIEM receives the records
+        tracing::warn!(
+            "outputs.devo is configured, but this build has no forwarder: nothing is sent to Devo"
+        );
+        eprintln!(
+            "warning: outputs.devo is configured, but this build has no forwarder: nothing is sent to Devo"
+        );
+    }
     let vars = Vars {
         collector_id: o.collector_id.clone(),
         tenant_id: o.tenant_id.clone(),
