@@ -120,32 +120,10 @@ pub type ForEachLazy<'a> = dyn FnMut(
     ) -> anyhow::Result<()>
     + 'a;
 
-/// `m365audit detect`: re-runs the detections ([`Detections::load_default`], or one of them) over the records and
-/// prints their grouped results as `table`, `json` or `csv`.
-pub fn detect_command(
-    vars: Vars,
-    detection: Option<&str>,
-    format: &str,
-    for_each: &mut ForEach,
-) -> anyhow::Result<()> {
-    detect_command_lazy(vars, detection, format, None, &mut |f| {
-        let mut failed = None;
-        for_each(&mut |r| {
-            let mut raw = r.raw;
-            match f(r, &mut raw) {
-                Ok(go_on) => go_on,
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            }
-        })?;
-        failed.map_or(Ok(()), Err)
-    })
-}
-
-/// [`detect_command`] over a source that reads a record's raw JSON only for candidates
-/// (the store's `for_each_candidate`): records the prefilter skips are never decompressed.
+/// `m365audit detect`: re-runs the detections ([`Detections::load_default`], or one of
+/// them) over the records and prints their grouped results as `table`, `json` or `csv`.
+/// The source reads a record's raw JSON only for candidates (the store's
+/// `for_each_candidate`): records the prefilter skips are never decompressed.
 /// With `make`, candidates whose [`RawSource::packed`] is known are decoded on the worker
 /// threads (the store's `packed_decoder`).
 pub fn detect_command_lazy(

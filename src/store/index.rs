@@ -180,7 +180,6 @@ pub struct Indexer {
     committed: i64,
     uncommitted: usize,
     first_uncommitted: Option<Instant>,
-    buf: String,
 }
 
 impl Indexer {
@@ -196,7 +195,6 @@ impl Indexer {
             committed: upto,
             uncommitted: 0,
             first_uncommitted: None,
-            buf: String::new(),
         })
     }
 
@@ -249,6 +247,7 @@ impl Indexer {
     /// Indexes every committed record above the payload.
     pub fn catch_up(&mut self, db_path: &Path, codec: &db::Codec) -> Result<()> {
         let conn = db::open_reader(db_path)?;
+        let mut text = String::new();
         loop {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {} FROM {} WHERE r.rowid > ?1 ORDER BY r.rowid LIMIT 2000",
@@ -259,13 +258,11 @@ impl Indexer {
             let mut n = 0;
             while let Some(row) = rows.next()? {
                 let rec = db::read_record(codec, &conn, row)?;
-                self.buf.clear();
+                text.clear();
                 // a stored record was scanned once already: it cannot fail now, and if it
                 // did, its header columns are still indexed
-                let _ = RecordHeader::scan(rec.raw.as_bytes(), &mut self.buf);
-                let text = std::mem::take(&mut self.buf);
+                let _ = RecordHeader::scan(rec.raw.as_bytes(), &mut text);
                 self.add(rec.rowid, &rec.header, &text);
-                self.buf = text;
                 n += 1;
             }
             if n == 0 || self.writer.is_none() {
@@ -351,17 +348,7 @@ impl Searcher {
         let top = TopDocs::with_limit(limit.max(1))
             .order_by_fast_field::<tantivy::DateTime>("time", Order::Desc);
         let (total, docs) = searcher.search(&q, &(Count, top))?;
-        let mut rowids = Vec::with_capacity(docs.len());
-        for (_, addr) in docs.into_iter().take(limit) {
-            let col = searcher
-                .segment_reader(addr.segment_ord)
-                .fast_fields()
-                .u64("rowid")?;
-            if let Some(r) = col.first(addr.doc_id) {
-                rowids.push(r as i64);
-            }
-        }
-        Ok((total, rowids))
+        Ok((total, rowids_of(&searcher, docs, limit)?))
     }
 
     /// Rowids of the records whose typed field (`user`, `ip`, `operation`, …) equals
@@ -389,17 +376,7 @@ impl Searcher {
         let top = TopDocs::with_limit(limit.max(1))
             .order_by_fast_field::<tantivy::DateTime>("time", Order::Desc);
         let docs = searcher.search(&q, &top)?;
-        let mut rowids = Vec::with_capacity(docs.len());
-        for (_, addr) in docs.into_iter().take(limit) {
-            let col = searcher
-                .segment_reader(addr.segment_ord)
-                .fast_fields()
-                .u64("rowid")?;
-            if let Some(r) = col.first(addr.doc_id) {
-                rowids.push(r as i64);
-            }
-        }
-        Ok(rowids)
+        rowids_of(&searcher, docs, limit)
     }
 
     pub fn indexed_upto(&self) -> Result<i64> {
@@ -411,4 +388,23 @@ impl Searcher {
         self.reader.reload()?;
         Ok(self.reader.searcher().num_docs())
     }
+}
+
+/// The `rowid` fast field of the first `limit` documents found, in their order.
+fn rowids_of<S>(
+    searcher: &tantivy::Searcher,
+    docs: Vec<(S, tantivy::DocAddress)>,
+    limit: usize,
+) -> Result<Vec<i64>> {
+    let mut rowids = Vec::with_capacity(docs.len().min(limit));
+    for (_, addr) in docs.into_iter().take(limit) {
+        let col = searcher
+            .segment_reader(addr.segment_ord)
+            .fast_fields()
+            .u64("rowid")?;
+        if let Some(r) = col.first(addr.doc_id) {
+            rowids.push(r as i64);
+        }
+    }
+    Ok(rowids)
 }

@@ -144,6 +144,21 @@ fn placeholders(n: usize) -> String {
 }
 
 impl Store {
+    /// The records with these rowids (any order), read `ROWID_CHUNK` at a time.
+    fn records_by_rowids(&self, rowids: &[i64]) -> Result<Vec<StoredRecord>> {
+        let mut out = Vec::with_capacity(rowids.len());
+        for chunk in rowids.chunks(ROWID_CHUNK) {
+            out.extend(self.query_records(
+                &format!("r.rowid IN ({})", placeholders(chunk.len())),
+                chunk.iter().map(|r| SqlValue::from(*r)).collect(),
+                "",
+            )?);
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
     /// Hits per detection and hour, from the hour `since` falls in (rollup table).
     pub fn ui_hits_per_hour(&self, since: DateTime<Utc>) -> Result<Vec<HourCount>> {
         self.with_conn(|c| {
@@ -684,14 +699,7 @@ impl Store {
             .collect();
         let rowids: Vec<i64> = heads.iter().map(|h| h.rowid).collect();
         let newest: Vec<i64> = rowids.iter().take(limit).copied().collect();
-        let mut records = Vec::with_capacity(newest.len());
-        for chunk in newest.chunks(ROWID_CHUNK) {
-            records.extend(self.query_records(
-                &format!("r.rowid IN ({})", placeholders(chunk.len())),
-                chunk.iter().map(|r| SqlValue::from(*r)).collect(),
-                "",
-            )?);
-        }
+        let mut records = self.records_by_rowids(&newest)?;
         records.sort_by(|x, y| {
             y.header
                 .creation_time
@@ -843,14 +851,8 @@ impl Store {
         heads.sort_by(|x, y| x.time.cmp(&y.time).then(x.rowid.cmp(&y.rowid)));
         heads.dedup_by_key(|h| h.rowid);
         heads.truncate(limit);
-        let mut out = Vec::with_capacity(heads.len());
-        for chunk in heads.chunks(ROWID_CHUNK) {
-            out.extend(self.query_records(
-                &format!("r.rowid IN ({})", placeholders(chunk.len())),
-                chunk.iter().map(|h| SqlValue::from(h.rowid)).collect(),
-                "",
-            )?);
-        }
+        let rowids: Vec<i64> = heads.iter().map(|h| h.rowid).collect();
+        let mut out = self.records_by_rowids(&rowids)?;
         out.sort_by(|x, y| {
             x.header
                 .creation_time
