@@ -2,7 +2,7 @@
 # table: auth.all
 # severity: info
 # operations: UserLoggedIn, UserLoginFailed
-# fields: Operation, ExtendedProperties, UserId, LogonError, ErrorNumber, ActorIpAddress, ClientIP, ClientIPAddress
+# fields: Operation, ExtendedProperties[ResultStatusDetail|RequestType], UserId, LogonError, ErrorNumber, ActorIpAddress, ClientIP, ClientIPAddress
 # group_by: outcome, UserId, ip, LogonError
 # seed: corrects authentication
 # mitre: T1078

@@ -2,7 +2,7 @@
 # table: auth.all
 # severity: medium
 # operations: UserLoggedIn
-# fields: Operation, ExtendedProperties, UserId, ApplicationId, ActorIpAddress, ClientIP, ClientIPAddress
+# fields: Operation, ExtendedProperties[RequestType|UserAgent], UserId, ApplicationId, ActorIpAddress, ClientIP, ClientIPAddress
 # contains: Cmsi:Cmsi
 # group_by: UserId, ip
 # mitre: T1528

@@ -2,7 +2,7 @@
 # table: auth.all
 # severity: medium
 # operations: UserLoggedIn, UserLoginFailed
-# fields: Operation, ExtendedProperties, UserId, ActorIpAddress, ClientIP, ClientIPAddress
+# fields: Operation, ExtendedProperties[UserAgent], UserId, ActorIpAddress, ClientIP, ClientIPAddress
 # contains: bav2ropc
 # group_by: UserId, ip
 # mitre: T1078.004

@@ -376,11 +376,9 @@ fn stage_detect(ctx: &mut BenchCtx) -> Result<Row> {
     let cpu0 = cpu_seconds();
     let load0 = load_average();
     let start = Instant::now();
-    // as `detect` reads the store: header columns for every record, raw JSON decompressed
-    // only for the candidates, evaluation on worker threads while the scan goes on; the
-    // raw JSON is decompressed
-    // only for the candidates, on the worker threads beside evaluation (the scanning thread
-    // was the bottleneck when it decompressed)
+    // as `detect` reads the store: header columns for every record; the raw JSON of the
+    // candidates only, decompressed on the worker threads beside evaluation (the scanning
+    // thread was the bottleneck when it decompressed)
     let decoder = store.packed_decoder()?;
     let make = || -> Result<crate::detect::Decoder> {
         let mut d = decoder.clone();
@@ -400,25 +398,24 @@ fn stage_detect(ctx: &mut BenchCtx) -> Result<Row> {
     let n = report.records;
     let rate = n as f64 / secs;
     let jq = crate::detect::measure::time_real_jq(&sample, &ctx.dir)?;
+    let counts = format!(
+        "{} detections, {} candidates ({} parsed after `contains`, {} detection runs served by the memo)",
+        detections.len(),
+        report.candidates,
+        report.parsed,
+        report.memo_hits
+    );
     let note = match jq {
         Some(jq_secs) if !sample.is_empty() => {
             let scaled = jq_secs * n as f64 / sample.len() as f64;
             format!(
-                "{} detections, {} candidates ({} parsed after `contains`); real jq {:.1} s (scaled from {} records): {:.1}× faster; load avg {load:.1}",
-                detections.len(),
-                report.candidates,
-                report.parsed,
+                "{counts}; real jq {:.1} s (scaled from {} records): {:.1}× faster; load avg {load:.1}",
                 scaled,
                 sample.len(),
                 scaled / secs
             )
         }
-        _ => format!(
-            "{} detections, {} candidates ({} parsed after `contains`); jq not installed; load avg {load:.1}",
-            detections.len(),
-            report.candidates,
-            report.parsed
-        ),
+        _ => format!("{counts}; jq not installed; load avg {load:.1}"),
     };
     Ok(Row {
         stage: "detect".into(),

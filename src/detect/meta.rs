@@ -89,7 +89,7 @@ pub struct Meta {
     /// The top-level fields of the record the filter reads (`# fields`); empty = the whole
     /// record. Candidates are parsed with only these fields (plus the first step of each
     /// `group_by` / `distinct` path); the test suite proves the output is the same.
-    pub fields: Vec<String>,
+    pub fields: Vec<Field>,
     /// `# contains`: words (ASCII case ignored) of which the record's JSON text holds at
     /// least one whenever the filter emits or fails; other records skip it unparsed. A test
     /// proves it on every test record, as for `operations`.
@@ -103,6 +103,76 @@ pub struct Meta {
     pub description: String,
     /// Where it was loaded from (`queries/<id>.jq` or `embedded:<id>.jq`).
     pub source: String,
+}
+
+/// One entry of `# fields`: a top-level field, and for a Name/Value array such as
+/// `ExtendedProperties[ResultStatusDetail|RequestType]` the entry names the filter reads
+/// (its other entries, and elements that are not objects, are left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub name: String,
+    /// None: the whole value.
+    pub entries: Option<Vec<String>>,
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.entries {
+            None => f.write_str(&self.name),
+            Some(e) => write!(f, "{}[{}]", self.name, e.join("|")),
+        }
+    }
+}
+
+// as written in the header: `ExtendedProperties[RequestType]`
+impl Serialize for Field {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl Field {
+    /// The whole value of a top-level field.
+    pub fn whole(name: &str) -> Field {
+        Field {
+            name: name.to_string(),
+            entries: None,
+        }
+    }
+
+    fn parse(s: &str) -> Option<Field> {
+        let plain = |n: &str| {
+            !n.is_empty()
+                && !n
+                    .chars()
+                    .any(|c| c.is_whitespace() || "[]|\"\\".contains(c) || c.is_control())
+        };
+        match s.split_once('[') {
+            None => plain(s).then(|| Field::whole(s)),
+            Some((name, rest)) => {
+                let inner = rest.strip_suffix(']')?;
+                let entries: Vec<String> = inner.split('|').map(|e| e.trim().to_string()).collect();
+                (plain(name.trim()) && entries.iter().all(|e| plain(e))).then(|| Field {
+                    name: name.trim().to_string(),
+                    entries: Some(entries),
+                })
+            }
+        }
+    }
+
+    /// The union of two selections of the same field.
+    pub(crate) fn merge(&mut self, other: &Field) {
+        match (&mut self.entries, &other.entries) {
+            (Some(mine), Some(theirs)) => {
+                for e in theirs {
+                    if !mine.contains(e) {
+                        mine.push(e.clone());
+                    }
+                }
+            }
+            _ => self.entries = None,
+        }
+    }
 }
 
 const KEYS: &[&str] = &[
@@ -267,16 +337,25 @@ pub(crate) fn parse_header(id: &str, file: &str, code: &str) -> Result<Meta, Loa
         }
         Some((v, _)) => Some(v.to_string()),
     };
-    let fields = get("fields").map(|(v, _)| list(v)).unwrap_or_default();
-    if let Some((v, l)) = get("fields")
-        && fields.is_empty()
-    {
-        return Err(err(
-            l,
-            1,
-            format!("fields must list top-level field names, got {v:?}"),
-        ));
-    }
+    let fields: Vec<Field> = match get("fields") {
+        None => Vec::new(),
+        Some((v, l)) => {
+            let parsed: Option<Vec<Field>> = list(v).iter().map(|f| Field::parse(f)).collect();
+            match parsed {
+                Some(f) if !f.is_empty() => f,
+                _ => {
+                    return Err(err(
+                        l,
+                        1,
+                        format!(
+                            "fields must list top-level field names, each optionally with the \
+                             Name/Value entries it reads (`ExtendedProperties[UserAgent|RequestType]`), got {v:?}"
+                        ),
+                    ));
+                }
+            }
+        }
+    };
     let contains: Vec<String> = get("contains")
         .map(|(v, _)| list(v))
         .unwrap_or_default()

@@ -25,6 +25,7 @@ pub mod command;
 mod engine;
 pub mod group;
 pub mod measure;
+mod memo;
 mod meta;
 pub mod monitor;
 mod project;
@@ -32,7 +33,7 @@ pub mod report;
 
 pub use engine::{Limits, RunFailure};
 pub use group::{Group, group_hits, group_key, threshold_groups, threshold_groups_distinct};
-pub use meta::{Meta, Seed, Severity, Threshold};
+pub use meta::{Field, Meta, Seed, Severity, Threshold};
 pub use report::{Decoder, DetectionResult, Grouper, MakeDecoder, Report};
 
 use crate::model::{RecordHeader, is_auth_operation};
@@ -156,7 +157,7 @@ struct Detection {
     ops: OpFilter,
     /// The top-level fields to parse for it (`# fields` plus the first step of every
     /// `group_by`/`distinct` path, which grouping may read from the record); None: all.
-    proj: Option<Vec<String>>,
+    proj: Option<Vec<Field>>,
 }
 
 impl Detection {
@@ -474,16 +475,12 @@ impl Detections {
 
     /// The union of the fields of the detections `cands`; None when one of them reads the
     /// whole record.
-    fn fields_for(&self, cands: &[u16]) -> Option<Vec<&str>> {
-        let mut fields: Vec<&str> = Vec::with_capacity(16);
+    fn fields_for(&self, cands: &[u16]) -> Option<Vec<Field>> {
+        let mut fields: Vec<Field> = Vec::with_capacity(16);
         for &c in cands {
-            fields.extend(
-                self.items[usize::from(c)]
-                    .proj
-                    .as_ref()?
-                    .iter()
-                    .map(String::as_str),
-            );
+            for f in self.items[usize::from(c)].proj.as_ref()? {
+                union_into(&mut fields, f);
+            }
         }
         Some(fields)
     }
@@ -543,10 +540,7 @@ impl Detections {
     /// jq's on the whole record).
     pub fn run_projected(&self, raw: &serde_json::Value) -> (Vec<Hit>, Vec<RunError>) {
         self.run_each(|d| match &d.proj {
-            Some(f) => {
-                let f: Vec<&str> = f.iter().map(String::as_str).collect();
-                project::from_value(raw, &f)
-            }
+            Some(f) => project::from_value(raw, f),
             None => Val::deserialize(raw).map_err(|e| e.to_string()),
         })
     }
@@ -643,7 +637,7 @@ impl Detections {
 /// The fields to parse for a detection: its `# fields` and the first step of each
 /// `group_by` and `distinct` path (grouping falls back to the record for those); None when
 /// it declares none (the whole record).
-fn projection(meta: &Meta) -> Option<Vec<String>> {
+fn projection(meta: &Meta) -> Option<Vec<Field>> {
     if meta.fields.is_empty() {
         return None;
     }
@@ -651,17 +645,22 @@ fn projection(meta: &Meta) -> Option<Vec<String>> {
         .group_by
         .iter()
         .chain(&meta.distinct)
-        .filter_map(|p| p.split('.').next());
-    let mut f: Vec<String> = meta
-        .fields
-        .iter()
-        .map(String::as_str)
-        .chain(roots)
-        .map(str::to_string)
-        .collect();
-    f.sort();
-    f.dedup();
-    Some(f)
+        .filter_map(|p| p.split('.').next())
+        .map(Field::whole);
+    let mut out: Vec<Field> = Vec::new();
+    for f in meta.fields.iter().cloned().chain(roots) {
+        union_into(&mut out, &f);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Some(out)
+}
+
+/// Adds `f` to the selection `out` (merging it with a selection of the same field).
+fn union_into(out: &mut Vec<Field>, f: &Field) {
+    match out.iter_mut().find(|o| o.name == f.name) {
+        Some(o) => o.merge(f),
+        None => out.push(f.clone()),
+    }
 }
 
 /// The value at a dotted path of a record (`AppAccessContext.ClientAppId`), as JSON.

@@ -1,12 +1,16 @@
 //! Parsing a candidate record into a jaq value that holds only some of its top-level
 //! fields (the union of the `# fields` of the detections that will run on it): the other
-//! fields are skipped by the JSON parser without building values for them. It must not
-//! decide which fields a detection reads — the query's header declares them and the test
-//! suite proves the declaration (same output as the whole record, in jaq and in real jq).
+//! fields are skipped by the JSON parser without building values for them, and a Name/Value
+//! array declared with entry names (`ExtendedProperties[RequestType]`) keeps only the
+//! object elements whose `Name` is one of them. It must not decide which fields a
+//! detection reads — the query's header declares them and the test suite proves the
+//! declaration (same output as the whole record, in jaq and in real jq).
 
+use super::meta::Field;
 use jaq_json::Val;
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -35,8 +39,37 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
+fn find<'f>(fields: &'f [Field], key: &str) -> Option<&'f Field> {
+    fields.iter().find(|f| f.name == key)
+}
+
+/// True when `v` is an object whose (last) `Name` is a string among `entries`.
+fn val_entry_kept(v: &Val, entries: &[String]) -> bool {
+    let Val::Obj(o) = v else { return false };
+    match o.get(&Val::utf8_str(b"Name".to_vec())) {
+        Some(Val::TStr(n)) => entries.iter().any(|e| e.as_bytes() == n.as_ref()),
+        _ => false,
+    }
+}
+
+/// A declared field's value as the detection sees it: with `entries`, an array keeps only
+/// the elements [`val_entry_kept`]; anything else stays whole.
+fn select_val(v: Val, field: &Field) -> Val {
+    match (&field.entries, v) {
+        (Some(entries), Val::Arr(a)) => {
+            let kept: Vec<Val> = a
+                .iter()
+                .filter(|e| val_entry_kept(e, entries))
+                .cloned()
+                .collect();
+            Val::Arr(kept.into())
+        }
+        (_, v) => v,
+    }
+}
+
 struct Projected<'f> {
-    fields: &'f [&'f str],
+    fields: &'f [Field],
 }
 
 impl<'de> Visitor<'de> for Projected<'_> {
@@ -49,11 +82,14 @@ impl<'de> Visitor<'de> for Projected<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Val, A::Error> {
         let mut out = jaq_json::Map::default();
         while let Some(Key(k)) = m.next_key::<Key>()? {
-            if self.fields.contains(&k.as_ref()) {
+            if let Some(field) = find(self.fields, &k) {
                 let v: Val = m.next_value()?;
                 // as the whole-record parse does: a repeated key keeps its first place and
                 // its last value
-                out.insert(Val::utf8_str(k.into_owned().into_bytes()), v);
+                out.insert(
+                    Val::utf8_str(k.into_owned().into_bytes()),
+                    select_val(v, field),
+                );
             } else {
                 m.next_value::<IgnoredAny>()?;
             }
@@ -64,7 +100,7 @@ impl<'de> Visitor<'de> for Projected<'_> {
 
 /// The record `raw` (a JSON object) with only the top-level `fields`, in their order in the
 /// record. Anything but an object is parsed whole (detections see it as it is).
-pub(crate) fn parse(raw: &[u8], fields: &[&str]) -> Result<Val, String> {
+pub(crate) fn parse(raw: &[u8], fields: &[Field]) -> Result<Val, String> {
     let mut de = serde_json::Deserializer::from_slice(raw);
     let projected = de
         .deserialize_map(Projected { fields })
@@ -77,14 +113,14 @@ pub(crate) fn parse(raw: &[u8], fields: &[&str]) -> Result<Val, String> {
 }
 
 /// [`parse`] for a record already parsed as `serde_json`.
-pub(crate) fn from_value(raw: &serde_json::Value, fields: &[&str]) -> Result<Val, String> {
+pub(crate) fn from_value(raw: &serde_json::Value, fields: &[Field]) -> Result<Val, String> {
     match raw.as_object() {
         Some(o) => {
             let mut out = jaq_json::Map::default();
             for (k, v) in o {
-                if fields.contains(&k.as_str()) {
+                if let Some(field) = find(fields, k) {
                     let v = Val::deserialize(v).map_err(|e| e.to_string())?;
-                    out.insert(Val::utf8_str(k.clone().into_bytes()), v);
+                    out.insert(Val::utf8_str(k.clone().into_bytes()), select_val(v, field));
                 }
             }
             Ok(Val::obj(out))
@@ -93,24 +129,289 @@ pub(crate) fn from_value(raw: &serde_json::Value, fields: &[&str]) -> Result<Val
     }
 }
 
+/// A declared field's raw text in a scanned record: whole, or the kept entries of a
+/// Name/Value array (each with its `Name`).
+#[derive(Debug)]
+pub(crate) enum Piece<'de> {
+    Whole(&'de RawValue),
+    Entries(Vec<(Cow<'de, str>, &'de RawValue)>),
+}
+
+/// The raw text of each of a record's declared fields, in record order (a repeated key
+/// appears each time): what [`parse`] would build its value from, left unparsed so that a
+/// memo can key on it. None when the record is not a JSON object or a top-level key has an
+/// escape (the caller then parses as usual).
+pub(crate) type Pairs<'de> = Vec<(&'de str, Piece<'de>)>;
+
+/// The `Name` of a Name/Value element when it is an object with a string `Name` (the last
+/// one, as jq reads a repeated key); None for anything else.
+struct EntryName<'de>(Option<Cow<'de, str>>);
+
+impl<'de> Deserialize<'de> for EntryName<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EntryName<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<EntryName<'de>, A::Error> {
+                let mut name = None;
+                while let Some(Key(k)) = m.next_key::<Key>()? {
+                    if k == "Name" {
+                        name = m.next_value::<StrOrNot>()?.0;
+                    } else {
+                        m.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(EntryName(name))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<EntryName<'de>, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(EntryName(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<EntryName<'de>, E> {
+                Ok(EntryName(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<EntryName<'de>, E> {
+                Ok(EntryName(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<EntryName<'de>, E> {
+                Ok(EntryName(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<EntryName<'de>, E> {
+                Ok(EntryName(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<EntryName<'de>, E> {
+                Ok(EntryName(None))
+            }
+            fn visit_unit<E>(self) -> Result<EntryName<'de>, E> {
+                Ok(EntryName(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A string value (borrowed when it has no escapes), or None for any other JSON value.
+struct StrOrNot<'de>(Option<Cow<'de, str>>);
+
+impl<'de> Deserialize<'de> for StrOrNot<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrOrNot<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<StrOrNot<'de>, E> {
+                Ok(StrOrNot(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<StrOrNot<'de>, E> {
+                Ok(StrOrNot(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<StrOrNot<'de>, E> {
+                Ok(StrOrNot(Some(Cow::Owned(v))))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<StrOrNot<'de>, A::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(StrOrNot(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<StrOrNot<'de>, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(StrOrNot(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<StrOrNot<'de>, E> {
+                Ok(StrOrNot(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<StrOrNot<'de>, E> {
+                Ok(StrOrNot(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<StrOrNot<'de>, E> {
+                Ok(StrOrNot(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<StrOrNot<'de>, E> {
+                Ok(StrOrNot(None))
+            }
+            fn visit_unit<E>(self) -> Result<StrOrNot<'de>, E> {
+                Ok(StrOrNot(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+struct Scanned<'f> {
+    fields: &'f [Field],
+}
+
+impl<'de> Visitor<'de> for Scanned<'_> {
+    type Value = Pairs<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Pairs<'de>, A::Error> {
+        let mut out = Vec::with_capacity(self.fields.len());
+        while let Some(Key(k)) = m.next_key::<Key>()? {
+            let Cow::Borrowed(k) = k else {
+                return Err(serde::de::Error::custom("escaped key"));
+            };
+            let Some(field) = find(self.fields, k) else {
+                m.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let raw: &RawValue = m.next_value()?;
+            let piece = match &field.entries {
+                Some(entries) if raw.get().starts_with('[') => {
+                    let elements: Vec<&RawValue> =
+                        serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+                    let mut kept = Vec::new();
+                    for e in elements {
+                        let EntryName(name) =
+                            serde_json::from_str(e.get()).map_err(serde::de::Error::custom)?;
+                        if let Some(name) = name
+                            && entries.iter().any(|x| *x == name)
+                        {
+                            kept.push((name, e));
+                        }
+                    }
+                    Piece::Entries(kept)
+                }
+                _ => Piece::Whole(raw),
+            };
+            out.push((k, piece));
+        }
+        Ok(out)
+    }
+}
+
+/// See [`Pairs`].
+pub(crate) fn scan<'de>(raw: &'de [u8], fields: &[Field]) -> Option<Pairs<'de>> {
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    de.deserialize_map(Scanned { fields })
+        .and_then(|v| de.end().map(|()| v))
+        .ok()
+}
+
+/// The projected record of [`parse`] from scanned [`Pairs`] (the same value: a repeated key
+/// keeps its first place and its last value).
+pub(crate) fn build(pairs: &Pairs) -> Result<Val, String> {
+    let parse = |raw: &RawValue| serde_json::from_str::<Val>(raw.get()).map_err(|e| e.to_string());
+    let mut out = jaq_json::Map::default();
+    for (k, piece) in pairs {
+        let v = match piece {
+            Piece::Whole(raw) => parse(raw)?,
+            Piece::Entries(kept) => {
+                let vals: Vec<Val> = kept
+                    .iter()
+                    .map(|(_, raw)| parse(raw))
+                    .collect::<Result<_, _>>()?;
+                Val::Arr(vals.into())
+            }
+        };
+        out.insert(Val::utf8_str(k.as_bytes().to_vec()), v);
+    }
+    Ok(Val::obj(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn whole(names: &[&str]) -> Vec<Field> {
+        names.iter().map(|n| Field::whole(n)).collect()
+    }
+
+    fn text(p: &Piece) -> String {
+        match p {
+            Piece::Whole(r) => r.get().to_string(),
+            Piece::Entries(kept) => {
+                let e: Vec<String> = kept
+                    .iter()
+                    .map(|(n, r)| format!("{n}={}", r.get()))
+                    .collect();
+                format!("entries {}", e.join(" "))
+            }
+        }
+    }
 
     #[test]
     fn keeps_only_the_fields_in_record_order_and_falls_back_for_non_objects() {
         let raw =
             br#"{"b": [1, {"x": 2}], "a\u0041": "esc", "c": {"d": null}, "a": 1.5, "b": "last"}"#;
-        let v = parse(raw, &["a", "aA", "b"]).unwrap();
+        let v = parse(raw, &whole(&["a", "aA", "b"])).unwrap();
         assert_eq!(v.to_string(), r#"{"b":"last","aA":"esc","a":1.5}"#);
         let j: serde_json::Value = serde_json::from_slice(raw).unwrap();
         // serde_json's map keeps the last of a repeated key too
         assert_eq!(
-            from_value(&j, &["a", "aA"]).unwrap().to_string(),
+            from_value(&j, &whole(&["a", "aA"])).unwrap().to_string(),
             r#"{"a":1.5,"aA":"esc"}"#
         );
-        assert_eq!(parse(b"[1, 2]", &["a"]).unwrap().to_string(), "[1,2]");
-        assert!(parse(br#"{"a": 1,"#, &["a"]).is_err());
-        assert!(parse(br#"{"a": 1} x"#, &["a"]).is_err());
+        let a = whole(&["a"]);
+        assert_eq!(parse(b"[1, 2]", &a).unwrap().to_string(), "[1,2]");
+        assert!(parse(br#"{"a": 1,"#, &a).is_err());
+        assert!(parse(br#"{"a": 1} x"#, &a).is_err());
+    }
+
+    #[test]
+    fn scanned_pairs_build_the_same_value_as_parse() {
+        let raw =
+            br#"{"b": [1, {"x": 2}], "c": {"d": null}, "a": 1.5, "b": "last", "e": "\u00e9"}"#;
+        let fields = whole(&["a", "b", "e"]);
+        let pairs = scan(raw, &fields).unwrap();
+        let texts: Vec<(&str, String)> = pairs.iter().map(|(k, v)| (*k, text(v))).collect();
+        assert_eq!(
+            texts,
+            [
+                ("b", r#"[1, {"x": 2}]"#.to_string()),
+                ("a", "1.5".into()),
+                ("b", r#""last""#.into()),
+                ("e", r#""\u00e9""#.into())
+            ]
+        );
+        assert_eq!(build(&pairs).unwrap(), parse(raw, &fields).unwrap());
+        // an escaped key, a non-object and broken JSON are left to `parse`
+        assert!(scan(br#"{"\u0061": 1}"#, &fields).is_none());
+        assert!(scan(b"[1]", &fields).is_none());
+        assert!(scan(br#"{"a": 1,"#, &fields).is_none());
+    }
+
+    #[test]
+    fn entries_keep_the_named_objects_of_an_array_and_anything_else_whole() {
+        let f = [Field {
+            name: "P".into(),
+            entries: Some(vec!["A".into(), "B".into()]),
+        }];
+        let raw = br#"{"P": [{"Name": "A", "Value": 1}, {"Name": "C", "Value": 2}, 3, "A", {"Value": 4},
+            {"Name": 5}, {"Name": "x", "Name": "B", "Value": 6}, {"Name": "B", "Name": 7}, {"N\u0061me": "A", "Value": 8}]}"#;
+        let pairs = scan(raw, &f).unwrap();
+        assert_eq!(
+            text(&pairs[0].1),
+            r#"entries A={"Name": "A", "Value": 1} B={"Name": "x", "Name": "B", "Value": 6} A={"N\u0061me": "A", "Value": 8}"#
+        );
+        let expected =
+            r#"{"P":[{"Name":"A","Value":1},{"Name":"B","Value":6},{"Name":"A","Value":8}]}"#;
+        assert_eq!(build(&pairs).unwrap().to_string(), expected);
+        assert_eq!(parse(raw, &f).unwrap().to_string(), expected);
+        let j: serde_json::Value = serde_json::from_slice(raw).unwrap();
+        assert_eq!(from_value(&j, &f).unwrap().to_string(), expected);
+        // not an array: whole
+        for raw in [
+            &br#"{"P": {"Name": "C"}}"#[..],
+            br#"{"P": "text"}"#,
+            br#"{"P": null}"#,
+        ] {
+            let pairs = scan(raw, &f).unwrap();
+            assert!(matches!(pairs[0].1, Piece::Whole(_)));
+            assert_eq!(build(&pairs).unwrap(), parse(raw, &f).unwrap());
+        }
     }
 }

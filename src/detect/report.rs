@@ -10,6 +10,7 @@
 //! (a unit test checks both).
 
 use super::group::{Group, TimedValue, bursts, group_key_with, sort_groups};
+use super::memo::{Lookup, Memo};
 use super::{Detections, Hit, Meta, RunFailure, val_to_json};
 use crate::model::RecordHeader;
 use chrono::{DateTime, Utc};
@@ -48,6 +49,10 @@ pub struct Report {
     /// detections). Not part of the JSON output.
     #[serde(skip)]
     pub parsed: u64,
+    /// Detection runs served from the memo (same declared fields as an earlier record).
+    /// Not part of the JSON output.
+    #[serde(skip)]
+    pub memo_hits: u64,
     /// Per detection: how many records it failed on, and the first message.
     pub errors: BTreeMap<String, (u64, String)>,
 }
@@ -100,6 +105,7 @@ struct Agg {
     /// Unique values for the events of threshold rules without `distinct`.
     unique: u64,
     parsed: u64,
+    memo_hits: u64,
 }
 
 impl Agg {
@@ -109,6 +115,7 @@ impl Agg {
             errors: BTreeMap::new(),
             unique: 0,
             parsed: 0,
+            memo_hits: 0,
         }
     }
 
@@ -128,6 +135,7 @@ impl Agg {
 
     fn merge(&mut self, other: Agg) {
         self.parsed += other.parsed;
+        self.memo_hits += other.memo_hits;
         for (mine, theirs) in self.per.iter_mut().zip(other.per) {
             mine.matched += theirs.matched;
             for (k, g) in theirs.groups {
@@ -285,7 +293,7 @@ impl<'a> Grouper<'a> {
                 .map(|_| {
                     s.spawn(move || {
                         let mut agg = Agg::new(n);
-                        let mut dec = Decoding::new(make);
+                        let mut worker = Worker::new(make, n);
                         loop {
                             let next = match rx.lock() {
                                 Ok(r) => r.recv(),
@@ -297,7 +305,7 @@ impl<'a> Grouper<'a> {
                                 &batch,
                                 0..batch.items.len(),
                                 &mut agg,
-                                &mut dec,
+                                &mut worker,
                             );
                             batch.text.clear();
                             batch.cands.clear();
@@ -426,7 +434,7 @@ impl<'a> Grouper<'a> {
                 &batch,
                 0..n,
                 &mut self.agg,
-                &mut Decoding::new(None),
+                &mut Worker::new(None, detections.items.len()),
             );
             return;
         }
@@ -439,7 +447,13 @@ impl<'a> Grouper<'a> {
                     scope.spawn(move || {
                         let mut agg = Agg::new(detections.items.len());
                         let range = lo..(lo + per).min(n);
-                        eval_items(detections, batch, range, &mut agg, &mut Decoding::new(None));
+                        eval_items(
+                            detections,
+                            batch,
+                            range,
+                            &mut agg,
+                            &mut Worker::new(None, detections.items.len()),
+                        );
                         agg
                     })
                 })
@@ -497,6 +511,7 @@ impl<'a> Grouper<'a> {
             records: self.records,
             candidates: self.candidates,
             parsed: self.agg.parsed,
+            memo_hits: self.agg.memo_hits,
             errors: std::mem::take(&mut self.agg.errors)
                 .into_iter()
                 .map(|(d, (n, _, m))| (d, (n, m)))
@@ -505,18 +520,19 @@ impl<'a> Grouper<'a> {
     }
 }
 
-/// Evaluates `items` of a batch into `agg`: parse each record once (only the fields its
-/// candidate detections read, see [`Detections::parse_for`]), run each candidate on it and
-/// fold the hits in.
+/// Evaluates `items` of a batch into `agg`: scan each record once for the fields its
+/// candidate detections read, serve a candidate from the memo when an earlier record had
+/// the same fields (see `memo.rs`), else parse (only those fields, see
+/// [`Detections::parse_for`]), run it and fold the hits in.
 fn eval_items(
     d: &Detections,
     b: &Batch,
     items: std::ops::Range<usize>,
     agg: &mut Agg,
-    dec: &mut Decoding,
+    w: &mut Worker,
 ) {
     let vars = d.vars.vals();
-    let mut enc = String::new();
+    let Worker { dec, memo } = w;
     let (mut lower, mut cands) = (Vec::new(), Vec::new());
     for k in items {
         let it = &b.items[k];
@@ -548,27 +564,96 @@ fn eval_items(
             continue;
         }
         let cands = &cands[..];
-        agg.parsed += 1;
-        let input = match d.parse_for(cands, text) {
-            Ok(v) => v,
-            Err(e) => {
-                for &c in cands {
-                    let id = &d.items[usize::from(c)].meta.id;
-                    agg.error(id, it.seq, format!("record is not JSON: {e}"));
-                }
-                continue;
-            }
-        };
-        for &c in cands {
+        let pairs = d
+            .fields_for(cands)
+            .and_then(|f| super::project::scan(text, &f));
+        let mut input: Option<Val> = None;
+        for (n, &c) in cands.iter().enumerate() {
             let i = usize::from(c);
             let det = &d.items[i];
-            let (outs, failure) = det.program.run(input.clone(), vars.clone(), &d.limits);
-            for v in &outs {
-                add_val_hit(agg, i, &det.meta, v, &input, it.time, &mut enc);
+            let key = match (&pairs, &det.proj) {
+                (Some(p), Some(f)) => match memo.get(i, f, p) {
+                    Lookup::Hit(parts) => {
+                        for h in parts {
+                            agg.add(
+                                i,
+                                &det.meta,
+                                &h.enc,
+                                || h.key.clone(),
+                                || h.distinct.clone(),
+                                it.time,
+                            );
+                        }
+                        agg.memo_hits += 1;
+                        continue;
+                    }
+                    Lookup::Miss(key) => Some(key),
+                    Lookup::Off => None,
+                },
+                _ => None,
+            };
+            let record = match &input {
+                Some(v) => v,
+                None => {
+                    agg.parsed += 1;
+                    let parsed = match &pairs {
+                        Some(p) => super::project::build(p),
+                        None => d.parse_for(cands, text),
+                    };
+                    match parsed {
+                        Ok(v) => input.insert(v),
+                        Err(e) => {
+                            for &c in &cands[n..] {
+                                let id = &d.items[usize::from(c)].meta.id;
+                                agg.error(id, it.seq, format!("record is not JSON: {e}"));
+                            }
+                            break;
+                        }
+                    }
+                }
+            };
+            let (outs, failure) = det.program.run(record.clone(), vars.clone(), &d.limits);
+            let parts: Vec<HitParts> = outs
+                .iter()
+                .map(|v| hit_parts(&det.meta, v, record))
+                .collect();
+            for h in &parts {
+                agg.add(
+                    i,
+                    &det.meta,
+                    &h.enc,
+                    || h.key.clone(),
+                    || h.distinct.clone(),
+                    it.time,
+                );
             }
-            if let Some(f) = failure {
-                agg.error(&det.meta.id, it.seq, failure_message(f));
+            match failure {
+                Some(f) => agg.error(&det.meta.id, it.seq, failure_message(f)),
+                // only a complete run stands for every record with these fields
+                None => {
+                    if let Some(key) = key {
+                        memo.insert(i, key, parts);
+                    }
+                }
             }
+        }
+    }
+}
+
+/// A worker thread's state: its decoder and its memo.
+struct Worker {
+    dec: Decoding,
+    memo: Memo<Vec<HitParts>>,
+}
+
+impl Worker {
+    fn new(make: Option<MakeDecoder>, detections: usize) -> Worker {
+        Worker {
+            dec: Decoding {
+                dec: make.map(|m| m()),
+                out: Vec::new(),
+            },
+            memo: Memo::new(detections),
         }
     }
 }
@@ -580,13 +665,6 @@ struct Decoding {
 }
 
 impl Decoding {
-    fn new(make: Option<MakeDecoder>) -> Decoding {
-        Decoding {
-            dec: make.map(|m| m()),
-            out: Vec::new(),
-        }
-    }
-
     fn decode(&mut self, tag: i64, stored: &[u8]) -> anyhow::Result<&[u8]> {
         match &mut self.dec {
             Some(Ok(dec)) => {
@@ -599,44 +677,43 @@ impl Decoding {
     }
 }
 
-/// One output of a detection, grouped the way [`super::Detections::run`] would key it
+/// What grouping needs of one output: the key's identity (see `encode_json`), the key as
+/// JSON and the `distinct` value's text (empty without `distinct`).
+struct HitParts {
+    enc: String,
+    key: Value,
+    distinct: String,
+}
+
+/// The [`HitParts`] of one output, keyed the way [`super::Detections::run`] would key it
 /// (`group_key`: the `group_by` paths in the output, else in the record), without first
-/// turning the output into a `serde_json::Value`.
-fn add_val_hit(
-    agg: &mut Agg,
-    i: usize,
-    meta: &Meta,
-    v: &Val,
-    record: &Val,
-    time: DateTime<Utc>,
-    enc: &mut String,
-) {
-    enc.clear();
+/// turning a plain output into a `serde_json::Value`.
+fn hit_parts(meta: &Meta, v: &Val, record: &Val) -> HitParts {
+    let mut enc = String::new();
     if is_plain(v) {
         let component = |name: &String| {
             val_lookup(v, name.split('.')).or_else(|| val_lookup(record, name.split('.')))
         };
+        let mut key = serde_json::Map::new();
         for name in &meta.group_by {
-            match component(name) {
-                Some(x) => encode_val(x, enc),
+            let x = component(name);
+            match x {
+                Some(x) => encode_val(x, &mut enc),
                 None => enc.push('n'),
             }
+            key.insert(name.clone(), x.map_or(Value::Null, val_to_json));
         }
-        let key = || {
-            let mut m = serde_json::Map::new();
-            for name in &meta.group_by {
-                let x = component(name).map_or(Value::Null, val_to_json);
-                m.insert(name.clone(), x);
-            }
-            Value::Object(m)
-        };
-        let distinct = || match &meta.distinct {
+        let distinct = match &meta.distinct {
             Some(path) => val_lookup(v, path.split('.'))
                 .map_or(Value::Null, val_to_json)
                 .to_string(),
-            None => Value::Null.to_string(),
+            None => String::new(),
         };
-        agg.add(i, meta, enc, key, distinct, time);
+        HitParts {
+            enc,
+            key: Value::Object(key),
+            distinct,
+        }
     } else {
         // not plain JSON (a byte string, a non-string key): the output as JSON first,
         // exactly as `Detections::run` does
@@ -645,13 +722,13 @@ fn add_val_hit(
             val_lookup(record, path.iter().copied()).map(val_to_json)
         });
         for name in &meta.group_by {
-            encode_json(key.get(name).unwrap_or(&Value::Null), enc);
+            encode_json(key.get(name).unwrap_or(&Value::Null), &mut enc);
         }
-        let distinct = || match &meta.distinct {
+        let distinct = match &meta.distinct {
             Some(path) => lookup(&details, path).unwrap_or(Value::Null).to_string(),
-            None => Value::Null.to_string(),
+            None => String::new(),
         };
-        agg.add(i, meta, enc, || key, distinct, time);
+        HitParts { enc, key, distinct }
     }
 }
 
@@ -896,6 +973,60 @@ mod tests {
         let v = json!({"Id": format!("r{i}"), "CreationTime": format!("2026-05-04T09:{:02}:00", min), "Operation": op,
             "Workload": "AzureActiveDirectory", "UserId": user, "ActorIpAddress": "203.0.113.66"});
         (RecordHeader::from_value(&v).unwrap(), v.to_string())
+    }
+
+    #[test]
+    fn memoized_runs_group_exactly_as_plain_runs() {
+        // detections with `# fields` (memoized), an error on some inputs (never memoized),
+        // a threshold rule with distinct, and a group_by root read from the record
+        let d = Detections::load_sources(
+            &[
+                (
+                    "plain.jq",
+                    "# title: P\n# table: auth.all\n# fields: Operation, UserId\n# group_by: UserId, ActorIpAddress\nselect(.Operation == \"UserLoginFailed\") | {UserId, n: (.UserId | length)}",
+                ),
+                (
+                    "spray.jq",
+                    "# title: S\n# table: auth.all\n# fields: Operation, UserId, ActorIpAddress\n# group_by: ip\n# threshold: 3\n# window: 10m\n# distinct: UserId\nselect(.Operation == \"UserLoginFailed\") | {ip: .ActorIpAddress, UserId}",
+                ),
+                (
+                    "err.jq",
+                    "# title: E\n# table: auth.all\n# fields: UserId\n.UserId | if endswith(\"7\") then error(\"bad \\(.)\") else {u: .} end",
+                ),
+            ],
+            &[],
+            Vars::default(),
+        );
+        assert!(d.errors().is_empty(), "{:?}", d.errors());
+        let recs: Vec<(RecordHeader, String)> = (0..20_000)
+            .map(|i| {
+                let (_, raw) = rec(i, "UserLoginFailed", &format!("u{}", i % 13), i % 60);
+                // the address varies more than the user: fewer memo hits for spray
+                let raw = raw.replace("203.0.113.66", &format!("203.0.113.{}", i % 97));
+                let v: Value = serde_json::from_str(&raw).unwrap();
+                (RecordHeader::from_value(&v).unwrap(), raw)
+            })
+            .collect();
+        let ((), streamed) = Grouper::stream(&d, |g| {
+            for (h, raw) in &recs {
+                g.add_record(h, raw.as_bytes());
+            }
+        });
+        assert!(
+            streamed.memo_hits > 10_000,
+            "memo hits {}",
+            streamed.memo_hits
+        );
+        let mut hits = Grouper::new(&d);
+        for (h, raw) in &recs {
+            let (hs, _) = d.run_bytes(h, raw.as_bytes());
+            hits.add_hits(&hs, h.creation_time);
+        }
+        let hits = hits.finish();
+        assert_eq!(streamed.detections, hits.detections);
+        let sevens = (0..20_000).filter(|i| i % 13 == 7).count() as u64;
+        assert_eq!(streamed.errors["err"].0, sevens);
+        assert_eq!(streamed.detections[0].groups.len(), 13 * 97);
     }
 
     #[test]

@@ -271,6 +271,41 @@ fn fields_parse_only_what_a_query_declares_and_a_short_list_shows() {
 }
 
 #[test]
+fn entry_lists_keep_only_the_named_entries_and_a_short_list_shows() {
+    let q = |entries: &str| {
+        format!(
+            "# title: UA\n# table: auth.all\n# fields: ExtendedProperties[{entries}]\ndef ep($n): first(.ExtendedProperties[]? | objects | select(.Name == $n) | .Value) // null;\n{{ua: ep(\"UserAgent\"), rt: ep(\"RequestType\")}}"
+        )
+    };
+    let (ok, short) = (q("UserAgent|RequestType"), q("RequestType"));
+    let d = load(&[("ok.jq", ok.as_str()), ("short.jq", short.as_str())]);
+    assert!(d.errors().is_empty(), "{:?}", d.errors());
+    let mut r = rec("UserLoggedIn", "AzureActiveDirectory");
+    r["ExtendedProperties"] = json!([
+        {"Name": "UserAgent", "Value": "curl/8"},
+        {"Name": "Other", "Value": "x"},
+        {"Name": "RequestType", "Value": "Cmsi:Cmsi"}
+    ]);
+    let (full, _) = d.run_unfiltered(&r);
+    let (proj, _) = d.run_projected(&r);
+    assert_eq!(proj[0], full[0]);
+    assert_eq!(full[0].details, json!({"ua": "curl/8", "rt": "Cmsi:Cmsi"}));
+    // UserAgent left out of the list: other output, which the suite's proof catches
+    assert_eq!(proj[1].details, json!({"ua": null, "rt": "Cmsi:Cmsi"}));
+    // a list that is not `Name[A|B]` is a load error
+    for bad in [
+        "ExtendedProperties[]",
+        "ExtendedProperties[A",
+        "Ext[A|]",
+        "[A]",
+    ] {
+        let text = format!("# title: B\n# table: auth.all\n# fields: {bad}\n.");
+        let d = load(&[("b.jq", text.as_str())]);
+        assert_eq!(d.errors().len(), 1, "{bad}: {:?}", d.errors());
+    }
+}
+
+#[test]
 fn contains_words_skip_records_without_them_unless_an_escape_could_hide_them() {
     let d = load(&[(
         "ua.jq",

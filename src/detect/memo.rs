@@ -1,0 +1,296 @@
+//! A per-thread memo of what one detection made of one projected input. A detection with
+//! `# fields` sees only those top-level fields (`project.rs`; the test suite proves the
+//! declaration), and its filter is a pure function of them and of the run's variables: two
+//! records whose declared fields have the same raw text give the same outputs. Sign-ins
+//! repeat a few (user, address, outcome) shapes over and over, so most candidate records
+//! of the busiest detections need neither a parse nor a jq run.
+//!
+//! It owns the keys and the bound on memory; it must not decide what is cached (the caller
+//! stores only complete, error-free runs) nor see the store.
+//!
+//! Invariants (each guarded by a test below; `tests.rs` checks that memoized and plain
+//! evaluation group the same):
+//! 1. A key is the exact raw text of the detection's fields present in the record, in
+//!    record order, each with its name, length-prefixed: equal keys mean equal projected
+//!    values (raw text equality is stricter than value equality).
+//! 2. Memory is bounded: a detection's table is emptied when its keys reach
+//!    [`MAX_KEY_BYTES`] or [`MAX_ENTRIES`], and a detection whose inputs rarely repeat (fewer
+//!    than one hit in [`MIN_HIT_SHARE`] lookups of a [`PROBE`] window after the first,
+//!    which only warms the table up) stops being memoized.
+
+use super::meta::Field;
+use super::project::{Pairs, Piece};
+use std::collections::HashMap;
+
+/// Entries per detection per thread before its table is emptied.
+pub(crate) const MAX_ENTRIES: usize = 16_384;
+/// Key bytes per detection per thread before its table is emptied.
+pub(crate) const MAX_KEY_BYTES: usize = 4 << 20;
+/// Lookups per window of the hit-rate check.
+pub(crate) const PROBE: u32 = 4096;
+/// See the module doc, invariant 2.
+pub(crate) const MIN_HIT_SHARE: u32 = 16;
+
+struct Table<T> {
+    map: HashMap<Box<[u8]>, T>,
+    key_bytes: usize,
+    windows: u32,
+    lookups: u32,
+    hits: u32,
+    off: bool,
+}
+
+/// One table per detection (indexed like `Detections::items`).
+pub(crate) struct Memo<T> {
+    tables: Vec<Table<T>>,
+    key: Vec<u8>,
+}
+
+impl<T> Memo<T> {
+    pub(crate) fn new(detections: usize) -> Memo<T> {
+        Memo {
+            tables: (0..detections)
+                .map(|_| Table {
+                    map: HashMap::new(),
+                    key_bytes: 0,
+                    windows: 0,
+                    lookups: 0,
+                    hits: 0,
+                    off: false,
+                })
+                .collect(),
+            key: Vec::with_capacity(512),
+        }
+    }
+
+    /// Builds the key of detection `i` (reading `fields`) for the scanned record and looks
+    /// it up.
+    pub(crate) fn get(&mut self, i: usize, fields: &[Field], pairs: &Pairs) -> Lookup<'_, T> {
+        let Some(t) = self.tables.get_mut(i) else {
+            return Lookup::Off;
+        };
+        if t.off {
+            return Lookup::Off;
+        }
+        self.key.clear();
+        for (k, piece) in pairs {
+            let Some(field) = fields.iter().find(|f| f.name == *k) else {
+                continue;
+            };
+            push_text(&mut self.key, k);
+            match (piece, &field.entries) {
+                (Piece::Entries(kept), Some(entries)) => {
+                    // the elements this detection reads, of those the scan kept for all
+                    for (name, raw) in kept {
+                        if entries.iter().any(|e| e == name) {
+                            self.key.push(b'e');
+                            push_text(&mut self.key, raw.get());
+                        }
+                    }
+                    self.key.push(b'.');
+                }
+                // the whole value (also when another detection on the record read it whole)
+                (Piece::Whole(raw), _) => {
+                    self.key.push(b'w');
+                    push_text(&mut self.key, raw.get());
+                }
+                (Piece::Entries(kept), None) => {
+                    // cannot happen: a whole selection makes the scan keep the whole value;
+                    // still an exact key
+                    for (_, raw) in kept {
+                        self.key.push(b'E');
+                        push_text(&mut self.key, raw.get());
+                    }
+                    self.key.push(b'.');
+                }
+            }
+        }
+        t.lookups += 1;
+        if t.lookups == PROBE {
+            t.windows += 1;
+            if t.windows > 1 && t.hits * MIN_HIT_SHARE < PROBE {
+                t.off = true;
+                t.map = HashMap::new();
+                t.key_bytes = 0;
+                return Lookup::Off;
+            }
+            (t.lookups, t.hits) = (0, 0);
+        }
+        match t.map.get(self.key.as_slice()) {
+            Some(v) => {
+                t.hits += 1;
+                Lookup::Hit(v)
+            }
+            None => Lookup::Miss(self.key.as_slice().into()),
+        }
+    }
+
+    /// Stores `v` for detection `i` under the key a [`Lookup::Miss`] gave.
+    pub(crate) fn insert(&mut self, i: usize, key: Box<[u8]>, v: T) {
+        let Some(t) = self.tables.get_mut(i) else {
+            return;
+        };
+        if t.off {
+            return;
+        }
+        if t.map.len() >= MAX_ENTRIES || t.key_bytes + key.len() > MAX_KEY_BYTES {
+            t.map.clear();
+            t.key_bytes = 0;
+        }
+        t.key_bytes += key.len();
+        t.map.insert(key, v);
+    }
+}
+
+/// Appends `s` length-prefixed, so that texts in a row never run together.
+fn push_text(key: &mut Vec<u8>, s: &str) {
+    key.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    key.extend_from_slice(s.as_bytes());
+}
+
+/// What [`Memo::get`] found.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Lookup<'a, T> {
+    /// The detection is not memoized: evaluate as usual.
+    Off,
+    /// The value stored for an equal input.
+    Hit(&'a T),
+    /// Nothing yet: evaluate, then [`Memo::insert`] the result under this key.
+    Miss(Box<[u8]>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::project::scan;
+
+    fn fields(f: &[&str]) -> Vec<Field> {
+        f.iter().map(|s| Field::whole(s)).collect()
+    }
+
+    #[test]
+    fn equal_fields_hit_and_any_difference_in_them_misses() {
+        let mut m: Memo<u32> = Memo::new(1);
+        let f = fields(&["a", "b"]);
+        let all = fields(&["a", "b", "c"]);
+        let r1 = br#"{"a": "x", "c": 1, "b": [1]}"#;
+        let p = scan(r1, &all).unwrap();
+        let Lookup::Miss(k) = m.get(0, &f, &p) else {
+            panic!("first lookup misses")
+        };
+        m.insert(0, k, 7);
+        // a field the detection does not read may differ
+        let r2 = br#"{"a": "x", "c": 2, "b": [1]}"#;
+        assert_eq!(m.get(0, &f, &scan(r2, &all).unwrap()), Lookup::Hit(&7));
+        // any change in a field it reads, its order, or a field appearing, is another key
+        for other in [
+            &br#"{"a": "y", "b": [1]}"#[..],
+            br#"{"b": [1], "a": "x"}"#,
+            br#"{"a": "x", "b": [1], "a": "x"}"#,
+            br#"{"a": "x", "b": [ 1]}"#,
+            br#"{"a": "x"}"#,
+            br#"{"a": "x", "b": "[1]"}"#,
+        ] {
+            let l = m.get(0, &f, &scan(other, &all).unwrap());
+            assert!(matches!(l, Lookup::Miss(_)), "{other:?}");
+        }
+        // the field name is part of the key: the same texts under other names differ
+        let g = fields(&["a", "c"]);
+        let mut n: Memo<u32> = Memo::new(1);
+        let Lookup::Miss(k) = n.get(0, &g, &scan(br#"{"a": "1", "c": "2"}"#, &all).unwrap()) else {
+            panic!("first lookup misses")
+        };
+        n.insert(0, k, 1);
+        let l = n.get(0, &g, &scan(br#"{"a": "12", "c": ""}"#, &all).unwrap());
+        assert!(matches!(l, Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn entries_key_only_the_named_elements_the_detection_reads() {
+        let sel = |e: &[&str]| Field {
+            name: "P".into(),
+            entries: Some(e.iter().map(|s| s.to_string()).collect()),
+        };
+        // the scan keeps the union (A, B); detection 0 reads A only
+        let union = [sel(&["A", "B"])];
+        let mine = [sel(&["A"])];
+        let rec = |a: &str, b: &str, c: &str| {
+            format!(
+                r#"{{"P": [{{"Name": "A", "Value": "{a}"}}, {{"Name": "B", "Value": "{b}"}}, {{"Name": "C", "Value": "{c}"}}, 5]}}"#
+            )
+        };
+        let mut m: Memo<u32> = Memo::new(1);
+        let r = rec("1", "2", "3");
+        let Lookup::Miss(k) = m.get(0, &mine, &scan(r.as_bytes(), &union).unwrap()) else {
+            panic!("first lookup misses")
+        };
+        m.insert(0, k, 1);
+        // B and C are not read by detection 0: they may differ
+        let r = rec("1", "other", "other");
+        assert_eq!(
+            m.get(0, &mine, &scan(r.as_bytes(), &union).unwrap()),
+            Lookup::Hit(&1)
+        );
+        // A differs: another key
+        let r = rec("9", "2", "3");
+        assert!(matches!(
+            m.get(0, &mine, &scan(r.as_bytes(), &union).unwrap()),
+            Lookup::Miss(_)
+        ));
+        // a second A element (jq's `first` could see either): another key
+        let r = r#"{"P": [{"Name": "A", "Value": "1"}, {"Name": "A", "Value": "1"}]}"#;
+        assert!(matches!(
+            m.get(0, &mine, &scan(r.as_bytes(), &union).unwrap()),
+            Lookup::Miss(_)
+        ));
+        // P as a non-array is keyed whole
+        let r = r#"{"P": {"Name": "A", "Value": "1"}}"#;
+        assert!(matches!(
+            m.get(0, &mine, &scan(r.as_bytes(), &union).unwrap()),
+            Lookup::Miss(_)
+        ));
+    }
+
+    #[test]
+    fn memory_is_bounded_and_unique_inputs_turn_the_memo_off() {
+        let mut m: Memo<u32> = Memo::new(2);
+        let f = fields(&["a"]);
+        // unique inputs: the first window only warms up, the second turns the memo off
+        for n in 0..(PROBE as usize * 3) {
+            let raw = format!(r#"{{"a": {n}}}"#);
+            let p = scan(raw.as_bytes(), &f).unwrap();
+            match m.get(0, &f, &p) {
+                Lookup::Miss(k) => m.insert(0, k, 0),
+                Lookup::Hit(_) => panic!("unique inputs cannot hit"),
+                Lookup::Off => {
+                    assert_eq!(
+                        n + 1,
+                        2 * PROBE as usize,
+                        "turned off after the second window"
+                    );
+                    assert!(m.tables[0].map.is_empty());
+                    break;
+                }
+            }
+            assert!(m.tables[0].map.len() <= MAX_ENTRIES);
+        }
+        assert!(m.tables[0].off);
+        // inputs that repeat keep it on; neither entries nor key bytes outgrow their bounds
+        let long = "x".repeat(1000);
+        for n in 0..(MAX_ENTRIES + 10) {
+            let raw = format!(r#"{{"a": "{long}{n}"}}"#);
+            let p = scan(raw.as_bytes(), &f).unwrap();
+            if let Lookup::Miss(k) = m.get(1, &f, &p) {
+                m.insert(1, k, 0);
+            }
+            let p = scan(br#"{"a": "same"}"#, &f).unwrap();
+            if let Lookup::Miss(k) = m.get(1, &f, &p) {
+                m.insert(1, k, 0);
+            }
+            let t = &m.tables[1];
+            assert!(t.map.len() <= MAX_ENTRIES && t.key_bytes <= MAX_KEY_BYTES);
+            assert_eq!(t.key_bytes, t.map.keys().map(|k| k.len()).sum::<usize>());
+        }
+        assert!(!m.tables[1].off);
+    }
+}
