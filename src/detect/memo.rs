@@ -13,19 +13,21 @@
 //! 1. A key is the exact raw text of the detection's fields present in the record, in
 //!    record order, each with its name, length-prefixed: equal keys mean equal projected
 //!    values (raw text equality is stricter than value equality).
-//! 2. Memory is bounded: a detection's table is emptied when its keys reach
-//!    [`MAX_KEY_BYTES`] or [`MAX_ENTRIES`], and a detection whose inputs rarely repeat (fewer
-//!    than one hit in [`MIN_HIT_SHARE`] lookups of a [`PROBE`] window after the first,
-//!    which only warms the table up) stops being memoized.
+//! 2. Memory is bounded: the entries of one memo (one worker thread) weigh at most
+//!    [`BUDGET`] bytes (key, the caller's weight of the value, and a fixed overhead); an
+//!    insert over budget empties the table it goes to, then the largest. A detection whose
+//!    inputs rarely repeat (fewer than one hit in [`MIN_HIT_SHARE`] lookups of a [`PROBE`]
+//!    window after the first, which only warms the table up) stops being memoized.
 
 use super::meta::Field;
 use super::project::{Pairs, Piece};
 use std::collections::HashMap;
 
-/// Entries per detection per thread before its table is emptied.
-pub(crate) const MAX_ENTRIES: usize = 16_384;
-/// Key bytes per detection per thread before its table is emptied.
-pub(crate) const MAX_KEY_BYTES: usize = 4 << 20;
+/// Bytes of entries per memo (per worker thread of `detect`).
+pub(crate) const BUDGET: usize = 64 << 20;
+/// What an entry weighs besides its key and value: the table slot, the boxed key's and
+/// the value's allocation headers.
+const ENTRY_OVERHEAD: usize = 96;
 /// Lookups per window of the hit-rate check.
 pub(crate) const PROBE: u32 = 4096;
 /// See the module doc, invariant 2.
@@ -33,7 +35,7 @@ pub(crate) const MIN_HIT_SHARE: u32 = 16;
 
 struct Table<T> {
     map: HashMap<Box<[u8]>, T>,
-    key_bytes: usize,
+    bytes: usize,
     windows: u32,
     lookups: u32,
     hits: u32,
@@ -44,6 +46,8 @@ struct Table<T> {
 pub(crate) struct Memo<T> {
     tables: Vec<Table<T>>,
     key: Vec<u8>,
+    used: usize,
+    budget: usize,
 }
 
 impl<T> Memo<T> {
@@ -52,7 +56,7 @@ impl<T> Memo<T> {
             tables: (0..detections)
                 .map(|_| Table {
                     map: HashMap::new(),
-                    key_bytes: 0,
+                    bytes: 0,
                     windows: 0,
                     lookups: 0,
                     hits: 0,
@@ -60,6 +64,8 @@ impl<T> Memo<T> {
                 })
                 .collect(),
             key: Vec::with_capacity(512),
+            used: 0,
+            budget: BUDGET,
         }
     }
 
@@ -111,7 +117,7 @@ impl<T> Memo<T> {
             if t.windows > 1 && t.hits * MIN_HIT_SHARE < PROBE {
                 t.off = true;
                 t.map = HashMap::new();
-                t.key_bytes = 0;
+                self.used -= std::mem::take(&mut t.bytes);
                 return Lookup::Off;
             }
             (t.lookups, t.hits) = (0, 0);
@@ -125,20 +131,50 @@ impl<T> Memo<T> {
         }
     }
 
-    /// Stores `v` for detection `i` under the key a [`Lookup::Miss`] gave.
-    pub(crate) fn insert(&mut self, i: usize, key: Box<[u8]>, v: T) {
-        let Some(t) = self.tables.get_mut(i) else {
-            return;
-        };
-        if t.off {
+    /// Stores `v` (which weighs `weight` bytes on the heap) for detection `i` under the
+    /// key a [`Lookup::Miss`] gave.
+    pub(crate) fn insert(&mut self, i: usize, key: Box<[u8]>, v: T, weight: usize) {
+        if self.tables.get(i).is_none_or(|t| t.off) {
             return;
         }
-        if t.map.len() >= MAX_ENTRIES || t.key_bytes + key.len() > MAX_KEY_BYTES {
-            t.map.clear();
-            t.key_bytes = 0;
+        let cost = key.len() + weight + ENTRY_OVERHEAD;
+        if cost > self.budget {
+            return;
         }
-        t.key_bytes += key.len();
+        if self.used + cost > self.budget {
+            self.empty(i);
+        }
+        while self.used + cost > self.budget {
+            let largest = (0..self.tables.len()).max_by_key(|&j| self.tables[j].bytes);
+            match largest {
+                Some(j) if self.tables[j].bytes > 0 => self.empty(j),
+                _ => return,
+            }
+        }
+        let t = &mut self.tables[i];
+        t.bytes += cost;
+        self.used += cost;
         t.map.insert(key, v);
+    }
+
+    fn empty(&mut self, i: usize) {
+        let t = &mut self.tables[i];
+        t.map.clear();
+        self.used -= std::mem::take(&mut t.bytes);
+    }
+}
+
+/// Heap bytes of a JSON value, roughly (what a memo value weighs).
+pub(crate) fn json_weight(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.capacity(),
+        Value::Array(a) => a.iter().map(|x| 32 + json_weight(x)).sum(),
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, x)| 64 + k.capacity() + json_weight(x))
+            .sum(),
+        _ => 0,
     }
 }
 
@@ -178,7 +214,7 @@ mod tests {
         let Lookup::Miss(k) = m.get(0, &f, &p) else {
             panic!("first lookup misses")
         };
-        m.insert(0, k, 7);
+        m.insert(0, k, 7, 0);
         // a field the detection does not read may differ
         let r2 = br#"{"a": "x", "c": 2, "b": [1]}"#;
         assert_eq!(m.get(0, &f, &scan(r2, &all).unwrap()), Lookup::Hit(&7));
@@ -200,7 +236,7 @@ mod tests {
         let Lookup::Miss(k) = n.get(0, &g, &scan(br#"{"a": "1", "c": "2"}"#, &all).unwrap()) else {
             panic!("first lookup misses")
         };
-        n.insert(0, k, 1);
+        n.insert(0, k, 1, 0);
         let l = n.get(0, &g, &scan(br#"{"a": "12", "c": ""}"#, &all).unwrap());
         assert!(matches!(l, Lookup::Miss(_)));
     }
@@ -224,7 +260,7 @@ mod tests {
         let Lookup::Miss(k) = m.get(0, &mine, &scan(r.as_bytes(), &union).unwrap()) else {
             panic!("first lookup misses")
         };
-        m.insert(0, k, 1);
+        m.insert(0, k, 1, 0);
         // B and C are not read by detection 0: they may differ
         let r = rec("1", "other", "other");
         assert_eq!(
@@ -260,7 +296,7 @@ mod tests {
             let raw = format!(r#"{{"a": {n}}}"#);
             let p = scan(raw.as_bytes(), &f).unwrap();
             match m.get(0, &f, &p) {
-                Lookup::Miss(k) => m.insert(0, k, 0),
+                Lookup::Miss(k) => m.insert(0, k, 0, 0),
                 Lookup::Hit(_) => panic!("unique inputs cannot hit"),
                 Lookup::Off => {
                     assert_eq!(
@@ -272,25 +308,43 @@ mod tests {
                     break;
                 }
             }
-            assert!(m.tables[0].map.len() <= MAX_ENTRIES);
         }
         assert!(m.tables[0].off);
-        // inputs that repeat keep it on; neither entries nor key bytes outgrow their bounds
+        // inputs that repeat keep it on; the entries never outweigh the budget, an insert
+        // over budget empties its own table first, then the largest
+        m.budget = 64 << 10;
         let long = "x".repeat(1000);
-        for n in 0..(MAX_ENTRIES + 10) {
+        for n in 0..2000 {
             let raw = format!(r#"{{"a": "{long}{n}"}}"#);
             let p = scan(raw.as_bytes(), &f).unwrap();
             if let Lookup::Miss(k) = m.get(1, &f, &p) {
-                m.insert(1, k, 0);
+                m.insert(1, k, 0, 500);
             }
             let p = scan(br#"{"a": "same"}"#, &f).unwrap();
             if let Lookup::Miss(k) = m.get(1, &f, &p) {
-                m.insert(1, k, 0);
+                m.insert(1, k, 0, 10);
             }
-            let t = &m.tables[1];
-            assert!(t.map.len() <= MAX_ENTRIES && t.key_bytes <= MAX_KEY_BYTES);
-            assert_eq!(t.key_bytes, t.map.keys().map(|k| k.len()).sum::<usize>());
+            assert!(m.used <= m.budget);
+            assert_eq!(m.used, m.tables.iter().map(|t| t.bytes).sum::<usize>());
         }
+        assert!(!m.tables[1].map.is_empty());
+        let mut m: Memo<u32> = Memo::new(3);
+        m.budget = 1000;
+        for (i, n) in [(0, 1), (0, 2), (0, 3), (1, 4)] {
+            let raw = format!(r#"{{"a": {n}}}"#);
+            let Lookup::Miss(k) = m.get(i, &f, &scan(raw.as_bytes(), &f).unwrap()) else {
+                panic!("misses")
+            };
+            m.insert(i, k, 0, 200);
+        }
+        // table 0 (three entries, 900 bytes) was emptied for table 1's entry
+        assert_eq!((m.tables[0].map.len(), m.tables[1].map.len()), (0, 1));
+        // a single entry over the whole budget is not stored
+        let Lookup::Miss(k) = m.get(2, &f, &scan(br#"{"a": 9}"#, &f).unwrap()) else {
+            panic!("misses")
+        };
+        m.insert(2, k, 0, 5000);
+        assert!(m.tables[2].map.is_empty() && m.tables[1].map.len() == 1);
         assert!(!m.tables[1].off);
     }
 }

@@ -18,6 +18,7 @@ use jaq_json::Val;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -532,7 +533,11 @@ fn eval_items(
     w: &mut Worker,
 ) {
     let vars = d.vars.vals();
-    let Worker { dec, memo } = w;
+    let Worker {
+        dec,
+        memo,
+        interned,
+    } = w;
     let (mut lower, mut cands) = (Vec::new(), Vec::new());
     for k in items {
         let it = &b.items[k];
@@ -613,9 +618,10 @@ fn eval_items(
                 }
             };
             let (outs, failure) = det.program.run(record.clone(), vars.clone(), &d.limits);
-            let parts: Vec<HitParts> = outs
+            let mut weight = 0;
+            let parts: Vec<Rc<HitParts>> = outs
                 .iter()
-                .map(|v| hit_parts(&det.meta, v, record))
+                .map(|v| interned.get(i, hit_parts(&det.meta, v, record), &mut weight))
                 .collect();
             for h in &parts {
                 agg.add(
@@ -632,7 +638,7 @@ fn eval_items(
                 // only a complete run stands for every record with these fields
                 None => {
                     if let Some(key) = key {
-                        memo.insert(i, key, parts);
+                        memo.insert(i, key, parts, weight);
                     }
                 }
             }
@@ -640,10 +646,45 @@ fn eval_items(
     }
 }
 
-/// A worker thread's state: its decoder and its memo.
+/// A worker thread's state: its decoder and its memo (whose values share their parts).
 struct Worker {
     dec: Decoding,
-    memo: Memo<Vec<HitParts>>,
+    memo: Memo<Vec<Rc<HitParts>>>,
+    interned: Interned,
+}
+
+/// One [`HitParts`] per detection and group (many memo keys land in the same group).
+#[derive(Default)]
+struct Interned {
+    parts: HashMap<(usize, String, String), Rc<HitParts>>,
+}
+
+/// Interned parts kept for sharing; beyond it the table starts over (the memo's entries
+/// keep theirs).
+const MAX_INTERNED: usize = 32_768;
+
+impl Interned {
+    /// The shared copy of `h` for detection `i`; adds to `weight` what a new one weighs.
+    fn get(&mut self, i: usize, h: HitParts, weight: &mut usize) -> Rc<HitParts> {
+        *weight += std::mem::size_of::<Rc<HitParts>>();
+        let id = (i, h.enc, h.distinct);
+        if let Some(p) = self.parts.get(&id) {
+            return p.clone();
+        }
+        if self.parts.len() >= MAX_INTERNED {
+            self.parts.clear();
+        }
+        let (_, enc, distinct) = id;
+        let p = Rc::new(HitParts {
+            enc,
+            key: h.key,
+            distinct,
+        });
+        *weight += p.weight();
+        self.parts
+            .insert((i, p.enc.clone(), p.distinct.clone()), p.clone());
+        p
+    }
 }
 
 impl Worker {
@@ -654,6 +695,7 @@ impl Worker {
                 out: Vec::new(),
             },
             memo: Memo::new(detections),
+            interned: Interned::default(),
         }
     }
 }
@@ -683,6 +725,16 @@ struct HitParts {
     enc: String,
     key: Value,
     distinct: String,
+}
+
+impl HitParts {
+    /// Heap bytes, roughly (what the memo's budget counts).
+    fn weight(&self) -> usize {
+        std::mem::size_of::<HitParts>()
+            + self.enc.capacity()
+            + self.distinct.capacity()
+            + super::memo::json_weight(&self.key)
+    }
 }
 
 /// The [`HitParts`] of one output, keyed the way [`super::Detections::run`] would key it
