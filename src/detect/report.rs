@@ -234,10 +234,13 @@ pub struct Grouper<'a> {
     agg: Agg,
     records: u64,
     candidates: u64,
-    batch: Batch,
+    /// One batch per lane (per worker thread inside [`Grouper::stream`], else one).
+    batches: Vec<Batch>,
     threads: usize,
     /// Inside [`Grouper::stream`]: full batches go to the worker threads.
-    sender: Option<SyncSender<Batch>>,
+    /// One sender per worker: a record goes to the lane of its user, so each worker's
+    /// memo sees every record of its users (their inputs repeat) and none of the others'.
+    senders: Vec<SyncSender<Batch>>,
     /// Emptied batches the workers hand back, so their buffers are reused.
     pool: Arc<Mutex<Vec<Batch>>>,
     packed_ok: bool,
@@ -253,9 +256,9 @@ impl<'a> Grouper<'a> {
             agg: Agg::new(detections.items.len()),
             records: 0,
             candidates: 0,
-            batch: Batch::default(),
+            batches: vec![Batch::default()],
             threads,
-            sender: None,
+            senders: Vec::new(),
             pool: Arc::default(),
             packed_ok: false,
         }
@@ -286,21 +289,16 @@ impl<'a> Grouper<'a> {
         let threads = g.threads;
         let n = detections.items.len();
         // bounded: reading never runs more than a few batches ahead of evaluation
-        let (tx, rx) = sync_channel::<Batch>(threads);
-        let rx = Mutex::new(rx);
-        let rx = &rx;
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..threads).map(|_| sync_channel::<Batch>(2)).unzip();
         std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
+            let workers: Vec<_> = receivers
+                .into_iter()
+                .map(|rx| {
                     s.spawn(move || {
                         let mut agg = Agg::new(n);
                         let mut worker = Worker::new(make, n);
-                        loop {
-                            let next = match rx.lock() {
-                                Ok(r) => r.recv(),
-                                Err(_) => break,
-                            };
-                            let Ok(mut batch) = next else { break };
+                        while let Ok(mut batch) = rx.recv() {
                             eval_items(
                                 detections,
                                 &batch,
@@ -319,10 +317,13 @@ impl<'a> Grouper<'a> {
                     })
                 })
                 .collect();
-            g.sender = Some(tx);
+            g.batches = (0..threads).map(|_| Batch::default()).collect();
+            g.senders = senders;
             let t = feed(&mut g);
-            g.flush();
-            g.sender = None;
+            for lane in 0..g.batches.len() {
+                g.flush(lane);
+            }
+            g.senders.clear();
             for w in workers {
                 match w.join() {
                     Ok(agg) => g.agg.merge(agg),
@@ -351,30 +352,31 @@ impl<'a> Grouper<'a> {
         raw: impl FnOnce() -> anyhow::Result<&'r [u8]>,
     ) -> anyhow::Result<()> {
         self.records += 1;
-        let start = self.batch.cands.len();
-        self.detections
-            .candidate_indices(header, &mut self.batch.cands);
-        if self.batch.cands.len() == start {
+        let lane = self.lane(header);
+        let batch = &mut self.batches[lane];
+        let start = batch.cands.len();
+        self.detections.candidate_indices(header, &mut batch.cands);
+        if batch.cands.len() == start {
             return Ok(());
         }
         let raw = match raw() {
             Ok(r) => r,
             Err(e) => {
-                self.batch.cands.truncate(start);
+                batch.cands.truncate(start);
                 return Err(e);
             }
         };
         self.candidates += 1;
-        self.batch.text.extend_from_slice(raw);
-        self.batch.items.push(Item {
-            text_end: self.batch.text.len(),
-            cand_end: self.batch.cands.len(),
+        batch.text.extend_from_slice(raw);
+        batch.items.push(Item {
+            text_end: batch.text.len(),
+            cand_end: batch.cands.len(),
             packed: None,
             time: header.creation_time,
             seq: self.records,
         });
-        if self.batch.items.len() >= BATCH || self.batch.text.len() >= BATCH_BYTES {
-            self.flush();
+        if batch.items.len() >= BATCH || batch.text.len() >= BATCH_BYTES {
+            self.flush(lane);
         }
         Ok(())
     }
@@ -391,36 +393,52 @@ impl<'a> Grouper<'a> {
             anyhow::bail!("add_packed needs Grouper::stream_with and a decoder");
         }
         self.records += 1;
-        let start = self.batch.cands.len();
-        self.detections
-            .candidate_indices(header, &mut self.batch.cands);
-        if self.batch.cands.len() == start {
+        let lane = self.lane(header);
+        let batch = &mut self.batches[lane];
+        let start = batch.cands.len();
+        self.detections.candidate_indices(header, &mut batch.cands);
+        if batch.cands.len() == start {
             return Ok(());
         }
         self.candidates += 1;
-        self.batch.text.extend_from_slice(stored);
-        self.batch.items.push(Item {
-            text_end: self.batch.text.len(),
-            cand_end: self.batch.cands.len(),
+        batch.text.extend_from_slice(stored);
+        batch.items.push(Item {
+            text_end: batch.text.len(),
+            cand_end: batch.cands.len(),
             packed: Some(tag),
             time: header.creation_time,
             seq: self.records,
         });
-        if self.batch.items.len() >= BATCH {
-            self.flush();
+        if batch.items.len() >= BATCH {
+            self.flush(lane);
         }
         Ok(())
     }
 
-    /// Hands the buffered candidates to the workers ([`Grouper::stream`]), or evaluates
-    /// them here, one slice per thread.
-    fn flush(&mut self) {
-        if self.batch.items.is_empty() {
+    /// The lane of a record: by its user (FNV-1a of UserId), so that one worker sees all
+    /// of a user's records.
+    fn lane(&self, header: &RecordHeader) -> usize {
+        if self.batches.len() <= 1 {
+            return 0;
+        }
+        let h = header
+            .user_id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        (h % self.batches.len() as u64) as usize
+    }
+
+    /// Hands a lane's buffered candidates to its worker ([`Grouper::stream`]), or
+    /// evaluates them here, one slice per thread.
+    fn flush(&mut self, lane: usize) {
+        if self.batches[lane].items.is_empty() {
             return;
         }
         let spare = self.pool.lock().ok().and_then(|mut p| p.pop());
-        let mut batch = std::mem::replace(&mut self.batch, spare.unwrap_or_default());
-        if let Some(tx) = &self.sender {
+        let mut batch = std::mem::replace(&mut self.batches[lane], spare.unwrap_or_default());
+        if let Some(tx) = self.senders.get(lane) {
             match tx.send(batch) {
                 Ok(()) => return,
                 // the workers are gone (a panic): evaluate here instead
@@ -499,7 +517,9 @@ impl<'a> Grouper<'a> {
 
     /// The grouped results of every loaded detection (also those without hits), in id order.
     pub fn finish(mut self) -> Report {
-        self.flush();
+        for lane in 0..self.batches.len() {
+            self.flush(lane);
+        }
         let detections = self
             .detections
             .items
