@@ -19,32 +19,9 @@ fn tune_allocator() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
 }
 
-/// Every command of the store's writer runs in a savepoint, and SQLite copies each page a
-/// savepoint changes into the statement journal: in memory up to this many bytes, in one
-/// allocation, then in a deleted temporary file. The default (64 KiB) made that a file
-/// created, written and evicted per blob; `temp_store = MEMORY` instead costs a libc
-/// malloc and free per KiB journaled. A blob's savepoint journals well under 8 MiB.
-const SQLITE_STMT_JOURNAL_SPILL: std::ffi::c_int = 8 << 20;
-
-fn tune_sqlite() {
-    // SAFETY: runs first in `main`, before any SQLite connection exists (sqlite3_config
-    // must precede SQLite's initialization; it then sets one integer). If SQLite were
-    // already initialized the call would only return SQLITE_MISUSE.
-    let rc = unsafe {
-        rusqlite::ffi::sqlite3_config(
-            rusqlite::ffi::SQLITE_CONFIG_STMTJRNL_SPILL,
-            SQLITE_STMT_JOURNAL_SPILL,
-        )
-    };
-    if rc != rusqlite::ffi::SQLITE_OK {
-        eprintln!("m365audit: sqlite3_config(STMTJRNL_SPILL) returned {rc}; default kept");
-    }
-}
-
 fn main() {
     #[cfg(feature = "mimalloc")]
     tune_allocator();
-    tune_sqlite();
     let cli = m365audit::cli::Cli::parse();
     std::process::exit(m365audit::cli::run(cli));
 }
