@@ -292,6 +292,12 @@ fn collect_row(ctx: &mut BenchCtx, name: &str, detections: bool) -> Result<Row> 
         Ok(true)
     })?;
     let disk = crate::store::dir_bytes(&data) as f64;
+    let st = ro.stats()?;
+    let hits: i64 = st.hits.values().sum();
+    let (db_mib, index_mib) = (
+        st.db_bytes as f64 / 1048576.0,
+        st.index_bytes as f64 / 1048576.0,
+    );
     ctx.raw_bytes = raw_bytes;
     ctx.data = Some(data);
     let n = summary.records_new;
@@ -308,7 +314,7 @@ fn collect_row(ctx: &mut BenchCtx, name: &str, detections: bool) -> Result<Row> 
         target: "≥ 20000 rec/s, RSS < 300 MiB, disk ≤ 1.0×".into(),
         pass: Some(rate >= 20_000.0 && rss < 300.0 && ratio <= 1.0),
         note: format!(
-            "{} blobs, {:.0} B raw JSON/record, simulator in-process (its CPU included), load avg {load:.1}",
+            "{} blobs, {:.0} B raw JSON/record, {hits} hits, SQLite {db_mib:.0} MiB + index {index_mib:.0} MiB, simulator in-process (its CPU included), load avg {load:.1}",
             summary.blobs_done,
             raw_bytes as f64 / n.max(1) as f64
         ),

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! <data>/m365audit.db   SQLite (WAL, 8 KiB pages): the single source of truth
-//! <data>/index-v2/      tantivy: derived from SQLite, rebuildable by deleting it
+//! <data>/index-v3/      tantivy: derived from SQLite, rebuildable by deleting it
 //! ```
 //!
 //! * **Records** (`ingest_blob`, `import_records`) are first *prepared* on two preparer
@@ -430,6 +430,7 @@ impl Store {
         check_dir(data_dir)?;
         let db_path = data_dir.join(DB_FILE);
         let conn = db::open_writer(&db_path)?;
+        index::remove_old(data_dir);
         let (idx, fields) = index::open(&data_dir.join(index::INDEX_DIR))?;
         let indexer = index::Indexer::new(&idx, fields)?;
         let searcher = index::Searcher::new(idx, fields)?;

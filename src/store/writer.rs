@@ -4,8 +4,15 @@
 //! (invariant 8).
 //!
 //! TX1 `note_listing`: blobs INSERT OR IGNORE (pending) + cursor = max(cursor, end).
-//! TX2 `ingest_blob`: parse the blob, records INSERT OR IGNORE, hits, blob `done` — one
-//! transaction (invariant 1); committed rows then go to the indexer (invariant 4).
+//! TX2 `ingest_blob`: parse the blob, records INSERT OR IGNORE, hits, the UI rollups, blob
+//! `done` — one transaction (invariant 1); committed rows then go to the indexer
+//! (invariant 4).
+//!
+//! The writer thread is the serial path of a backfill, so everything that does not need
+//! the connection (parsing, compression, detections, serializing hits) is done before, on
+//! the preparer threads, and the rollup tables of the UI (`agg_*`, migration 0002) are
+//! added up in memory per blob and written as one UPSERT per touched key ([`Rollups`])
+//! instead of per-row triggers (migration 0004).
 
 use super::index::{IndexDoc, IndexMsg};
 use super::{BlobIngest, GapKind, IngestOutcome, NewGap, StreamState, db};
@@ -210,11 +217,10 @@ impl Writer {
     pub fn ingest_prepared(&mut self, blob_id: i64, p: Prepared) -> Result<BlobIngest> {
         let row: Option<(i64, String, i64, String)> = self
             .conn
-            .query_row(
-                "SELECT tenant, state, attempts, content_id FROM blobs WHERE id = ?1",
-                [blob_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
+            .prepare_cached("SELECT tenant, state, attempts, content_id FROM blobs WHERE id = ?1")?
+            .query_row([blob_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()?;
         let Some((tenant, state, attempts, content_id)) = row else {
             anyhow::bail!("blob {blob_id} is not in the ledger");
@@ -263,11 +269,16 @@ impl Writer {
                 },
             )?;
         }
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE blobs SET state = 'done', attempts = attempts + 1, last_error = NULL, \
              record_count = ?2, new_records = ?3, finished_at = ?4 WHERE id = ?1",
-            params![blob_id, out.records as i64, out.new as i64, ms(Utc::now())],
-        )?;
+        )?
+        .execute(params![
+            blob_id,
+            out.records as i64,
+            out.new as i64,
+            ms(Utc::now())
+        ])?;
         tx.commit()?;
         self.send_docs(docs);
         self.maybe_train_dict()?;
@@ -595,11 +606,11 @@ impl Writer {
 
 fn bump(conn: &Connection, name: &str, by: i64) -> Result<()> {
     if by != 0 {
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO counters (name, value) VALUES (?1, ?2) \
              ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-            params![name, by],
-        )?;
+        )?
+        .execute(params![name, by])?;
     }
     Ok(())
 }
@@ -648,10 +659,17 @@ pub struct PreparedRecord {
     pub raw: String,
     pub data: Vec<u8>,
     pub dict_id: i64,
-    pub hits: Vec<crate::detect::Hit>,
+    pub hits: Vec<PreparedHit>,
     pub detection_errors: usize,
     /// Every string value, one per line: the search index's text.
     pub text: String,
+}
+
+/// A hit with its JSON already written (on the preparer, not the writer).
+pub struct PreparedHit {
+    pub detection: String,
+    pub group_key: String,
+    pub details: String,
 }
 
 /// A prepared blob (or import batch).
@@ -706,6 +724,14 @@ fn prepare_one(
     for e in &errors {
         tracing::debug!(detection = %e.detection, record_id = %header.id, error = %e.message, "detection failed on a record");
     }
+    let hits = hits
+        .into_iter()
+        .map(|h| PreparedHit {
+            detection: h.detection,
+            group_key: h.group_key.to_string(),
+            details: h.details.to_string(),
+        })
+        .collect();
     Ok(Ok(PreparedRecord {
         organization_id: header.organization_id.clone(),
         header,
@@ -779,18 +805,21 @@ fn insert_prepared(
          VALUES (?1,?2,?3,?4,?5,?6)",
     )?;
     let mut detection_errors = 0;
+    let mut rollups = Rollups::default();
     for (tenant, r) in items {
         let header = r.header;
+        let creation_time = header.creation_time.timestamp();
+        let content_type = db::content_type_code(header.content_type());
         let n = rec.execute(params![
             tenant,
             header.id,
-            header.creation_time.timestamp(),
+            creation_time,
             header.workload,
             header.operation,
             header.record_type,
             header.user_id,
             header.client_ip,
-            db::content_type_code(header.content_type()),
+            content_type,
             now,
             r.dict_id,
             r.data,
@@ -802,20 +831,22 @@ fn insert_prepared(
         }
         out.new += 1;
         let rowid = tx.last_insert_rowid();
+        rollups.record(&header.workload, creation_time, content_type, now);
         if let Some(s) = samples.as_mut()
             && s.len() < DICT_SAMPLES
         {
             s.push(r.raw.into_bytes());
         }
-        for h in r.hits {
+        for h in &r.hits {
             hit.execute(params![
                 h.detection,
                 rowid,
                 header.id,
-                header.creation_time.timestamp(),
-                h.group_key.to_string(),
-                h.details.to_string()
+                creation_time,
+                h.group_key,
+                h.details
             ])?;
+            rollups.hit(&h.detection, &h.group_key, creation_time);
             out.hits += 1;
         }
         detection_errors += r.detection_errors as i64;
@@ -825,8 +856,129 @@ fn insert_prepared(
             text: r.text,
         });
     }
+    rollups.apply(tx)?;
     bump(tx, "duplicates_dropped", out.duplicates as i64)?;
     bump(tx, "detection_errors", detection_errors)?;
     bump(tx, "bad_records", out.bad_records as i64)?;
     Ok(())
+}
+
+/// The UI rollups (`agg_*`, migration 0002) of the rows one `insert_prepared` stored,
+/// added up in memory and applied in the same savepoint as the rows, one UPSERT per key.
+/// Keyed by workload / detection first (a few of each per blob, searched in place), so a
+/// lookup borrows the row's strings and allocates only for a new key.
+#[derive(Default)]
+struct Rollups {
+    /// workload → hour → records.
+    record_hours: Keyed<i64, i64>,
+    /// workload → content type → (records, newest ingested_at).
+    record_sources: Keyed<i64, (i64, i64)>,
+    /// detection → hour → (hits, newest creation_time).
+    hit_hours: Keyed<i64, (i64, i64)>,
+    /// detection → group key → (hits, oldest and newest creation_time).
+    hit_groups: Keyed<String, (i64, i64, i64)>,
+}
+
+/// A small association list by workload or detection, each with its own map.
+type Keyed<K, V> = Vec<(String, HashMap<K, V>)>;
+
+/// The value of `key` in a small association list, added on first use.
+fn slot<'a, V: Default>(list: &'a mut Vec<(String, V)>, key: &str) -> &'a mut V {
+    let i = match list.iter().position(|(k, _)| k == key) {
+        Some(i) => i,
+        None => {
+            list.push((key.to_string(), V::default()));
+            list.len() - 1
+        }
+    };
+    &mut list[i].1
+}
+
+impl Rollups {
+    /// One new record. `hour` is `creation_time / 3600` as SQLite's integer division
+    /// computed it in the triggers (both truncate toward zero).
+    fn record(&mut self, workload: &str, creation_time: i64, content_type: i64, ingested: i64) {
+        *slot(&mut self.record_hours, workload)
+            .entry(creation_time / 3600)
+            .or_insert(0) += 1;
+        let s = slot(&mut self.record_sources, workload)
+            .entry(content_type)
+            .or_insert((0, ingested));
+        s.0 += 1;
+        s.1 = s.1.max(ingested);
+    }
+
+    /// One new hit on a record created at `creation_time`.
+    fn hit(&mut self, detection: &str, group_key: &str, creation_time: i64) {
+        let h = slot(&mut self.hit_hours, detection)
+            .entry(creation_time / 3600)
+            .or_insert((0, creation_time));
+        h.0 += 1;
+        h.1 = h.1.max(creation_time);
+        let groups = slot(&mut self.hit_groups, detection);
+        match groups.get_mut(group_key) {
+            Some(g) => {
+                g.0 += 1;
+                g.1 = g.1.min(creation_time);
+                g.2 = g.2.max(creation_time);
+            }
+            None => {
+                groups.insert(group_key.to_string(), (1, creation_time, creation_time));
+            }
+        }
+    }
+
+    /// Adds the sums to the rollup tables (the same arithmetic the triggers did per row).
+    fn apply(&self, tx: &Connection) -> Result<()> {
+        if !self.record_hours.is_empty() {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO agg_record_hours (workload, hour, count) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (workload, hour) DO UPDATE SET count = count + excluded.count",
+            )?;
+            for (w, hours) in &self.record_hours {
+                for (h, n) in hours {
+                    st.execute(params![w, h, n])?;
+                }
+            }
+        }
+        if !self.record_sources.is_empty() {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO agg_record_sources (workload, content_type, count, last_ingested) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (workload, content_type) DO UPDATE \
+                 SET count = count + excluded.count, \
+                 last_ingested = max(last_ingested, excluded.last_ingested)",
+            )?;
+            for (w, cts) in &self.record_sources {
+                for (c, (n, last)) in cts {
+                    st.execute(params![w, c, n, last])?;
+                }
+            }
+        }
+        if !self.hit_hours.is_empty() {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO agg_hit_hours (detection, hour, count, last_seen) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (detection, hour) DO UPDATE \
+                 SET count = count + excluded.count, last_seen = max(last_seen, excluded.last_seen)",
+            )?;
+            for (d, hours) in &self.hit_hours {
+                for (h, (n, last)) in hours {
+                    st.execute(params![d, h, n, last])?;
+                }
+            }
+        }
+        if !self.hit_groups.is_empty() {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO agg_hit_groups (detection, group_key, count, first_seen, last_seen) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (detection, group_key) DO UPDATE \
+                 SET count = count + excluded.count, first_seen = min(first_seen, excluded.first_seen), \
+                 last_seen = max(last_seen, excluded.last_seen)",
+            )?;
+            for (d, groups) in &self.hit_groups {
+                for (g, (n, first, last)) in groups {
+                    st.execute(params![d, g, n, first, last])?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
