@@ -21,7 +21,7 @@
 
 use super::meta::Field;
 use super::project::{Pairs, Piece};
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 /// Bytes of entries per memo (per worker thread of `detect`).
 pub(crate) const BUDGET: usize = 64 << 20;
@@ -55,7 +55,7 @@ impl<T> Memo<T> {
         Memo {
             tables: (0..detections)
                 .map(|_| Table {
-                    map: HashMap::new(),
+                    map: HashMap::default(),
                     bytes: 0,
                     windows: 0,
                     lookups: 0,
@@ -116,7 +116,7 @@ impl<T> Memo<T> {
             t.windows += 1;
             if t.windows > 1 && t.hits * MIN_HIT_SHARE < PROBE {
                 t.off = true;
-                t.map = HashMap::new();
+                t.map = HashMap::default();
                 self.used -= std::mem::take(&mut t.bytes);
                 return Lookup::Off;
             }

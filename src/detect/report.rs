@@ -11,6 +11,7 @@
 
 use super::group::{Group, TimedValue, bursts, group_key_with, sort_groups};
 use super::memo::{Lookup, Memo};
+use super::meta::Field;
 use super::{Detections, Hit, Meta, RunFailure, val_to_json};
 use crate::model::RecordHeader;
 use chrono::{DateTime, Utc};
@@ -557,6 +558,7 @@ fn eval_items(
         dec,
         memo,
         interned,
+        unions,
     } = w;
     let (mut lower, mut cands) = (Vec::new(), Vec::new());
     for k in items {
@@ -589,9 +591,13 @@ fn eval_items(
             continue;
         }
         let cands = &cands[..];
-        let pairs = d
-            .fields_for(cands)
-            .and_then(|f| super::project::scan(text, &f));
+        if !unions.contains_key(cands) {
+            unions.insert(cands.to_vec(), d.fields_for(cands));
+        }
+        let pairs = unions
+            .get(cands)
+            .and_then(Option::as_ref)
+            .and_then(|f| super::project::scan(text, f));
         let mut input: Option<Val> = None;
         for (n, &c) in cands.iter().enumerate() {
             let i = usize::from(c);
@@ -671,6 +677,8 @@ struct Worker {
     dec: Decoding,
     memo: Memo<Vec<Rc<HitParts>>>,
     interned: Interned,
+    /// The fields to scan per set of candidate detections (few distinct sets recur).
+    unions: HashMap<Vec<u16>, Option<Vec<Field>>>,
 }
 
 /// One [`HitParts`] per detection and group (many memo keys land in the same group).
@@ -716,6 +724,7 @@ impl Worker {
             },
             memo: Memo::new(detections),
             interned: Interned::default(),
+            unions: HashMap::new(),
         }
     }
 }
