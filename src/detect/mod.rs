@@ -39,6 +39,7 @@ pub use report::{Decoder, DetectionResult, Grouper, MakeDecoder, Report};
 use crate::model::{RecordHeader, is_auth_operation};
 use engine::{Libs, Program};
 use jaq_json::Val;
+use memchr::memmem;
 use meta::TableSel;
 use serde::{Deserialize as _, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -158,6 +159,9 @@ struct Detection {
     /// The top-level fields to parse for it (`# fields` plus the first step of every
     /// `group_by`/`distinct` path, which grouping may read from the record); None: all.
     proj: Option<Vec<Field>>,
+    /// The `# contains` words as searchers, each with whether it holds a `/` (which the
+    /// JSON text may spell `\\/`).
+    words: Vec<(memmem::Finder<'static>, bool)>,
 }
 
 impl Detection {
@@ -339,12 +343,23 @@ impl Detections {
                 Ok(program) => {
                     let ops = OpFilter::new(&meta.operations);
                     let proj = projection(&meta);
+                    let words = meta
+                        .contains
+                        .iter()
+                        .map(|w| {
+                            (
+                                memmem::Finder::new(w.as_bytes()).into_owned(),
+                                w.contains('/'),
+                            )
+                        })
+                        .collect();
                     items.push(Detection {
                         meta,
                         program,
                         table,
                         ops,
                         proj,
+                        words,
                     });
                 }
                 Err(es) => errors.extend(es),
@@ -502,17 +517,18 @@ impl Detections {
         }
         lower.clear();
         lower.extend(raw.iter().map(u8::to_ascii_lowercase));
-        let text = std::str::from_utf8(lower)
-            .ok()
-            .filter(|t| !t.contains("\\u"));
+        let plain = std::str::from_utf8(lower).is_ok() && memmem::find(lower, b"\\u").is_none();
+        let mut slash_escape = None;
         for &c in cands {
-            let words = &self.items[usize::from(c)].meta.contains;
-            let admit = match text {
-                Some(t) if !words.is_empty() => words
-                    .iter()
-                    .any(|w| t.contains(w.as_str()) || (w.contains('/') && t.contains("\\/"))),
-                _ => true,
-            };
+            let words = &self.items[usize::from(c)].words;
+            let admit = !plain
+                || words.is_empty()
+                || words.iter().any(|(w, slash)| {
+                    w.find(lower).is_some()
+                        || (*slash
+                            && *slash_escape
+                                .get_or_insert_with(|| memmem::find(lower, b"\\/").is_some()))
+                });
             if admit {
                 out.push(c);
             }

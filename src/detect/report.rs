@@ -15,10 +15,11 @@ use super::meta::Field;
 use super::{Detections, Hit, Meta, RunFailure, val_to_json};
 use crate::model::RecordHeader;
 use chrono::{DateTime, Utc};
+use foldhash::HashMap;
 use jaq_json::Val;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -41,7 +42,7 @@ pub struct DetectionResult {
 }
 
 /// Everything `detect` prints, plus what went wrong on the way.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub detections: Vec<DetectionResult>,
     /// Records read and records handed to jq (after the prefilter).
@@ -57,6 +58,17 @@ pub struct Report {
     pub memo_hits: u64,
     /// Per detection: how many records it failed on, and the first message.
     pub errors: BTreeMap<String, (u64, String)>,
+}
+
+/// Two reports are equal when they say the same: `parsed` and `memo_hits` count how the
+/// work was done (they depend on how records met the worker threads), not what was found.
+impl PartialEq for Report {
+    fn eq(&self, other: &Report) -> bool {
+        self.detections == other.detections
+            && self.records == other.records
+            && self.candidates == other.candidates
+            && self.errors == other.errors
+    }
 }
 
 /// Candidate records waiting to be evaluated: their raw JSON texts back to back in one
@@ -724,7 +736,7 @@ impl Worker {
             },
             memo: Memo::new(detections),
             interned: Interned::default(),
-            unions: HashMap::new(),
+            unions: HashMap::default(),
         }
     }
 }
