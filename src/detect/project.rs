@@ -143,104 +143,67 @@ pub(crate) enum Piece<'de> {
 /// escape (the caller then parses as usual).
 pub(crate) type Pairs<'de> = Vec<(&'de str, Piece<'de>)>;
 
-/// The `Name` of a Name/Value element when it is an object with a string `Name` (the last
-/// one, as jq reads a repeated key); None for anything else.
-struct EntryName<'de>(Option<Cow<'de, str>>);
+/// What the scan of a Name/Value array needs of a JSON value: a string (borrowed when it
+/// has no escapes), or an object with its `Name` when that is a string (the last `Name`, as
+/// jq reads a repeated key); anything else is skipped.
+enum Peek<'de> {
+    Str(Cow<'de, str>),
+    Entry(Option<Cow<'de, str>>),
+    Other,
+}
 
-impl<'de> Deserialize<'de> for EntryName<'de> {
+impl<'de> Deserialize<'de> for Peek<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = EntryName<'de>;
+            type Value = Peek<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<EntryName<'de>, A::Error> {
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Peek<'de>, E> {
+                Ok(Peek::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Peek<'de>, E> {
+                Ok(Peek::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Peek<'de>, E> {
+                Ok(Peek::Str(Cow::Owned(v)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Peek<'de>, A::Error> {
                 let mut name = None;
                 while let Some(Key(k)) = m.next_key::<Key>()? {
                     if k == "Name" {
-                        name = m.next_value::<StrOrNot>()?.0;
+                        name = match m.next_value::<Peek>()? {
+                            Peek::Str(s) => Some(s),
+                            _ => None,
+                        };
                     } else {
                         m.next_value::<IgnoredAny>()?;
                     }
                 }
-                Ok(EntryName(name))
+                Ok(Peek::Entry(name))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut s: A,
-            ) -> Result<EntryName<'de>, A::Error> {
+            ) -> Result<Peek<'de>, A::Error> {
                 while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(EntryName(None))
+                Ok(Peek::Other)
             }
-            fn visit_bool<E>(self, _: bool) -> Result<EntryName<'de>, E> {
-                Ok(EntryName(None))
+            fn visit_bool<E>(self, _: bool) -> Result<Peek<'de>, E> {
+                Ok(Peek::Other)
             }
-            fn visit_i64<E>(self, _: i64) -> Result<EntryName<'de>, E> {
-                Ok(EntryName(None))
+            fn visit_i64<E>(self, _: i64) -> Result<Peek<'de>, E> {
+                Ok(Peek::Other)
             }
-            fn visit_u64<E>(self, _: u64) -> Result<EntryName<'de>, E> {
-                Ok(EntryName(None))
+            fn visit_u64<E>(self, _: u64) -> Result<Peek<'de>, E> {
+                Ok(Peek::Other)
             }
-            fn visit_f64<E>(self, _: f64) -> Result<EntryName<'de>, E> {
-                Ok(EntryName(None))
+            fn visit_f64<E>(self, _: f64) -> Result<Peek<'de>, E> {
+                Ok(Peek::Other)
             }
-            fn visit_str<E>(self, _: &str) -> Result<EntryName<'de>, E> {
-                Ok(EntryName(None))
-            }
-            fn visit_unit<E>(self) -> Result<EntryName<'de>, E> {
-                Ok(EntryName(None))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A string value (borrowed when it has no escapes), or None for any other JSON value.
-struct StrOrNot<'de>(Option<Cow<'de, str>>);
-
-impl<'de> Deserialize<'de> for StrOrNot<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = StrOrNot<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<StrOrNot<'de>, E> {
-                Ok(StrOrNot(Some(Cow::Borrowed(v))))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<StrOrNot<'de>, E> {
-                Ok(StrOrNot(Some(Cow::Owned(v.to_owned()))))
-            }
-            fn visit_string<E>(self, v: String) -> Result<StrOrNot<'de>, E> {
-                Ok(StrOrNot(Some(Cow::Owned(v))))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<StrOrNot<'de>, A::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(StrOrNot(None))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut s: A,
-            ) -> Result<StrOrNot<'de>, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(StrOrNot(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<StrOrNot<'de>, E> {
-                Ok(StrOrNot(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<StrOrNot<'de>, E> {
-                Ok(StrOrNot(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<StrOrNot<'de>, E> {
-                Ok(StrOrNot(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<StrOrNot<'de>, E> {
-                Ok(StrOrNot(None))
-            }
-            fn visit_unit<E>(self) -> Result<StrOrNot<'de>, E> {
-                Ok(StrOrNot(None))
+            fn visit_unit<E>(self) -> Result<Peek<'de>, E> {
+                Ok(Peek::Other)
             }
         }
         d.deserialize_any(V)
@@ -275,9 +238,9 @@ impl<'de> Visitor<'de> for Scanned<'_> {
                         serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
                     let mut kept = Vec::new();
                     for e in elements {
-                        let EntryName(name) =
+                        let peek: Peek =
                             serde_json::from_str(e.get()).map_err(serde::de::Error::custom)?;
-                        if let Some(name) = name
+                        if let Peek::Entry(Some(name)) = peek
                             && entries.iter().any(|x| *x == name)
                         {
                             kept.push((name, e));

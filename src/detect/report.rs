@@ -1062,6 +1062,25 @@ mod tests {
     use crate::detect::Vars;
     use serde_json::json;
 
+    fn streamed(d: &Detections, recs: &[(RecordHeader, String)]) -> Report {
+        let ((), report) = Grouper::stream(d, |g| {
+            for (h, raw) in recs {
+                g.add_record(h, raw.as_bytes());
+            }
+        });
+        report
+    }
+
+    /// The hits `run_bytes` gives, grouped the old way.
+    fn grouped_hits(d: &Detections, recs: &[(RecordHeader, String)]) -> Report {
+        let mut hits = Grouper::new(d);
+        for (h, raw) in recs {
+            let (hs, _) = d.run_bytes(h, raw.as_bytes());
+            hits.add_hits(&hs, h.creation_time);
+        }
+        hits.finish()
+    }
+
     fn rec(i: i64, op: &str, user: &str, min: i64) -> (RecordHeader, String) {
         let v = json!({"Id": format!("r{i}"), "CreationTime": format!("2026-05-04T09:{:02}:00", min), "Operation": op,
             "Workload": "AzureActiveDirectory", "UserId": user, "ActorIpAddress": "203.0.113.66"});
@@ -1100,22 +1119,13 @@ mod tests {
                 (RecordHeader::from_value(&v).unwrap(), raw)
             })
             .collect();
-        let ((), streamed) = Grouper::stream(&d, |g| {
-            for (h, raw) in &recs {
-                g.add_record(h, raw.as_bytes());
-            }
-        });
+        let streamed = streamed(&d, &recs);
         assert!(
             streamed.memo_hits > 10_000,
             "memo hits {}",
             streamed.memo_hits
         );
-        let mut hits = Grouper::new(&d);
-        for (h, raw) in &recs {
-            let (hs, _) = d.run_bytes(h, raw.as_bytes());
-            hits.add_hits(&hs, h.creation_time);
-        }
-        let hits = hits.finish();
+        let hits = grouped_hits(&d, &recs);
         assert_eq!(streamed.detections, hits.detections);
         let sevens = (0..20_000).filter(|i| i % 13 == 7).count() as u64;
         assert_eq!(streamed.errors["err"].0, sevens);
@@ -1215,11 +1225,7 @@ mod tests {
             batched.add_record(h, raw.as_bytes());
         }
         let batched = batched.finish();
-        let ((), streamed) = Grouper::stream(&d, |g| {
-            for (h, raw) in &recs {
-                g.add_record(h, raw.as_bytes());
-            }
-        });
+        let streamed = streamed(&d, &recs);
         assert_eq!(one, batched);
         assert_eq!(one, streamed);
         assert_eq!(one.errors["err"], (385, "jq error: \"bad u7\"".to_string()));
@@ -1229,12 +1235,7 @@ mod tests {
             (1, 5000)
         );
         // the same hits as `run` gives, grouped the old way
-        let mut hits = Grouper::new(&d);
-        for (h, raw) in &recs {
-            let (hs, _) = d.run_bytes(h, raw.as_bytes());
-            hits.add_hits(&hs, h.creation_time);
-        }
-        let hits = hits.finish();
+        let hits = grouped_hits(&d, &recs);
         assert_eq!(one.detections, hits.detections);
     }
 }
