@@ -4,7 +4,9 @@
 //! array declared with entry names (`ExtendedProperties[RequestType]`) keeps only the
 //! object elements whose `Name` is one of them. It must not decide which fields a
 //! detection reads — the query's header declares them and the test suite proves the
-//! declaration (same output as the whole record, in jaq and in real jq).
+//! declaration (same output as the whole record, in jaq and in real jq). A text its caller
+//! knows to be JSON (a stored record) may be scanned without checking the values it skips
+//! ([`scan_json`]); any other text is parsed in full.
 
 use super::meta::Field;
 use jaq_json::Val;
@@ -232,27 +234,29 @@ impl<'de> Visitor<'de> for Scanned<'_> {
                 continue;
             };
             let raw: &RawValue = m.next_value()?;
-            let piece = match &field.entries {
-                Some(entries) if raw.get().starts_with('[') => {
-                    let elements: Vec<&RawValue> =
-                        serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
-                    let mut kept = Vec::new();
-                    for e in elements {
-                        let peek: Peek =
-                            serde_json::from_str(e.get()).map_err(serde::de::Error::custom)?;
-                        if let Peek::Entry(Some(name)) = peek
-                            && entries.iter().any(|x| *x == name)
-                        {
-                            kept.push((name, e));
-                        }
-                    }
-                    Piece::Entries(kept)
-                }
-                _ => Piece::Whole(raw),
-            };
-            out.push((k, piece));
+            out.push((k, piece(raw, field).map_err(serde::de::Error::custom)?));
         }
         Ok(out)
+    }
+}
+
+/// A declared field's [`Piece`]: with `entries`, an array keeps the elements whose `Name`
+/// is listed; anything else is whole.
+fn piece<'de>(raw: &'de RawValue, field: &Field) -> Result<Piece<'de>, serde_json::Error> {
+    match &field.entries {
+        Some(entries) if raw.get().starts_with('[') => {
+            let elements: Vec<&RawValue> = serde_json::from_str(raw.get())?;
+            let mut kept = Vec::new();
+            for e in elements {
+                if let Peek::Entry(Some(name)) = serde_json::from_str(e.get())?
+                    && entries.iter().any(|x| *x == name)
+                {
+                    kept.push((name, e));
+                }
+            }
+            Ok(Piece::Entries(kept))
+        }
+        _ => Ok(Piece::Whole(raw)),
     }
 }
 
@@ -262,6 +266,105 @@ pub(crate) fn scan<'de>(raw: &'de [u8], fields: &[Field]) -> Option<Pairs<'de>> 
     de.deserialize_map(Scanned { fields })
         .and_then(|v| de.end().map(|()| v))
         .ok()
+}
+
+/// [`scan`] for a record known to be JSON (the store keeps only records it parsed when they
+/// arrived): the values of undeclared fields are stepped over by their quotes and brackets
+/// instead of being parsed, which is most of a record's text. Declared values are parsed as
+/// in [`scan`], so the pairs are the same; for text that is not JSON the two may differ
+/// (this one does not check what it steps over), which is why only known JSON comes here.
+pub(crate) fn scan_json<'de>(raw: &'de [u8], fields: &[Field]) -> Option<Pairs<'de>> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let b = raw;
+    let mut out = Vec::with_capacity(fields.len());
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return (skip_ws(b, i + 1) == b.len()).then_some(out);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let end = i + 1 + memchr::memchr2(b'"', b'\\', &b[i + 1..])?;
+        if b[end] != b'"' {
+            return None; // an escaped key: left to the parser, as in `scan`
+        }
+        let key = &text[i + 1..end];
+        i = skip_ws(b, end + 1);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        let start = skip_ws(b, i + 1);
+        let stop = skip_value(b, start)?;
+        if let Some(field) = find(fields, key) {
+            let raw: &RawValue = serde_json::from_str(&text[start..stop]).ok()?;
+            out.push((key, piece(raw, field).ok()?));
+        }
+        i = skip_ws(b, stop);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b'}') => break,
+            _ => return None,
+        }
+    }
+    (skip_ws(b, i + 1) == b.len()).then_some(out)
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the string whose opening quote is at `i`.
+fn skip_str(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[i] == b'"' {
+            return Some(i + 1);
+        }
+        i += 2; // a backslash and the character it escapes
+    }
+}
+
+/// The end of the JSON value that starts at `i` (None when the text ends first).
+fn skip_value(b: &[u8], i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'"' => skip_str(b, i),
+        b'{' | b'[' => {
+            let (mut depth, mut i) = (0usize, i);
+            loop {
+                match *b.get(i)? {
+                    b'"' => {
+                        i = skip_str(b, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let n = b[i..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
+                .unwrap_or(b.len() - i);
+            (n > 0).then_some(i + n)
+        }
+    }
 }
 
 /// The projected record of [`parse`] from scanned [`Pairs`] (the same value: a repeated key
@@ -345,6 +448,85 @@ mod tests {
         assert!(scan(br#"{"\u0061": 1}"#, &fields).is_none());
         assert!(scan(b"[1]", &fields).is_none());
         assert!(scan(br#"{"a": 1,"#, &fields).is_none());
+    }
+
+    /// `scan_json` finds the same pairs as `scan` on JSON: every test record of every
+    /// detection (and the line that wraps it), with its own keys declared (whole, some, or as entry lists), and records
+    /// whose strings hold brackets, quotes and escapes.
+    #[test]
+    fn scan_json_finds_what_scan_finds_on_json() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/tests");
+        let mut records: Vec<String> = vec![
+            "{}".into(),
+            " { } ".into(),
+            r#"{"a":"}\"]{[","b":{"c":["\\",{"d":"\u007d"}]},"e":-1.5e3,"f":true,"g":null,"h":[]}"#
+                .into(),
+            "{\n\t\"a\" :\r[ 1 , {\"Name\" : \"A\" } ] ,\"b\":false }\n".into(),
+            r#"{"P":[{"Name":"A","Value":"x\"}"},{"Name":"B"},7,"A"],"Q":{"Name":"A"}}"#.into(),
+        ];
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "jsonl") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                // each line wraps one record: test both, the record as written
+                for line in text.lines().filter(|l| l.starts_with('{')) {
+                    if let Some(p) = scan(line.as_bytes(), &whole(&["record"]))
+                        && let Some((_, Piece::Whole(r))) = p.first()
+                    {
+                        records.push(r.get().to_string());
+                    }
+                    records.push(line.to_string());
+                }
+            }
+        }
+        assert!(records.len() > 300, "{} records", records.len());
+        let show = |p: Option<Pairs>| {
+            p.map(|p| {
+                p.iter()
+                    .map(|(k, v)| format!("{k}: {}", text(v)))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for raw in &records {
+            let keys: Vec<String> = match serde_json::from_str::<serde_json::Value>(raw) {
+                Ok(serde_json::Value::Object(o)) => o.keys().cloned().collect(),
+                _ => continue,
+            };
+            let mut sets = vec![
+                keys.iter().map(|k| Field::whole(k)).collect::<Vec<_>>(),
+                keys.iter().step_by(3).map(|k| Field::whole(k)).collect(),
+                vec![Field::whole("absent")],
+            ];
+            sets.push(
+                keys.iter()
+                    .map(|k| Field {
+                        name: k.clone(),
+                        entries: Some(vec!["A".into(), "RequestType".into(), "UserAgent".into()]),
+                    })
+                    .collect(),
+            );
+            for fields in &sets {
+                let fast = show(scan_json(raw.as_bytes(), fields));
+                assert!(fast.is_some(), "{raw}");
+                assert_eq!(fast, show(scan(raw.as_bytes(), fields)), "{raw}");
+            }
+        }
+        // what `scan` leaves to the parser, this one does too
+        let a = whole(&["a"]);
+        for raw in [
+            &br#"{"\u0061": 1}"#[..],
+            b"[1]",
+            br#"{"a": 1,"#,
+            br#"{"a": 1} x"#,
+            b"",
+            b"{",
+        ] {
+            assert!(
+                scan_json(raw, &a).is_none(),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
     }
 
     #[test]

@@ -396,6 +396,8 @@ impl<'a> Grouper<'a> {
 
     /// Like [`Grouper::add_record`] for a record as its source stored it (`tag` and
     /// `stored`, see [`Decoder`]): only inside [`Grouper::stream_with`] with a decoder.
+    /// The source vouches that the decoded text is JSON (the store keeps only records it
+    /// parsed), so the scan for declared fields steps over the rest unchecked.
     pub fn add_packed(
         &mut self,
         header: &RecordHeader,
@@ -609,7 +611,11 @@ fn eval_items(
         let pairs = unions
             .get(cands)
             .and_then(Option::as_ref)
-            .and_then(|f| super::project::scan(text, f));
+            .and_then(|f| match it.packed {
+                // a stored record: the store parsed it when it arrived
+                Some(_) => super::project::scan_json(text, f),
+                None => super::project::scan(text, f),
+            });
         let mut input: Option<Val> = None;
         for (n, &c) in cands.iter().enumerate() {
             let i = usize::from(c);
