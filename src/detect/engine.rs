@@ -123,8 +123,69 @@ fn prelude() -> Vec<Def<&'static str>> {
         .chain(jaq_core::defs())
         .chain(jaq_std::defs())
         .chain(jaq_json::defs())
-        .filter(|d| !FORBIDDEN_DEFS.contains(&d.name))
+        .filter(|d| !FORBIDDEN_DEFS.contains(&d.name) && !NATIVE_TYPE_TESTS.contains(&d.name))
         .chain(parse_defs(TAIL))
+        .collect()
+}
+
+/// jaq's prelude defines `type` and the `is…` tests by comparisons with sample values
+/// (`type` of a string takes five); detections call them on nearly every field, so they are
+/// natives here that answer from the value's kind, with the same results (JSON kinds order
+/// null < boolean < number < string < array < object, which is what those definitions
+/// test). A unit test compares them with jaq's definitions on every kind.
+const NATIVE_TYPE_TESTS: &[&str] = &[
+    "type",
+    "isboolean",
+    "isnumber",
+    "isstring",
+    "isarray",
+    "isobject",
+];
+
+/// The JSON kind of a value, as `type` names it.
+fn kind(v: &Val) -> &'static str {
+    match v {
+        Val::Null => "null",
+        Val::Bool(_) => "boolean",
+        Val::Num(_) => "number",
+        Val::BStr(_) | Val::TStr(_) => "string",
+        Val::Arr(_) => "array",
+        Val::Obj(_) => "object",
+    }
+}
+
+fn type_natives() -> Vec<jaq_core::native::Fun<D>> {
+    fn one<'a>(v: Val) -> jaq_core::ValXs<'a, Val> {
+        Box::new(std::iter::once(Ok(v)))
+    }
+    fn type_run<'a>(cv: jaq_core::Cv<'a, D>) -> jaq_core::ValXs<'a, Val> {
+        one(Val::utf8_str(kind(&cv.1).as_bytes().to_vec()))
+    }
+    fn is_boolean<'a>(cv: jaq_core::Cv<'a, D>) -> jaq_core::ValXs<'a, Val> {
+        one(Val::Bool(kind(&cv.1) == "boolean"))
+    }
+    fn is_number<'a>(cv: jaq_core::Cv<'a, D>) -> jaq_core::ValXs<'a, Val> {
+        one(Val::Bool(kind(&cv.1) == "number"))
+    }
+    fn is_string<'a>(cv: jaq_core::Cv<'a, D>) -> jaq_core::ValXs<'a, Val> {
+        one(Val::Bool(kind(&cv.1) == "string"))
+    }
+    fn is_array<'a>(cv: jaq_core::Cv<'a, D>) -> jaq_core::ValXs<'a, Val> {
+        one(Val::Bool(kind(&cv.1) == "array"))
+    }
+    fn is_object<'a>(cv: jaq_core::Cv<'a, D>) -> jaq_core::ValXs<'a, Val> {
+        one(Val::Bool(kind(&cv.1) == "object"))
+    }
+    let runs: [(&'static str, RunPtr<D>); 6] = [
+        ("type", type_run),
+        ("isboolean", is_boolean),
+        ("isnumber", is_number),
+        ("isstring", is_string),
+        ("isarray", is_array),
+        ("isobject", is_object),
+    ];
+    runs.into_iter()
+        .map(|(name, f)| (name, Box::from([]) as Box<[Bind]>, Native::<D>::new(f)))
         .collect()
 }
 
@@ -152,6 +213,7 @@ fn natives() -> Vec<jaq_core::native::Fun<D>> {
                 (name, args, f)
             }
         })
+        .chain(type_natives())
         .chain(std::iter::once((
             "m365_tick",
             Box::from([]) as Box<[Bind]>,

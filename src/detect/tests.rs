@@ -333,3 +333,43 @@ fn contains_words_skip_records_without_them_unless_an_escape_could_hide_them() {
     let bad = load(&[("q.jq", "# title: Q\n# table: auth.all\n# contains: a\"b\n.")]);
     assert_eq!(bad.errors().len(), 1, "{:?}", bad.errors());
 }
+
+/// `type` and the `is…` tests are natives (engine.rs); they must answer what jaq's own
+/// definitions (copied here under other names) answer, on every kind of value.
+#[test]
+fn native_type_tests_agree_with_jaq_definitions() {
+    let code = r#"
+def def_type:
+    if . == null then "null"
+  elif . == true or . == false then "boolean"
+  elif . < "" then "number"
+  elif . < [] then "string"
+  elif . < {} then "array"
+  else             "object" end;
+[null, true, false, 0, -1.5, 1e300, nan, infinite, "", "a", ("é" | tobytes), [], [null], {}, {"a": {}}]
+| map([type, def_type,
+       isboolean, (. == true or . == false),
+       isnumber, (. > true and . < ""),
+       isstring, (. >= "" and . < []),
+       isarray, (. >= [] and . < {}),
+       isobject, (. >= {})])
+"#;
+    let q = Query::compile(code, Vars::default()).unwrap();
+    let out = q.run(&json!(null)).unwrap();
+    let rows = out[0].as_array().unwrap();
+    assert_eq!(rows.len(), 15);
+    let kinds: Vec<&str> = rows.iter().map(|r| r[0].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "null", "boolean", "boolean", "number", "number", "number", "number", "number",
+            "string", "string", "string", "array", "array", "object", "object"
+        ]
+    );
+    for r in rows {
+        let r = r.as_array().unwrap();
+        for pair in r.chunks(2) {
+            assert_eq!(pair[0], pair[1], "native vs definition on {r:?}");
+        }
+    }
+}
