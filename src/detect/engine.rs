@@ -123,17 +123,24 @@ fn prelude() -> Vec<Def<&'static str>> {
         .chain(jaq_core::defs())
         .chain(jaq_std::defs())
         .chain(jaq_json::defs())
-        .filter(|d| !FORBIDDEN_DEFS.contains(&d.name) && !NATIVE_TYPE_TESTS.contains(&d.name))
+        .filter(|d| !FORBIDDEN_DEFS.contains(&d.name) && !NATIVE_DEFS.contains(&d.name))
         .chain(parse_defs(TAIL))
         .collect()
 }
 
-/// jaq's prelude defines `type` and the `is…` tests by comparisons with sample values
-/// (`type` of a string takes five); detections call them on nearly every field, so they are
-/// natives here that answer from the value's kind, with the same results (JSON kinds order
-/// null < boolean < number < string < array < object, which is what those definitions
-/// test). A unit test compares them with jaq's definitions on every kind.
-const NATIVE_TYPE_TESTS: &[&str] = &[
+/// Definitions of jaq's prelude replaced by natives that give the same results. `null` is
+/// `[][0]` there, `true` is `0 == 0`, `empty` iterates `{}`, `not` calls `true`/`false`,
+/// and `type` and the `is…` tests compare with sample values (`type` of a string takes
+/// five comparisons); detections evaluate these on nearly every field, so as definitions
+/// they were the largest part of a sign-in's jq time. The natives answer from the value
+/// itself (JSON kinds order null < boolean < number < string < array < object, which is
+/// what the comparisons test). A unit test compares each with jaq's definition.
+const NATIVE_DEFS: &[&str] = &[
+    "null",
+    "true",
+    "false",
+    "empty",
+    "not",
     "type",
     "isboolean",
     "isnumber",
@@ -154,38 +161,71 @@ fn kind(v: &Val) -> &'static str {
     }
 }
 
-fn type_natives() -> Vec<jaq_core::native::Fun<D>> {
-    fn one<'a>(v: Val) -> jaq_core::ValXs<'a, Val> {
+/// The natives of [`NATIVE_DEFS`].
+fn prelude_natives() -> Vec<jaq_core::native::Fun<D>> {
+    use jaq_core::{Cv, ValT, ValXs};
+    fn one<'a>(v: Val) -> ValXs<'a, Val> {
         Box::new(std::iter::once(Ok(v)))
     }
-    fn type_run<'a>(cv: jaq_core::Cv<'a, D>) -> jaq_core::ValXs<'a, Val> {
+    fn null<'a>(_: Cv<'a, D>) -> ValXs<'a, Val> {
+        one(Val::Null)
+    }
+    fn true_<'a>(_: Cv<'a, D>) -> ValXs<'a, Val> {
+        one(Val::Bool(true))
+    }
+    fn false_<'a>(_: Cv<'a, D>) -> ValXs<'a, Val> {
+        one(Val::Bool(false))
+    }
+    fn empty<'a>(_: Cv<'a, D>) -> ValXs<'a, Val> {
+        Box::new(std::iter::empty())
+    }
+    fn not<'a>(cv: Cv<'a, D>) -> ValXs<'a, Val> {
+        one(Val::Bool(!cv.1.as_bool()))
+    }
+    fn type_<'a>(cv: Cv<'a, D>) -> ValXs<'a, Val> {
         one(Val::utf8_str(kind(&cv.1).as_bytes().to_vec()))
     }
-    fn is_boolean<'a>(cv: jaq_core::Cv<'a, D>) -> jaq_core::ValXs<'a, Val> {
+    fn is_boolean<'a>(cv: Cv<'a, D>) -> ValXs<'a, Val> {
         one(Val::Bool(kind(&cv.1) == "boolean"))
     }
-    fn is_number<'a>(cv: jaq_core::Cv<'a, D>) -> jaq_core::ValXs<'a, Val> {
+    fn is_number<'a>(cv: Cv<'a, D>) -> ValXs<'a, Val> {
         one(Val::Bool(kind(&cv.1) == "number"))
     }
-    fn is_string<'a>(cv: jaq_core::Cv<'a, D>) -> jaq_core::ValXs<'a, Val> {
+    fn is_string<'a>(cv: Cv<'a, D>) -> ValXs<'a, Val> {
         one(Val::Bool(kind(&cv.1) == "string"))
     }
-    fn is_array<'a>(cv: jaq_core::Cv<'a, D>) -> jaq_core::ValXs<'a, Val> {
+    fn is_array<'a>(cv: Cv<'a, D>) -> ValXs<'a, Val> {
         one(Val::Bool(kind(&cv.1) == "array"))
     }
-    fn is_object<'a>(cv: jaq_core::Cv<'a, D>) -> jaq_core::ValXs<'a, Val> {
+    fn is_object<'a>(cv: Cv<'a, D>) -> ValXs<'a, Val> {
         one(Val::Bool(kind(&cv.1) == "object"))
     }
-    let runs: [(&'static str, RunPtr<D>); 6] = [
-        ("type", type_run),
+    let runs: [(&'static str, RunPtr<D>); 11] = [
+        ("null", null),
+        ("true", true_),
+        ("false", false_),
+        ("empty", empty),
+        ("not", not),
+        ("type", type_),
         ("isboolean", is_boolean),
         ("isnumber", is_number),
         ("isstring", is_string),
         ("isarray", is_array),
         ("isobject", is_object),
     ];
+    debug_assert!(runs.iter().map(|r| r.0).eq(NATIVE_DEFS.iter().copied()));
     runs.into_iter()
-        .map(|(name, f)| (name, Box::from([]) as Box<[Bind]>, Native::<D>::new(f)))
+        .map(|(name, f)| {
+            let native = match name {
+                // `{}[] as $x | .` has no paths, and updating them changes nothing
+                "empty" => Native::<D>::new(f)
+                    .with_paths(|_| Box::new(std::iter::empty()))
+                    .with_update(|cv, _| one(cv.1)),
+                // the others are no path expressions, as their definitions are not
+                _ => Native::<D>::new(f),
+            };
+            (name, Box::from([]) as Box<[Bind]>, native)
+        })
         .collect()
 }
 
@@ -213,7 +253,7 @@ fn natives() -> Vec<jaq_core::native::Fun<D>> {
                 (name, args, f)
             }
         })
-        .chain(type_natives())
+        .chain(prelude_natives())
         .chain(std::iter::once((
             "m365_tick",
             Box::from([]) as Box<[Bind]>,

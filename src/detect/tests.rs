@@ -334,31 +334,56 @@ fn contains_words_skip_records_without_them_unless_an_escape_could_hide_them() {
     assert_eq!(bad.errors().len(), 1, "{:?}", bad.errors());
 }
 
-/// `type` and the `is…` tests are natives (engine.rs); they must answer what jaq's own
-/// definitions (copied here under other names) answer, on every kind of value.
+/// `null`, `true`, `false`, `empty`, `not`, `type` and the `is…` tests are natives
+/// (engine.rs); they must answer what jaq's own definitions (copied here under other
+/// names) answer: on every kind of value, as path expressions and in updates.
 #[test]
-fn native_type_tests_agree_with_jaq_definitions() {
+fn native_prelude_filters_agree_with_jaq_definitions() {
     let code = r#"
+def def_null: [][0];
+def def_true: 0 == 0;
+def def_false: 0 != 0;
+def def_empty: {}[] as $x | .;
+def def_not: if . then def_false else def_true end;
+def def_select(f): if f then . else def_empty end;
 def def_type:
-    if . == null then "null"
-  elif . == true or . == false then "boolean"
+    if . == def_null then "null"
+  elif . == def_true or . == def_false then "boolean"
   elif . < "" then "number"
   elif . < [] then "string"
   elif . < {} then "array"
   else             "object" end;
+def both(f; g): [[f], [g]];
+def err(f): try f catch "error: \(.)";
 [null, true, false, 0, -1.5, 1e300, nan, infinite, "", "a", ("é" | tobytes), [], [null], {}, {"a": {}}]
-| map([type, def_type,
-       isboolean, (. == true or . == false),
-       isnumber, (. > true and . < ""),
-       isstring, (. >= "" and . < []),
-       isarray, (. >= [] and . < {}),
-       isobject, (. >= {})])
+| map(both(type; def_type),
+      both(isboolean; . == true or . == false),
+      both(isnumber; . > true and . < ""),
+      both(isstring; . >= "" and . < []),
+      both(isarray; . >= [] and . < {}),
+      both(isobject; . >= {}),
+      both(not; def_not),
+      both(null, true, false, empty; def_null, def_true, def_false, def_empty))
++ [both([path(empty)]; [path(def_empty)]),
+   both({"a": 1} | (.a | empty) |= 5; {"a": 1} | (.a | def_empty) |= 5),
+   both([1, 2, 3] | del(.[] | select(. > 1)); [1, 2, 3] | del(.[] | def_select(. > 1))),
+   both([1, 2, 3] | (.[] | select(. > 1)) |= 0; [1, 2, 3] | (.[] | def_select(. > 1)) |= 0),
+   both(err(path(null)); err(path(def_null))),
+   both(err(path(true)); err(path(def_true))),
+   both(err({} | path(not)); err({} | path(def_not))),
+   both(err("a" | path(type)); err("a" | path(def_type))),
+   both(err(null |= 1); err(def_null |= 1)),
+   both(err(type |= 1); err(def_type |= 1))]
 "#;
     let q = Query::compile(code, Vars::default()).unwrap();
     let out = q.run(&json!(null)).unwrap();
-    let rows = out[0].as_array().unwrap();
-    assert_eq!(rows.len(), 15);
-    let kinds: Vec<&str> = rows.iter().map(|r| r[0].as_str().unwrap()).collect();
+    let pairs = out[0].as_array().unwrap();
+    assert_eq!(pairs.len(), 15 * 8 + 10);
+    for p in pairs {
+        assert_eq!(p[0], p[1], "native vs definition: {p}");
+    }
+    let kinds: Vec<&serde_json::Value> =
+        pairs.iter().step_by(8).take(15).map(|p| &p[0][0]).collect();
     assert_eq!(
         kinds,
         [
@@ -366,10 +391,11 @@ def def_type:
             "string", "string", "string", "array", "array", "object", "object"
         ]
     );
-    for r in rows {
-        let r = r.as_array().unwrap();
-        for pair in r.chunks(2) {
-            assert_eq!(pair[0], pair[1], "native vs definition on {r:?}");
-        }
-    }
+    // the error cases did fail (both ways alike)
+    assert!(
+        pairs[pairs.len() - 1][0][0]
+            .as_str()
+            .unwrap()
+            .starts_with("error: ")
+    );
 }
