@@ -379,6 +379,7 @@ fn stage_detect(ctx: &mut BenchCtx) -> Result<Row> {
         sample.push(r.raw);
         Ok(sample.len() < 20_000)
     })?;
+    let _hold = crate::alloc::hold_freed_pages(crate::alloc::DETECT_HOLD);
     let cpu0 = cpu_seconds();
     let load0 = load_average();
     let start = Instant::now();

@@ -14,6 +14,7 @@
 //! simulate the practice tenant: a faithful Management API + token endpoint + control plane
 //! import   offline files (JSON, JSONL, Purview CSV, .gz) → store
 //! cli      the command line of ARCHITECTURE.md §7 and its exit codes
+//! alloc    how long freed pages are kept (the binary registers the allocator's setter)
 //! ```
 //!
 //! Arrows point one way: `model/config ← detect ← store ← collect/import/ui ← cli`.
@@ -51,6 +52,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alloc;
 pub mod bench;
 pub mod cli;
 pub mod collect;

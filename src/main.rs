@@ -9,14 +9,20 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// mimalloc keeps freed pages for 1 s before returning them; a backfill frees and
 /// allocates blob bodies and index buffers continuously, so that second of hoarding was
 /// ~60 MiB of peak RSS (`bench`: 286 → 260 MiB at 50 ms, same CPU seconds).
+/// `detect` holds them longer while it runs (see `m365audit::alloc`).
 #[cfg(feature = "mimalloc")]
 fn tune_allocator() {
-    // `mi_option_purge_delay` in mimalloc v3's `mi_option_e`; libmimalloc-sys 0.1.49
-    // (pinned by Cargo.lock) does not export the constant.
-    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    const PURGE_DELAY_MS: std::ffi::c_long = 50;
-    // SAFETY: sets a plain integer option; mimalloc reads options atomically.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    fn set_purge_delay(delay: std::time::Duration) {
+        // `mi_option_purge_delay` in mimalloc v3's `mi_option_e`; libmimalloc-sys 0.1.49
+        // (pinned by Cargo.lock) does not export the constant.
+        const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+        let ms = std::ffi::c_long::try_from(delay.as_millis()).unwrap_or(std::ffi::c_long::MAX);
+        // SAFETY: sets a plain integer option; mimalloc reads options atomically.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ms) };
+    }
+    let default = std::time::Duration::from_millis(50);
+    set_purge_delay(default);
+    m365audit::alloc::install(set_purge_delay, default);
 }
 
 fn main() {

@@ -147,6 +147,7 @@ pub fn detect_command_lazy(
         })?;
     }
     let quiet = quiet_period()?;
+    let _hold = crate::alloc::hold_freed_pages(crate::alloc::DETECT_HOLD);
     let mut watch = Watch {
         collector_id: vars.collector_id.clone(),
         ..Watch::default()
