@@ -488,6 +488,19 @@ impl Detections {
         self.run_with(header, Some(raw), |cands| self.parse_for(cands, raw))
     }
 
+    /// [`Detections::run_bytes`] on a text its caller knows to be JSON (the store's
+    /// preparer has just parsed it): the declared fields are found by
+    /// [`project::scan_json`], which steps over the rest unchecked. Same hits and errors.
+    pub fn run_json(&self, header: &RecordHeader, raw: &[u8]) -> (Vec<Hit>, Vec<RunError>) {
+        self.run_with(header, Some(raw), |cands| match self.fields_for(cands) {
+            Some(f) => match project::scan_json(raw, &f) {
+                Some(pairs) => project::build(&pairs),
+                None => project::parse(raw, &f),
+            },
+            None => serde_json::from_slice::<Val>(raw).map_err(|e| e.to_string()),
+        })
+    }
+
     /// The union of the fields of the detections `cands`; None when one of them reads the
     /// whole record.
     fn fields_for(&self, cands: &[u16]) -> Option<Vec<Field>> {

@@ -399,3 +399,38 @@ def err(f): try f catch "error: \(.)";
             .starts_with("error: ")
     );
 }
+
+/// `run_json` (the store's preparer: text it has just parsed) finds the same hits and
+/// errors as `run_bytes` on every test record of every embedded detection, as written.
+#[test]
+fn run_json_finds_what_run_bytes_finds() {
+    let d = Detections::load_embedded(Vars::default());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/tests");
+    let wrapper = [meta::Field::whole("record")];
+    let (mut records, mut hits) = (0, 0);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "jsonl") {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let Some(pairs) = project::scan(line.as_bytes(), &wrapper) else {
+                continue;
+            };
+            let Some((_, project::Piece::Whole(raw))) = pairs.first() else {
+                continue;
+            };
+            let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
+            let Ok(h) = RecordHeader::from_value(&value) else {
+                continue;
+            };
+            let text = raw.get().as_bytes();
+            let (a, b) = (d.run_json(&h, text), d.run_bytes(&h, text));
+            assert_eq!(a.0, b.0, "{}: {line}", path.display());
+            assert_eq!(a.1, b.1, "{}: {line}", path.display());
+            records += 1;
+            hits += a.0.len();
+        }
+    }
+    assert!(records > 150 && hits > 50, "{records} records, {hits} hits");
+}

@@ -720,7 +720,8 @@ fn prepare_one(
         Ok(x) => x,
         Err(e) => return Ok(Err(e)),
     };
-    let (hits, errors) = detections.run_bytes(&header, raw.as_bytes());
+    // the scan above parsed the whole record: it is JSON
+    let (hits, errors) = detections.run_json(&header, raw.as_bytes());
     for e in &errors {
         tracing::debug!(detection = %e.detection, record_id = %header.id, error = %e.message, "detection failed on a record");
     }
