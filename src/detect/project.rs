@@ -463,6 +463,8 @@ mod tests {
                 .into(),
             "{\n\t\"a\" :\r[ 1 , {\"Name\" : \"A\" } ] ,\"b\":false }\n".into(),
             r#"{"P":[{"Name":"A","Value":"x\"}"},{"Name":"B"},7,"A"],"Q":{"Name":"A"}}"#.into(),
+            // a repeated key is found each time, as the parsing scan finds it
+            r#"{"a":1,"b":[2],"a":"\\","b":{"a":3}}"#.into(),
         ];
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
