@@ -1,7 +1,8 @@
-//! jq compilation and evaluation with jaq 3: the prelude (only record-only functions), module
+//! jq compilation and evaluation with jaq 3: the prelude (only record-only functions, and
+//! natives in place of a few of jaq's hottest definitions, with the same results), module
 //! loading for `include "m365";`, static checks, and the per-record guard rails (an
 //! output-count limit and a step/time budget). It must not know about tables, headers or
-//! grouping.
+//! grouping, nor change what any jq filter means.
 
 use super::LoadError;
 use jaq_core::load::parse::{BinaryOp, Def, Pattern, Term};
