@@ -485,20 +485,14 @@ impl Detections {
     /// when a detection's prefilter accepts the header, and then only the fields the
     /// accepting detections read (`# fields`).
     pub fn run_bytes(&self, header: &RecordHeader, raw: &[u8]) -> (Vec<Hit>, Vec<RunError>) {
-        self.run_with(header, Some(raw), |cands| self.parse_for(cands, raw))
+        self.run_with(header, Some(raw), |cands| self.parse_for(cands, raw, false))
     }
 
     /// [`Detections::run_bytes`] on a text its caller knows to be JSON (the store's
     /// preparer has just parsed it): the declared fields are found by
     /// [`project::scan_json`], which steps over the rest unchecked. Same hits and errors.
     pub fn run_json(&self, header: &RecordHeader, raw: &[u8]) -> (Vec<Hit>, Vec<RunError>) {
-        self.run_with(header, Some(raw), |cands| match self.fields_for(cands) {
-            Some(f) => match project::scan_json(raw, &f) {
-                Some(pairs) => project::build(&pairs),
-                None => project::parse(raw, &f),
-            },
-            None => serde_json::from_slice::<Val>(raw).map_err(|e| e.to_string()),
-        })
+        self.run_with(header, Some(raw), |cands| self.parse_for(cands, raw, true))
     }
 
     /// The union of the fields of the detections `cands`; None when one of them reads the
@@ -549,10 +543,19 @@ impl Detections {
     }
 
     /// Parses a candidate record for the detections `cands` (indices into `items`): only
-    /// the fields they read when all of them declare theirs.
-    pub(crate) fn parse_for(&self, cands: &[u16], raw: &[u8]) -> Result<Val, String> {
+    /// the fields they read when all of them declare theirs. When the caller knows `raw`
+    /// is JSON, those fields are found by [`project::scan_json`].
+    pub(crate) fn parse_for(
+        &self,
+        cands: &[u16],
+        raw: &[u8],
+        known_json: bool,
+    ) -> Result<Val, String> {
         match self.fields_for(cands) {
-            Some(f) => project::parse(raw, &f),
+            Some(f) => match known_json.then(|| project::scan_json(raw, &f)).flatten() {
+                Some(pairs) => project::build(&pairs),
+                None => project::parse(raw, &f),
+            },
             None => serde_json::from_slice::<Val>(raw).map_err(|e| e.to_string()),
         }
     }

@@ -647,7 +647,8 @@ fn eval_items(
                     agg.parsed += 1;
                     let parsed = match &pairs {
                         Some(p) => super::project::build(p),
-                        None => d.parse_for(cands, text),
+                        // the scan above found no pairs: parse and check it all
+                        None => d.parse_for(cands, text, false),
                     };
                     match parsed {
                         Ok(v) => input.insert(v),
