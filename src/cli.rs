@@ -86,6 +86,10 @@ pub enum Command {
         data: PathBuf,
         #[arg(long, default_value = crate::model::TABLE_ALL)]
         table: String,
+        /// Stop the whole query after this many seconds (each record has its own,
+        /// smaller guard).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
         jq: String,
     },
     /// Full-text search (tantivy).
@@ -133,13 +137,34 @@ pub struct SimulateArgs {
     pub now: Option<String>,
 }
 
+impl Command {
+    /// Long-running services (`run`, `serve`, `demo`, `simulate`, `collect`): they write to
+    /// sockets and logs, where a gone peer is an error to handle. Every other command is a
+    /// filter whose output may be piped into `head` (see `main`).
+    pub fn is_service(&self) -> bool {
+        matches!(
+            self,
+            Command::Demo { .. }
+                | Command::Run { .. }
+                | Command::Serve { .. }
+                | Command::Simulate(_)
+                | Command::Collect { .. }
+        )
+    }
+}
+
 /// Runs one parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     crate::install_crypto_provider();
     match dispatch(cli) {
         Ok(()) => 0,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // errors quote record values, file names and API bodies: escape them, keep
+            // the lines of our own layout (config excerpts)
+            eprintln!(
+                "error: {}",
+                crate::model::terminal_safe_lines(&format!("{err:#}"))
+            );
             if err.chain().any(|e| e.is::<crate::UsageError>()) {
                 2
             } else {
@@ -212,9 +237,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 },
             )
         }
-        Command::Query { data, table, jq } => {
+        Command::Query {
+            data,
+            table,
+            timeout,
+            jq,
+        } => {
             let store = crate::store::Store::open_read_only(&data)?;
-            crate::detect::command::query_command(stored_vars(&store)?, &jq, &mut |f| {
+            let timeout = std::time::Duration::from_secs(timeout);
+            crate::detect::command::query_command(stored_vars(&store)?, &jq, timeout, &mut |f| {
                 store.for_each_record(&table, 0, |r| {
                     Ok(f(&crate::detect::command::SourceRecord {
                         header: &r.header,

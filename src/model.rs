@@ -471,8 +471,127 @@ pub fn normalize_ip(raw: &str) -> String {
     s.to_string()
 }
 
+/// Whether `c` reorders the text around it: the bidi embeddings and overrides
+/// (U+202A–202E), isolates (U+2066–2069) and the invisible direction marks (LRM, RLM, ALM).
+/// `admin\u{202e}gnp.exe` reads as "adminexe.png".
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+}
+
+/// Whether a terminal would act on `c` instead of showing it: C0 controls (bare CR, ESC,
+/// BEL, newline, tab…), DEL, C1 controls (U+0080–009F, 8-bit CSI among them) and the bidi
+/// controls of [`is_bidi_control`].
+pub fn is_terminal_control(c: char) -> bool {
+    c.is_control() || is_bidi_control(c)
+}
+
+/// Attacker-controlled text (any record value, an API error body, a file name) made safe
+/// to print on a terminal: every character of [`is_terminal_control`] is shown as a Rust
+/// escape (`\u{1b}`, `\u{d}`, `\u{202e}`), everything else is kept, so an analyst sees
+/// what the record holds and no escape sequence, carriage return or direction override
+/// reaches the terminal. Borrowed when there is nothing to escape. Every human-readable
+/// output of record values goes through this one function.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_terminal_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_terminal_control(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`terminal_safe`] for a message of several lines that we laid out (an error with its
+/// excerpt): the line breaks stay, everything else in each line is escaped.
+pub fn terminal_safe_lines(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c != '\n' && is_terminal_control(c)) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let lines: Vec<std::borrow::Cow<'_, str>> = s.split('\n').map(terminal_safe).collect();
+    std::borrow::Cow::Owned(lines.join("\n"))
+}
+
+/// A CSV cell made of attacker-controlled text, for spreadsheets: controls escaped as by
+/// [`terminal_safe`] (a CSV is often looked at with `cat`, and a raw ESC or CR in a cell
+/// is no value anyone needs), and a cell that would start a formula (`=`, `+`, `-`, `@`)
+/// prefixed with `'` so Excel and LibreOffice show it as text.
+pub fn csv_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let t = terminal_safe(s);
+    if t.starts_with(['=', '+', '-', '@']) {
+        std::borrow::Cow::Owned(format!("'{t}"))
+    } else {
+        t
+    }
+}
+
+/// Text with every bidi control replaced by a visible marker (`⟨U+202E⟩`), for pages: HTML
+/// escaping keeps the markup safe but a browser still obeys direction overrides.
+pub fn bidi_visible(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_bidi_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if is_bidi_control(c) {
+            out.push_str(&format!("\u{27e8}U+{:04X}\u{27e9}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn terminal_safe_escapes_every_control_and_keeps_the_rest() {
+        use super::terminal_safe;
+        assert!(matches!(
+            terminal_safe("alice@contoso.com ü 日本"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            terminal_safe("a\u{1b}[2K\u{1b}[1Ab"),
+            "a\\u{1b}[2K\\u{1b}[1Ab"
+        );
+        assert_eq!(
+            terminal_safe("x\u{1b}]0;pwned\u{7}"),
+            "x\\u{1b}]0;pwned\\u{7}"
+        );
+        assert_eq!(terminal_safe("ok\rfake"), "ok\\u{d}fake");
+        assert_eq!(
+            terminal_safe("a\u{7f}\u{9b}\u{85}b"),
+            "a\\u{7f}\\u{9b}\\u{85}b"
+        );
+        assert_eq!(terminal_safe("l1\nl2\tx\0"), "l1\\u{a}l2\\u{9}x\\u{0}");
+        for c in [
+            '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{2066}', '\u{2067}',
+            '\u{2068}', '\u{2069}',
+        ] {
+            let s = format!("admin{c}gnp.exe");
+            let safe = terminal_safe(&s);
+            assert_eq!(safe, format!("admin\\u{{{:x}}}gnp.exe", c as u32));
+            assert!(!safe.chars().any(super::is_terminal_control));
+        }
+        assert_eq!(
+            super::terminal_safe_lines("a\u{1b}\nb\r"),
+            "a\\u{1b}\nb\\u{d}"
+        );
+        assert_eq!(super::csv_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(super::csv_safe("-1+2"), "'-1+2");
+        assert_eq!(super::csv_safe("a\u{1b}[2K\rb"), "a\\u{1b}[2K\\u{d}b");
+        assert_eq!(super::csv_safe("\ta"), "\\u{9}a");
+        assert_eq!(
+            super::bidi_visible("admin\u{202e}gnp.exe"),
+            "admin\u{27e8}U+202E\u{27e9}gnp.exe"
+        );
+    }
+
     use super::*;
     use serde_json::json;
 

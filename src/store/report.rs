@@ -2,6 +2,7 @@
 //! people or as the stable JSON documents of ARCHITECTURE §7.
 
 use super::{Stats, Store};
+use crate::model::{terminal_safe, terminal_safe_lines};
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -13,7 +14,9 @@ pub fn stats_command(data: &Path, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
     } else {
-        print!("{}", render_stats(&stats));
+        // `render_stats` escapes the values it shows; this keeps anything it missed from
+        // reaching the terminal
+        print!("{}", terminal_safe_lines(&render_stats(&stats)));
     }
     Ok(())
 }
@@ -23,7 +26,7 @@ pub fn render_stats(s: &Stats) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "records            {}", s.records.total);
     for (t, n) in &s.records.by_table {
-        let _ = writeln!(o, "  {t:<44} {n}");
+        let _ = writeln!(o, "  {:<44} {n}", terminal_safe(t));
     }
     let _ = writeln!(o, "duplicates dropped {}", s.duplicates_dropped);
     let blobs: Vec<String> = s.blobs.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -36,7 +39,10 @@ pub fn render_stats(s: &Stats) -> String {
             let _ = writeln!(
                 o,
                 "  {:<11} {:<28} count {:<6} {}",
-                g.kind, g.content_type, g.count, g.last_detail
+                g.kind,
+                g.content_type,
+                g.count,
+                terminal_safe(&g.last_detail)
             );
         }
     }
@@ -54,14 +60,14 @@ pub fn render_stats(s: &Stats) -> String {
             c.pending_blobs,
             c.last_error
                 .as_deref()
-                .map(|e| format!("  last error: {e}"))
+                .map(|e| format!("  last error: {}", terminal_safe(e)))
                 .unwrap_or_default()
         );
     }
     if let Some(a) = &s.auth {
         let state = a.get("state").and_then(|v| v.as_str()).unwrap_or("?");
         let label = a.get("label").and_then(|v| v.as_str()).unwrap_or("");
-        let _ = writeln!(o, "auth               {state} ({label})");
+        let _ = writeln!(o, "auth               {state} ({})", terminal_safe(label));
     }
     if let Some(m) = &s.monitor {
         let _ = writeln!(
@@ -76,8 +82,8 @@ pub fn render_stats(s: &Stats) -> String {
             let _ = writeln!(
                 o,
                 "  ALERT {:<40} {}",
-                crate::detect::monitor::source_label(&st.source),
-                st.reason
+                terminal_safe(&crate::detect::monitor::source_label(&st.source)),
+                terminal_safe(&st.reason)
             );
         }
         for t in m.history.iter().take(5) {
@@ -86,8 +92,8 @@ pub fn render_stats(s: &Stats) -> String {
                 "  {} {} {:<36} {}",
                 crate::model::format_api_time(t.at),
                 if t.alert { "raised " } else { "cleared" },
-                crate::detect::monitor::source_label(&t.source),
-                t.reason
+                terminal_safe(&crate::detect::monitor::source_label(&t.source)),
+                terminal_safe(&t.reason)
             );
         }
     }
@@ -124,7 +130,12 @@ pub fn search_command(data: &Path, query: &str, limit: usize, json: bool) -> Res
     for h in &r.hits {
         println!(
             "{}  {:<40} {:<28} {:<32} {:<15} {}",
-            h.creation_time, h.table, h.operation, h.user_id, h.client_ip, h.id
+            terminal_safe(&h.creation_time),
+            terminal_safe(&h.table),
+            terminal_safe(&h.operation),
+            terminal_safe(&h.user_id),
+            terminal_safe(&h.client_ip),
+            terminal_safe(&h.id)
         );
     }
     Ok(())
