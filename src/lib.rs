@@ -13,7 +13,7 @@
 //! ui       axum router, askama pages, security headers
 //! simulate the practice tenant: a faithful Management API + token endpoint + control plane
 //! import   offline files (JSON, JSONL, Purview CSV, .gz) → store
-//! cli      the command line of ARCHITECTURE.md §7 and its exit codes
+//! cli      the command line of docs/architecture.md (CLI) and its exit codes
 //! alloc    how long freed pages are kept (the binary registers the allocator's setter)
 //! ```
 //!
