@@ -1508,4 +1508,45 @@ mod tests {
         let msg = err_of(r#"{"inputs": {"office365": {"id": <UNIQUE ID>}}}"#);
         assert!(msg.contains("inside double quotes"), "{msg}");
     }
+
+    /// Property: whatever a secret looks like (the characters of Azure client secrets and
+    /// tokens) and however it is pasted (typographic, single, back or no quotes; one-line or
+    /// pretty config; client secret, UI token or Devo key), the JSON error shows no 8
+    /// characters of it. `PROPTEST_CASES` sets the number of cases.
+    mod proptest_masking {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn no_secret_fragment_in_any_json_error(
+                secret in "[A-Za-z0-9~._!#$%&*+/=?^|-]{12,48}",
+                open in prop::sample::select(vec!["", "\u{201c}", "\u{2018}", "'", "`", "\u{201e}"]),
+                close in prop::sample::select(vec!["", "\u{201d}", "\u{2019}", "'", "`", "\""]),
+                place in 0..3usize,
+                pretty in any::<bool>(),
+            ) {
+                let paste = format!("{open}{secret}{close}");
+                let base = filled();
+                let base = if pretty {
+                    serde_json::to_string_pretty(&serde_json::from_str::<Value>(&base).unwrap()).unwrap()
+                } else {
+                    base
+                };
+                let text = match place {
+                    0 => base.replace(&format!("\"{SECRET}\""), &paste),
+                    1 => base.replacen('{', &format!("{{ \"ui\": {{ \"token\": {paste} }},\n"), 1),
+                    _ => base.replacen(
+                        '{',
+                        &format!("{{ \"outputs\": {{ \"devo\": {{ \"key\": {paste}, \"address\": \"x\" }} }}, "),
+                        1,
+                    ),
+                };
+                if let Err(e) = parse(&text, "t.json") {
+                    let err = format!("{e:#}");
+                    prop_assert_eq!(leaked_fragment(&err, &secret), None, "{}", err);
+                }
+            }
+        }
+    }
 }

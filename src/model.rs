@@ -754,4 +754,103 @@ mod tests {
         assert_eq!(format_api_time(t), "2026-05-04T09:14:22.500Z");
         assert_eq!(format_record_time(t), "2026-05-04T09:14:22");
     }
+
+    /// Property: `RecordHeader::scan` (one pass, no tree) reads the same header, or refuses
+    /// for the same reason, as `RecordHeader::from_value` on the parsed record, for records
+    /// with every header field in the shapes the API and exports use and some it should not.
+    /// `PROPTEST_CASES` sets the number of cases.
+    mod proptest_record_header {
+        use super::super::RecordHeader;
+        use proptest::prelude::*;
+        use serde_json::{Value, json};
+
+        fn maybe(s: impl Strategy<Value = Value>) -> impl Strategy<Value = Option<Value>> {
+            prop::option::weighted(0.85, s)
+        }
+
+        fn text() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                "[a-zA-Z0-9@.\\- ]{0,12}".prop_map(Value::String),
+                any::<String>().prop_map(Value::String),
+                any::<i64>().prop_map(Value::from),
+                Just(Value::Null),
+                Just(json!(["x"])),
+            ]
+        }
+
+        fn record() -> impl Strategy<Value = Value> {
+            let time = prop_oneof![
+                Just(json!("2026-05-04T09:14:22")),
+                Just(json!("2026-05-04T09:14:22.123Z")),
+                Just(json!("2026-05-04T09:14:22+02:00")),
+                Just(json!("2026-05-04")),
+                Just(json!("2026-05-04 09:14:22.5")),
+                Just(json!("not a time")),
+                Just(json!(1_777_000_000)),
+                "[0-9T:.Z-]{0,24}".prop_map(Value::String),
+            ];
+            let ip = prop_oneof![
+                Just(json!("203.0.113.7:443")),
+                Just(json!("[2001:db8::1]:443")),
+                Just(json!("::ffff:203.0.113.7")),
+                Just(json!("<null>")),
+                text(),
+            ];
+            let rtype = prop_oneof![
+                any::<i64>().prop_map(Value::from),
+                "[0-9]{1,3}".prop_map(Value::String),
+                Just(json!(1.5)),
+                text(),
+            ];
+            (
+                maybe(text()),
+                maybe(time),
+                maybe(text()),
+                maybe(text()),
+                maybe(rtype),
+                maybe(text()),
+                maybe(ip),
+                maybe(text()),
+                prop::collection::btree_map("[A-Za-z]{1,8}", text(), 0..4),
+            )
+                .prop_map(|(id, t, w, op, rt, user, ip, org, extra)| {
+                    let mut o = serde_json::Map::new();
+                    for (k, v) in extra {
+                        o.insert(k, v);
+                    }
+                    for (k, v) in [
+                        ("Id", id),
+                        ("CreationTime", t),
+                        ("Workload", w),
+                        ("Operation", op),
+                        ("RecordType", rt),
+                        ("UserId", user),
+                        ("ClientIP", ip),
+                        ("OrganizationId", org),
+                    ] {
+                        if let Some(v) = v {
+                            o.insert(k.to_string(), v);
+                        }
+                    }
+                    Value::Object(o)
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn scan_reads_what_from_value_reads(r in record()) {
+                let raw = r.to_string();
+                let mut text = String::new();
+                let scanned = RecordHeader::scan(raw.as_bytes(), &mut text);
+                let parsed: Value = serde_json::from_str(&raw).unwrap();
+                match (scanned, RecordHeader::from_value(&parsed)) {
+                    (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{}", raw),
+                    (Err(super::super::ScanError::Record(a)), Err(b)) => {
+                        prop_assert_eq!(a, b, "{}", raw)
+                    }
+                    (a, b) => prop_assert!(false, "{raw}: scan {a:?}, from_value {b:?}"),
+                }
+            }
+        }
+    }
 }
