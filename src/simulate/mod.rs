@@ -511,11 +511,13 @@ impl Simulator {
             opts.seed,
             tenant.clone(),
             anchor,
-            opts.days,
-            opts.records_per_day,
-            opts.blob_interval_secs,
-            opts.late_listing,
-            opts.duplicates,
+            feed::FeedShape {
+                days: opts.days,
+                records_per_day: opts.records_per_day,
+                slot_secs: opts.blob_interval_secs,
+                late: opts.late_listing,
+                dups: opts.duplicates,
+            },
         );
         let api_l = TcpListener::bind(opts.listen)
             .await
