@@ -2,7 +2,7 @@
 //! stages and for tests that need many plausible records. Pure data generation: no I/O,
 //! imports nothing from the crate.
 
-/// Deterministic records shaped like the Management API's (stack.md §3 corpus).
+/// Deterministic records shaped like the Management API's (docs/management-api.md, Record quirks).
 pub fn synthetic_records(n: u64, seed: u64) -> Vec<String> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);

@@ -33,7 +33,7 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Microsoft clouds with their own login and Management API hosts (management-api.md §2.4).
+/// Microsoft clouds with their own login and Management API hosts (docs/management-api.md, Authentication).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cloud {

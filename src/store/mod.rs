@@ -43,7 +43,7 @@
 //! `cursors`, `gaps` (the loss ledger), `hits`, `counters`, `outbox` (schema only),
 //! `streams` (per content type state), `status`, `tenants`, `dicts`.
 //!
-//! # Invariants kept here (ARCHITECTURE.md §3)
+//! # Invariants kept here (docs/architecture.md, Invariants)
 //!
 //! 1. A blob becomes `done` in the transaction that stores its records and hits
 //!    (`Writer::ingest_blob`); after a crash it is fully stored or still pending.
@@ -252,7 +252,7 @@ pub struct SearchHit {
     pub rowid: i64,
 }
 
-/// `search --json` (ARCHITECTURE §7).
+/// `search --json` (docs/architecture.md, CLI).
 #[derive(Debug, Clone, Serialize)]
 pub struct SearchResult {
     pub total: usize,

@@ -122,7 +122,7 @@ impl Store {
         })
     }
 
-    /// Records of one table (ARCHITECTURE §5) with rowid > `after_rowid`, in rowid order.
+    /// Records of one table (docs/architecture.md, Tables) with rowid > `after_rowid`, in rowid order.
     pub fn records_page(
         &self,
         table: &str,

@@ -37,7 +37,7 @@ pub struct IndexStats {
     pub records_behind: i64,
 }
 
-/// `stats --json` (ARCHITECTURE §7).
+/// `stats --json` (docs/architecture.md, CLI).
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
     pub records: RecordCounts,
@@ -71,7 +71,7 @@ pub struct MonitorStats {
 }
 
 impl Store {
-    /// Everything `stats` shows (ARCHITECTURE §7).
+    /// Everything `stats` shows (docs/architecture.md, CLI).
     pub fn stats(&self) -> Result<Stats> {
         let mut stats = self.with_conn(|c| {
             let total: i64 = c.query_row("SELECT count(*) FROM records", [], |r| r.get(0))?;
