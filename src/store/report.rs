@@ -1,25 +1,9 @@
-//! The `stats` and `search` commands: read-only views of a data directory, as text for
-//! people or as the stable JSON documents of docs/architecture.md (CLI).
+//! The human form of `stats`: text rendered from [`Stats`], no SQL (the store gathers the
+//! numbers, the `stats` command prints this).
 
-use super::{Stats, Store};
-use crate::model::{terminal_safe, terminal_safe_lines};
-use anyhow::Result;
+use super::Stats;
+use crate::model::terminal_safe;
 use std::fmt::Write as _;
-use std::path::Path;
-
-/// `m365audit stats [--data DIR] [--json]`.
-pub fn stats_command(data: &Path, json: bool) -> Result<()> {
-    let store = Store::open_read_only(data)?;
-    let stats = store.stats()?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&stats)?);
-    } else {
-        // `render_stats` escapes the values it shows; this keeps anything it missed from
-        // reaching the terminal
-        print!("{}", terminal_safe_lines(&render_stats(&stats)));
-    }
-    Ok(())
-}
 
 /// The human form of `stats`.
 pub fn render_stats(s: &Stats) -> String {
@@ -116,27 +100,4 @@ pub fn render_stats(s: &Stats) -> String {
         s.db_bytes, s.index_bytes
     );
     o
-}
-
-/// `m365audit search [--data DIR] [--limit N] [--json] QUERY`.
-pub fn search_command(data: &Path, query: &str, limit: usize, json: bool) -> Result<()> {
-    let store = Store::open_read_only(data)?;
-    let r = store.search(query, limit)?;
-    if json {
-        println!("{}", serde_json::to_string(&r)?);
-        return Ok(());
-    }
-    println!("{} records match (newest {} shown)", r.total, r.hits.len());
-    for h in &r.hits {
-        println!(
-            "{}  {:<40} {:<28} {:<32} {:<15} {}",
-            terminal_safe(&h.creation_time),
-            terminal_safe(&h.table),
-            terminal_safe(&h.operation),
-            terminal_safe(&h.user_id),
-            terminal_safe(&h.client_ip),
-            terminal_safe(&h.id)
-        );
-    }
-    Ok(())
 }
