@@ -10,6 +10,7 @@
 //! collect  auth (client credentials), api (Management Activity API), the per-content-type loop
 //! store    the only owner of SQLite and tantivy: one writer thread, read-only connections
 //! detect   load queries/*.jq, compile once, run per record; grouping; inactivity monitor
+//! linq     Devo LINQ (the guide's subset) parsed and evaluated over records the caller hands in
 //! ui       axum router, askama pages, security headers
 //! simulate the practice tenant: a faithful Management API + token endpoint + control plane
 //! import   offline files (JSON, JSONL, Purview CSV, .gz) → store
@@ -59,6 +60,7 @@ pub mod collect;
 pub mod config;
 pub mod detect;
 pub mod import;
+pub mod linq;
 pub mod model;
 pub mod simulate;
 pub mod store;
