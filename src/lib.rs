@@ -54,6 +54,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alloc;
+pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod collect;

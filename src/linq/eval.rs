@@ -148,14 +148,14 @@ pub fn check(q: &Query) -> Result<(), LinqError> {
             Clause::Where(conds) => {
                 for e in conds {
                     if grouped {
-                        check_columns(e, &names, q)?;
+                        check_columns(e, &names)?;
                     }
                 }
             }
             Clause::Select(cols) => {
                 for (e, n) in cols {
                     if grouped {
-                        check_columns(e, &names, q)?;
+                        check_columns(e, &names)?;
                     } else if fixed.contains(&n.as_str()) {
                         return Err(LinqError::at(
                             e.col,
@@ -190,7 +190,7 @@ pub fn check(q: &Query) -> Result<(), LinqError> {
     Ok(())
 }
 
-fn check_columns(e: &Expr, names: &[String], q: &Query) -> Result<(), LinqError> {
+fn check_columns(e: &Expr, names: &[String]) -> Result<(), LinqError> {
     match &e.kind {
         Kind::Column(c) if !names.contains(c) => Err(LinqError::at(
             e.col,
@@ -199,16 +199,16 @@ fn check_columns(e: &Expr, names: &[String], q: &Query) -> Result<(), LinqError>
                 names.join(", ")
             ),
         )),
-        Kind::Call(_, args) => args.iter().try_for_each(|a| check_columns(a, names, q)),
+        Kind::Call(_, args) => args.iter().try_for_each(|a| check_columns(a, names)),
         Kind::In(x, set) => {
-            check_columns(x, names, q)?;
-            set.iter().try_for_each(|a| check_columns(a, names, q))
+            check_columns(x, names)?;
+            set.iter().try_for_each(|a| check_columns(a, names))
         }
         Kind::Index(a, b) | Kind::And(a, b) | Kind::Or(a, b) => {
-            check_columns(a, names, q)?;
-            check_columns(b, names, q)
+            check_columns(a, names)?;
+            check_columns(b, names)
         }
-        Kind::Not(a) => check_columns(a, names, q),
+        Kind::Not(a) => check_columns(a, names),
         // an aggregation's argument is read from the records of the group
         _ => Ok(()),
     }

@@ -5,7 +5,8 @@
 //! `lexer` cuts the text into tokens with columns, `parser` builds the tree and rejects
 //! anything outside the subset (unknown function or table, an aggregation without `group`)
 //! before a record is read, `eval` runs it. Records come from the caller ([`Run::push`]):
-//! this module never touches SQLite, the network or the clock, and `jqeval` reuses the
+//! this module never touches SQLite, the network or the clock (it reads only the host
+//! name, for `hostchain`), and `jqeval` reuses the
 //! detections' jaq engine. What a Devo table shows is rebuilt per record: `message` is the
 //! raw JSON, top-level fields are columns, `eventdate` is the ingestion time and
 //! `hostchain` is `collector-<id>-<host>` of the collector that stored the record.
@@ -43,8 +44,18 @@ impl LinqError {
         }
     }
 
-    /// The message with the line of the query it points at and a caret under the place.
-    pub fn with_source(&self, src: &str) -> String {
+    /// `line L, column C: message` (just `column C` for a one-line query).
+    pub fn place(&self, src: &str) -> String {
+        let (line_no, col, _) = self.locate(src);
+        if src.contains('\n') {
+            format!("line {line_no}, column {col}: {}", self.msg)
+        } else {
+            format!("column {col}: {}", self.msg)
+        }
+    }
+
+    /// (line, column in that line, the line's text) of the error's position.
+    fn locate(&self, src: &str) -> (usize, usize, String) {
         let mut line_no = 1;
         let mut line_start = 0;
         for (i, c) in src.chars().enumerate() {
@@ -63,16 +74,14 @@ impl LinqError {
             .take_while(|c| *c != '\n')
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
-        let place = if src.contains('\n') {
-            format!("line {line_no}, column {col}")
-        } else {
-            format!("column {col}")
-        };
-        format!(
-            "{place}: {}\n  {line}\n  {}^",
-            self.msg,
-            " ".repeat(col - 1)
-        )
+        (line_no, col, line)
+    }
+
+    /// [`LinqError::place`], then the line of the query it points at and a caret under
+    /// the place (for a terminal: pass it through `terminal_safe`).
+    pub fn with_source(&self, src: &str) -> String {
+        let (_, col, line) = self.locate(src);
+        format!("{}\n  {line}\n  {}^", self.place(src), " ".repeat(col - 1))
     }
 }
 
@@ -91,6 +100,19 @@ impl Origin {
 
     pub fn hostchain(&self) -> &str {
         &self.hostchain
+    }
+
+    /// The collector `collector_id` running on this machine. The store keeps the id of
+    /// the collector that filled it but not its host, so the host is this machine's name
+    /// (read from the kernel; "localhost" when unknown).
+    pub fn this_host(collector_id: &str) -> Origin {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "localhost".to_string());
+        Origin::new(collector_id, &host)
     }
 }
 

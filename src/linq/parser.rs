@@ -427,7 +427,7 @@ impl Parser {
                         ));
                     }
                 };
-                if n.fract() != 0.0 || n < 1.0 || n > 1e6 {
+                if n.fract() != 0.0 || !(1.0..=1e6).contains(&n) {
                     return Err(LinqError::at(
                         col,
                         "a period is a whole number of at least 1",
@@ -689,13 +689,13 @@ impl Parser {
                     ));
                 }
             };
-            if let Some(a) = &arg {
-                if contains_agg(a) {
-                    return Err(LinqError::at(
-                        a.col,
-                        "an aggregation cannot contain another",
-                    ));
-                }
+            if let Some(a) = &arg
+                && contains_agg(a)
+            {
+                return Err(LinqError::at(
+                    a.col,
+                    "an aggregation cannot contain another",
+                ));
             }
             self.aggs.push(Agg { func: *f, arg, col });
             return Ok(Expr {
@@ -741,18 +741,14 @@ impl Parser {
                 "jqeval's first argument must be jqcompile(\"…\")",
             ));
         }
-        if *f == Func::Split {
-            if let Some(n) = args.get(2) {
-                match n.kind {
-                    Kind::Num(v) if v.fract() == 0.0 && v >= 0.0 => {}
-                    _ => {
-                        return Err(LinqError::at(
-                            n.col,
-                            "split's index must be a whole number ≥ 0 (0 is the first piece)",
-                        ));
-                    }
-                }
-            }
+        if *f == Func::Split
+            && let Some(n) = args.get(2)
+            && !matches!(n.kind, Kind::Num(v) if v.fract() == 0.0 && v >= 0.0)
+        {
+            return Err(LinqError::at(
+                n.col,
+                "split's index must be a whole number ≥ 0 (0 is the first piece)",
+            ));
         }
         Ok(Expr {
             kind: Kind::Call(*f, args),
