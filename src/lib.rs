@@ -14,11 +14,12 @@
 //! ui       axum router, askama pages, security headers
 //! simulate the practice tenant: a faithful Management API + token endpoint + control plane
 //! import   offline files (JSON, JSONL, Purview CSV, .gz) → store
+//! app      the composition root: one file per command joins store, linq, detections, ui
 //! cli      the command line of ARCHITECTURE.md §7 and its exit codes
 //! alloc    how long freed pages are kept (the binary registers the allocator's setter)
 //! ```
 //!
-//! Arrows point one way: `model/config ← detect ← store ← collect/import/ui ← cli`.
+//! Arrows point one way: `model/config ← detect/linq ← store ← collect/import/ui ← app ← cli`.
 //! `simulate` shares `model` but never `store`.
 //!
 //! # Data flow
