@@ -438,7 +438,7 @@ fn stage_detect(ctx: &mut BenchCtx) -> Result<Row> {
     })
 }
 
-/// Deterministic records shaped like the Management API's (stack.md §3 corpus).
+/// Deterministic records shaped like the Management API's (docs/management-api.md, Record quirks).
 pub fn synthetic_records(n: u64, seed: u64) -> Vec<String> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);

@@ -1,4 +1,4 @@
-//! The command line of ARCHITECTURE.md §7 — the exact forms tests and benchmarks drive —
+//! The command line of docs/architecture.md (CLI) — the exact forms tests and benchmarks drive —
 //! and the mapping of failures to exit codes (0 ok, 1 runtime failure, 2 bad usage/config).
 //!
 //! This module parses flags and hands plain options to the module that owns each command;

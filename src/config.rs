@@ -1,6 +1,6 @@
 //! The appliance configuration: Devo's Microsoft 365 collector parameters template exactly
 //! as the guide prints it (`inputs.office365.{credentials,enabled,id,services}`), plus the
-//! documented extensions of ARCHITECTURE.md §4 (`cloud`, `login_url`, `api_url`,
+//! documented extensions of docs/architecture.md, Configuration (`cloud`, `login_url`, `api_url`,
 //! `backfill_hours`, `poll_interval_secs`, `overlap_secs`, `max_concurrency`,
 //! `requests_per_minute`, `quiet_hours`, `auth_version`, `resource`, `client_secret_expires`) and the
 //! top-level `outputs` and `ui` objects.
@@ -36,7 +36,7 @@
 //! | `enabled` | `false` keeps the collector off | `true` |
 //! | `id` | collector id, digits (the guide asks for five); `$collector_id` in detections | required |
 //! | `services` | keys `azure_active_directory` → Audit.AzureActiveDirectory, `general_audit` → Audit.General, `exchange` → Audit.Exchange, `sharepoint` → Audit.SharePoint, `dlp` → DLP.All; values `{}` | required |
-//! | `cloud` | `commercial`, `gcc`, `gcc_high`, `dod` (login and API hosts of §2.4) | `commercial` |
+//! | `cloud` | `commercial`, `gcc`, `gcc_high`, `dod` (login and API hosts: docs/management-api.md, Authentication) | `commercial` |
 //! | `login_url`, `api_url` | base URL overrides (the practice tenant); `http://` only for loopback | from `cloud` |
 //! | `resource` | token audience override | the cloud's API host |
 //! | `auth_version` | `"v2"` (`scope=…/.default`) or `"v1"` (`resource=`) | `"v2"` |
@@ -91,7 +91,7 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Microsoft clouds with their own login and Management API hosts (management-api.md §2.4).
+/// Microsoft clouds with their own login and Management API hosts (docs/management-api.md, Authentication).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cloud {

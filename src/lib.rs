@@ -15,7 +15,7 @@
 //! simulate the practice tenant: a faithful Management API + token endpoint + control plane
 //! import   offline files (JSON, JSONL, Purview CSV, .gz) → store
 //! app      the composition root: one file per command joins store, linq, detections, ui
-//! cli      the command line of ARCHITECTURE.md §7 and its exit codes
+//! cli      the command line of docs/architecture.md (CLI) and its exit codes
 //! alloc    how long freed pages are kept (the binary registers the allocator's setter)
 //! ```
 //!

@@ -79,7 +79,7 @@ impl ContentType {
     }
 
     /// Where Microsoft publishes a record, by its RecordType and Workload
-    /// (management-api.md §3.2: DLP record types first, then the workload).
+    /// (docs/management-api.md, Routes: DLP record types first, then the workload).
     pub fn for_record(workload: &str, record_type: i64) -> ContentType {
         if matches!(record_type, 11 | 13 | 33 | 63 | 107) {
             return ContentType::DlpAll;
@@ -202,8 +202,8 @@ pub enum RecordError {
 }
 
 impl RecordHeader {
-    /// Extracts the header of one raw record, tolerating the shapes of management-api.md
-    /// §4.6 (numbers as strings, CreationTime without zone, ClientIP with port or brackets).
+    /// Extracts the header of one raw record, tolerating the shapes of docs/management-api.md
+    /// (Record quirks: numbers as strings, CreationTime without zone, ClientIP with port or brackets).
     pub fn from_value(v: &Value) -> Result<RecordHeader, RecordError> {
         let obj = v.as_object().ok_or(RecordError::NotAnObject)?;
         let id = obj

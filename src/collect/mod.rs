@@ -50,7 +50,7 @@ pub const MONITOR_EVERY: std::time::Duration = std::time::Duration::from_secs(30
 
 /// The longest window the API accepts.
 pub const MAX_WINDOW_HOURS: i64 = 24;
-/// Window length within the last day (management-api.md §0.2-3).
+/// Window length within the last day (docs/management-api.md, Windows).
 pub const RECENT_WINDOW_HOURS: i64 = 1;
 /// Listable history: now − 7 days + 5 minutes of safety (requests queued behind a
 /// throttle must not cross the limit).

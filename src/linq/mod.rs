@@ -1,6 +1,6 @@
 //! Devo LINQ, offline: the subset of Devo's query language that the guide's seven detections
 //! and its monitor query use, plus the aggregations Devo users write next, evaluated over
-//! stored records with Devo's semantics as docs/detections.md §1 records them.
+//! stored records with Devo's semantics as docs/detections.md (Devo semantics) records them.
 //!
 //! `lexer` cuts the text into tokens with columns, `parser` builds the tree and rejects
 //! anything outside the subset (unknown function or table, an aggregation without `group`)
@@ -207,7 +207,7 @@ impl Query {
     }
 }
 
-/// True when a record with this header belongs to `table` (docs/architecture.md §5).
+/// True when a record with this header belongs to `table` (docs/architecture.md, Tables).
 pub fn in_table(table: &str, header: &RecordHeader) -> bool {
     use crate::model::{TABLE_ALL, TABLE_AUTH, is_auth_operation};
     if table == TABLE_ALL {

@@ -823,7 +823,7 @@ fn implicit_name(e: &Expr) -> String {
     }
 }
 
-/// Accepts the table namespace of docs/architecture.md §5: the union table, `auth.all`,
+/// Accepts the table namespace of docs/architecture.md (Tables): the union table, `auth.all`,
 /// and one table per Workload (lower case).
 fn check_table(t: &str, col: usize) -> Result<String, LinqError> {
     if t == TABLE_ALL || t == TABLE_AUTH {

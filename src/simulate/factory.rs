@@ -1,7 +1,7 @@
-//! The record factory: builds audit records with the real shapes of management-api.md §4
+//! The record factory: builds audit records with the real shapes of docs/management-api.md
 //! (Entra sign-ins, Exchange admin cmdlets and mailbox items, OME portal, SharePoint and
-//! OneDrive file and sharing operations, Teams, Security & Compliance, DLP) and the quirks of
-//! §4.6 (numbers as strings, Parameters as a string, ClientIP with ports/brackets/`"<null>"`,
+//! OneDrive file and sharing operations, Teams, Security & Compliance, DLP) and the quirks
+//! listed there (numbers as strings, Parameters as a string, ClientIP with ports/brackets/`"<null>"`,
 //! CreationTime without zone). Background records are drawn from a seeded mix per content
 //! type; the planted attack stories (`stories.rs`) use the same builders with fixed values.
 //! Pure functions of their input; no clock, no I/O.
@@ -83,7 +83,7 @@ pub(crate) fn base(t: &Tenant, b: &Base) -> Obj {
     o
 }
 
-/// A ClientIP in one of the real-world shapes of §4.6.
+/// A ClientIP in one of the real-world shapes of docs/management-api.md (Record quirks).
 pub(crate) fn ip_shape(r: &mut Rng, u: &User) -> String {
     match r.weighted(&[70, 8, 4, 3, 8, 4, 2, 1]) {
         0 => u.office_ip.clone(),
@@ -1072,7 +1072,7 @@ const FILES: &[&str] = &[
 ];
 
 /// One background record of content type `ct`, drawn by the seeded mix, with the rarer
-/// §4.6 quirks applied to a few: UserType/Version as strings, ExtendedProperties as one
+/// Real-data quirks applied to a few: UserType/Version as strings, ExtendedProperties as one
 /// string, ModifiedProperties as a list of strings.
 pub(crate) fn background(
     t: &Tenant,

@@ -7,8 +7,8 @@
 //! ```text
 //! clock    virtual time: starts at --now or the real time, runs, advances, freezes
 //! tenant   the seeded tenant: ids, secret, apps, users, sites, IP pools, user agents
-//! factory  record builders with the real shapes and quirks (management-api.md §4, §4.6)
-//! stories  the planted attack stories and their near-misses (detections.md) — see `stories()`
+//! factory  record builders with the real shapes and quirks (docs/management-api.md, Record quirks)
+//! stories  the planted attack stories and their near-misses (docs/detections.md) — see `stories()`
 //! feed     blob catalogue: slot k of a content type → blob metadata + records, lazily
 //! auth     token endpoints v1/v2 (AADSTS errors) and bearer-token checks (AF10001, AF20010)
 //! api      the Management Activity API routes, time-window rules, pagination, errors
@@ -587,7 +587,7 @@ impl Simulator {
         })
     }
 
-    /// The JSON line of ARCHITECTURE §7.
+    /// The JSON line of docs/architecture.md (CLI).
     pub fn ready_line(&self) -> String {
         serde_json::json!({
             "login_url": self.login_url,

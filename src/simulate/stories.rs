@@ -1,5 +1,5 @@
 //! The planted attack stories of the practice tenant: for every detection of
-//! detections.md (the seven of Devo's guide and §2.2 #1–#25) one or more stories whose
+//! docs/detections.md (the guide's seven and rows #1–#25 of Beyond the seven) one or more stories whose
 //! records must make it fire, and near-miss stories beside them that must not. The
 //! detection team writes golden tests against [`stories`]; the feed publishes the same
 //! records in the history (at fixed fractions of the history span, whatever the volume).
@@ -7,8 +7,8 @@
 //! Labels in `fires` / `must_not_fire`: the guide's ids (`authentication`,
 //! `email_attachments`, `exchange_auditing_disabled`, `insider_risk_policies`,
 //! `onedrive_exfiltration`, `teams_exfiltration`, `sharepoint_data_destruction`) meaning
-//! the *corrected* rule of detections.md §3 unless the summary says "faithful", and
-//! `s2.2#N` for row N of detections.md §2.2.
+//! the *corrected* rule of docs/detections.md (The guide's seven) unless the summary says "faithful", and
+//! `s2.2#N` for row N of docs/detections.md (Beyond the seven).
 //!
 //! | story | user (index) | operations | near-miss story |
 //! |---|---|---|---|
@@ -370,7 +370,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
     let ua_edge = super::tenant::UAS[0];
     let bad = Some(("50126", "InvalidUserNameOrPassword"));
 
-    // --- authentication / brute force (guide D1, §2.2 #7)
+    // --- authentication / brute force (guide D1, Beyond the seven #7)
     place(&mut b, 0.15);
     let v = b.u(5);
     let mut recs: Vec<(i64, String)> = (0..25)
@@ -584,7 +584,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         vec![(0, r1), r2],
     );
 
-    // --- audit tampering (guide D3, §2.2 #4)
+    // --- audit tampering (guide D3, Beyond the seven #4)
     place(&mut b, 0.30);
     let a0 = b.u(0);
     let r = scc(
@@ -766,7 +766,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         "Priority users",
         "-Name \"Priority users\" -Type \"CustomPriorityUserGroup\"",
     );
-    b.story("insider_risk_entity_list", "New-InsiderRiskEntityList: the corrected rule (detections.md §4.4 d) fires, the faithful has(\"InsiderRiskPolicy\") does not.", false, &["insider_risk_policies"], &[], &a2.upn, vec![r]);
+    b.story("insider_risk_entity_list", "New-InsiderRiskEntityList: the corrected rule (insider_risk_policy_changes) fires, the faithful has(\"InsiderRiskPolicy\") does not.", false, &["insider_risk_policies"], &[], &a2.upn, vec![r]);
     place(&mut b, 0.36);
     let r1 = scc(
         &mut b,
@@ -799,7 +799,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         vec![r1, (120, r2)],
     );
 
-    // --- OneDrive exfiltration (guide D5, §2.2 #17)
+    // --- OneDrive exfiltration (guide D5, Beyond the seven #17)
     place(&mut b, 0.40);
     let v = b.u(9);
     let recs = vec![
@@ -863,7 +863,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
     ];
     b.story("onedrive_share_near_miss", "Internal shares: a OneDrive photo and a file on the StrategicPlanning team site (the word is in the site URL only, and the workload is SharePoint).", true, &[], &["onedrive_exfiltration", "s2.2#17"], &v.upn, recs);
 
-    // --- Teams (guide D6, §2.2 #20)
+    // --- Teams (guide D6, Beyond the seven #20)
     place(&mut b, 0.45);
     let v = b.u(10);
     let evil = "310e9ead-4f6f-491e-aafe-feb08c8d17a4";
@@ -951,7 +951,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
     );
     b.story("teams_guest_chat_near_miss", "A guest chat: ParticipantInfo present with HasForeignTenantUsers false. The faithful guide query (isnotnull) fires; the corrected one must not.", true, &[], &["teams_exfiltration", "s2.2#20"], &v.upn, vec![(0, r)]);
 
-    // --- destruction (guide D7, §2.2 #19)
+    // --- destruction (guide D7, Beyond the seven #19)
     place(&mut b, 0.50);
     let v = b.u(11);
     let mut recs = vec![spf(
@@ -1065,7 +1065,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         recs,
     );
 
-    // --- §2.2 #1 forwarding, #2 evasive rules, #3 transport rules
+    // --- Beyond the seven #1 forwarding, #2 evasive rules, #3 transport rules
     place(&mut b, 0.55);
     let v = b.u(12);
     let recs = vec![

@@ -70,7 +70,7 @@
 //! `cursors`, `gaps` (the loss ledger), `hits`, `counters`, `outbox` (schema only),
 //! `streams` (per content type state), `status`, `tenants`, `dicts`.
 //!
-//! # Invariants kept here (ARCHITECTURE.md §3)
+//! # Invariants kept here (docs/architecture.md, Invariants)
 //!
 //! 1. A blob becomes `done` in the transaction that stores its records and hits
 //!    (`Writer::ingest_blob`); after a crash it is fully stored or still pending.
@@ -293,7 +293,7 @@ pub struct IndexStats {
     pub records_behind: i64,
 }
 
-/// `stats --json` (ARCHITECTURE §7).
+/// `stats --json` (docs/architecture.md, CLI).
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
     pub records: RecordCounts,
@@ -338,7 +338,7 @@ pub struct SearchHit {
     pub rowid: i64,
 }
 
-/// `search --json` (ARCHITECTURE §7).
+/// `search --json` (docs/architecture.md, CLI).
 #[derive(Debug, Clone, Serialize)]
 pub struct SearchResult {
     pub total: usize,
@@ -903,7 +903,7 @@ impl Store {
         })
     }
 
-    /// Records of one table (ARCHITECTURE §5) with rowid > `after_rowid`, in rowid order.
+    /// Records of one table (docs/architecture.md, Tables) with rowid > `after_rowid`, in rowid order.
     pub fn records_page(
         &self,
         table: &str,
@@ -1140,7 +1140,7 @@ impl Store {
         })
     }
 
-    /// Everything `stats` shows (ARCHITECTURE §7).
+    /// Everything `stats` shows (docs/architecture.md, CLI).
     pub fn stats(&self) -> Result<Stats> {
         let mut stats = self.with_conn(|c| {
             let total: i64 = c.query_row("SELECT count(*) FROM records", [], |r| r.get(0))?;

@@ -1,5 +1,5 @@
 //! The `stats` and `search` commands: read-only views of a data directory, as text for
-//! people or as the stable JSON documents of ARCHITECTURE §7.
+//! people or as the stable JSON documents of docs/architecture.md (CLI).
 
 use super::{Stats, Store};
 use anyhow::Result;

@@ -1,4 +1,4 @@
-//! The commands that serve the UI (ARCHITECTURE §7): `demo` (practice tenant + collector +
+//! The commands that serve the UI (docs/architecture.md, CLI): `demo` (practice tenant + collector +
 //! detections + UI in one process), `run --config FILE` (the appliance: collect, detect,
 //! serve) and `serve` (the UI over an existing data directory, read-only).
 //!

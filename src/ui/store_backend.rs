@@ -991,7 +991,7 @@ impl Backend for StoreBackend {
     }
 
     fn tables(&self) -> Result<Vec<String>> {
-        // The namespace of ARCHITECTURE §5: fixed, so listing it costs no scan.
+        // The namespace of docs/architecture.md (Tables): fixed, so listing it costs no scan.
         let mut t = vec![
             crate::model::TABLE_ALL.to_string(),
             crate::model::TABLE_AUTH.to_string(),
