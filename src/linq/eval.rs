@@ -457,9 +457,13 @@ fn toktains(s: &str, tok: &str, left: bool, right: bool) -> bool {
     let (Some(first), Some(last)) = (tok.chars().next(), tok.chars().last()) else {
         return false;
     };
-    s.match_indices(tok).any(|(i, m)| {
+    // every start, overlapping ones included ("ab-ab" in "ab-ab-ab" may match at either)
+    s.char_indices().any(|(i, _)| {
+        if !s[i..].starts_with(tok) {
+            return false;
+        }
         let before = s[..i].chars().next_back();
-        let after = s[i + m.len()..].chars().next();
+        let after = s[i + tok.len()..].chars().next();
         let start_ok = left || is_delim(first) || before.is_none_or(is_delim);
         let end_ok = right || is_delim(last) || after.is_none_or(is_delim);
         start_ok && end_ok

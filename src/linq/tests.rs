@@ -234,6 +234,16 @@ fn toktains_matches_whole_tokens_with_optional_extension() {
         kept(&format!("{T} where weaktoktains(H, \"collector-\")"), &recs),
         ["1", "4"]
     );
+    // overlapping candidates: the second "aa" of "aaa-aa" is a whole token
+    let over = vec![rec(json!({"Id":"o","H":"aaa-aa"}), 0)];
+    assert_eq!(
+        kept(&format!("{T} where toktains(H, \"aa\")"), &over),
+        ["o"]
+    );
+    assert_eq!(
+        kept(&format!("{T} where toktains(H, \"a\")"), &over),
+        Vec::<String>::new()
+    );
     // hostchain is collector-<id>-<host> of the collector that stored the record
     assert_eq!(
         kept(

@@ -950,17 +950,8 @@ pub async fn query(State(st): State<AppState>, Query(p): Query<QueryParams>) -> 
     let jq = p.jq.trim().to_string();
     let ran = !jq.is_empty();
     let linq = p.linq.trim().to_string();
-    // parsed here, before any read: an error points at its line and column
-    let linq_query = if linq.is_empty() {
-        None
-    } else {
-        Some(
-            crate::linq::Query::parse(&linq)
-                .map_err(|e| AppError::BadRequest(format!("LINQ {}", e.place(&linq))))?,
-        )
-    };
-    let linq_ran = linq_query.is_some();
-    let (t2, j2) = (table.clone(), jq.clone());
+    let linq_ran = !linq.is_empty();
+    let (t2, j2, l2) = (table.clone(), jq.clone(), linq.clone());
     let (tables, result, linq_out) = read(&st, move |b| {
         let tables = b.tables()?;
         if !j2.is_empty() && !tables.contains(&t2) {
@@ -975,9 +966,14 @@ pub async fn query(State(st): State<AppState>, Query(p): Query<QueryParams>) -> 
         } else {
             b.query(&t2, &j2, range)?
         };
-        let linq_out = match &linq_query {
-            Some(q) => b.linq(q, range, LINQ_MAX_ROWS)?,
-            None => crate::linq::Output::default(),
+        // parsed off the runtime too (jqcompile compiles with jaq), before any record is
+        // read: an error points at its line and column
+        let linq_out = if l2.is_empty() {
+            crate::linq::Output::default()
+        } else {
+            let q = crate::linq::Query::parse(&l2)
+                .map_err(|e| crate::UsageError(format!("LINQ {}", e.place(&l2))))?;
+            b.linq(&q, range, LINQ_MAX_ROWS)?
         };
         Ok((tables, result, linq_out))
     })
