@@ -12,6 +12,17 @@ use serde_json::Value;
 use std::fmt;
 use std::str::FromStr;
 
+/// Where the web UI listens unless a flag or the config says otherwise (every command and
+/// the config's `ui.listen` share this one default).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8365";
+
+/// The data directory of the commands that take `--data`.
+pub const DEFAULT_DATA_DIR: &str = "./m365audit-data";
+
+/// The inactivity monitor's default quiet period: Microsoft documents up to 12 hours of
+/// latency.
+pub const DEFAULT_QUIET_HOURS: i64 = 12;
+
 /// The five content types of the Office 365 Management Activity API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ContentType {

@@ -49,7 +49,7 @@ fn start_demo() -> Demo {
         .args(["demo", "--listen", "127.0.0.1:0", "--data"])
         .arg(data.path())
         .env("M365AUDIT_LOG", "warn")
-        .env_remove(m365audit::ui::command::TOKEN_ENV)
+        .env_remove(m365audit::app::serve::TOKEN_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

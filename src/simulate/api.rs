@@ -734,7 +734,6 @@ fn content_object(sim: &Sim, m: &BlobMeta, base: &str, notification: bool) -> St
     o.done()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn content(
     sim: &Sim,
     ct: ContentType,
