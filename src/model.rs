@@ -497,8 +497,8 @@ pub fn is_terminal_control(c: char) -> bool {
 }
 
 /// Attacker-controlled text (any record value, an API error body, a file name) made safe
-/// to print on a terminal: every character of [`is_terminal_control`] is shown as a Rust
-/// escape (`\u{1b}`, `\u{d}`, `\u{202e}`), everything else is kept, so an analyst sees
+/// to print on a terminal: every character of [`is_terminal_control`] is shown as an escape
+/// (`\n`, `\t`, `\r`, else `\u{1b}`, `\u{202e}`…), everything else is kept, so an analyst sees
 /// what the record holds and no escape sequence, carriage return or direction override
 /// reaches the terminal. Borrowed when there is nothing to escape. Every human-readable
 /// output of record values goes through this one function.
@@ -508,10 +508,12 @@ pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if is_terminal_control(c) {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
-        } else {
-            out.push(c);
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if is_terminal_control(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
         }
     }
     std::borrow::Cow::Owned(out)
@@ -574,12 +576,12 @@ mod tests {
             terminal_safe("x\u{1b}]0;pwned\u{7}"),
             "x\\u{1b}]0;pwned\\u{7}"
         );
-        assert_eq!(terminal_safe("ok\rfake"), "ok\\u{d}fake");
+        assert_eq!(terminal_safe("ok\rfake"), "ok\\rfake");
         assert_eq!(
             terminal_safe("a\u{7f}\u{9b}\u{85}b"),
             "a\\u{7f}\\u{9b}\\u{85}b"
         );
-        assert_eq!(terminal_safe("l1\nl2\tx\0"), "l1\\u{a}l2\\u{9}x\\u{0}");
+        assert_eq!(terminal_safe("l1\nl2\tx\0"), "l1\\nl2\\tx\\u{0}");
         for c in [
             '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{2066}', '\u{2067}',
             '\u{2068}', '\u{2069}',
@@ -589,14 +591,11 @@ mod tests {
             assert_eq!(safe, format!("admin\\u{{{:x}}}gnp.exe", c as u32));
             assert!(!safe.chars().any(super::is_terminal_control));
         }
-        assert_eq!(
-            super::terminal_safe_lines("a\u{1b}\nb\r"),
-            "a\\u{1b}\nb\\u{d}"
-        );
+        assert_eq!(super::terminal_safe_lines("a\u{1b}\nb\r"), "a\\u{1b}\nb\\r");
         assert_eq!(super::csv_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
         assert_eq!(super::csv_safe("-1+2"), "'-1+2");
-        assert_eq!(super::csv_safe("a\u{1b}[2K\rb"), "a\\u{1b}[2K\\u{d}b");
-        assert_eq!(super::csv_safe("\ta"), "\\u{9}a");
+        assert_eq!(super::csv_safe("a\u{1b}[2K\rb"), "a\\u{1b}[2K\\rb");
+        assert_eq!(super::csv_safe("\ta"), "\\ta");
         assert_eq!(
             super::bidi_visible("admin\u{202e}gnp.exe"),
             "admin\u{27e8}U+202E\u{27e9}gnp.exe"

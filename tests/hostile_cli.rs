@@ -120,7 +120,7 @@ fn record_values_never_reach_the_terminal_raw() {
         .output()
         .unwrap();
     assert!(
-        text(&o).contains(r"\u{1b}]0;pwned\u{7}\u{d}fake"),
+        text(&o).contains(r"\u{1b}]0;pwned\u{7}\rfake"),
         "{}",
         text(&o)
     );
