@@ -30,6 +30,9 @@ pub enum Command {
         listen: SocketAddr,
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Forward to Devo: a JSON file holding an `outputs.devo` object.
+        #[arg(long)]
+        devo: Option<PathBuf>,
     },
     /// The appliance: collect continuously, detect, forward, serve the UI.
     Run {
@@ -105,6 +108,16 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Send the Devo outbox; with --backfill-since, first queue the records stored
+    /// before forwarding was on (CreationTime at or after TIME).
+    Forward {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        #[arg(long, value_name = "TIME")]
+        backfill_since: Option<String>,
+    },
     /// Sizing benchmark: every stage, one table.
     Bench {
         #[arg(long, default_value_t = 200_000)]
@@ -160,7 +173,9 @@ fn stored_vars(store: &crate::store::Store) -> anyhow::Result<crate::detect::Var
 
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Demo { listen, data } => crate::ui::command::demo(listen, data.as_deref()),
+        Command::Demo { listen, data, devo } => {
+            crate::ui::command::demo(listen, data.as_deref(), devo.as_deref())
+        }
         Command::Run {
             config,
             data,
@@ -172,6 +187,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Check { config } => {
             let cfg = crate::config::load(&config)?;
             print!("{}", cfg.summary());
+            if let Some(d) = &cfg.outputs.devo {
+                print!("{}", crate::forward::check(d, &cfg.office365.collector_id)?);
+            }
             let vars = crate::detect::Vars {
                 collector_id: cfg.office365.collector_id.clone(),
                 tenant_id: cfg.office365.tenant_id.clone(),
@@ -233,5 +251,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => crate::store::search_command(&data, &query, limit, json),
         Command::Import { data, files } => crate::import::command(&data, &files),
         Command::Bench { records, json } => crate::bench::command(records, json),
+        Command::Forward {
+            config,
+            data,
+            backfill_since,
+        } => crate::app::forward::command(&config, &data, backfill_since.as_deref()),
     }
 }

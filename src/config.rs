@@ -49,9 +49,13 @@
 //! | `quiet_hours` | inactivity monitor: alert when a workload or content type has been quiet this long, 1–168 | 12 |
 //! | `ui.listen` (top level) | UI address | `127.0.0.1:8365` |
 //! | `ui.token` (top level) | token the UI requires; a secret (string / env / file) | none |
-//! | `outputs.devo` (top level) | Devo forwarding settings, kept for the forwarder | none |
+//! | `outputs.devo` (top level) | Devo forwarding: syslog (TLS) or http; keys in `config/devo.rs` | none |
 //!
 //! Unknown keys are errors (a typo must not silently fall back to a default).
+
+mod devo;
+
+pub use devo::{DevoOutput, DevoTls, DevoTransport, HTTP_MAX_BODY, REGIONS, TimestampStyle};
 
 use crate::UsageError;
 use crate::model::ContentType;
@@ -207,21 +211,6 @@ impl Default for UiConfig {
             }),
             token: None,
         }
-    }
-}
-
-/// `outputs.devo`: kept as given for the forwarder (a later issue). `Debug` shows only the
-/// keys, because the object may hold a key or a certificate.
-#[derive(Clone)]
-pub struct DevoOutput {
-    pub raw: Map<String, Value>,
-}
-
-impl fmt::Debug for DevoOutput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DevoOutput")
-            .field("keys", &self.raw.keys().collect::<Vec<_>>())
-            .finish()
     }
 }
 
@@ -569,7 +558,7 @@ impl Validator {
         if let Some(d) = m.get("devo")
             && let Some(dm) = self.object(d, "outputs.devo")
         {
-            out.devo = Some(DevoOutput { raw: dm.clone() });
+            out.devo = self.devo(dm);
         }
         out
     }
@@ -1082,10 +1071,9 @@ impl Config {
         ));
         s.push_str(&format!(
             "  devo output    {}\n",
-            if self.outputs.devo.is_some() {
-                "configured (forwarding not in this build)"
-            } else {
-                "none"
+            match &self.outputs.devo {
+                Some(d) => d.describe(),
+                None => "none".to_string(),
             }
         ));
         for w in &self.warnings {

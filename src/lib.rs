@@ -53,11 +53,13 @@
 #![forbid(unsafe_code)]
 
 pub mod alloc;
+pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod detect;
+pub mod forward;
 pub mod import;
 pub mod model;
 pub mod simulate;

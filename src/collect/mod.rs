@@ -762,6 +762,13 @@ pub fn command(config: &std::path::Path, data: &std::path::Path, once: bool) -> 
         tenant_id: o.tenant_id.clone(),
     };
     let store = Store::open(data, load_detections(vars)?)?;
+    let fwd = match crate::app::forward::start(&cfg, &store) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = store.close();
+            return Err(e);
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -796,8 +803,11 @@ pub fn command(config: &std::path::Path, data: &std::path::Path, once: bool) -> 
         anyhow::Ok(summary)
     });
     drop(rt);
+    // with --once, the outbox must be empty before the command says it is done
+    let forwarded = crate::app::forward::finish(&cfg, fwd, once && result.is_ok());
     store.close()?;
     let summary = result?;
+    forwarded?;
     tracing::info!(
         records_new = summary.records_new,
         duplicates = summary.duplicates,

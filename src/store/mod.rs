@@ -67,7 +67,7 @@
 //!
 //! Tables (`migrations/`): `records` (header columns, zstd raw JSON with a trained
 //! dictionary), `blobs` (the ledger: pending/done/failed/expired, attempts, last_error),
-//! `cursors`, `gaps` (the loss ledger), `hits`, `counters`, `outbox` (schema only),
+//! `cursors`, `gaps` (the loss ledger), `hits`, `counters`, `outbox` (the forwarder's queue, `outbox.rs`),
 //! `streams` (per content type state), `status`, `tenants`, `dicts`.
 //!
 //! # Invariants kept here (ARCHITECTURE.md §3)
@@ -89,6 +89,7 @@
 mod activity;
 mod db;
 mod index;
+mod outbox;
 mod report;
 mod scan;
 mod tokenizer;
@@ -96,6 +97,7 @@ mod writer;
 
 pub mod ui_queries;
 
+pub use outbox::{OutboxItem, OutboxStats, RESENT as OUTBOX_RESENT};
 pub use report::{render_stats, search_command, stats_command};
 pub use scan::{PackedDecoder, RawJson, ScanRow};
 pub use writer::MAX_MALFORMED_ATTEMPTS;
@@ -309,6 +311,8 @@ pub struct Stats {
     pub index: Option<IndexStats>,
     pub db_bytes: u64,
     pub index_bytes: u64,
+    /// The Devo forwarder's queue and connection; None when forwarding was never used.
+    pub outbox: Option<OutboxStats>,
 }
 
 /// `stats --json` → `monitor`: the guide's "Monitor It" evaluated now over what is stored,
@@ -1259,6 +1263,7 @@ impl Store {
                     index: None,
                     db_bytes: 0,
                     index_bytes: 0,
+                    outbox: None,
                 },
                 max_rowid,
             ))
@@ -1276,6 +1281,7 @@ impl Store {
         })?;
         stats.hits = self.hit_counts()?;
         stats.monitor = self.monitor_stats(Utc::now())?;
+        stats.outbox = self.outbox_stats()?;
         stats.db_bytes = dir_bytes_matching(&self.inner.data_dir, DB_FILE);
         stats.index_bytes = dir_bytes(&self.inner.data_dir.join(index::INDEX_DIR));
         Ok(stats)

@@ -98,21 +98,19 @@ async fn collect_and_serve(
     stop: CancellationToken,
 ) -> Result<()> {
     let o = cfg.office365.clone();
-    if cfg.outputs.devo.is_some() {
-        // say it loudly rather than let an analyst believe the SIEM receives the records
-        tracing::warn!(
-            "outputs.devo is configured, but this build has no forwarder: nothing is sent to Devo"
-        );
-        eprintln!(
-            "warning: outputs.devo is configured, but this build has no forwarder: nothing is sent to Devo"
-        );
-    }
     let vars = Vars {
         collector_id: o.collector_id.clone(),
         tenant_id: o.tenant_id.clone(),
     };
     let dets = collect::load_detections(vars)?;
     let store = Store::open(data, dets.clone())?;
+    let fwd = match crate::app::forward::start_async(cfg, &store).await {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = tokio::task::spawn_blocking(move || store.close()).await;
+            return Err(e);
+        }
+    };
     let result = async {
         let api = crate::collect::api::ApiClient::new(&o)?;
         let backend = Arc::new(StoreBackend::new(
@@ -159,9 +157,13 @@ async fn collect_and_serve(
         server.await.context("the UI task failed")?
     }
     .await;
-    let closed = tokio::task::spawn_blocking(move || store.close())
-        .await
-        .context("closing the store")?;
+    let cfg2 = cfg.clone();
+    let closed = tokio::task::spawn_blocking(move || {
+        let f = crate::app::forward::finish(&cfg2, fwd, false);
+        store.close().and(f)
+    })
+    .await
+    .context("closing the store")?;
     result.and(closed)
 }
 
@@ -231,8 +233,9 @@ pub fn demo_config_text(sim: &crate::simulate::Simulator) -> String {
     .to_string()
 }
 
-/// `m365audit demo [--listen ADDR] [--data DIR]`.
-pub fn demo(listen: SocketAddr, data: Option<&Path>) -> Result<()> {
+/// `m365audit demo [--listen ADDR] [--data DIR] [--devo FILE]`; FILE holds an
+/// `outputs.devo` object (paths in it relative to FILE), e.g. a local rsyslog.
+pub fn demo(listen: SocketAddr, data: Option<&Path>, devo: Option<&Path>) -> Result<()> {
     collect::init_tracing();
     super::choose_token(listen, env_token().as_deref())?;
     let (dir, temporary): (PathBuf, bool) = match data {
@@ -252,7 +255,10 @@ pub fn demo(listen: SocketAddr, data: Option<&Path>) -> Result<()> {
             .await
             .context("starting the practice tenant")?;
         tracing::info!(api_url = %sim.api_url, "practice tenant started");
-        let text = demo_config_text(&sim);
+        let mut text = demo_config_text(&sim);
+        if let Some(d) = devo {
+            text = crate::app::forward::demo_config_with_devo(&text, d)?;
+        }
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the data directory {}", dir.display()))?;
         // The practice tenant's ready line (its control plane), for tests and the curious.
