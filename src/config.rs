@@ -55,7 +55,10 @@
 
 mod devo;
 
-pub use devo::{DevoOutput, DevoTls, DevoTransport, HTTP_MAX_BODY, REGIONS, TimestampStyle};
+pub use devo::{
+    DEFAULT_BATCH_RECORDS, DEFAULT_CONFIRM_SECS, DEFAULT_MAX_RECORD_BYTES, DevoOutput, DevoTls,
+    DevoTransport, HTTP_MAX_BODY, REGIONS, TimestampStyle,
+};
 
 use crate::UsageError;
 use crate::model::ContentType;
@@ -1336,7 +1339,7 @@ mod tests {
         let text = filled().replacen(
             "{ \"inputs\"",
             r#"{ "ui": {"listen": "127.0.0.1:9999", "token": "ui-token-value"},
-                 "outputs": {"devo": {"address": "collector-eu.devo.io:443", "key": "devo-key-value"}},
+                 "outputs": {"devo": {"mode": "http", "endpoint": "https://http-eu.devo.io", "domain": "acme", "token": "devo-key-value"}},
                  "inputs""#,
             1,
         );
@@ -1347,7 +1350,7 @@ mod tests {
             Some("ui-token-value")
         );
         let devo = cfg.outputs.devo.as_ref().expect("devo kept");
-        assert_eq!(devo.raw["address"], "collector-eu.devo.io:443");
+        assert!(devo.describe().starts_with("http https://http-eu.devo.io"));
         let dbg = format!("{cfg:?}");
         assert!(
             !dbg.contains("ui-token-value") && !dbg.contains("devo-key-value"),

@@ -10,14 +10,16 @@
 //! collect  auth (client credentials), api (Management Activity API), the per-content-type loop
 //! store    the only owner of SQLite and tantivy: one writer thread, read-only connections
 //! detect   load queries/*.jq, compile once, run per record; grouping; inactivity monitor
+//! forward  the Devo forwarder: outbox → syslog over TLS (or HTTP /stream), one line a record
 //! ui       axum router, askama pages, security headers
 //! simulate the practice tenant: a faithful Management API + token endpoint + control plane
 //! import   offline files (JSON, JSONL, Purview CSV, .gz) → store
+//! app      the composition root: one file per command wires the modules together
 //! cli      the command line of ARCHITECTURE.md §7 and its exit codes
 //! alloc    how long freed pages are kept (the binary registers the allocator's setter)
 //! ```
 //!
-//! Arrows point one way: `model/config ← detect ← store ← collect/import/ui ← cli`.
+//! Arrows point one way: `model/config ← detect ← store ← collect/import/forward/ui ← app ← cli`.
 //! `simulate` shares `model` but never `store`.
 //!
 //! # Data flow
@@ -29,6 +31,8 @@
 //!   → fetch pending blobs (bounded concurrency, rate budget, retries)
 //!   → store TX2: records (INSERT OR IGNORE by tenant+Id) + hits + outbox rows + blob done
 //!   → tantivy catches up from SQLite (commit payload = highest indexed rowid)
+//! forward: outbox rows in id order → lines `<14>TS HOST TAG: JSON` → Devo
+//!   → confirmed (closing handshake / HTTP 2xx) → rows deleted
 //! ```
 //!
 //! # Invariants
@@ -39,8 +43,10 @@
 //!    duplicates never create a second row; duplicates dropped are counted.
 //! 3. A cursor only moves forward, and never past a window whose listing failed.
 //! 4. The tantivy index is never ahead of SQLite and can be deleted and rebuilt at any time.
-//! 5. An outbox row is deleted only after the receiver accepted it (at-least-once). The
-//!    Devo forwarder is not built yet, so no outbox rows are written and no test guards it.
+//! 5. An outbox row is deleted only after the receiver accepted it (at-least-once): for
+//!    syslog, once the connection it was written on closed with the closing handshake;
+//!    for HTTP, once its request got a 2xx. A crash, an outage or a refused certificate
+//!    leaves the row queued; it is sent again (Devo keeps the record's `Id` to dedupe).
 //! 6. No silent loss: an expired blob, a blob that failed N times, a window clamped by the
 //!    7-day limit — each is a row in the loss ledger, shown in `stats` and in the UI.
 //! 7. Secrets (client secret, tokens, Devo key, HTTP token) never appear in logs, the UI,
@@ -48,7 +54,7 @@
 //!    the configured API host.
 //! 8. Blocking work (SQLite, tantivy, jaq) never runs on the async runtime's worker threads.
 //!
-//! Each invariant (but 5, see above) is guarded by a test named after it (`invariant_N_…`).
+//! Each invariant is guarded by a test named after it (`invariant_N_…`).
 
 #![forbid(unsafe_code)]
 

@@ -34,6 +34,10 @@ pub const REGIONS: &[(&str, &str, &str)] = &[
 /// Largest record sent, in bytes of the line's JSON, unless `max_record_bytes` says
 /// otherwise (Devo documents no limit for syslog; larger records are counted, never cut).
 pub const DEFAULT_MAX_RECORD_BYTES: u64 = 1024 * 1024;
+/// Records read from the outbox per batch, unless `batch_records` says otherwise.
+pub const DEFAULT_BATCH_RECORDS: u64 = 2000;
+/// Seconds lines may stay unconfirmed on one connection, unless `confirm_secs` says so.
+pub const DEFAULT_CONFIRM_SECS: u64 = 2;
 /// Devo's HTTP ingestion takes at most 32 MB per request.
 pub const HTTP_MAX_BODY: u64 = 32 * 1000 * 1000;
 
@@ -229,7 +233,7 @@ impl Validator {
             &format!("{p}.batch_records"),
             1,
             100_000,
-            2000,
+            DEFAULT_BATCH_RECORDS,
             "",
         ) as usize;
         let confirm_secs = self.int(
@@ -237,7 +241,7 @@ impl Validator {
             &format!("{p}.confirm_secs"),
             1,
             3600,
-            2,
+            DEFAULT_CONFIRM_SECS,
             " (at most the 1 h a Devo connection may live)",
         );
         let alert_after_secs = self.int(

@@ -15,6 +15,7 @@
 //! Runs on its own thread (blocking sockets; SQLite reads; no async worker is blocked);
 //! its state (connection, last error, down since) goes to the store for `stats` and the UI.
 
+pub mod bench;
 mod http;
 pub mod line;
 mod syslog;

@@ -41,6 +41,10 @@
 //! set_status(key, serde_json::Value) -> Reply<()>                           e.g. "auth", "monitor"
 //! bump_counter(name, by) -> Reply<()>
 //! flush() -> Reply<i64>                                                     index committed up to rowid
+//! set_forwarding(on) -> Reply<()>                                           outbox on/off (kept in the store)
+//! outbox_ack(sent, oversized, missing) -> Reply<()>                         delete accepted rows (invariant 5)
+//! queue_backfill(since) -> Reply<usize>                                     queue older records, each range once
+//! set_forward_state(Value) -> Reply<()>                                     what the forwarder reports
 //!
 //! // reads (blocking)
 //! cursor(tenant, ct) -> Result<Option<DateTime<Utc>>>
@@ -63,6 +67,8 @@
 //! stats() -> Result<Stats>                                        Serialize = `stats --json`
 //! search(query, limit) -> Result<SearchResult>                    Serialize = `search --json`
 //! record_keys() -> Result<Vec<(String tenant, String id)>>        tests: compare with truth
+//! outbox_batch(after_id, limit) -> Result<Vec<OutboxItem>>        id order, raw JSON as received
+//! outbox_depth() / outbox_stats() -> Result<…>                    `stats`, UI, /metrics
 //! ```
 //!
 //! Tables (`migrations/`): `records` (header columns, zstd raw JSON with a trained
@@ -72,8 +78,9 @@
 //!
 //! # Invariants kept here (ARCHITECTURE.md §3)
 //!
-//! 1. A blob becomes `done` in the transaction that stores its records and hits
-//!    (`Writer::ingest_blob`); after a crash it is fully stored or still pending.
+//! 1. A blob becomes `done` in the transaction that stores its records, hits and (while
+//!    forwarding is on) outbox rows (`Writer::ingest_blob`); after a crash it is fully
+//!    stored or still pending.
 //! 2. Records are unique per (tenant, Id): `UNIQUE (tenant, id)` + `INSERT OR IGNORE`;
 //!    every ignored insert adds one to the counter `duplicates_dropped`.
 //! 3. `cursor = max(cursor, new)`: a cursor never moves back. The collector calls

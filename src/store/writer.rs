@@ -799,6 +799,8 @@ pub fn prepare_blob(body: &[u8], detections: &Detections, dict: &SharedDict) -> 
 /// Inserts prepared records (tenant id, record) inside `tx`; duplicates by (tenant, Id)
 /// are skipped and counted; hits are inserted for new records only. A new record keeps
 /// `blob_id`, the blob it came from (None for an import).
+// The writer's state is split into the fields this borrows; bundling them would only rename.
+#[allow(clippy::too_many_arguments)]
 fn insert_prepared(
     tx: &Connection,
     items: impl Iterator<Item = (i64, PreparedRecord)>,
