@@ -152,27 +152,30 @@ fn a_client_the_receiver_does_not_trust_is_refused_and_keeps_its_outbox() {
 }
 
 #[test]
-fn a_receiver_outage_loses_nothing_and_resends_are_counted() {
+fn a_receiver_outage_during_a_backfill_loses_nothing_and_resends_are_counted() {
     if !have_rsyslog() {
         return;
     }
     let sim = Sim::start(&["--days", "3", "--records-per-day", "6000"]);
     sim.freeze();
     let s = setup(&sim, json!({}));
+    // a store filled before forwarding was on: the backfill is one long stream of lines
+    let out = collect_once(&s, &[]);
+    assert!(out.status.success(), "collect: {}", text(&out.stderr));
     let mut rs = Rsyslog::start(&s.dir.path().join("rsyslog"));
     let mut devo = rs.devo_config("client.crt", "client.key");
     devo["confirm_secs"] = json!(3);
     devo["drain_secs"] = json!(240);
     add_devo(&s.config, devo);
     let child = Command::new(BIN)
-        .args(["collect", "--once", "--config"])
+        .args(["forward", "--backfill-since", "2000-01-01", "--config"])
         .arg(&s.config)
         .arg("--data")
         .arg(&s.data)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("collect");
+        .expect("forward");
     // stop the receiver once forwarding is under way
     let start = Instant::now();
     while rs.raw_lines().len() < 200 {
@@ -187,7 +190,8 @@ fn a_receiver_outage_loses_nothing_and_resends_are_counted() {
     std::thread::sleep(Duration::from_secs(3));
     rs.restart();
     let out = wait_output(child, Duration::from_secs(400));
-    assert!(out.status.success(), "collect: {}", text(&out.stderr));
+    assert!(out.status.success(), "forward: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("queued "), "{}", text(&out.stdout));
     let expected = expected_lines(&s.data, &default_hostname());
     let n = total(&expected);
     assert!(during < n, "the outage was in the middle ({during} of {n})");
