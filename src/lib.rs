@@ -5,22 +5,27 @@
 //! # Layout
 //!
 //! ```text
+//! model    ContentType, BlobRef, RecordHeader, table names, the defaults — plain data
 //! config   Devo parameters template + appliance extensions; validation; secrets never in Debug
-//! model    ContentType, BlobRef, RecordHeader, table names — plain data
-//! collect  auth (client credentials), api (Management Activity API), the per-content-type loop
-//! store    the only owner of SQLite and tantivy: one writer thread, read-only connections
 //! detect   load queries/*.jq, compile once, run per record; grouping; inactivity monitor
+//! store    the only owner of SQLite and tantivy: one writer thread, read-only connections
+//! collect  auth (client credentials), api (Management Activity API), the per-content-type loop
+//! import   offline files (JSON, JSONL, Purview CSV, .gz) → store
 //! forward  the Devo forwarder: outbox → syslog over TLS (or HTTP /stream), one line a record
 //! ui       axum router, askama pages, security headers
 //! simulate the practice tenant: a faithful Management API + token endpoint + control plane
-//! import   offline files (JSON, JSONL, Purview CSV, .gz) → store
-//! app      the composition root: one file per command wires the modules together
-//! cli      the command line of ARCHITECTURE.md §7 and its exit codes
+//! app      the composition root: one file per command puts the pieces above together and
+//!          runs them as a process (runtime, tracing, signals); the `bench` stages
+//! cli      the command line (flags only) and its exit codes; dispatches to `app`
 //! alloc    how long freed pages are kept (the binary registers the allocator's setter)
+//! corpus   deterministic synthetic records for benchmarks and tests
 //! ```
 //!
-//! Arrows point one way: `model/config ← detect ← store ← collect/import/forward/ui ← app ← cli`.
-//! `simulate` shares `model` but never `store`.
+//! Arrows point one way:
+//! `model/config ← detect/linq ← store ← collect/import/forward/ui ← app ← cli/main`.
+//! `ui` never imports `collect` or `simulate`; `simulate` shares `model` only; no module
+//! but `main` imports `cli`. `tests/import_rules.rs` holds the table of allowed imports
+//! and fails on any other (`linq` and `forward` have their rows before they exist).
 //!
 //! # Data flow
 //!
@@ -46,7 +51,8 @@
 //! 5. An outbox row is deleted only after the receiver accepted it (at-least-once): for
 //!    syslog, once the connection it was written on closed with the closing handshake;
 //!    for HTTP, once its request got a 2xx. A crash, an outage or a refused certificate
-//!    leaves the row queued; it is sent again (Devo keeps the record's `Id` to dedupe).
+//!    leaves the row queued and it is sent again (Devo does not deduplicate; the record's
+//!    `Id` lets an analyst do it).
 //! 6. No silent loss: an expired blob, a blob that failed N times, a window clamped by the
 //!    7-day limit — each is a row in the loss ledger, shown in `stats` and in the UI.
 //! 7. Secrets (client secret, tokens, Devo key, HTTP token) never appear in logs, the UI,
@@ -60,10 +66,10 @@
 
 pub mod alloc;
 pub mod app;
-pub mod bench;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod corpus;
 pub mod detect;
 pub mod forward;
 pub mod import;

@@ -191,7 +191,11 @@ fn a_receiver_outage_during_a_backfill_loses_nothing_and_resends_are_counted() {
     rs.restart();
     let out = wait_output(child, Duration::from_secs(400));
     assert!(out.status.success(), "forward: {}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("queued "), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("queued "),
+        "{}",
+        text(&out.stdout)
+    );
     let expected = expected_lines(&s.data, &default_hostname());
     let n = total(&expected);
     assert!(during < n, "the outage was in the middle ({during} of {n})");

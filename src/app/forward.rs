@@ -72,7 +72,7 @@ pub fn finish(cfg: &Config, fwd: Option<Forwarder>, drain: bool) -> Result<()> {
 /// sends the whole outbox and exits (1 with rows left after `drain_secs`). Needs the
 /// store to itself: stop `run`/`collect` first.
 pub fn command(config: &Path, data: &Path, backfill_since: Option<&str>) -> Result<()> {
-    crate::collect::init_tracing();
+    super::init_tracing();
     let cfg = crate::config::load(config)?;
     if cfg.outputs.devo.is_none() {
         return Err(crate::UsageError(format!(

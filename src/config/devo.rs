@@ -19,7 +19,8 @@
 //! HTTP mode: `"mode": "http"`, `"endpoint"` (or `"region"`), `"domain"`, `"token"` (a
 //! secret: string, `{"env"}` or `{"file"}`).
 
-use super::{Secret, Validator, kind};
+use super::Secret;
+use super::validate::{Validator, kind};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 

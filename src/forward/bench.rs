@@ -1,14 +1,12 @@
-//! The forwarder's `bench` stages and the loopback TLS receiver they send to: a rustls
+//! The loopback TLS receiver the forwarding `bench` stages send to: a rustls
 //! server on 127.0.0.1 with mutual TLS that counts the lines it reads and answers our
 //! close with its own (so the forwarder's confirmation works as against rsyslog).
 //!
 //! The certificates in `bench_certs/` are throwaway loopback material made for this
 //! benchmark (a test CA, `127.0.0.1`); they protect nothing and are never used elsewhere.
 
-use crate::bench::{BenchCtx, Row, cpu_seconds, load_average, peak_rss_mib};
 use crate::config::{DevoOutput, DevoTls, DevoTransport, TimestampStyle};
-use crate::store::Store;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::io::Read;
@@ -16,16 +14,13 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CA: &str = include_str!("bench_certs/ca.crt");
 const SERVER_CRT: &str = include_str!("bench_certs/server.crt");
 const SERVER_KEY: &str = include_str!("bench_certs/server.key");
 const CLIENT_CRT: &str = include_str!("bench_certs/client.crt");
 const CLIENT_KEY: &str = include_str!("bench_certs/client.key");
-
-/// Target of the forwarding stage.
-pub const TARGET_RECORDS_PER_SEC: f64 = 50_000.0;
 
 /// A loopback syslog-over-TLS receiver that counts lines.
 pub struct Receiver {
@@ -144,48 +139,4 @@ pub fn settings(port: u16, dir: &Path) -> Result<super::Settings> {
         drain_secs: 600,
     };
     super::Settings::new(&devo, "12345")
-}
-
-/// Forwarding throughput: every record of the collect stage's store queued (a backfill),
-/// then sent to the loopback TLS receiver until the outbox is empty and confirmed.
-pub fn stage_forward(ctx: &mut BenchCtx) -> Result<Row> {
-    let data = ctx
-        .data
-        .clone()
-        .context("the forward stage sends the collect stage's store")?;
-    let recv = Receiver::start()?;
-    let s = settings(recv.port, &ctx.dir.join("forward-certs"))?;
-    let store = Store::open(&data, Arc::new(crate::detect::Detections::empty()))?;
-    store.set_forwarding(true).wait()?;
-    let start = Instant::now();
-    let cpu0 = cpu_seconds();
-    let load0 = load_average();
-    let n = store
-        .queue_backfill(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH)
-        .wait()? as u64;
-    let fwd = super::Forwarder::start(store.clone(), s)?;
-    let left = fwd.drain(Duration::from_secs(600))?;
-    let secs = start.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
-    let load = (load0 + load_average()) / 2.0;
-    store.close()?;
-    let got = recv.lines();
-    if left > 0 || got < n {
-        anyhow::bail!("forwarding did not finish: {left} rows left, {got} of {n} lines received");
-    }
-    let rate = n as f64 / secs;
-    Ok(Row {
-        stage: "forward".into(),
-        records: n,
-        seconds: secs,
-        records_per_sec: rate,
-        cpu_seconds: cpu,
-        peak_rss_mib: peak_rss_mib(),
-        disk_ratio: None,
-        target: format!("≥ {TARGET_RECORDS_PER_SEC:.0} rec/s to a loopback TLS receiver"),
-        pass: Some(rate >= TARGET_RECORDS_PER_SEC),
-        note: format!(
-            "outbox → syslog lines over mutual TLS on 127.0.0.1, confirmed by the closing handshake; {got} lines received (receiver in-process, its CPU included), load avg {load:.1}"
-        ),
-    })
 }

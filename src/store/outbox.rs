@@ -15,6 +15,7 @@
 
 use super::writer::Writer;
 use super::{Reply, Store, db};
+
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
