@@ -13,6 +13,7 @@ pub mod demo;
 pub mod detect;
 pub mod forward;
 pub mod import;
+pub mod linq;
 pub mod run;
 pub mod serve;
 pub mod simulate;
