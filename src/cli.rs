@@ -30,6 +30,9 @@ pub enum Command {
         listen: SocketAddr,
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Forward to Devo: a JSON file holding an `outputs.devo` object.
+        #[arg(long)]
+        devo: Option<PathBuf>,
     },
     /// The appliance: collect continuously, detect, forward, serve the UI.
     Run {
@@ -123,6 +126,16 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Send the Devo outbox; with --backfill-since, first queue the records stored
+    /// before forwarding was on (CreationTime at or after TIME).
+    Forward {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        #[arg(long, value_name = "TIME")]
+        backfill_since: Option<String>,
+    },
     /// Sizing benchmark: every stage, one table.
     Bench {
         #[arg(long, default_value_t = 200_000)]
@@ -191,7 +204,9 @@ pub fn run(cli: Cli) -> i32 {
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     use crate::app;
     match cli.command {
-        Command::Demo { listen, data } => app::demo::demo(listen, data.as_deref()),
+        Command::Demo { listen, data, devo } => {
+            app::demo::demo(listen, data.as_deref(), devo.as_deref())
+        }
         Command::Run {
             config,
             data,
@@ -235,5 +250,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => app::stats::search(&data, &query, limit, json),
         Command::Import { data, files } => app::import::import(&data, &files),
         Command::Bench { records, json } => app::bench::bench(records, json),
+        Command::Forward {
+            config,
+            data,
+            backfill_since,
+        } => app::forward::command(&config, &data, backfill_since.as_deref()),
     }
 }
