@@ -29,6 +29,7 @@ mod memo;
 mod meta;
 pub mod monitor;
 mod project;
+mod reads;
 pub mod report;
 
 pub use engine::{Limits, RunFailure};
@@ -156,12 +157,15 @@ struct Detection {
     program: Program,
     table: TableSel,
     ops: OpFilter,
-    /// The top-level fields to parse for it (`# fields` plus the first step of every
-    /// `group_by`/`distinct` path, which grouping may read from the record); None: all.
+    /// The top-level fields to parse for it (what `reads.rs` finds the filter reads, plus
+    /// the first step of every `group_by`/`distinct` path, which grouping may read from the
+    /// record); None: all.
     proj: Option<Vec<Field>>,
-    /// The `# contains` words as searchers, each with whether it holds a `/` (which the
-    /// JSON text may spell `\\/`).
+    /// Prefilter words as searchers, each with whether it holds a `/` (which the JSON text
+    /// may spell `\\/`): none unless [`Detections::trusting_claims`].
     words: Vec<(memmem::Finder<'static>, bool)>,
+    /// What derivation found the filter reads.
+    reads: reads::Reads,
 }
 
 impl Detection {
@@ -341,25 +345,27 @@ impl Detections {
             };
             match Program::compile(&src.file, &src.code, &libs) {
                 Ok(program) => {
+                    let (masked, includes) = engine::masked_and_includes(&src.code);
+                    let reads = reads::derive_file(&src.file, &masked, &includes, |m| {
+                        libs.files.get(m).cloned()
+                    });
+                    if let Some(e) = check_claim(&meta, &reads, &src.file, &src.code) {
+                        errors.push(e);
+                        continue;
+                    }
                     let ops = OpFilter::new(&meta.operations);
-                    let proj = projection(&meta);
-                    let words = meta
-                        .contains
-                        .iter()
-                        .map(|w| {
-                            (
-                                memmem::Finder::new(w.as_bytes()).into_owned(),
-                                w.contains('/'),
-                            )
-                        })
-                        .collect();
+                    let proj = match &reads {
+                        reads::Reads::Fields(f) => Some(projection(f, &meta)),
+                        reads::Reads::Whole(_) => None,
+                    };
                     items.push(Detection {
                         meta,
                         program,
                         table,
                         ops,
                         proj,
-                        words,
+                        words: Vec::new(),
+                        reads,
                     });
                 }
                 Err(es) => errors.extend(es),
@@ -420,6 +426,38 @@ impl Detections {
             }
             out.truncate(w);
         }
+    }
+
+    /// The same detections run the way the engine did before it derived what they read:
+    /// trusting each header's hand-written `# fields` (the whole record without one) and
+    /// `# contains` words. Only `bench` uses it, to compare the two; nothing proves these
+    /// claims beyond the load-time check of `# fields`.
+    pub fn trusting_claims(mut self) -> Detections {
+        for d in &mut self.items {
+            d.proj = (!d.meta.fields.is_empty()).then(|| projection(&d.meta.fields, &d.meta));
+            d.words = d
+                .meta
+                .contains
+                .iter()
+                .map(|w| {
+                    (
+                        memmem::Finder::new(w.as_bytes()).into_owned(),
+                        w.contains('/'),
+                    )
+                })
+                .collect();
+        }
+        self
+    }
+
+    /// What detection `id` reads of a record: its fields (`ExtendedProperties[RequestType]`
+    /// for the entries of a Name/Value array), or why it needs the whole record.
+    pub fn reads(&self, id: &str) -> Option<Result<Vec<String>, String>> {
+        let d = self.items.iter().find(|d| d.meta.id == id)?;
+        Some(match &d.reads {
+            reads::Reads::Fields(f) => Ok(f.iter().map(Field::to_string).collect()),
+            reads::Reads::Whole(why) => Err(why.clone()),
+        })
     }
 
     /// The same detections with other per-record limits.
@@ -517,7 +555,7 @@ impl Detections {
         lower: &mut Vec<u8>,
         out: &mut Vec<u16>,
     ) {
-        let guarded = |c: &u16| !self.items[usize::from(*c)].meta.contains.is_empty();
+        let guarded = |c: &u16| !self.items[usize::from(*c)].words.is_empty();
         if !cands.iter().any(guarded) {
             out.extend_from_slice(cands);
             return;
@@ -666,13 +704,64 @@ impl Detections {
     }
 }
 
-/// The fields to parse for a detection: its `# fields` and the first step of each
-/// `group_by` and `distinct` path (grouping falls back to the record for those); None when
-/// it declares none (the whole record).
-fn projection(meta: &Meta) -> Option<Vec<Field>> {
+/// A hand-written `# fields` line must name everything the filter reads (what
+/// [`reads::derive_file`] finds): the first thing it leaves out is a load error at that line.
+fn check_claim(meta: &Meta, reads: &reads::Reads, file: &str, code: &str) -> Option<LoadError> {
     if meta.fields.is_empty() {
         return None;
     }
+    let line = code
+        .lines()
+        .position(|l| {
+            l.strip_prefix('#')
+                .is_some_and(|r| r.trim_start().starts_with("fields:"))
+        })
+        .map_or(1, |i| i + 1);
+    let err = |message: String| LoadError {
+        file: file.to_string(),
+        line,
+        column: 1,
+        message,
+    };
+    let derived = match reads {
+        reads::Reads::Whole(why) => {
+            return Some(err(format!(
+                "`# fields` lists some fields, but the filter reads the whole record ({why}); remove the line"
+            )));
+        }
+        reads::Reads::Fields(f) => f,
+    };
+    for d in derived {
+        let Some(claim) = meta.fields.iter().find(|c| c.name == d.name) else {
+            return Some(err(format!(
+                "`# fields` leaves out `{}`, which the filter reads (the line is optional: the engine works it out)",
+                d.name
+            )));
+        };
+        match (&claim.entries, &d.entries) {
+            (None, _) => {}
+            (Some(_), None) => {
+                return Some(err(format!(
+                    "`# fields` names entries of `{}`, but the filter reads all of it",
+                    d.name
+                )));
+            }
+            (Some(c), Some(e)) => {
+                if let Some(missing) = e.iter().find(|x| !c.contains(x)) {
+                    return Some(err(format!(
+                        "`# fields` leaves out `{}[{missing}]`, which the filter reads",
+                        d.name
+                    )));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The fields to parse for a detection: those it reads and the first step of each
+/// `group_by` and `distinct` path (grouping falls back to the record for those).
+fn projection(fields: &[Field], meta: &Meta) -> Vec<Field> {
     let roots = meta
         .group_by
         .iter()
@@ -680,11 +769,11 @@ fn projection(meta: &Meta) -> Option<Vec<Field>> {
         .filter_map(|p| p.split('.').next())
         .map(Field::whole);
     let mut out: Vec<Field> = Vec::new();
-    for f in meta.fields.iter().cloned().chain(roots) {
+    for f in fields.iter().cloned().chain(roots) {
         union_into(&mut out, &f);
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    Some(out)
+    out
 }
 
 /// Adds `f` to the selection `out` (merging it with a selection of the same field).
