@@ -31,6 +31,7 @@ pub mod monitor;
 mod project;
 mod reads;
 pub mod report;
+mod words;
 
 pub use engine::{Limits, RunFailure};
 pub use group::{Group, group_hits, group_key, threshold_groups, threshold_groups_distinct};
@@ -161,9 +162,9 @@ struct Detection {
     /// the first step of every `group_by`/`distinct` path, which grouping may read from the
     /// record); None: all.
     proj: Option<Vec<Field>>,
-    /// Prefilter words as searchers, each with whether it holds a `/` (which the JSON text
-    /// may spell `\\/`): none unless [`Detections::trusting_claims`].
-    words: Vec<(memmem::Finder<'static>, bool)>,
+    /// Prefilter words (`words.rs`) as searchers, each with whether it holds a `/` (which
+    /// the JSON text may spell `\\/`): the text must hold a word of every set.
+    words: Vec<Vec<(memmem::Finder<'static>, bool)>>,
     /// What derivation found the filter reads.
     reads: reads::Reads,
 }
@@ -353,6 +354,21 @@ impl Detections {
                         errors.push(e);
                         continue;
                     }
+                    let derived_words = words::derive_file(
+                        &masked,
+                        &includes,
+                        |m| libs.files.get(m).cloned(),
+                        &meta.operations,
+                    );
+                    // a set naming the table's workload holds for every candidate
+                    let words = derived_words
+                        .iter()
+                        .filter(|set| match &table {
+                            TableSel::Workload(w) => !set.contains(&w.to_ascii_lowercase()),
+                            _ => true,
+                        })
+                        .map(|set| finders(set))
+                        .collect();
                     let ops = OpFilter::new(&meta.operations);
                     let proj = match &reads {
                         reads::Reads::Fields(f) => Some(projection(f, &meta)),
@@ -364,7 +380,7 @@ impl Detections {
                         table,
                         ops,
                         proj,
-                        words: Vec::new(),
+                        words,
                         reads,
                     });
                 }
@@ -435,17 +451,11 @@ impl Detections {
     pub fn trusting_claims(mut self) -> Detections {
         for d in &mut self.items {
             d.proj = (!d.meta.fields.is_empty()).then(|| projection(&d.meta.fields, &d.meta));
-            d.words = d
-                .meta
-                .contains
-                .iter()
-                .map(|w| {
-                    (
-                        memmem::Finder::new(w.as_bytes()).into_owned(),
-                        w.contains('/'),
-                    )
-                })
-                .collect();
+            d.words = if d.meta.contains.is_empty() {
+                Vec::new()
+            } else {
+                vec![finders(&d.meta.contains)]
+            };
         }
         self
     }
@@ -565,14 +575,15 @@ impl Detections {
         let plain = std::str::from_utf8(lower).is_ok() && memmem::find(lower, b"\\u").is_none();
         let mut slash_escape = None;
         for &c in cands {
-            let words = &self.items[usize::from(c)].words;
+            let sets = &self.items[usize::from(c)].words;
             let admit = !plain
-                || words.is_empty()
-                || words.iter().any(|(w, slash)| {
-                    w.find(lower).is_some()
-                        || (*slash
-                            && *slash_escape
-                                .get_or_insert_with(|| memmem::find(lower, b"\\/").is_some()))
+                || sets.iter().all(|words| {
+                    words.iter().any(|(w, slash)| {
+                        w.find(lower).is_some()
+                            || (*slash
+                                && *slash_escape
+                                    .get_or_insert_with(|| memmem::find(lower, b"\\/").is_some()))
+                    })
                 });
             if admit {
                 out.push(c);
@@ -702,6 +713,20 @@ impl Detections {
         });
         (hits, err)
     }
+}
+
+/// Searchers for one set of prefilter words, each with whether it holds a `/`.
+fn finders(words: &[String]) -> Vec<(memmem::Finder<'static>, bool)> {
+    words
+        .iter()
+        .map(|w| {
+            let w = w.to_ascii_lowercase();
+            (
+                memmem::Finder::new(w.as_bytes()).into_owned(),
+                w.contains('/'),
+            )
+        })
+        .collect()
 }
 
 /// A hand-written `# fields` line must name everything the filter reads (what

@@ -825,7 +825,11 @@ mod tests {
     use super::*;
 
     fn reads(code: &str, lib: &str) -> Reads {
-        let libs = if lib.is_empty() { vec![] } else { vec!["m".to_string()] };
+        let libs = if lib.is_empty() {
+            vec![]
+        } else {
+            vec!["m".to_string()]
+        };
         derive_file("q.jq", code, &libs, |_| {
             Some(("lib/m.jq".to_string(), lib.to_string()))
         })
@@ -845,10 +849,7 @@ mod tests {
             "sel(.Operation == \"x\") | . as $r | .C.D as $d | {UserId, ip: ip, e: $r.E, d: $d, s: \"\\(.S)\"}",
             lib,
         );
-        assert_eq!(
-            fields(&r),
-            ["A", "B", "C", "E", "Operation", "S", "UserId"]
-        );
+        assert_eq!(fields(&r), ["A", "B", "C", "E", "Operation", "S", "UserId"]);
     }
 
     #[test]
@@ -856,11 +857,17 @@ mod tests {
         let lib = "def ep($n): first(.ExtendedProperties[]? | objects | select(.Name == $n) | .Value) // null;";
         let r = reads("{a: ep(\"UserAgent\"), b: ep(\"RequestType\")}", lib);
         assert_eq!(fields(&r), ["ExtendedProperties[RequestType|UserAgent]"]);
-        let r = reads("{a: ep(\"UserAgent\"), n: (.ExtendedProperties | length)}", lib);
+        let r = reads(
+            "{a: ep(\"UserAgent\"), n: (.ExtendedProperties | length)}",
+            lib,
+        );
         assert_eq!(fields(&r), ["ExtendedProperties"]);
         let r = reads("[.ExtendedProperties[]? | objects] | length", "");
         assert_eq!(fields(&r), ["ExtendedProperties"]);
-        let r = reads("[.ExtendedProperties[]? | objects | select(.Name == .Value)]", "");
+        let r = reads(
+            "[.ExtendedProperties[]? | objects | select(.Name == .Value)]",
+            "",
+        );
         assert_eq!(fields(&r), ["ExtendedProperties"]);
         let r = reads(".ExtendedProperties[]? | select(.Name == \"x\")", "");
         assert_eq!(fields(&r), ["ExtendedProperties"]);

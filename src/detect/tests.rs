@@ -270,10 +270,17 @@ fn fields_are_derived_and_a_claim_that_leaves_one_out_is_refused_at_its_line() {
     assert_eq!(whole.line, 4, "{whole}");
     assert!(whole.message.contains("`length`"), "{whole}");
     assert_eq!(find("bad.jq").line, 3);
-    assert_eq!(d.reads("ok"), Some(Ok(vec!["Operation".into(), "UserId".into()])));
+    assert_eq!(
+        d.reads("ok"),
+        Some(Ok(vec!["Operation".into(), "UserId".into()]))
+    );
     assert_eq!(
         d.reads("bare"),
-        Some(Ok(vec!["Operation".into(), "UserAgent".into(), "UserId".into()]))
+        Some(Ok(vec![
+            "Operation".into(),
+            "UserAgent".into(),
+            "UserId".into()
+        ]))
     );
     let r = rec("UserLoginFailed", "AzureActiveDirectory");
     let (full, _) = d.run_unfiltered(&r);
