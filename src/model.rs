@@ -12,6 +12,17 @@ use serde_json::Value;
 use std::fmt;
 use std::str::FromStr;
 
+/// Where the web UI listens unless a flag or the config says otherwise (every command and
+/// the config's `ui.listen` share this one default).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8365";
+
+/// The data directory of the commands that take `--data`.
+pub const DEFAULT_DATA_DIR: &str = "./m365audit-data";
+
+/// The inactivity monitor's default quiet period: Microsoft documents up to 12 hours of
+/// latency.
+pub const DEFAULT_QUIET_HOURS: i64 = 12;
+
 /// The five content types of the Office 365 Management Activity API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ContentType {
@@ -79,7 +90,7 @@ impl ContentType {
     }
 
     /// Where Microsoft publishes a record, by its RecordType and Workload
-    /// (management-api.md §3.2: DLP record types first, then the workload).
+    /// (docs/management-api.md, Routes: DLP record types first, then the workload).
     pub fn for_record(workload: &str, record_type: i64) -> ContentType {
         if matches!(record_type, 11 | 13 | 33 | 63 | 107) {
             return ContentType::DlpAll;
@@ -152,6 +163,30 @@ pub fn is_auth_operation(operation: &str) -> bool {
     )
 }
 
+/// Attacker-controlled text (any record value) made safe to print on a terminal: C0 and C1
+/// controls, DEL and the bidirectional overrides/isolates (U+202A–202E, U+2066–2069) are
+/// written as escapes, so a value cannot move the cursor, recolour the screen or reorder
+/// what follows it. Text without them is returned as is.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The columns every stored record carries beside its raw JSON.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordHeader {
@@ -178,8 +213,8 @@ pub enum RecordError {
 }
 
 impl RecordHeader {
-    /// Extracts the header of one raw record, tolerating the shapes of management-api.md
-    /// §4.6 (numbers as strings, CreationTime without zone, ClientIP with port or brackets).
+    /// Extracts the header of one raw record, tolerating the shapes of docs/management-api.md
+    /// (Record quirks: numbers as strings, CreationTime without zone, ClientIP with port or brackets).
     pub fn from_value(v: &Value) -> Result<RecordHeader, RecordError> {
         let obj = v.as_object().ok_or(RecordError::NotAnObject)?;
         let id = obj
