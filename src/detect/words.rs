@@ -148,7 +148,7 @@ struct Cx {
 impl Cx {
     /// Runs `f` once per abstract input and merges: outputs joined, total when all are,
     /// and a word set only where every input gives one.
-    fn each<'a, 's>(&mut self, input: &[V], mut f: impl FnMut(&mut Cx, &V) -> Res) -> Res {
+    fn each(&mut self, input: &[V], mut f: impl FnMut(&mut Cx, &V) -> Res) -> Res {
         let mut out: Option<Res> = None;
         for v in input {
             let r = f(self, v);
