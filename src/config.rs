@@ -2,7 +2,8 @@
 //! as the guide prints it (`inputs.office365.{credentials,enabled,id,services}`), plus the
 //! documented extensions of ARCHITECTURE.md §4 (`cloud`, `login_url`, `api_url`,
 //! `backfill_hours`, `poll_interval_secs`, `overlap_secs`, `max_concurrency`,
-//! `requests_per_minute`, `quiet_hours`, `auth_version`, `resource`, `client_secret_expires`) and the
+//! `requests_per_minute`, `quiet_hours`, `auth_version`, `token_auth`, `max_window_secs`,
+//! `resource`, `client_secret_expires`) and the
 //! top-level `outputs` and `ui` objects.
 //!
 //! This module owns parsing, validation and the sovereign-cloud endpoint table. It reads the
@@ -40,6 +41,8 @@
 //! | `login_url`, `api_url` | base URL overrides (the practice tenant); `http://` only for loopback | from `cloud` |
 //! | `resource` | token audience override | the cloud's API host |
 //! | `auth_version` | `"v2"` (`scope=…/.default`) or `"v1"` (`resource=`) | `"v2"` |
+//! | `token_auth` | how the client credentials reach the token endpoint: `"post"` (in the form body, `client_secret_post`) or `"basic"` (HTTP Basic, `client_secret_basic`) | `"post"` |
+//! | `max_window_secs` | longest listing window the API accepts, 60–86400 (some proxies and doubles allow less than Microsoft's 24 h) | 86400 |
 //! | `publisher_identifier` | `PublisherIdentifier` GUID sent on every request | `tenant_id` |
 //! | `backfill_hours` | how far back the first run starts, 1–168 | 168 |
 //! | `poll_interval_secs` | pause between polls, 1–86400 | 60 |
@@ -140,11 +143,24 @@ pub enum AuthVersion {
     V2,
 }
 
+/// How the client credentials reach the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuth {
+    /// `client_id` and `client_secret` in the form body (`client_secret_post`).
+    Post,
+    /// `Authorization: Basic` (`client_secret_basic`), which Microsoft also accepts and
+    /// some proxies and doubles of the API require.
+    Basic,
+}
+
 /// Defaults of the extensions (documented in the README's config reference).
 pub const DEFAULT_BACKFILL_HOURS: u32 = 168;
 pub const MAX_BACKFILL_HOURS: u32 = 168;
 pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 60;
 pub const DEFAULT_OVERLAP_SECS: u64 = 7200;
+/// Microsoft's longest listing window.
+pub const DEFAULT_MAX_WINDOW_SECS: u64 = 86_400;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
 pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 1000;
 pub const DEFAULT_UI_LISTEN: &str = "127.0.0.1:8365";
@@ -173,11 +189,14 @@ pub struct Office365 {
     /// API host unless `resource` overrides it (an `api_url` override does not change it).
     pub resource: String,
     pub auth_version: AuthVersion,
+    pub token_auth: TokenAuth,
     /// `PublisherIdentifier` sent on every request; the tenant id unless overridden.
     pub publisher_identifier: String,
     pub backfill_hours: u32,
     pub poll_interval_secs: u64,
     pub overlap_secs: u64,
+    /// The longest listing window the API accepts (24 h at Microsoft).
+    pub max_window_secs: u64,
     pub max_concurrency: usize,
     pub requests_per_minute: u32,
     /// The inactivity monitor's quiet period (the guide's "Monitor It").
@@ -458,6 +477,8 @@ const OFFICE365_KEYS: &[&str] = &[
     "api_url",
     "resource",
     "auth_version",
+    "token_auth",
+    "max_window_secs",
     "publisher_identifier",
     "backfill_hours",
     "poll_interval_secs",
@@ -665,6 +686,14 @@ impl Validator {
                 AuthVersion::V2
             }
         };
+        let token_auth = match m.get("token_auth").map(|v| v.as_str()) {
+            None | Some(Some("post")) => TokenAuth::Post,
+            Some(Some("basic")) => TokenAuth::Basic,
+            Some(_) => {
+                self.err("inputs.office365.token_auth must be \"post\" (credentials in the form body) or \"basic\" (HTTP Basic)");
+                TokenAuth::Post
+            }
+        };
         let publisher_identifier = match m.get("publisher_identifier") {
             None => None,
             Some(v) => self.tenant_id(Some(v), "inputs.office365.publisher_identifier"),
@@ -693,6 +722,14 @@ impl Validator {
             86_400,
             DEFAULT_OVERLAP_SECS,
             " (a listing window is at most 24 h)",
+        );
+        let max_window_secs = self.int(
+            m.get("max_window_secs"),
+            "inputs.office365.max_window_secs",
+            60,
+            DEFAULT_MAX_WINDOW_SECS,
+            DEFAULT_MAX_WINDOW_SECS,
+            " (the API accepts windows of at most 24 h)",
         );
         let quiet_hours = self.int(
             m.get("quiet_hours"),
@@ -751,9 +788,11 @@ impl Validator {
             api_url,
             resource,
             auth_version,
+            token_auth,
             backfill_hours,
             poll_interval_secs,
             overlap_secs,
+            max_window_secs,
             max_concurrency,
             requests_per_minute,
             quiet_hours,
@@ -1056,17 +1095,19 @@ impl Config {
                 .join(", ")
         ));
         s.push_str(&format!(
-            "  cloud          {} (login {}, api {}, auth {:?})\n",
+            "  cloud          {} (login {}, api {}, auth {:?}, credentials by {:?})\n",
             o.cloud.name(),
             o.login_url,
             o.api_url,
-            o.auth_version
+            o.auth_version,
+            o.token_auth
         ));
         s.push_str(&format!(
-            "  backfill {} h, poll every {} s, overlap {} s, {} concurrent, {} requests/min, quiet after {} h\n",
+            "  backfill {} h, poll every {} s, overlap {} s, windows ≤ {} s, {} concurrent, {} requests/min, quiet after {} h\n",
             o.backfill_hours,
             o.poll_interval_secs,
             o.overlap_secs,
+            o.max_window_secs,
             o.max_concurrency,
             o.requests_per_minute,
             o.quiet_hours
@@ -1307,6 +1348,26 @@ mod tests {
         assert!(msg.contains("unknown key \"backfil_hours\""), "{msg}");
         let msg = err_of(&with_ext(r#""auth_version": "v3""#));
         assert!(msg.contains("auth_version"), "{msg}");
+    }
+
+    #[test]
+    fn token_auth_and_max_window_secs_parse_with_defaults_and_limits() {
+        let o = parse(&filled(), "t").expect("valid").office365;
+        assert_eq!((o.token_auth, o.max_window_secs), (TokenAuth::Post, 86_400));
+        let o = parse(
+            &with_ext(r#""token_auth": "basic", "max_window_secs": 3600"#),
+            "t",
+        )
+        .expect("valid")
+        .office365;
+        assert_eq!((o.token_auth, o.max_window_secs), (TokenAuth::Basic, 3600));
+        let msg = err_of(&with_ext(r#""token_auth": "header""#));
+        assert!(msg.contains("token_auth must be \"post\""), "{msg}");
+        let msg = err_of(&with_ext(r#""max_window_secs": 90000"#));
+        assert!(
+            msg.contains("max_window_secs must be a whole number from 60 to 86400"),
+            "{msg}"
+        );
     }
 
     #[test]
