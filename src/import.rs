@@ -185,48 +185,6 @@ pub fn import_file(store: &Store, path: &Path) -> Result<FileReport> {
     Ok(report)
 }
 
-/// `m365audit import [--data DIR] FILE...`.
-pub fn command(data: &Path, files: &[std::path::PathBuf]) -> Result<()> {
-    crate::collect::init_tracing();
-    let store = Store::open(
-        data,
-        crate::collect::load_detections(crate::detect::Vars::default())?,
-    )?;
-    let mut failures = 0usize;
-    let mut bad_lines = 0usize;
-    for f in files {
-        match import_file(&store, f) {
-            Ok(r) => {
-                for b in &r.bad {
-                    eprintln!("{b}");
-                }
-                bad_lines += r.bad.len();
-                println!(
-                    "{}: {} {} records, {} new, {} duplicates, {} bad lines",
-                    r.file,
-                    r.records,
-                    r.format,
-                    r.new,
-                    r.duplicates,
-                    r.bad.len()
-                );
-            }
-            Err(e) => {
-                failures += 1;
-                eprintln!("error: {e:#}");
-            }
-        }
-    }
-    store.flush().wait()?;
-    store.close()?;
-    if failures > 0 || bad_lines > 0 {
-        anyhow::bail!(
-            "{failures} files unreadable, {bad_lines} bad lines skipped (listed above); every other record is stored"
-        );
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
