@@ -45,7 +45,10 @@ fn collect_once_stores_exactly_the_truth_and_a_second_run_adds_nothing() {
     for g in gaps {
         assert_eq!(g["kind"], json!("clamped"), "{g}");
         assert!(
-            g["last_detail"].as_str().unwrap().contains("first backfill"),
+            g["last_detail"]
+                .as_str()
+                .unwrap()
+                .contains("first backfill"),
             "{g}"
         );
         let start = m365audit::model::parse_time(g["window_start"].as_str().unwrap()).unwrap();
