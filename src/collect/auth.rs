@@ -419,8 +419,8 @@ impl TokenSource {
 }
 
 impl TokenSource {
-    /// `Authorization: Basic base64(urlencode(client_id) ":" urlencode(secret))` (RFC 6749
-    /// §2.3.1), marked sensitive.
+    /// `Authorization: Basic base64(urlencode(client_id) ":" urlencode(secret))`, as
+    /// RFC 6749 section 2.3.1 says; marked sensitive.
     fn basic_credentials(&self) -> Result<HeaderValue, Attempt> {
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let pair = format!("{}:{}", enc(&self.client_id), enc(self.secret.expose()));
