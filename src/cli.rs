@@ -127,6 +127,20 @@ pub enum Command {
         /// jq program run on every record; each output is printed as one JSON line.
         jq: String,
     },
+    /// A Devo LINQ query (the guide's subset) over the stored records.
+    Linq {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        #[arg(long, default_value = "table", value_parser = ["table", "jsonl", "csv"])]
+        format: String,
+        /// Start of Devo's time range (on eventdate, the ingestion time), inclusive.
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the time range, exclusive.
+        #[arg(long)]
+        to: Option<String>,
+        query: String,
+    },
     /// Full-text search (tantivy).
     #[command(
         after_help = "Example:\n  m365audit search --data ./m365audit-data --limit 50 'user:alice@contoso.com AND operation:FileDownloaded'"
@@ -234,6 +248,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             format,
         } => app::detect::detect(&data, detection.as_deref(), &format),
         Command::Query { data, table, jq } => app::detect::query(&data, &table, &jq),
+        Command::Linq {
+            data,
+            format,
+            from,
+            to,
+            query,
+        } => app::linq::command(&data, &format, from.as_deref(), to.as_deref(), &query),
         Command::Search {
             data,
             limit,

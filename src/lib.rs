@@ -8,6 +8,7 @@
 //! model    ContentType, BlobRef, RecordHeader, table names, the defaults — plain data
 //! config   Devo parameters template + appliance extensions; validation; secrets never in Debug
 //! detect   load queries/*.jq, compile once, run per record; grouping; inactivity monitor
+//! linq     Devo LINQ (the guide's subset) parsed and evaluated over records the caller hands in
 //! store    the only owner of SQLite and tantivy: one writer thread, read-only connections
 //! collect  auth (client credentials), api (Management Activity API), the per-content-type loop
 //! import   offline files (JSON, JSONL, Purview CSV, .gz) → store
@@ -66,6 +67,7 @@ pub mod config;
 pub mod corpus;
 pub mod detect;
 pub mod import;
+pub mod linq;
 pub mod model;
 pub mod simulate;
 pub mod store;

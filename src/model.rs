@@ -163,6 +163,30 @@ pub fn is_auth_operation(operation: &str) -> bool {
     )
 }
 
+/// Attacker-controlled text (any record value) made safe to print on a terminal: C0 and C1
+/// controls, DEL and the bidirectional overrides/isolates (U+202A–202E, U+2066–2069) are
+/// written as escapes, so a value cannot move the cursor, recolour the screen or reorder
+/// what follows it. Text without them is returned as is.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The columns every stored record carries beside its raw JSON.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordHeader {

@@ -324,6 +324,31 @@ async fn query_page_runs_jq_and_reports_errors() {
 }
 
 #[tokio::test]
+async fn query_page_runs_linq_escaped_and_points_at_errors() {
+    let form = get("/query").await;
+    assert!(form.body.contains("name=\"linq\""));
+    let q = url::form_urlencoded::byte_serialize(
+        br#"from cloud.office365.management.onedrive group by UserId, split(hostchain,"-",1) as collector_id select count() as n"#,
+    )
+    .collect::<String>();
+    let g = get(&format!("/query?linq={q}")).await;
+    assert_eq!(g.status, StatusCode::OK, "{}", g.body);
+    assert_safe_page(&g);
+    assert!(g.body.contains("1 rows from 1 records"), "{}", g.body);
+    assert!(g.body.contains("<th>collector_id</th>") && g.body.contains("<td>12345</td>"));
+    let bad = get("/query?linq=from%20auth.all%20where%20foo(1)").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.body.contains("column 21: unknown function foo()"),
+        "{}",
+        bad.body
+    );
+    let table = get("/query?linq=from%20nope").await;
+    assert_eq!(table.status, StatusCode::BAD_REQUEST);
+    assert!(table.body.contains("unknown table"));
+}
+
+#[tokio::test]
 async fn status_page_shows_streams_ledger_and_credentials() {
     let g = get("/status").await;
     assert_eq!(g.status, StatusCode::OK);

@@ -192,6 +192,23 @@ async fn every_page_reads_the_real_store() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(bad.contains("jq"));
 
+    // LINQ over the store: the hostile recipient comes back as an escaped table cell
+    let linq = url::form_urlencoded::byte_serialize(
+        br#"from cloud.office365.management.onedrive where Operation = "SharingSet" select str(jsonparse(message)["TargetUserOrGroupName"]) as recipient"#,
+    )
+    .collect::<String>();
+    let (s, l) = get(&r, &format!("/query?linq={linq}")).await;
+    assert_eq!(s, StatusCode::OK, "{l}");
+    assert_inert(&l);
+    assert!(l.contains("1 rows from 1 records"), "{l}");
+    assert!(
+        l.contains("<td>eve&#34;&#62;&#60;img src=x onerror=alert(2)&#62;</td>"),
+        "{l}"
+    );
+    let (s, bad) = get(&r, "/query?linq=from%20auth.all%20where%20nope(1)").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(bad.contains("column 21: unknown function nope()"), "{bad}");
+
     let (s, st) = get(&r, "/status").await;
     assert_eq!(s, StatusCode::OK);
     assert!(st.contains("3 records"));

@@ -12,6 +12,7 @@ pub mod collect;
 pub mod demo;
 pub mod detect;
 pub mod import;
+pub mod linq;
 pub mod run;
 pub mod serve;
 pub mod simulate;

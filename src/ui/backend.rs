@@ -299,6 +299,14 @@ pub trait Backend: Send + Sync + 'static {
     /// The tables a query may name.
     fn tables(&self) -> anyhow::Result<Vec<String>>;
     fn query(&self, table: &str, jq: &str, range: TimeRange) -> anyhow::Result<QueryResult>;
+    /// A Devo LINQ query over its table; `range` is on `eventdate` (ingestion time), as in
+    /// Devo; at most `max_rows` rows are kept (`Output::truncated` says when more existed).
+    fn linq(
+        &self,
+        query: &crate::linq::Query,
+        range: TimeRange,
+        max_rows: usize,
+    ) -> anyhow::Result<crate::linq::Output>;
     fn status(&self) -> anyhow::Result<Status>;
     fn metrics(&self) -> anyhow::Result<Metrics>;
 }

@@ -907,9 +907,15 @@ pub struct QueryParams {
     table: String,
     #[serde(default)]
     jq: String,
+    #[serde(default)]
+    linq: String,
     #[serde(flatten)]
     range: RangeParams,
 }
+
+/// Rows of a LINQ result the page shows; cells longer than [`LINQ_CELL_MAX`] are cut.
+const LINQ_MAX_ROWS: usize = 1000;
+const LINQ_CELL_MAX: usize = 300;
 
 #[derive(Template)]
 #[template(path = "query.html")]
@@ -924,6 +930,14 @@ struct QueryPage {
     lines: Vec<String>,
     scanned: u64,
     truncated: String,
+    linq: String,
+    linq_ran: bool,
+    linq_columns: Vec<String>,
+    linq_rows: Vec<Vec<String>>,
+    linq_scanned: u64,
+    linq_truncated: bool,
+    linq_max: usize,
+    linq_warnings: Vec<String>,
 }
 
 pub async fn query(State(st): State<AppState>, Query(p): Query<QueryParams>) -> Page {
@@ -935,8 +949,10 @@ pub async fn query(State(st): State<AppState>, Query(p): Query<QueryParams>) -> 
     };
     let jq = p.jq.trim().to_string();
     let ran = !jq.is_empty();
-    let (t2, j2) = (table.clone(), jq.clone());
-    let (tables, result) = read(&st, move |b| {
+    let linq = p.linq.trim().to_string();
+    let linq_ran = !linq.is_empty();
+    let (t2, j2, l2) = (table.clone(), jq.clone(), linq.clone());
+    let (tables, result, linq_out) = read(&st, move |b| {
         let tables = b.tables()?;
         if !j2.is_empty() && !tables.contains(&t2) {
             return Err(crate::UsageError(format!(
@@ -950,9 +966,27 @@ pub async fn query(State(st): State<AppState>, Query(p): Query<QueryParams>) -> 
         } else {
             b.query(&t2, &j2, range)?
         };
-        Ok((tables, result))
+        // parsed off the runtime too (jqcompile compiles with jaq), before any record is
+        // read: an error points at its line and column
+        let linq_out = if l2.is_empty() {
+            crate::linq::Output::default()
+        } else {
+            let q = crate::linq::Query::parse(&l2)
+                .map_err(|e| crate::UsageError(format!("LINQ {}", e.place(&l2))))?;
+            b.linq(&q, range, LINQ_MAX_ROWS)?
+        };
+        Ok((tables, result, linq_out))
     })
     .await?;
+    let cell = |s: String| -> String {
+        if s.chars().count() > LINQ_CELL_MAX {
+            let mut t: String = s.chars().take(LINQ_CELL_MAX - 1).collect();
+            t.push('…');
+            t
+        } else {
+            s
+        }
+    };
     render(QueryPage {
         title: "Query".into(),
         table,
@@ -964,6 +998,18 @@ pub async fn query(State(st): State<AppState>, Query(p): Query<QueryParams>) -> 
         lines: result.lines,
         scanned: result.scanned,
         truncated: result.truncated.unwrap_or_default(),
+        linq,
+        linq_ran,
+        linq_rows: linq_out
+            .rows
+            .iter()
+            .map(|r| r.iter().map(|v| cell(v.to_text())).collect())
+            .collect(),
+        linq_columns: linq_out.columns,
+        linq_scanned: linq_out.scanned,
+        linq_truncated: linq_out.truncated,
+        linq_max: LINQ_MAX_ROWS,
+        linq_warnings: linq_out.warnings,
     })
 }
 

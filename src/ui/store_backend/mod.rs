@@ -690,6 +690,51 @@ impl Backend for StoreBackend {
         Ok(t)
     }
 
+    fn linq(
+        &self,
+        query: &crate::linq::Query,
+        range: TimeRange,
+        max_rows: usize,
+    ) -> Result<crate::linq::Output> {
+        use crate::linq::{Input, Options, Origin};
+        let origin = self
+            .store
+            .collector_id()?
+            .filter(|id| !id.is_empty())
+            .map(|id| Origin::this_host(&id));
+        let mut run = query.start(Options {
+            from: range.from,
+            to: range.to,
+            max_rows: Some(max_rows),
+        });
+        let started = std::time::Instant::now();
+        let mut timed_out = false;
+        self.store
+            .for_each_record(query.table(), 0, |r| {
+                if started.elapsed() > QUERY_MAX_TIME {
+                    timed_out = true;
+                    return Ok(false);
+                }
+                let input = Input {
+                    header: &r.header,
+                    raw: &r.raw,
+                    ingested_at: r.ingested_at,
+                    origin: origin.as_ref(),
+                };
+                Ok(run.push(&input)?)
+            })
+            .map_err(linq_usage)?;
+        let mut out = run.finish().map_err(|e| linq_usage(e.into()))?;
+        if timed_out {
+            out.truncated = true;
+            out.warnings.push(format!(
+                "stopped at the time limit of {} s: the rows cover only the records read until then",
+                QUERY_MAX_TIME.as_secs()
+            ));
+        }
+        Ok(out)
+    }
+
     fn query(&self, table: &str, jq: &str, range: TimeRange) -> Result<QueryResult> {
         let q = detect::Query::compile(jq, self.vars())
             .map_err(|e| crate::UsageError(format!("jq: {e}")))?;
@@ -821,5 +866,13 @@ impl Backend for StoreBackend {
             blobs_pending: stats.blobs.get("pending").copied().unwrap_or(0).max(0) as u64,
             outbox_depth: None,
         })
+    }
+}
+
+/// A LINQ evaluation error is the user's to fix (a 400 page); anything else stays internal.
+fn linq_usage(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast::<crate::linq::LinqError>() {
+        Ok(le) => crate::UsageError(format!("LINQ {le}")).into(),
+        Err(other) => other,
     }
 }
