@@ -128,9 +128,14 @@ pub enum Command {
         jq: String,
     },
     /// A Devo LINQ query (the guide's subset) over the stored records.
+    #[command(
+        after_help = "Example:\n  m365audit linq --from 2026-12-01 --format jsonl 'from cloud.office365.management.exchange where eq(Operation,\"AttachmentDownload\") group by UserId'"
+    )]
     Linq {
+        /// Data directory to read (opened read-only).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
+        /// Output format: a table for people, JSON lines or CSV for scripts.
         #[arg(long, default_value = "table", value_parser = ["table", "jsonl", "csv"])]
         format: String,
         /// Start of Devo's time range (on eventdate, the ingestion time), inclusive.
@@ -139,6 +144,8 @@ pub enum Command {
         /// End of the time range, exclusive.
         #[arg(long)]
         to: Option<String>,
+        /// LINQ query: `from TABLE` then `where`, `select … as NAME`, `group [every 1h] by …`,
+        /// `having` (the README lists the functions).
         query: String,
     },
     /// Full-text search (tantivy).
