@@ -121,9 +121,14 @@ pub enum Command {
         /// Data directory to read (opened read-only).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
-        /// Table to read: all records, one workload's (`<all>.exchange`, …) or `auth.all`.
+        /// Table to read: `cloud.office365.management` (all records), `….<workload>` (e.g.
+        /// `cloud.office365.management.exchange`) or `auth.all`.
         #[arg(long, default_value = crate::model::TABLE_ALL)]
         table: String,
+        /// Stop the whole query after this many seconds (each record has its own,
+        /// smaller guard).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
         /// jq program run on every record; each output is printed as one JSON line.
         jq: String,
     },
@@ -212,13 +217,34 @@ pub struct SimulateArgs {
     pub now: Option<String>,
 }
 
+impl Command {
+    /// Long-running services (`run`, `serve`, `demo`, `simulate`, `collect`): they write to
+    /// sockets and logs, where a gone peer is an error to handle. Every other command is a
+    /// filter whose output may be piped into `head` (see `main`).
+    pub fn is_service(&self) -> bool {
+        matches!(
+            self,
+            Command::Demo { .. }
+                | Command::Run { .. }
+                | Command::Serve { .. }
+                | Command::Simulate(_)
+                | Command::Collect { .. }
+        )
+    }
+}
+
 /// Runs one parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     crate::install_crypto_provider();
     match dispatch(cli) {
         Ok(()) => 0,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // errors quote record values, file names and API bodies: escape them, keep
+            // the lines of our own layout (config excerpts)
+            eprintln!(
+                "error: {}",
+                crate::model::terminal_safe_lines(&format!("{err:#}"))
+            );
             if err.chain().any(|e| e.is::<crate::UsageError>()) {
                 2
             } else {
@@ -254,7 +280,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             detection,
             format,
         } => app::detect::detect(&data, detection.as_deref(), &format),
-        Command::Query { data, table, jq } => app::detect::query(&data, &table, &jq),
+        Command::Query {
+            data,
+            table,
+            timeout,
+            jq,
+        } => app::detect::query(&data, &table, std::time::Duration::from_secs(timeout), &jq),
         Command::Linq {
             data,
             format,

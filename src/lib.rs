@@ -78,6 +78,13 @@ pub mod ui;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// A part of the data directory is missing or unusable and the message says how to get it
+/// back (e.g. a deleted search index): not the user's input (exit 1), but not our bug
+/// either, so the UI shows it (503) instead of "Something went wrong".
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
 /// Installs the process-wide rustls crypto provider (ring). reqwest panics when building a
 /// client without one, so every entry point calls this first; repeated calls are harmless.
 pub fn install_crypto_provider() {

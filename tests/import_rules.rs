@@ -42,9 +42,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("corpus", &[]),
 ];
 
-/// Items of the crate root every module may use: the usage error, the TLS provider set-up,
-/// the allocator's hold (`alloc`) and the synthetic record corpus (`corpus`).
-const ANYONE: &[&str] = &["UsageError", "install_crypto_provider", "alloc", "corpus"];
+/// Items of the crate root every module may use: the usage and unavailable errors, the TLS
+/// provider set-up, the allocator's hold (`alloc`) and the synthetic record corpus (`corpus`).
+const ANYONE: &[&str] = &[
+    "UsageError",
+    "Unavailable",
+    "install_crypto_provider",
+    "alloc",
+    "corpus",
+];
 
 /// One import found in a file.
 #[derive(Debug, Clone, PartialEq)]

@@ -533,3 +533,43 @@ async fn bind_refuses_a_public_address_without_a_token() {
     assert!(state.token.is_none());
     assert!(!url.contains("token"));
 }
+
+/// Bidi controls in record values are shown as a visible marker on every page (HTML
+/// escaping alone leaves the browser reordering the text), and the CSV download carries
+/// no raw control characters.
+#[tokio::test]
+async fn bidi_controls_are_visible_and_csv_has_no_raw_controls() {
+    let evil = "admin\u{202e}gnp.exe\u{2066}x\u{2069}\u{1b}[2K=1+1";
+    let app = || {
+        ui::router(AppState::new(Arc::new(Fake {
+            evil: evil.to_string(),
+        })))
+    };
+    let page = |uri: &'static str| {
+        let router = app();
+        async move { get_with(router, Request::get(uri).body(Body::empty()).unwrap()).await }
+    };
+    for uri in [
+        "/",
+        "/detections/onedrive_exfiltration",
+        "/records/rec-1",
+        "/search?q=x",
+        "/user?id=alice",
+    ] {
+        let g = page(uri).await;
+        assert_eq!(g.status, StatusCode::OK, "{uri}");
+        for c in ['\u{202e}', '\u{2066}', '\u{2069}'] {
+            assert!(!g.body.contains(c), "{uri}: raw {c:?} in the page");
+        }
+        assert!(g.body.contains("⟨U+202E⟩"), "{uri}: no visible marker");
+    }
+    let csv = page("/detections/onedrive_exfiltration/csv").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        !csv.body.replace("\r\n", "\n").chars().any(|c| c != '\n'
+            && (c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))),
+        "{:?}",
+        csv.body
+    );
+    assert!(csv.body.contains(r"\u{202e}gnp.exe"), "{}", csv.body);
+}

@@ -63,7 +63,7 @@ pub fn demo(listen: SocketAddr, data: Option<&Path>) -> Result<()> {
             .context("starting the practice tenant")?;
         tracing::info!(api_url = %sim.api_url, "practice tenant started");
         let text = demo_config_text(&sim);
-        std::fs::create_dir_all(&dir)
+        crate::store::create_private_dir(&dir)
             .with_context(|| format!("creating the data directory {}", dir.display()))?;
         // The practice tenant's ready line (its control plane), for tests and the curious.
         let ready = dir.join("demo-simulator.json");

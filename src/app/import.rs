@@ -19,12 +19,12 @@ pub fn import(data: &Path, files: &[std::path::PathBuf]) -> Result<()> {
         match import_file(&store, f) {
             Ok(r) => {
                 for b in &r.bad {
-                    eprintln!("{b}");
+                    eprintln!("{}", crate::model::terminal_safe(b));
                 }
                 bad_lines += r.bad.len();
                 println!(
                     "{}: {} {} records, {} new, {} duplicates, {} bad lines",
-                    r.file,
+                    crate::model::terminal_safe(&r.file),
                     r.records,
                     r.format,
                     r.new,
@@ -34,7 +34,10 @@ pub fn import(data: &Path, files: &[std::path::PathBuf]) -> Result<()> {
             }
             Err(e) => {
                 failures += 1;
-                eprintln!("error: {e:#}");
+                eprintln!(
+                    "error: {}",
+                    crate::model::terminal_safe_lines(&format!("{e:#}"))
+                );
             }
         }
     }

@@ -73,6 +73,7 @@ mod writes;
 
 pub mod ui_queries;
 
+pub(crate) use handle::create_private_dir;
 pub use handle::{Reply, Store};
 pub use report::render_stats;
 pub use scan::{PackedDecoder, RawJson, ScanRow};

@@ -2,6 +2,7 @@
 //! numbers, the `stats` command prints this).
 
 use super::Stats;
+use crate::model::terminal_safe;
 use std::fmt::Write as _;
 
 /// The human form of `stats`.
@@ -9,7 +10,7 @@ pub fn render_stats(s: &Stats) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "records            {}", s.records.total);
     for (t, n) in &s.records.by_table {
-        let _ = writeln!(o, "  {t:<44} {n}");
+        let _ = writeln!(o, "  {:<44} {n}", terminal_safe(t));
     }
     let _ = writeln!(o, "duplicates dropped {}", s.duplicates_dropped);
     let blobs: Vec<String> = s.blobs.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -22,7 +23,10 @@ pub fn render_stats(s: &Stats) -> String {
             let _ = writeln!(
                 o,
                 "  {:<11} {:<28} count {:<6} {}",
-                g.kind, g.content_type, g.count, g.last_detail
+                g.kind,
+                g.content_type,
+                g.count,
+                terminal_safe(&g.last_detail)
             );
         }
     }
@@ -61,14 +65,14 @@ pub fn render_stats(s: &Stats) -> String {
             c.pending_blobs,
             c.last_error
                 .as_deref()
-                .map(|e| format!("  last error: {e}"))
+                .map(|e| format!("  last error: {}", terminal_safe(e)))
                 .unwrap_or_default()
         );
     }
     if let Some(a) = &s.auth {
         let state = a.get("state").and_then(|v| v.as_str()).unwrap_or("?");
         let label = a.get("label").and_then(|v| v.as_str()).unwrap_or("");
-        let _ = writeln!(o, "auth               {state} ({label})");
+        let _ = writeln!(o, "auth               {state} ({})", terminal_safe(label));
     }
     if let Some(m) = &s.monitor {
         let _ = writeln!(
@@ -83,8 +87,8 @@ pub fn render_stats(s: &Stats) -> String {
             let _ = writeln!(
                 o,
                 "  ALERT {:<40} {}",
-                crate::detect::monitor::source_label(&st.source),
-                st.reason
+                terminal_safe(&crate::detect::monitor::source_label(&st.source)),
+                terminal_safe(&st.reason)
             );
         }
         for t in m.history.iter().take(5) {
@@ -93,8 +97,8 @@ pub fn render_stats(s: &Stats) -> String {
                 "  {} {} {:<36} {}",
                 crate::model::format_api_time(t.at),
                 if t.alert { "raised " } else { "cleared" },
-                crate::detect::monitor::source_label(&t.source),
-                t.reason
+                terminal_safe(&crate::detect::monitor::source_label(&t.source)),
+                terminal_safe(&t.reason)
             );
         }
     }

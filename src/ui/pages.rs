@@ -501,13 +501,11 @@ pub async fn detection_records(
     })
 }
 
-/// Neutralises spreadsheet formulas: audit values are attacker-controlled and a cell that
-/// starts with `=`, `+`, `-`, `@` or a control character would run in Excel.
+/// Audit values are attacker-controlled: a cell that starts a formula would run in Excel,
+/// and a raw ESC or CR would act on the terminal of whoever `cat`s the file. The rule is
+/// [`crate::model::csv_safe`], the same as `detect --format csv`.
 fn csv_cell(s: &str) -> String {
-    match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
-        _ => s.to_string(),
-    }
+    crate::model::csv_safe(s).into_owned()
 }
 
 fn download(body: Vec<u8>, mime: &'static str, name: String) -> Response {
@@ -1225,6 +1223,8 @@ mod tests {
         assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
         assert_eq!(csv_cell("@SUM"), "'@SUM");
         assert_eq!(csv_cell("alice@contoso.com"), "alice@contoso.com");
+        assert_eq!(csv_cell("a\u{1b}]0;x\u{7}"), "a\\u{1b}]0;x\\u{7}");
+        assert_eq!(csv_cell("\u{202e}gnp.exe"), "\\u{202e}gnp.exe");
     }
 
     #[test]
