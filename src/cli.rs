@@ -33,6 +33,9 @@ pub enum Command {
         /// Data directory to keep; without it a temporary one is used and removed at exit.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Forward to Devo: a JSON file holding an `outputs.devo` object.
+        #[arg(long)]
+        devo: Option<PathBuf>,
     },
     /// The appliance: collect continuously, detect, forward, serve the UI.
     #[command(
@@ -183,6 +186,23 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Send the Devo outbox; with --backfill-since, first queue the records stored
+    /// before forwarding was on (CreationTime at or after TIME).
+    #[command(
+        after_help = "Example:\n  m365audit forward --config config.json --data ./m365audit-data --backfill-since 2026-12-01"
+    )]
+    Forward {
+        /// Configuration file (JSON) whose `outputs.devo` says where and how to send.
+        #[arg(long)]
+        config: PathBuf,
+        /// Data directory whose outbox is sent.
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// First queue the records stored before forwarding was on, CreationTime at or
+        /// after TIME (2026-12-01, 2026-12-01T10:00:00 or RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        backfill_since: Option<String>,
+    },
     /// Sizing benchmark: every stage, one table.
     #[command(after_help = "Example:\n  m365audit bench --records 1000000 --json")]
     Bench {
@@ -257,7 +277,9 @@ pub fn run(cli: Cli) -> i32 {
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     use crate::app;
     match cli.command {
-        Command::Demo { listen, data } => app::demo::demo(listen, data.as_deref()),
+        Command::Demo { listen, data, devo } => {
+            app::demo::demo(listen, data.as_deref(), devo.as_deref())
+        }
         Command::Run {
             config,
             data,
@@ -301,6 +323,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => app::stats::search(&data, &query, limit, json),
         Command::Import { data, files } => app::import::import(&data, &files),
         Command::Bench { records, json } => app::bench::bench(records, json),
+        Command::Forward {
+            config,
+            data,
+            backfill_since,
+        } => app::forward::command(&config, &data, backfill_since.as_deref()),
     }
 }
 

@@ -12,6 +12,7 @@
 //! store    the only owner of SQLite and tantivy: one writer thread, read-only connections
 //! collect  auth (client credentials), api (Management Activity API), the per-content-type loop
 //! import   offline files (JSON, JSONL, Purview CSV, .gz) → store
+//! forward  the Devo forwarder: outbox → syslog over TLS (or HTTP /stream), one line a record
 //! ui       axum router, askama pages, security headers
 //! simulate the practice tenant: a faithful Management API + token endpoint + control plane
 //! app      the composition root: one file per command puts the pieces above together and
@@ -36,6 +37,8 @@
 //!   → fetch pending blobs (bounded concurrency, rate budget, retries)
 //!   → store TX2: records (INSERT OR IGNORE by tenant+Id) + hits + outbox rows + blob done
 //!   → tantivy catches up from SQLite (commit payload = highest indexed rowid)
+//! forward: outbox rows in id order → lines `<14>TS HOST TAG: JSON` → Devo
+//!   → confirmed (closing handshake / HTTP 2xx) → rows deleted
 //! ```
 //!
 //! # Invariants
@@ -46,8 +49,11 @@
 //!    duplicates never create a second row; duplicates dropped are counted.
 //! 3. A cursor only moves forward, and never past a window whose listing failed.
 //! 4. The tantivy index is never ahead of SQLite and can be deleted and rebuilt at any time.
-//! 5. An outbox row is deleted only after the receiver accepted it (at-least-once). The
-//!    Devo forwarder is not built yet, so no outbox rows are written and no test guards it.
+//! 5. An outbox row is deleted only after the receiver accepted it (at-least-once): for
+//!    syslog, once the connection it was written on closed with the closing handshake;
+//!    for HTTP, once its request got a 2xx. A crash, an outage or a refused certificate
+//!    leaves the row queued and it is sent again (Devo does not deduplicate; the record's
+//!    `Id` lets an analyst do it).
 //! 6. No silent loss: an expired blob, a blob that failed N times, a window clamped by the
 //!    7-day limit — each is a row in the loss ledger, shown in `stats` and in the UI.
 //! 7. Secrets (client secret, tokens, Devo key, HTTP token) never appear in logs, the UI,
@@ -55,7 +61,7 @@
 //!    the configured API host.
 //! 8. Blocking work (SQLite, tantivy, jaq) never runs on the async runtime's worker threads.
 //!
-//! Each invariant (but 5, see above) is guarded by a test named after it (`invariant_N_…`).
+//! Each invariant is guarded by a test named after it (`invariant_N_…`).
 
 #![forbid(unsafe_code)]
 
@@ -66,6 +72,7 @@ pub mod collect;
 pub mod config;
 pub mod corpus;
 pub mod detect;
+pub mod forward;
 pub mod import;
 pub mod linq;
 pub mod model;

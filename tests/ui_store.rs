@@ -604,3 +604,48 @@ async fn record_page_lists_the_other_records_of_its_blob() {
     assert!(!imp.contains("id=\"same-blob\""));
     store.close().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_and_metrics_show_the_devo_outbox_and_alert_when_the_receiver_is_down() {
+    let (_dir, store, r) = setup().await;
+    let (_, st) = get(&r, "/status").await;
+    assert!(st.contains("Not configured"), "no forwarding yet");
+    store.set_forwarding(true).await.unwrap();
+    store
+        .import_records(
+            "tenant-1",
+            vec![serde_json::json!({"Id": "fwd-1", "CreationTime": "2026-11-20T10:00:00", "Workload": "Exchange", "Operation": "Send"}).to_string()],
+        )
+        .await
+        .unwrap();
+    // down for 20 minutes, alert after 10
+    let down_since = chrono::Utc::now().timestamp() - 1200;
+    store
+        .set_forward_state(serde_json::json!({
+            "connection": "down", "last_error": "connecting to 127.0.0.1:6514: refused <b>x</b>",
+            "down_since": down_since, "alert_after_secs": 600, "target": "syslog 127.0.0.1:6514 (TLS)"
+        }))
+        .await
+        .unwrap();
+    let (s, st) = get(&r, "/status").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(st.contains("role=\"alert\""), "{st}");
+    assert!(st.contains("Devo receiver down since"), "{st}");
+    assert!(st.contains("syslog 127.0.0.1:6514 (TLS)"), "{st}");
+    assert!(st.contains("1 records"), "outbox depth: {st}");
+    assert!(!st.contains("<b>x</b>"), "escaped error text");
+    let (_, m) = get(&r, "/metrics").await;
+    assert!(m.contains("m365audit_outbox_depth 1\n"), "{m}");
+    assert!(m.contains("m365audit_devo_down 1\n"), "{m}");
+    assert!(m.contains("m365audit_outbox_resent_total 0\n"), "{m}");
+    // up again, not down long enough: no alert
+    store
+        .set_forward_state(serde_json::json!({
+            "connection": "connected", "last_error": null, "down_since": null, "alert_after_secs": 600
+        }))
+        .await
+        .unwrap();
+    let (_, st) = get(&r, "/status").await;
+    assert!(!st.contains("role=\"alert\""), "{st}");
+    store.close().unwrap();
+}

@@ -249,7 +249,7 @@ fn ui_and_outputs_are_parsed_and_kept() {
     let text = filled().replacen(
             "{ \"inputs\"",
             r#"{ "ui": {"listen": "127.0.0.1:9999", "token": "ui-token-value"},
-                 "outputs": {"devo": {"address": "collector-eu.devo.io:443", "key": "devo-key-value"}},
+                 "outputs": {"devo": {"mode": "http", "endpoint": "https://http-eu.devo.io", "domain": "acme", "token": "devo-key-value"}},
                  "inputs""#,
             1,
         );
@@ -260,7 +260,7 @@ fn ui_and_outputs_are_parsed_and_kept() {
         Some("ui-token-value")
     );
     let devo = cfg.outputs.devo.as_ref().expect("devo kept");
-    assert_eq!(devo.raw["address"], "collector-eu.devo.io:443");
+    assert!(devo.describe().starts_with("http https://http-eu.devo.io"));
     let dbg = format!("{cfg:?}");
     assert!(
         !dbg.contains("ui-token-value") && !dbg.contains("devo-key-value"),

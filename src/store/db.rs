@@ -35,6 +35,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_writer_rollups",
         include_str!("../../migrations/0004_writer_rollups.sql"),
     ),
+    (
+        "0005_rebuild_outbox",
+        include_str!("../../migrations/0005_rebuild_outbox.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -108,6 +108,38 @@ pub fn render_stats(s: &Stats) -> String {
             let _ = writeln!(o, "  {d:<44} {n}");
         }
     }
+    if let Some(ob) = &s.outbox {
+        let _ = writeln!(
+            o,
+            "devo outbox        depth {}, oldest {}, sent {}, resent {}, oversized {}{}",
+            ob.depth,
+            ob.oldest_age_secs
+                .map(|a| format!("{a}s"))
+                .unwrap_or_else(|| "-".into()),
+            ob.sent,
+            ob.resent,
+            ob.oversized,
+            if ob.enabled { "" } else { " (forwarding off)" }
+        );
+        let _ = writeln!(
+            o,
+            "  connection       {}{}{}",
+            ob.connection,
+            ob.target
+                .as_deref()
+                .map(|t| format!(" to {t}"))
+                .unwrap_or_default(),
+            ob.down_since
+                .map(|d| format!(", down since {}", crate::model::format_api_time(d)))
+                .unwrap_or_default()
+        );
+        if ob.alert {
+            let _ = writeln!(o, "  ALERT receiver down longer than the alert time");
+        }
+        if let Some(e) = &ob.last_error {
+            let _ = writeln!(o, "  last error       {e}");
+        }
+    }
     if let Some(i) = &s.index {
         let _ = writeln!(
             o,

@@ -60,6 +60,8 @@ pub struct Stats {
     pub index: Option<IndexStats>,
     pub db_bytes: u64,
     pub index_bytes: u64,
+    /// The Devo forwarder's queue and connection; None when forwarding was never used.
+    pub outbox: Option<super::OutboxStats>,
 }
 
 /// `stats --json` → `monitor`: the guide's "Monitor It" evaluated now over what is stored,
@@ -198,6 +200,7 @@ impl Store {
                     index: None,
                     db_bytes: 0,
                     index_bytes: 0,
+                    outbox: None,
                 },
                 max_rowid,
             ))
@@ -216,6 +219,7 @@ impl Store {
         stats.hits = self.hit_counts()?;
         stats.collector = self.status(COLLECTOR_STATUS_KEY)?;
         stats.monitor = self.monitor_stats(Utc::now())?;
+        stats.outbox = self.outbox_stats()?;
         stats.db_bytes = dir_bytes_matching(&self.inner.data_dir, DB_FILE);
         stats.index_bytes = dir_bytes(&self.inner.data_dir.join(index::INDEX_DIR));
         Ok(stats)

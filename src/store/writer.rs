@@ -52,6 +52,9 @@ pub struct Writer {
     training: Option<std::sync::mpsc::Receiver<Option<Vec<u8>>>>,
     /// Rows of the open transaction, for the indexer once it commits.
     pending_docs: Vec<IndexDoc>,
+    /// Forwarding is on: every new record gets an outbox row in its own savepoint
+    /// (invariant 1). Kept in the store (`outbox.rs`), so `import` queues too.
+    pub(super) outbox_on: bool,
 }
 
 fn now_secs() -> i64 {
@@ -77,8 +80,10 @@ impl Writer {
             samples: None,
             training: None,
             pending_docs: Vec::new(),
+            outbox_on: false,
         };
         w.reload_dict()?;
+        w.outbox_on = super::outbox::forwarding_on(&w.conn)?;
         Ok(w)
     }
 
@@ -110,6 +115,11 @@ impl Writer {
                 let _ = reply.send(Err(anyhow::anyhow!("the search indexer has stopped")));
             }
         }
+    }
+
+    /// The writable connection, for the outbox commands (`outbox.rs`).
+    pub(super) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     fn tenant(&mut self, name: &str) -> Result<i64> {
@@ -243,9 +253,12 @@ impl Writer {
         insert_prepared(
             &tx,
             p.records.into_iter().map(|r| (tenant, r)),
-            Some(blob_id),
+            Origin {
+                blob_id: Some(blob_id),
+                now,
+                outbox: self.outbox_on,
+            },
             &mut self.samples,
-            now,
             &mut docs,
             &mut out,
         )?;
@@ -433,9 +446,12 @@ impl Writer {
         insert_prepared(
             &tx,
             tenants.into_iter().zip(p.records),
-            None,
+            Origin {
+                blob_id: None,
+                now,
+                outbox: self.outbox_on,
+            },
             &mut self.samples,
-            now,
             &mut docs,
             &mut out,
         )?;
@@ -784,18 +800,33 @@ pub fn prepare_blob(body: &[u8], detections: &Detections, dict: &SharedDict) -> 
     )
 }
 
+/// Where one batch of rows comes from and what goes with it: the same for every record of
+/// a blob (or an import batch).
+struct Origin {
+    /// The blob the records came from (None for an import).
+    blob_id: Option<i64>,
+    /// `ingested_at` of every row, seconds.
+    now: i64,
+    /// Forwarding is on: every new record gets an outbox row in the same savepoint.
+    outbox: bool,
+}
+
 /// Inserts prepared records (tenant id, record) inside `tx`; duplicates by (tenant, Id)
 /// are skipped and counted; hits are inserted for new records only. A new record keeps
-/// `blob_id`, the blob it came from (None for an import).
+/// the blob it came from.
 fn insert_prepared(
     tx: &Connection,
     items: impl Iterator<Item = (i64, PreparedRecord)>,
-    blob_id: Option<i64>,
+    origin: Origin,
     samples: &mut Option<Vec<Vec<u8>>>,
-    now: i64,
     docs: &mut Vec<IndexDoc>,
     out: &mut IngestOutcome,
 ) -> Result<()> {
+    let Origin {
+        blob_id,
+        now,
+        outbox,
+    } = origin;
     let mut rec = tx.prepare_cached(
         "INSERT OR IGNORE INTO records (tenant, id, creation_time, workload, operation, \
          record_type, user_id, client_ip, content_type, ingested_at, dict, raw, blob_id) \
@@ -805,6 +836,11 @@ fn insert_prepared(
         "INSERT INTO hits (detection, record_rowid, record_id, creation_time, group_key, details) \
          VALUES (?1,?2,?3,?4,?5,?6)",
     )?;
+    let mut queue = if outbox {
+        Some(tx.prepare_cached("INSERT INTO outbox (record_rowid, created_at) VALUES (?1, ?2)")?)
+    } else {
+        None
+    };
     let mut detection_errors = 0;
     let mut rollups = Rollups::default();
     for (tenant, r) in items {
@@ -832,6 +868,9 @@ fn insert_prepared(
         }
         out.new += 1;
         let rowid = tx.last_insert_rowid();
+        if let Some(q) = queue.as_mut() {
+            q.execute(params![rowid, now])?;
+        }
         rollups.record(&header.workload, creation_time, content_type, now);
         if let Some(s) = samples.as_mut()
             && s.len() < DICT_SAMPLES

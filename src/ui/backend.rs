@@ -265,6 +265,25 @@ pub struct Status {
     pub detection_errors: Vec<String>,
     pub outbox_depth: Option<u64>,
     pub index_lag: Option<u64>,
+    /// Forwarding to Devo; None when this store never forwarded.
+    pub outbox: Option<OutboxStatus>,
+}
+
+/// The Devo forwarder as the status page shows it (never a token or key).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct OutboxStatus {
+    pub enabled: bool,
+    pub target: Option<String>,
+    pub connection: String,
+    pub depth: u64,
+    pub oldest_age_secs: Option<i64>,
+    pub sent: u64,
+    pub resent: u64,
+    pub oversized: u64,
+    pub last_error: Option<String>,
+    pub down_since: Option<DateTime<Utc>>,
+    /// Down longer than the configured alert time.
+    pub alert: bool,
 }
 
 /// The numbers `/metrics` exports.
@@ -278,6 +297,8 @@ pub struct Metrics {
     pub errors: u64,
     pub blobs_pending: u64,
     pub outbox_depth: Option<u64>,
+    /// sent, resent, oversized, receiver down (0/1): present when forwarding was used.
+    pub outbox_counts: Option<(u64, u64, u64, u64)>,
 }
 
 /// The reads behind every page. Implementations are blocking; see the module docs.

@@ -1049,6 +1049,21 @@ struct StatusPage {
     detection_errors: Vec<String>,
     outbox_depth: String,
     index_lag: String,
+    devo: Option<DevoView>,
+}
+
+/// The Devo forwarder on the status page.
+struct DevoView {
+    target: String,
+    connection: String,
+    oldest: String,
+    sent: u64,
+    resent: u64,
+    oversized: u64,
+    last_error: String,
+    down_since: String,
+    alert: bool,
+    enabled: bool,
 }
 
 pub async fn status(State(st): State<AppState>) -> Page {
@@ -1104,6 +1119,21 @@ pub async fn status(State(st): State<AppState>) -> Page {
             .index_lag
             .map(|n| n.to_string())
             .unwrap_or_else(|| "—".into()),
+        devo: s.outbox.map(|o| DevoView {
+            target: o.target.unwrap_or_else(|| "—".into()),
+            connection: o.connection,
+            oldest: o
+                .oldest_age_secs
+                .map(fmt_secs)
+                .unwrap_or_else(|| "—".into()),
+            sent: o.sent,
+            resent: o.resent,
+            oversized: o.oversized,
+            last_error: o.last_error.unwrap_or_default(),
+            down_since: fmt_opt_time(o.down_since),
+            alert: o.alert,
+            enabled: o.enabled,
+        }),
     })
 }
 
@@ -1188,6 +1218,36 @@ pub fn prometheus(m: &backend::Metrics) -> String {
             "Records waiting to be forwarded.",
             &one(d.to_string()),
         );
+    }
+    if let Some((sent, resent, oversized, down)) = m.outbox_counts {
+        for (name, kind, help, v) in [
+            (
+                "m365audit_outbox_sent_total",
+                "counter",
+                "Records Devo accepted.",
+                sent,
+            ),
+            (
+                "m365audit_outbox_resent_total",
+                "counter",
+                "Records sent again after a failed or unconfirmed send.",
+                resent,
+            ),
+            (
+                "m365audit_outbox_oversized_total",
+                "counter",
+                "Records over the size cap, counted and not sent.",
+                oversized,
+            ),
+            (
+                "m365audit_devo_down",
+                "gauge",
+                "1 while the Devo receiver is unreachable.",
+                down,
+            ),
+        ] {
+            metric(name, kind, help, &one(v.to_string()));
+        }
     }
     s
 }

@@ -300,6 +300,7 @@ impl Backend for Fake {
             )],
             outbox_depth: None,
             index_lag: Some(0),
+            outbox: None,
         })
     }
 
@@ -313,6 +314,7 @@ impl Backend for Fake {
             errors: 2,
             blobs_pending: 1,
             outbox_depth: None,
+            outbox_counts: None,
         })
     }
 }

@@ -836,8 +836,21 @@ impl Backend for StoreBackend {
             token_state,
             secret_expires_in_days: auth.get("secret_expires_in_days").and_then(Value::as_i64),
             detection_errors: load_errors(&self.detections),
-            outbox_depth: None,
+            outbox_depth: stats.outbox.as_ref().map(|o| o.depth.max(0) as u64),
             index_lag: stats.index.map(|i| i.records_behind.max(0) as u64),
+            outbox: stats.outbox.map(|o| OutboxStatus {
+                enabled: o.enabled,
+                target: o.target,
+                connection: o.connection,
+                depth: o.depth.max(0) as u64,
+                oldest_age_secs: o.oldest_age_secs,
+                sent: o.sent.max(0) as u64,
+                resent: o.resent.max(0) as u64,
+                oversized: o.oversized.max(0) as u64,
+                last_error: o.last_error,
+                down_since: o.down_since,
+                alert: o.alert,
+            }),
         })
     }
 
@@ -864,7 +877,15 @@ impl Backend for StoreBackend {
                 .map(|(_, v)| (*v).max(0) as u64)
                 .sum(),
             blobs_pending: stats.blobs.get("pending").copied().unwrap_or(0).max(0) as u64,
-            outbox_depth: None,
+            outbox_depth: stats.outbox.as_ref().map(|o| o.depth.max(0) as u64),
+            outbox_counts: stats.outbox.as_ref().map(|o| {
+                (
+                    o.sent.max(0) as u64,
+                    o.resent.max(0) as u64,
+                    o.oversized.max(0) as u64,
+                    u64::from(o.down_since.is_some()),
+                )
+            }),
         })
     }
 }
