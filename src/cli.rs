@@ -25,9 +25,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Practice tenant + collector + detections + UI in one process, on embedded defaults.
+    #[command(after_help = "Example:\n  m365audit demo --listen 127.0.0.1:8365 --data ./demo-data")]
     Demo {
+        /// Address the web UI listens on; a non-loopback address needs M365AUDIT_UI_TOKEN.
         #[arg(long, default_value = DEFAULT_LISTEN)]
         listen: SocketAddr,
+        /// Data directory to keep; without it a temporary one is used and removed at exit.
         #[arg(long)]
         data: Option<PathBuf>,
         /// Forward to Devo: a JSON file holding an `outputs.devo` object.
@@ -35,70 +38,112 @@ pub enum Command {
         devo: Option<PathBuf>,
     },
     /// The appliance: collect continuously, detect, forward, serve the UI.
+    #[command(
+        after_help = "Example:\n  m365audit run --config /etc/m365audit/config.json --data /var/lib/m365audit"
+    )]
     Run {
+        /// Configuration file (JSON): credentials, content types, UI and outputs.
         #[arg(long)]
         config: PathBuf,
+        /// Data directory: the store (SQLite database and search index).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
+        /// Address the web UI listens on; a non-loopback address needs a UI token.
         #[arg(long, default_value = DEFAULT_LISTEN)]
         listen: SocketAddr,
     },
     /// Collect from the Management Activity API into the store.
+    #[command(
+        after_help = "Example:\n  m365audit collect --config config.json --data ./m365audit-data --once"
+    )]
     Collect {
+        /// Configuration file (JSON): credentials and content types to collect.
         #[arg(long)]
         config: PathBuf,
+        /// Data directory the records are stored in (created when missing).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
-        /// Catch up to now, then exit 0.
+        /// Catch up to now, then exit 0 (without it: poll until stopped).
         #[arg(long)]
         once: bool,
     },
     /// Serve the web UI over an existing data directory.
+    #[command(
+        after_help = "Example:\n  m365audit serve --data ./m365audit-data --listen 127.0.0.1:8365"
+    )]
     Serve {
+        /// Data directory to read (opened read-only; a collector may keep writing to it).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
+        /// Address the web UI listens on; a non-loopback address needs M365AUDIT_UI_TOKEN.
         #[arg(long, default_value = DEFAULT_LISTEN)]
         listen: SocketAddr,
     },
     /// Run the practice tenant: a Management Activity API simulator.
+    #[command(
+        after_help = "Example:\n  m365audit simulate --seed 7 --days 7 --faults throttle_429"
+    )]
     Simulate(SimulateArgs),
     /// Validate a config file and compile every detection; contacts nothing.
+    #[command(after_help = "Example:\n  m365audit check --config config.json")]
     Check {
+        /// Configuration file (JSON) to validate.
         #[arg(long)]
         config: PathBuf,
     },
     /// What is stored, every gap, every cursor and its lag.
+    #[command(after_help = "Example:\n  m365audit stats --data ./m365audit-data --json")]
     Stats {
+        /// Data directory to read (opened read-only).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
+        /// Print one JSON document instead of the text report.
         #[arg(long)]
         json: bool,
     },
     /// Grouped detection results over the store.
+    #[command(
+        after_help = "Example:\n  m365audit detect --data ./m365audit-data --detection brute_force_user --format json"
+    )]
     Detect {
+        /// Data directory to read (opened read-only).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
+        /// Run only the detection with this id (default: every detection).
         #[arg(long)]
         detection: Option<String>,
+        /// Output format: a table for people, JSON or CSV for scripts.
         #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
         format: String,
     },
     /// Ad-hoc jq over a table, JSON lines out.
+    #[command(
+        after_help = "Example:\n  m365audit query --data ./m365audit-data 'select(.Operation == \"FileDownloaded\") | .UserId'"
+    )]
     Query {
+        /// Data directory to read (opened read-only).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
+        /// Table to read: `cloud.office365.management` (all records), `….<workload>` (e.g.
+        /// `cloud.office365.management.exchange`) or `auth.all`.
         #[arg(long, default_value = crate::model::TABLE_ALL)]
         table: String,
         /// Stop the whole query after this many seconds (each record has its own,
         /// smaller guard).
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
+        /// jq program run on every record; each output is printed as one JSON line.
         jq: String,
     },
     /// A Devo LINQ query (the guide's subset) over the stored records.
+    #[command(
+        after_help = "Example:\n  m365audit linq --from 2026-12-01 --format jsonl 'from cloud.office365.management.exchange where eq(Operation,\"AttachmentDownload\") group by UserId'"
+    )]
     Linq {
+        /// Data directory to read (opened read-only).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
+        /// Output format: a table for people, JSON lines or CSV for scripts.
         #[arg(long, default_value = "table", value_parser = ["table", "jsonl", "csv"])]
         format: String,
         /// Start of Devo's time range (on eventdate, the ingestion time), inclusive.
@@ -107,39 +152,64 @@ pub enum Command {
         /// End of the time range, exclusive.
         #[arg(long)]
         to: Option<String>,
+        /// LINQ query: `from TABLE` then `where`, `select … as NAME`, `group [every 1h] by …`,
+        /// `having` (the README lists the functions).
         query: String,
     },
     /// Full-text search (tantivy).
+    #[command(
+        after_help = "Example:\n  m365audit search --data ./m365audit-data --limit 50 'user:alice@contoso.com AND operation:FileDownloaded'"
+    )]
     Search {
+        /// Data directory to read (opened read-only).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
+        /// Most records to print (newest first); the total is always counted.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Print one JSON document instead of a table.
         #[arg(long)]
         json: bool,
+        /// Search query: words, "phrases", field:value (user, ip, operation, workload, table, id),
+        /// AND/OR/NOT.
         query: String,
     },
     /// Import offline audit exports (JSON, JSONL, Purview CSV, .gz).
+    #[command(
+        after_help = "Example:\n  m365audit import --data ./m365audit-data AuditLog.csv export.jsonl.gz"
+    )]
     Import {
+        /// Data directory to import into (created when missing).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
+        /// Files to import; duplicates of stored records are skipped.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
     /// Send the Devo outbox; with --backfill-since, first queue the records stored
     /// before forwarding was on (CreationTime at or after TIME).
+    #[command(
+        after_help = "Example:\n  m365audit forward --config config.json --data ./m365audit-data --backfill-since 2026-12-01"
+    )]
     Forward {
+        /// Configuration file (JSON) whose `outputs.devo` says where and how to send.
         #[arg(long)]
         config: PathBuf,
+        /// Data directory whose outbox is sent.
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
+        /// First queue the records stored before forwarding was on, CreationTime at or
+        /// after TIME (2026-12-01, 2026-12-01T10:00:00 or RFC 3339).
         #[arg(long, value_name = "TIME")]
         backfill_since: Option<String>,
     },
     /// Sizing benchmark: every stage, one table.
+    #[command(after_help = "Example:\n  m365audit bench --records 1000000 --json")]
     Bench {
+        /// Number of synthetic records to run every stage with.
         #[arg(long, default_value_t = 200_000)]
         records: u64,
+        /// Print one JSON document instead of the table.
         #[arg(long)]
         json: bool,
     },
@@ -147,16 +217,19 @@ pub enum Command {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
+    /// Address to listen on (port 0: any free port; the ready line says which).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+    /// Seed of the generated tenant: the same seed gives the same records.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Days of history before the start time (at most 7 are listable).
     #[arg(long, default_value_t = 7)]
     pub days: u32,
+    /// Records generated per day of history.
     #[arg(long, default_value_t = 2000)]
     pub records_per_day: u64,
-    /// Comma-separated fault names switched on at start.
+    /// Comma-separated fault names switched on at start (e.g. throttle_429,reset_mid_body).
     #[arg(long, default_value = "")]
     pub faults: String,
     /// Start time of the virtual clock (RFC 3339); default: now.
@@ -255,5 +328,76 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             data,
             backfill_since,
         } => app::forward::command(&config, &data, backfill_since.as_deref()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every option and argument an analyst can pass, as `command path: --option`, that has
+    /// no help text; clap's own `--help`/`--version` are left out.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            let has_help = arg
+                .get_help()
+                .or(arg.get_long_help())
+                .is_some_and(|h| !h.to_string().trim().is_empty());
+            if !has_help {
+                let name = match arg.get_long() {
+                    Some(l) => format!("--{l}"),
+                    None => format!("<{id}>"),
+                };
+                out.push(format!("{path}: {name}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            undocumented(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_option_of_every_command_has_help_text() {
+        let cmd = Cli::command();
+        let mut missing = Vec::new();
+        undocumented(&cmd, "m365audit", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "options without help text (add a /// doc comment):\n  {}",
+            missing.join("\n  ")
+        );
+    }
+
+    #[test]
+    fn every_command_has_a_description_and_an_example() {
+        let cmd = Cli::command();
+        let mut missing = Vec::new();
+        for sub in cmd.get_subcommands() {
+            let name = sub.get_name();
+            if name == "help" {
+                continue;
+            }
+            if sub.get_about().is_none() {
+                missing.push(format!("m365audit {name}: no description"));
+            }
+            let example = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            if !example.contains(&format!("m365audit {name}")) {
+                missing.push(format!(
+                    "m365audit {name}: no example (after_help with `m365audit {name} …`)"
+                ));
+            }
+        }
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
     }
 }

@@ -66,8 +66,19 @@ pub fn serve(data: &Path, listen: SocketAddr) -> Result<()> {
     init_tracing();
     let store = Store::open_read_only(data)?;
     // The same detections the collector runs (their titles, severities and group_by).
-    let dets = load_detections(Vars::default())?;
-    let backend = Arc::new(StoreBackend::new(store, dets, String::new(), String::new()));
+    // Without a config, the collector id and tenant are the ones the collector stored:
+    // the status page names them and detections see them as `$collector_id`/`$tenant_id`.
+    let vars = Vars {
+        collector_id: store.collector_id()?.unwrap_or_default(),
+        tenant_id: store.tenant_names()?.join(", "),
+    };
+    let dets = load_detections(vars.clone())?;
+    let backend = Arc::new(StoreBackend::new(
+        store,
+        dets,
+        vars.collector_id,
+        vars.tenant_id,
+    ));
     let rt = runtime()?;
     rt.block_on(async {
         let cancel = CancellationToken::new();

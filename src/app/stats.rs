@@ -9,7 +9,10 @@ use std::path::Path;
 /// `m365audit stats [--data DIR] [--json]`.
 pub fn stats(data: &Path, json: bool) -> Result<()> {
     let store = Store::open_read_only(data)?;
-    let stats = store.stats()?;
+    let mut stats = store.stats()?;
+    // Counted as the UI and `detect` count them: a threshold rule's raw hits are no alerts.
+    let dets = super::load_detections(crate::detect::Vars::default())?;
+    stats.hits = store.detection_hit_counts(&dets)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
     } else {

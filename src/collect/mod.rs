@@ -198,6 +198,7 @@ pub async fn run(
         progress: progress.clone(),
         once: opts.once,
     });
+    set_running(&store, "running").await;
     let reporter_stop = CancellationToken::new();
     let reporter = opts
         .progress
@@ -233,11 +234,32 @@ pub async fn run(
     let _ = store
         .set_status("auth", serde_json::to_value(sh.api.auth_state())?)
         .await;
+    set_running(&store, "stopped").await;
     summary.records_new = progress.records_new.load(Ordering::Relaxed);
     summary.duplicates = progress.duplicates.load(Ordering::Relaxed);
     summary.blobs_done = progress.blobs_done.load(Ordering::Relaxed);
     summary.blobs_failed = progress.blobs_failed.load(Ordering::Relaxed);
     Ok(summary)
+}
+
+/// Tells `stats` and the UI whether a collector runs on this store, so a stream state
+/// ("ok") is not read as current after the collector stopped. A failed write is logged:
+/// it never stops collection.
+async fn set_running(store: &Store, state: &str) {
+    let value = serde_json::json!({
+        "state": state,
+        "since": crate::model::format_api_time(Utc::now()),
+    });
+    if let Err(e) = store
+        .set_status(crate::store::COLLECTOR_STATUS_KEY, value)
+        .await
+    {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            state,
+            "storing the collector state"
+        );
+    }
 }
 
 /// The inactivity monitor task: resumes the stored state, then evaluates and stores it

@@ -94,6 +94,46 @@ pub fn threshold_groups(
 /// An event time with its distinct value (as JSON text).
 pub(crate) type TimedValue = (DateTime<Utc>, String);
 
+/// One stored hit as a threshold rule reads it: group key text (canonical JSON),
+/// CreationTime in seconds, and for a `distinct` rule the JSON text of the counted value
+/// (`None` when missing or null).
+pub type StoredHitEvent = (String, i64, Option<String>);
+
+/// A threshold detection's groups (bursts) over stored hits, exactly as [`Grouper`] forms
+/// them over records: the one rule by which every surface (`detect`, `stats`, `/metrics`,
+/// the dashboard) counts a threshold detection. Raw hits of such a rule are not alerts —
+/// nine failed logins in an hour are not a brute force — so nothing may count them.
+///
+/// [`Grouper`]: super::Grouper
+pub fn threshold_groups_of_stored(
+    meta: &super::Meta,
+    t: Threshold,
+    events: &[StoredHitEvent],
+) -> Vec<Group> {
+    let keyed = events.iter().enumerate().map(|(i, (key, secs, value))| {
+        let k = serde_json::from_str::<Value>(key).unwrap_or_else(|_| Value::String(key.clone()));
+        let d = match (&meta.distinct, value) {
+            // The value's JSON text stands for the value: equal texts, equal values
+            // (the store returns canonical text), and `Grouper` compares them as text too.
+            (Some(_), Some(text)) => Value::String(text.clone()),
+            // missing or null, one bucket as in `Grouper`
+            (Some(_), None) => Value::Null,
+            // Every hit its own value: the rule counts hits (as `Grouper` does).
+            (None, _) => Value::from(i),
+        };
+        (k, stored_time(*secs), d)
+    });
+    threshold_groups_distinct(keyed, t)
+}
+
+/// CreationTime seconds as a time (the epoch for an impossible value).
+pub fn stored_time(secs: i64) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.timestamp_opt(secs, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
 /// Like [`threshold_groups`], but a window qualifies when it holds at least `t.count`
 /// *distinct* values (the third element: e.g. the UserIds one address tried, for a
 /// password spray). Counts in the groups are still numbers of events.

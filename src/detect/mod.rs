@@ -34,7 +34,10 @@ pub mod report;
 mod words;
 
 pub use engine::{Limits, RunFailure};
-pub use group::{Group, group_hits, group_key, threshold_groups, threshold_groups_distinct};
+pub use group::{
+    Group, StoredHitEvent, group_hits, group_key, threshold_groups, threshold_groups_distinct,
+    threshold_groups_of_stored,
+};
 pub use meta::{Field, Meta, Seed, Severity, Threshold};
 pub use report::{Decoder, DetectionResult, Grouper, MakeDecoder, Report};
 

@@ -44,6 +44,16 @@ impl Store {
         Ok(self.monitor_state()?.map(|m| m.collector_id))
     }
 
+    /// The tenants records were collected or imported for, by name (the tenant id), in
+    /// the order they were first stored.
+    pub fn tenant_names(&self) -> Result<Vec<String>> {
+        self.with_conn(|c| {
+            let mut st = c.prepare_cached("SELECT name FROM tenants ORDER BY id")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// Every watched source under `collector_id`: each Workload with records, and each
     /// content type the collector knows (a cursor, a stream state or blobs). Content types
     /// only imported are not the collector's to watch.

@@ -12,6 +12,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+/// A stream's lag as of now, not as of its last update: the stored lag plus the time since
+/// (a stopped or stuck collector falls behind while nothing rewrites the row).
+pub(crate) const LAG_TO_NOW: &str =
+    "lag_secs + max(0, CAST(strftime('%s', 'now') AS INTEGER) - updated_at)";
+
 /// Every migration, in order; index + 1 is the `user_version` after it.
 const MIGRATIONS: &[(&str, &str)] = &[
     (

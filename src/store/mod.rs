@@ -83,7 +83,8 @@ pub use outbox::{OutboxItem, OutboxStats, RESENT as OUTBOX_RESENT};
 pub use report::render_stats;
 pub use scan::{PackedDecoder, RawJson, ScanRow};
 pub use stats::{
-    ContentTypeStats, GapSummary, IndexStats, MonitorStats, RecordCounts, Stats, dir_bytes,
+    COLLECTOR_STATUS_KEY, ContentTypeStats, GapSummary, IndexStats, MonitorStats, RecordCounts,
+    Stats, dir_bytes,
 };
 pub use writer::MAX_MALFORMED_ATTEMPTS;
 

@@ -319,6 +319,29 @@ impl Store {
         })
     }
 
+    /// Hits per detection as every surface reports them (`stats`, `/metrics`, the
+    /// dashboard, `detect`): a threshold detection counts only its hits inside bursts
+    /// (`detect::threshold_groups_of_stored`, 0 when none), any other detection its stored
+    /// hits. Detections stored but no longer in `detections` keep their stored count.
+    pub fn detection_hit_counts(&self, detections: &Detections) -> Result<BTreeMap<String, i64>> {
+        let mut counts = self.hit_counts()?;
+        for m in detections.metas() {
+            let Some(t) = m.threshold else {
+                continue;
+            };
+            if counts.get(&m.id).copied().unwrap_or(0) == 0 {
+                continue;
+            }
+            let events = self.ui_hit_events(&m.id, None, m.distinct.as_deref(), None, None)?;
+            let inside: u64 = crate::detect::threshold_groups_of_stored(m, t, &events)
+                .iter()
+                .map(|g| g.count)
+                .sum();
+            counts.insert(m.id.clone(), i64::try_from(inside).unwrap_or(i64::MAX));
+        }
+        Ok(counts)
+    }
+
     /// Every row of the loss ledger, oldest first.
     pub fn gaps(&self) -> Result<Vec<GapRow>> {
         self.with_conn(|c| {

@@ -30,8 +30,29 @@ pub fn render_stats(s: &Stats) -> String {
             );
         }
     }
+    let collector = s.collector.as_ref();
+    let field = |k: &str| collector.and_then(|c| c.get(k)).and_then(|v| v.as_str());
+    let stopped = field("state") == Some("stopped");
+    match (field("state"), field("since")) {
+        (Some(state), since) => {
+            let _ = writeln!(
+                o,
+                "collector          {state} since {}",
+                since.unwrap_or("?")
+            );
+        }
+        (None, _) => {
+            let _ = writeln!(o, "collector          never ran on this store");
+        }
+    }
     let _ = writeln!(o, "content types");
     for (ct, c) in &s.content_types {
+        // The stored state is what the collector saw last; once it stopped, say so.
+        let state = match (c.state.as_deref(), stopped) {
+            (Some(st), true) => format!("stopped (last: {st})"),
+            (Some(st), false) => st.to_string(),
+            (None, _) => "-".into(),
+        };
         let _ = writeln!(
             o,
             "  {:<28} cursor {}  lag {}  state {}  pending blobs {}{}",
@@ -40,7 +61,7 @@ pub fn render_stats(s: &Stats) -> String {
             c.lag_secs
                 .map(|l| format!("{l}s"))
                 .unwrap_or_else(|| "-".into()),
-            c.state.as_deref().unwrap_or("-"),
+            state,
             c.pending_blobs,
             c.last_error
                 .as_deref()

@@ -37,6 +37,10 @@ pub struct IndexStats {
     pub records_behind: i64,
 }
 
+/// The `status` row in which the collector says whether it runs (written when it starts
+/// and when it stops; a killed collector leaves "running", its lag then grows).
+pub const COLLECTOR_STATUS_KEY: &str = "collector";
+
 /// `stats --json` (docs/architecture.md, CLI).
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
@@ -48,6 +52,9 @@ pub struct Stats {
     pub hits: BTreeMap<String, i64>,
     pub counters: BTreeMap<String, i64>,
     pub auth: Option<Value>,
+    /// Whether a collector runs on this store: `{"state": "running"|"stopped", "since": …}`
+    /// as the collector left it ([`COLLECTOR_STATUS_KEY`]); None until one ran.
+    pub collector: Option<Value>,
     /// The inactivity monitor, judged at the time of `stats()`; None until a collector ran.
     pub monitor: Option<MonitorStats>,
     pub index: Option<IndexStats>,
@@ -135,7 +142,7 @@ impl Store {
                     content_types.entry(ct).or_insert_with(empty_ct).cursor =
                         Some(format_api_time(db::millis_to_time(cur)));
                 }
-                let mut st = c.prepare_cached("SELECT content_type, state, last_error, lag_secs FROM streams")?;
+                let mut st = c.prepare_cached(&format!("SELECT content_type, state, last_error, {} FROM streams", db::LAG_TO_NOW))?;
                 for row in st.query_map([], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
@@ -188,6 +195,7 @@ impl Store {
                     hits: BTreeMap::new(),
                     counters,
                     auth: auth.and_then(|a| serde_json::from_str(&a).ok()),
+                    collector: None,
                     monitor: None,
                     index: None,
                     db_bytes: 0,
@@ -209,6 +217,7 @@ impl Store {
             s
         })?;
         stats.hits = self.hit_counts()?;
+        stats.collector = self.status(COLLECTOR_STATUS_KEY)?;
         stats.monitor = self.monitor_stats(Utc::now())?;
         stats.outbox = self.outbox_stats()?;
         stats.db_bytes = dir_bytes_matching(&self.inner.data_dir, DB_FILE);

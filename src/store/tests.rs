@@ -758,6 +758,57 @@ fn rollups_kept_by_the_writer_equal_the_tables_also_after_migrating_a_schema_3_s
 }
 
 #[test]
+fn stats_measure_lag_to_now_and_say_when_the_collector_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.set_stream_state(
+        T,
+        ContentType::Exchange,
+        StreamState {
+            state: "ok".into(),
+            last_error: None,
+            lag_secs: Some(5),
+        },
+    )
+    .wait()
+    .unwrap();
+    s.set_status(
+        COLLECTOR_STATUS_KEY,
+        json!({"state": "running", "since": "2026-11-20T00:00:00.000Z"}),
+    )
+    .wait()
+    .unwrap();
+    let running = render_stats(&s.stats().unwrap());
+    assert!(
+        running.contains("collector          running since 2026-11-20"),
+        "{running}"
+    );
+    assert!(running.contains("state ok "), "{running}");
+    // Eleven minutes pass without the collector writing: the lag grows with them.
+    let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    c.execute("UPDATE streams SET updated_at = updated_at - 660", [])
+        .unwrap();
+    let st = s.stats().unwrap();
+    let lag = st.content_types["Audit.Exchange"].lag_secs.unwrap();
+    assert!((665..700).contains(&lag), "lag {lag}");
+    s.set_status(
+        COLLECTOR_STATUS_KEY,
+        json!({"state": "stopped", "since": "2026-11-20T01:00:00.000Z"}),
+    )
+    .wait()
+    .unwrap();
+    let st = s.stats().unwrap();
+    assert_eq!(st.collector.as_ref().unwrap()["state"], json!("stopped"));
+    let text = render_stats(&st);
+    assert!(
+        text.contains("collector          stopped since 2026-11-20T01"),
+        "{text}"
+    );
+    assert!(text.contains("state stopped (last: ok)"), "{text}");
+    assert_eq!(s.tenant_names().unwrap(), vec![T.to_string()]);
+}
+
+#[test]
 fn invariant_1_outbox_rows_are_written_with_their_records_while_forwarding_is_on() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());

@@ -271,9 +271,10 @@ impl Store {
                 }
             }
             {
-                let mut st = c.prepare_cached(
-                    "SELECT content_type, state, last_error, lag_secs FROM streams",
-                )?;
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT content_type, state, last_error, {} FROM streams",
+                    db::LAG_TO_NOW
+                ))?;
                 let rows = st.query_map([], |r| {
                     Ok((
                         r.get::<_, String>(0)?,

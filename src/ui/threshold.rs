@@ -1,5 +1,5 @@
 //! Threshold detections (a header with `threshold`/`window`, optionally `distinct`) as the
-//! UI shows them: the same bursts `m365audit detect` reports — `detect::threshold_groups_distinct`
+//! UI shows them: the same bursts `m365audit detect` reports — `detect::threshold_groups_of_stored`
 //! over each hit's group key, CreationTime and distinct value, exactly as
 //! `detect::Grouper` feeds it — plus what only the UI needs: the hits inside bursts per
 //! hour (the dashboard chart). Raw hits of such a detection are not alerts: a key with nine
@@ -9,14 +9,11 @@
 //! no HTML.
 
 use crate::detect::{self, Group, Meta, Threshold};
-use chrono::{DateTime, TimeZone, Utc};
-use serde_json::Value;
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 
-/// One stored hit as a threshold rule reads it: group key text (canonical JSON),
-/// CreationTime in seconds, and for a `distinct` rule the JSON text of the counted value
-/// (`None` when missing or null).
-pub type HitEvent = (String, i64, Option<String>);
+/// One stored hit as a threshold rule reads it (see [`detect::StoredHitEvent`]).
+pub type HitEvent = detect::StoredHitEvent;
 
 /// The outcome of a threshold rule over a set of hits.
 #[derive(Debug, Clone, Default)]
@@ -51,29 +48,11 @@ impl Bursts {
     }
 }
 
-/// CreationTime seconds as a time (the epoch for an impossible value).
-pub fn time(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(secs, 0)
-        .single()
-        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
-}
+pub use detect::group::stored_time as time;
 
 /// Applies `t` (and `meta.distinct`) to the hits of one detection.
 pub fn evaluate(meta: &Meta, t: Threshold, events: &[HitEvent]) -> Bursts {
-    let keyed = events.iter().enumerate().map(|(i, (key, secs, value))| {
-        let k = serde_json::from_str::<Value>(key).unwrap_or_else(|_| Value::String(key.clone()));
-        let d = match (&meta.distinct, value) {
-            // The value's JSON text stands for the value: equal texts, equal values
-            // (the store returns canonical text), and `Grouper` compares them as text too.
-            (Some(_), Some(text)) => Value::String(text.clone()),
-            // missing or null, one bucket as in `Grouper`
-            (Some(_), None) => Value::Null,
-            // Every hit its own value: the rule counts hits (as `Grouper` does).
-            (None, _) => Value::from(i),
-        };
-        (k, time(*secs), d)
-    });
-    let groups = detect::threshold_groups_distinct(keyed, t);
+    let groups = detect::threshold_groups_of_stored(meta, t, events);
 
     // A burst holds every hit of its key from first_seen to last_seen, and the bursts of
     // one key never overlap (`threshold_groups_distinct` extends a burst to the end of its
@@ -146,7 +125,7 @@ pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Bursts>) -> Bursts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn meta(distinct: Option<&str>) -> Meta {
         let d = crate::detect::Detections::load_sources(

@@ -99,6 +99,26 @@ impl StoreBackend {
     }
 }
 
+impl StoreBackend {
+    /// Hits per detection as the dashboard shows them (and `stats` and `detect` count
+    /// them): a threshold rule's hits inside its bursts (`all_time_bursts`, which applies
+    /// `detect::threshold_groups_of_stored`), any other detection its `stored` count.
+    fn detection_counts(&self, stored: &BTreeMap<String, i64>) -> Result<Vec<(String, u64)>> {
+        let mut out: BTreeMap<String, u64> = stored
+            .iter()
+            .map(|(d, n)| (d.clone(), (*n).max(0) as u64))
+            .collect();
+        for m in self.detections.metas() {
+            if let Some(t) = m.threshold
+                && out.get(&m.id).copied().unwrap_or(0) > 0
+            {
+                out.insert(m.id.clone(), self.all_time_bursts(m, t)?.hits());
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+}
+
 fn load_errors(d: &Detections) -> Vec<String> {
     d.errors().iter().map(|e| e.to_string()).collect()
 }
@@ -843,11 +863,7 @@ impl Backend for StoreBackend {
         Ok(Metrics {
             records: stats.records.total.max(0) as u64,
             duplicates_dropped: stats.duplicates_dropped.max(0) as u64,
-            hits: stats
-                .hits
-                .iter()
-                .map(|(d, n)| (d.clone(), (*n).max(0) as u64))
-                .collect(),
+            hits: self.detection_counts(&stats.hits)?,
             gaps: gaps.into_iter().collect(),
             lag_secs: stats
                 .content_types
