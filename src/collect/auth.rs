@@ -439,22 +439,15 @@ const EXCERPT_CHARS: usize = 300;
 /// replaced by spaces, runs of spaces collapsed, at most [`EXCERPT_CHARS`] characters.
 /// Redact before calling it, so a secret cannot be cut into a fragment that escapes.
 pub(crate) fn excerpt(text: &str) -> String {
-    let clean: String = text
-        .chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect();
-    let one_line = clean.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > EXCERPT_CHARS {
-        let t: String = one_line.chars().take(EXCERPT_CHARS).collect();
+    // Line breaks and tabs fold into single spaces; every other control or bidi character
+    // goes through the one terminal escaping rule.
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let safe = crate::model::terminal_safe(&one_line);
+    if safe.chars().count() > EXCERPT_CHARS {
+        let t: String = safe.chars().take(EXCERPT_CHARS).collect();
         format!("{t}…")
     } else {
-        one_line
+        safe.into_owned()
     }
 }
 
@@ -629,7 +622,7 @@ mod tests {
             "{m:?}"
         );
         assert!(m.chars().count() < 400, "{}", m.len());
-        assert!(m.contains("invalid client <redacted> [2K"), "{m}");
+        assert!(m.contains("invalid client <redacted> \\u{1b}[2K"), "{m}");
         let f = parse_refusal(400, b"", |s| s.to_string());
         assert!(f.to_string().contains("empty body"), "{f}");
     }
