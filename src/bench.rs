@@ -334,7 +334,7 @@ fn stage_import(ctx: &mut BenchCtx) -> Result<Row> {
     let store = Store::open(&data, Arc::new(dets))?;
     let start = Instant::now();
     let cpu0 = cpu_seconds();
-    let report = crate::import::import_file(&store, &file)?;
+    let report = crate::import::import_file(&store, &file, &mut crate::import::Progress::quiet())?;
     store.flush().wait()?;
     let secs = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;

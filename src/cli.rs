@@ -105,6 +105,30 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Stored records, exactly as stored, as JSON lines or Purview CSV (re-importable).
+    Export {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        #[arg(long, default_value = crate::model::TABLE_ALL)]
+        table: String,
+        /// CreationTime at or after this time.
+        #[arg(long)]
+        since: Option<String>,
+        /// CreationTime before this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only the records this detection hit.
+        #[arg(long)]
+        detection: Option<String>,
+        /// Only the records of this user (UserId).
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv"])]
+        format: String,
+        /// Default: stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Sizing benchmark: every stage, one table.
     Bench {
         #[arg(long, default_value_t = 200_000)]
@@ -231,7 +255,26 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             json,
             query,
         } => crate::store::search_command(&data, &query, limit, json),
-        Command::Import { data, files } => crate::import::command(&data, &files),
+        Command::Import { data, files } => crate::app::import::command(&data, &files),
+        Command::Export {
+            data,
+            table,
+            since,
+            until,
+            detection,
+            user,
+            format,
+            out,
+        } => crate::app::export::command(&crate::app::export::ExportArgs {
+            data,
+            table,
+            since,
+            until,
+            detection,
+            user,
+            format,
+            out,
+        }),
         Command::Bench { records, json } => crate::bench::command(records, json),
     }
 }

@@ -12,7 +12,9 @@
 //! detect   load queries/*.jq, compile once, run per record; grouping; inactivity monitor
 //! ui       axum router, askama pages, security headers
 //! simulate the practice tenant: a faithful Management API + token endpoint + control plane
-//! import   offline files (JSON, JSONL, Purview CSV, .gz) → store
+//! import   offline files (JSON, JSONL, Purview CSV, .gz) → store, streaming
+//! export   stored records → JSON lines / Purview CSV (the command and the UI's downloads)
+//! app      the composition root: one file per command
 //! cli      the command line of ARCHITECTURE.md §7 and its exit codes
 //! alloc    how long freed pages are kept (the binary registers the allocator's setter)
 //! ```
@@ -53,11 +55,13 @@
 #![forbid(unsafe_code)]
 
 pub mod alloc;
+pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod detect;
+pub mod export;
 pub mod import;
 pub mod model;
 pub mod simulate;

@@ -441,6 +441,26 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| Utc.from_utc_datetime(&t))
 }
 
+/// The one escaping of attacker-controlled text (record values, file contents, file
+/// names) before it reaches a terminal: control characters, escape sequences included,
+/// are written as Rust escapes.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
 /// Formats a time the way the API writes `contentCreated`: milliseconds and `Z`.
 pub fn format_api_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
@@ -474,6 +494,12 @@ pub fn normalize_ip(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_terminal_control_characters() {
+        assert_eq!(printable("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\n");
+        assert_eq!(printable("plain"), "plain");
+    }
     use serde_json::json;
 
     /// Every string value of `v`, sorted (the order of the text lines is not part of the

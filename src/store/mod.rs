@@ -234,6 +234,31 @@ pub struct IngestOutcome {
     pub hits: usize,
     #[serde(skip)]
     pub first_bad: Option<String>,
+    /// Each record not stored: its position in the batch and why (import reports them
+    /// as `file:line`).
+    #[serde(skip)]
+    pub bad_at: Vec<(usize, String)>,
+}
+
+/// One imported file in the evidence ledger (`stats`, the status page).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ImportRow {
+    /// The path as given on the command line.
+    pub file: String,
+    /// Bytes of the file as given (compressed, for a gzip).
+    pub size: u64,
+    /// SHA-256 of those bytes, hex.
+    pub sha256: String,
+    pub format: String,
+    /// Records read from the file (stored + duplicates + bad).
+    pub records: u64,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub bad: u64,
+    /// Where a damaged file stopped being readable; None when it was read to the end.
+    pub damage: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub seconds: f64,
 }
 
 /// What `ingest_blob` did.
@@ -309,6 +334,8 @@ pub struct Stats {
     pub index: Option<IndexStats>,
     pub db_bytes: u64,
     pub index_bytes: u64,
+    /// Every imported file, oldest first: the evidence that went in.
+    pub imports: Vec<ImportRow>,
 }
 
 /// `stats --json` → `monitor`: the guide's "Monitor It" evaluated now over what is stored,
@@ -520,7 +547,9 @@ impl Store {
     }
 
     /// Opens an existing store for reading only (no threads, no locks); write methods
-    /// fail. Safe next to a running collector.
+    /// fail. Safe next to a running collector. A store this process cannot write (evidence
+    /// on read-only media, another user's directory) is read without creating or changing
+    /// a single file: SQLite immutable, the index through a read-only directory.
     pub fn open_read_only(data_dir: &Path) -> Result<Store> {
         let db_path = data_dir.join(DB_FILE);
         if !db_path.exists() {
@@ -540,8 +569,7 @@ impl Store {
         }
         let idir = data_dir.join(index::INDEX_DIR);
         let searcher = if idir.join("meta.json").exists() {
-            let (idx, fields) = index::open(&idir)?;
-            Some(index::Searcher::new(idx, fields)?)
+            Some(index::open_read_only(&idir)?)
         } else {
             None
         };
@@ -770,6 +798,11 @@ impl Store {
     pub fn set_status(&self, key: &str, value: Value) -> Reply<()> {
         let key = key.to_string();
         self.call(move |w| w.set_status(&key, &value))
+    }
+
+    /// Appends one imported file to the evidence ledger.
+    pub fn record_import(&self, row: ImportRow) -> Reply<()> {
+        self.call(move |w| w.record_import(&row))
     }
 
     pub fn bump_counter(&self, name: &str, by: i64) -> Reply<()> {
@@ -1259,6 +1292,7 @@ impl Store {
                     index: None,
                     db_bytes: 0,
                     index_bytes: 0,
+                    imports: Vec::new(),
                 },
                 max_rowid,
             ))
@@ -1275,10 +1309,37 @@ impl Store {
             s
         })?;
         stats.hits = self.hit_counts()?;
+        stats.imports = self.imports()?;
         stats.monitor = self.monitor_stats(Utc::now())?;
         stats.db_bytes = dir_bytes_matching(&self.inner.data_dir, DB_FILE);
         stats.index_bytes = dir_bytes(&self.inner.data_dir.join(index::INDEX_DIR));
         Ok(stats)
+    }
+
+    /// Every imported file, oldest first.
+    pub fn imports(&self) -> Result<Vec<ImportRow>> {
+        self.with_conn(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT file, size, sha256, format, records, stored, duplicates, bad, damage, \
+                 started_at, seconds FROM imports ORDER BY id",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(ImportRow {
+                    file: r.get(0)?,
+                    size: r.get::<_, i64>(1)?.max(0) as u64,
+                    sha256: r.get(2)?,
+                    format: r.get(3)?,
+                    records: r.get::<_, i64>(4)?.max(0) as u64,
+                    stored: r.get::<_, i64>(5)?.max(0) as u64,
+                    duplicates: r.get::<_, i64>(6)?.max(0) as u64,
+                    bad: r.get::<_, i64>(7)?.max(0) as u64,
+                    damage: r.get(8)?,
+                    started_at: db::secs_to_time(r.get(9)?),
+                    seconds: r.get(10)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
     }
 
     /// Full-text search; `total` counts every match, `hits` are the newest `limit`.

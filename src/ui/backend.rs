@@ -265,6 +265,8 @@ pub struct Status {
     pub detection_errors: Vec<String>,
     pub outbox_depth: Option<u64>,
     pub index_lag: Option<u64>,
+    /// Every imported file (the evidence that went in), oldest first.
+    pub imports: Vec<crate::store::ImportRow>,
 }
 
 /// The numbers `/metrics` exports.

@@ -993,6 +993,7 @@ pub struct GapView {
 #[template(path = "status.html")]
 struct StatusPage {
     title: String,
+    imports: Vec<ImportView>,
     collector_id: String,
     tenant_id: String,
     records: u64,
@@ -1007,10 +1008,40 @@ struct StatusPage {
     index_lag: String,
 }
 
+/// One imported file on the status page.
+struct ImportView {
+    at: String,
+    file: String,
+    format: String,
+    size: u64,
+    sha256: String,
+    records: u64,
+    stored: u64,
+    duplicates: u64,
+    bad: u64,
+    damage: String,
+}
+
 pub async fn status(State(st): State<AppState>) -> Page {
     let s = read(&st, |b| b.status()).await?;
     render(StatusPage {
         title: "Status".into(),
+        imports: s
+            .imports
+            .iter()
+            .map(|i| ImportView {
+                at: fmt_opt_time(Some(i.started_at)),
+                file: i.file.clone(),
+                format: i.format.clone(),
+                size: i.size,
+                sha256: i.sha256.clone(),
+                records: i.records,
+                stored: i.stored,
+                duplicates: i.duplicates,
+                bad: i.bad,
+                damage: i.damage.clone().unwrap_or_default(),
+            })
+            .collect(),
         collector_id: s.collector_id,
         tenant_id: s.tenant_id,
         records: s.records,

@@ -1117,6 +1117,7 @@ impl Backend for StoreBackend {
             detection_errors: load_errors(&self.detections),
             outbox_depth: None,
             index_lag: stats.index.map(|i| i.records_behind.max(0) as u64),
+            imports: stats.imports,
         })
     }
 
