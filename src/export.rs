@@ -6,7 +6,7 @@
 //! Owns the formats and the record filter; `app::export` (the command) and the UI's
 //! downloads both write through [`RecordWriter`]. Must not know SQL or HTML.
 
-use crate::store::{StoredRecord, Store};
+use crate::store::{Store, StoredRecord};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
@@ -73,7 +73,7 @@ pub struct RecordWriter<W: Write> {
 
 enum Out<W: Write> {
     Jsonl(W),
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
 }
 
 impl<W: Write> RecordWriter<W> {
@@ -85,7 +85,7 @@ impl<W: Write> RecordWriter<W> {
                     .terminator(csv::Terminator::CRLF)
                     .from_writer(w);
                 c.write_record(CSV_HEADER)?;
-                Out::Csv(c)
+                Out::Csv(Box::new(c))
             }
         };
         Ok(RecordWriter { out, written: 0 })
@@ -171,9 +171,7 @@ pub fn export<W: Write>(store: &Store, f: &Filter, w: &mut RecordWriter<W>) -> R
         let keep = f.since.is_none_or(|s| h.creation_time >= s)
             && f.until.is_none_or(|u| h.creation_time < u)
             && rowids.as_ref().is_none_or(|s| s.contains(&r.rowid))
-            && user
-                .as_ref()
-                .is_none_or(|u| h.user_id.to_lowercase() == *u);
+            && user.as_ref().is_none_or(|u| h.user_id.to_lowercase() == *u);
         if keep {
             w.write(&r)?;
         }

@@ -60,7 +60,13 @@ pub fn command(a: &ExportArgs) -> Result<()> {
         }
         None => {
             let out = std::io::stdout().lock();
-            write_to(&store, &filter, format, std::io::BufWriter::new(out), Path::new("-"))?;
+            write_to(
+                &store,
+                &filter,
+                format,
+                std::io::BufWriter::new(out),
+                Path::new("-"),
+            )?;
         }
     }
     Ok(())

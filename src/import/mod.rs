@@ -270,8 +270,8 @@ fn finish_hash(path: &Path, seen: &Rc<RefCell<(u64, sha2::Sha256)>>) -> Result<S
         let s = seen.borrow();
         (s.0, s.1.clone())
     };
-    let mut f = std::fs::File::open(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     f.seek(std::io::SeekFrom::Start(done))?;
     std::io::copy(&mut f, &mut hasher)?;
     Ok(format!("{:x}", hasher.finalize()))
@@ -337,7 +337,10 @@ mod tests {
         assert_eq!(s.record_by_id("a").unwrap().unwrap().raw, A);
         let ledger = s.imports().unwrap();
         assert_eq!(ledger.len(), 2);
-        assert_eq!(ledger[0].sha256, format!("{:x}", sha2::Sha256::digest(&bytes)));
+        assert_eq!(
+            ledger[0].sha256,
+            format!("{:x}", sha2::Sha256::digest(&bytes))
+        );
         assert_eq!(ledger[0].size, bytes.len() as u64);
         assert_eq!((ledger[0].stored, ledger[1].duplicates), (2, 2));
     }
@@ -388,5 +391,4 @@ mod tests {
             "{r:?}"
         );
     }
-
 }

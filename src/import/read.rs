@@ -145,8 +145,7 @@ fn json_lines(
     let mut buf = Vec::with_capacity(4096);
     loop {
         buf.clear();
-        match Read::take(&mut *input, MAX_RECORD as u64 + 1).read_until(b'\n', &mut buf)
-        {
+        match Read::take(&mut *input, MAX_RECORD as u64 + 1).read_until(b'\n', &mut buf) {
             Ok(0) => return Ok(None),
             Ok(_) => {}
             Err(e) => return Ok(Some(format!("{}: reading stopped: {e}", line + 1))),
@@ -505,7 +504,9 @@ fn csv_rows(
 mod tests {
     use super::*;
 
-    fn items(text: &[u8]) -> (Vec<(u64, String)>, Vec<(u64, String)>, ReadEnd) {
+    type Found = Vec<(u64, String)>;
+
+    fn items(text: &[u8]) -> (Found, Found, ReadEnd) {
         let mut good = Vec::new();
         let mut bad = Vec::new();
         let end = split(&mut &text[..], &mut |i| {
@@ -521,7 +522,8 @@ mod tests {
 
     #[test]
     fn json_lines_keep_line_numbers_through_crlf_blank_and_invalid_utf8_lines() {
-        let (good, bad, end) = items(b"\xEF\xBB\xBF\r\n{\"a\":1}\r\n\r\n{\"b\":\xff}\r\nnot json\n{\"c\":\"x\\\"}\"}");
+        let (good, bad, end) =
+            items(b"\xEF\xBB\xBF\r\n{\"a\":1}\r\n\r\n{\"b\":\xff}\r\nnot json\n{\"c\":\"x\\\"}\"}");
         assert_eq!(end.format, "jsonl");
         assert!(end.damage.is_none());
         assert_eq!(

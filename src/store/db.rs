@@ -104,22 +104,19 @@ pub fn open_reader(path: &Path) -> Result<Connection> {
                 return Err(first)
                     .with_context(|| format!("opening the database {} read-only", path.display()));
             }
-            Connection::open_with_flags(
-                immutable_uri(path),
-                flags | OpenFlags::SQLITE_OPEN_URI,
-            )
-            .and_then(|c| {
-                c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-                    r.get::<_, i64>(0)
-                })?;
-                Ok(c)
-            })
-            .with_context(|| {
-                format!(
-                    "opening the database {} read-only (the ordinary open failed: {first})",
-                    path.display()
-                )
-            })?
+            Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
+                .and_then(|c| {
+                    c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                        r.get::<_, i64>(0)
+                    })?;
+                    Ok(c)
+                })
+                .with_context(|| {
+                    format!(
+                        "opening the database {} read-only (the ordinary open failed: {first})",
+                        path.display()
+                    )
+                })?
         }
     };
     set_common_pragmas(&conn)?;
