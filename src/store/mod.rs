@@ -425,6 +425,17 @@ struct Inner {
     prep_threads: Mutex<Vec<JoinHandle<()>>>,
     detections: Arc<Detections>,
     dict: writer::SharedDict,
+    /// The order in which prepared import batches go to the writer.
+    order: Mutex<Order>,
+}
+
+/// Tickets handed out in call order; prepared batches wait here until every earlier
+/// ticket went to the writer (`None`: its preparation failed, nothing to send).
+#[derive(Default)]
+struct Order {
+    next_ticket: u64,
+    next_send: u64,
+    ready: BTreeMap<u64, Option<Cmd>>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -542,6 +553,7 @@ impl Store {
                 prep_threads: Mutex::new(prep_threads),
                 detections,
                 dict,
+                order: Mutex::default(),
             }),
         })
     }
@@ -586,6 +598,7 @@ impl Store {
                 prep_threads: Mutex::new(Vec::new()),
                 detections: Arc::new(Detections::empty()),
                 dict: Arc::default(),
+                order: Mutex::default(),
             }),
         })
     }
@@ -704,6 +717,77 @@ impl Store {
         Reply(Ok(rx))
     }
 
+    /// Like [`Store::prepare_then`], but the writer receives the batches in the order of
+    /// the calls, whichever preparer finishes first: an imported file is stored in file
+    /// order (rowid order = line order), so importing the same file twice, or an export
+    /// of it, gives the same store.
+    fn prepare_then_in_order<P: Send + 'static, T: Send + 'static>(
+        &self,
+        prepare: impl FnOnce(&Detections, &writer::SharedDict) -> Result<P> + Send + 'static,
+        f: impl FnOnce(&mut writer::Writer, P) -> Result<T> + Send + 'static,
+    ) -> Reply<T> {
+        let ticket = match self.inner.order.lock() {
+            Ok(mut o) => {
+                o.next_ticket += 1;
+                o.next_ticket - 1
+            }
+            Err(_) => return Reply(Err("a store lock was poisoned".into())),
+        };
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let store = self.clone();
+        let job: Job = Box::new(move || {
+            let cmd: Option<Cmd> = match prepare(&store.inner.detections, &store.inner.dict) {
+                Ok(p) => Some(Box::new(move |w: &mut writer::Writer| -> After {
+                    let r = f(w, p);
+                    Box::new(move |_, commit_err| {
+                        let r = match (r, commit_err) {
+                            (Ok(_), Some(e)) => Err(anyhow::anyhow!("{e:#}")),
+                            (r, _) => r,
+                        };
+                        let _ = tx.send(r);
+                    })
+                })),
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    None
+                }
+            };
+            let Ok(mut o) = store.inner.order.lock() else {
+                return;
+            };
+            o.ready.insert(ticket, cmd);
+            loop {
+                let n = o.next_send;
+                let Some(cmd) = o.ready.remove(&n) else {
+                    break;
+                };
+                o.next_send += 1;
+                if let Some(cmd) = cmd {
+                    let sent = match store.inner.writer.lock() {
+                        Ok(g) => g.as_ref().is_some_and(|w| w.send(cmd).is_ok()),
+                        Err(_) => false,
+                    };
+                    if !sent {
+                        tracing::error!("the store writer stopped; an import batch was not stored");
+                    }
+                }
+            }
+        });
+        let sent = match self.inner.prep.lock() {
+            Ok(g) => match g.as_ref() {
+                Some(p) => p.send(job).is_ok(),
+                None => false,
+            },
+            Err(_) => false,
+        };
+        if !sent {
+            return Reply(Err(
+                "the store is read-only or closed; writes are not possible".into(),
+            ));
+        }
+        Reply(Ok(rx))
+    }
+
     /// Runs `f` on the writer thread inside a savepoint of the current group; the reply
     /// is sent once the group committed (or with the commit error).
     fn call<T: Send + 'static>(
@@ -784,7 +868,7 @@ impl Store {
     /// Stores offline records (raw JSON objects); tenant = OrganizationId or `default_tenant`.
     pub fn import_records(&self, default_tenant: &str, raws: Vec<String>) -> Reply<IngestOutcome> {
         let tenant = default_tenant.to_string();
-        self.prepare_then(
+        self.prepare_then_in_order(
             move |d, dict| writer::prepare_raws(raws, d, dict),
             move |w, p| w.import_prepared(&tenant, p),
         )
