@@ -36,7 +36,8 @@
 //! give_up_blob(blob_id, GapKind, error) -> Reply<()>                        terminal: failed/expired + gap
 //! expire_blobs(tenant, ct, now) -> Reply<usize>                             contentExpiration ≤ now
 //! record_gap(tenant, NewGap) -> Reply<()>
-//! import_records(default_tenant, Vec<String raw JSON>) -> Reply<IngestOutcome>
+//! import_records(default_tenant, Vec<String raw JSON>) -> Reply<IngestOutcome>   in call order; bad_at = (index, why)
+//! record_import(ImportRow) -> Reply<()>                                    the evidence ledger
 //! set_stream_state(tenant, ct, StreamState) -> Reply<()>
 //! set_status(key, serde_json::Value) -> Reply<()>                           e.g. "auth", "monitor"
 //! bump_counter(name, by) -> Reply<()>
@@ -63,12 +64,14 @@
 //! stats() -> Result<Stats>                                        Serialize = `stats --json`
 //! search(query, limit) -> Result<SearchResult>                    Serialize = `search --json`
 //! record_keys() -> Result<Vec<(String tenant, String id)>>        tests: compare with truth
+//! imports() -> Result<Vec<ImportRow>>                             every imported file, oldest first
 //! ```
 //!
 //! Tables (`migrations/`): `records` (header columns, zstd raw JSON with a trained
 //! dictionary), `blobs` (the ledger: pending/done/failed/expired, attempts, last_error),
 //! `cursors`, `gaps` (the loss ledger), `hits`, `counters`, `outbox` (schema only),
-//! `streams` (per content type state), `status`, `tenants`, `dicts`.
+//! `streams` (per content type state), `status`, `tenants`, `dicts`, `imports` (the
+//! evidence ledger: one row per imported file).
 //!
 //! # Invariants kept here (ARCHITECTURE.md §3)
 //!
