@@ -1,15 +1,15 @@
-//! The command line of ARCHITECTURE.md §7 — the exact forms tests and benchmarks drive —
-//! and the mapping of failures to exit codes (0 ok, 1 runtime failure, 2 bad usage/config).
+//! The command line (docs/architecture.md lists its forms) — the exact forms tests and
+//! benchmarks drive — and the mapping of failures to exit codes (0 ok, 1 runtime failure,
+//! 2 bad usage/config).
 //!
-//! This module parses flags and hands plain options to the module that owns each command;
-//! it must not hold any logic of its own beyond that dispatch.
+//! This module parses flags and hands plain options to `app`, which assembles each
+//! command; it must not hold any logic of its own beyond that dispatch.
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub const DEFAULT_DATA_DIR: &str = "./m365audit-data";
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8365";
+use crate::model::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -173,89 +173,40 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-/// `$collector_id` as the collector that filled this store knew it ("" before any
-/// collector ran: an import-only store), for detections re-run over stored records.
-fn stored_vars(store: &crate::store::Store) -> anyhow::Result<crate::detect::Vars> {
-    Ok(crate::detect::Vars {
-        collector_id: store.collector_id()?.unwrap_or_default(),
-        ..crate::detect::Vars::default()
-    })
-}
-
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    use crate::app;
     match cli.command {
-        Command::Demo { listen, data } => crate::ui::command::demo(listen, data.as_deref()),
+        Command::Demo { listen, data } => app::demo::demo(listen, data.as_deref()),
         Command::Run {
             config,
             data,
             listen,
-        } => crate::ui::command::run(&config, &data, listen),
-        Command::Collect { config, data, once } => crate::collect::command(&config, &data, once),
-        Command::Serve { data, listen } => crate::ui::command::serve(&data, listen),
-        Command::Simulate(args) => crate::simulate::run_cli(&args),
-        Command::Check { config } => {
-            let cfg = crate::config::load(&config)?;
-            print!("{}", cfg.summary());
-            let vars = crate::detect::Vars {
-                collector_id: cfg.office365.collector_id.clone(),
-                tenant_id: cfg.office365.tenant_id.clone(),
-            };
-            print!("{}", crate::detect::check_command(vars)?);
-            Ok(())
-        }
-        Command::Stats { data, json } => crate::store::stats_command(&data, json),
+        } => app::run::run(&config, &data, listen),
+        Command::Collect { config, data, once } => app::collect::collect(&config, &data, once),
+        Command::Serve { data, listen } => app::serve::serve(&data, listen),
+        Command::Simulate(a) => app::simulate::simulate(&app::simulate::SimulateFlags {
+            listen: a.listen,
+            seed: a.seed,
+            days: a.days,
+            records_per_day: a.records_per_day,
+            faults: a.faults,
+            now: a.now,
+        }),
+        Command::Check { config } => app::check::check(&config),
+        Command::Stats { data, json } => app::stats::stats(&data, json),
         Command::Detect {
             data,
             detection,
             format,
-        } => {
-            let store = crate::store::Store::open_read_only(&data)?;
-            // headers first, raw JSON only for candidates, decompressed on the workers
-            let decoder = store.packed_decoder()?;
-            let make = || -> anyhow::Result<crate::detect::Decoder> {
-                let mut d = decoder.clone();
-                Ok(Box::new(move |dict, data, out| d.decode(dict, data, out)))
-            };
-            crate::detect::command::detect_command_lazy(
-                stored_vars(&store)?,
-                detection.as_deref(),
-                &format,
-                Some(&make),
-                &mut |f| {
-                    store.for_each_candidate(crate::model::TABLE_ALL, 0, |row, raw| {
-                        f(
-                            &crate::detect::command::SourceRecord {
-                                header: row.header,
-                                raw: &[],
-                                content_type: row.content_type,
-                                ingested_at: row.ingested_at,
-                            },
-                            raw,
-                        )
-                    })
-                },
-            )
-        }
-        Command::Query { data, table, jq } => {
-            let store = crate::store::Store::open_read_only(&data)?;
-            crate::detect::command::query_command(stored_vars(&store)?, &jq, &mut |f| {
-                store.for_each_record(&table, 0, |r| {
-                    Ok(f(&crate::detect::command::SourceRecord {
-                        header: &r.header,
-                        raw: r.raw.as_bytes(),
-                        content_type: r.content_type,
-                        ingested_at: r.ingested_at,
-                    }))
-                })
-            })
-        }
+        } => app::detect::detect(&data, detection.as_deref(), &format),
+        Command::Query { data, table, jq } => app::detect::query(&data, &table, &jq),
         Command::Search {
             data,
             limit,
             json,
             query,
-        } => crate::store::search_command(&data, &query, limit, json),
-        Command::Import { data, files } => crate::app::import::command(&data, &files),
+        } => app::stats::search(&data, &query, limit, json),
+        Command::Import { data, files } => app::import::import(&data, &files),
         Command::Export {
             data,
             table,
@@ -265,7 +216,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             user,
             format,
             out,
-        } => crate::app::export::command(&crate::app::export::ExportArgs {
+        } => app::export::export(&app::export::ExportArgs {
             data,
             table,
             since,
@@ -275,6 +226,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             format,
             out,
         }),
-        Command::Bench { records, json } => crate::bench::command(records, json),
+        Command::Bench { records, json } => app::bench::bench(records, json),
     }
 }

@@ -5,22 +5,27 @@
 //! # Layout
 //!
 //! ```text
+//! model    ContentType, BlobRef, RecordHeader, table names, the defaults — plain data
 //! config   Devo parameters template + appliance extensions; validation; secrets never in Debug
-//! model    ContentType, BlobRef, RecordHeader, table names — plain data
-//! collect  auth (client credentials), api (Management Activity API), the per-content-type loop
-//! store    the only owner of SQLite and tantivy: one writer thread, read-only connections
 //! detect   load queries/*.jq, compile once, run per record; grouping; inactivity monitor
-//! ui       axum router, askama pages, security headers
-//! simulate the practice tenant: a faithful Management API + token endpoint + control plane
+//! store    the only owner of SQLite and tantivy: one writer thread, read-only connections
+//! collect  auth (client credentials), api (Management Activity API), the per-content-type loop
 //! import   offline files (JSON, JSONL, Purview CSV, .gz) → store, streaming
 //! export   stored records → JSON lines / Purview CSV (the command and the UI's downloads)
-//! app      the composition root: one file per command
-//! cli      the command line of ARCHITECTURE.md §7 and its exit codes
+//! ui       axum router, askama pages, security headers
+//! simulate the practice tenant: a faithful Management API + token endpoint + control plane
+//! app      the composition root: one file per command puts the pieces above together and
+//!          runs them as a process (runtime, tracing, signals); the `bench` stages
+//! cli      the command line (flags only) and its exit codes; dispatches to `app`
 //! alloc    how long freed pages are kept (the binary registers the allocator's setter)
+//! corpus   deterministic synthetic records for benchmarks and tests
 //! ```
 //!
-//! Arrows point one way: `model/config ← detect ← store ← collect/import/ui ← cli`.
-//! `simulate` shares `model` but never `store`.
+//! Arrows point one way:
+//! `model/config ← detect/linq ← store ← collect/import/forward/ui ← app ← cli/main`.
+//! `ui` never imports `collect` or `simulate`; `simulate` shares `model` only; no module
+//! but `main` imports `cli`. `tests/import_rules.rs` holds the table of allowed imports
+//! and fails on any other (`linq` and `forward` have their rows before they exist).
 //!
 //! # Data flow
 //!
@@ -56,10 +61,10 @@
 
 pub mod alloc;
 pub mod app;
-pub mod bench;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod corpus;
 pub mod detect;
 pub mod export;
 pub mod import;

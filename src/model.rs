@@ -12,6 +12,17 @@ use serde_json::Value;
 use std::fmt;
 use std::str::FromStr;
 
+/// Where the web UI listens unless a flag or the config says otherwise (every command and
+/// the config's `ui.listen` share this one default).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8365";
+
+/// The data directory of the commands that take `--data`.
+pub const DEFAULT_DATA_DIR: &str = "./m365audit-data";
+
+/// The inactivity monitor's default quiet period: Microsoft documents up to 12 hours of
+/// latency.
+pub const DEFAULT_QUIET_HOURS: i64 = 12;
+
 /// The five content types of the Office 365 Management Activity API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ContentType {
@@ -79,7 +90,7 @@ impl ContentType {
     }
 
     /// Where Microsoft publishes a record, by its RecordType and Workload
-    /// (management-api.md §3.2: DLP record types first, then the workload).
+    /// (docs/management-api.md, Routes: DLP record types first, then the workload).
     pub fn for_record(workload: &str, record_type: i64) -> ContentType {
         if matches!(record_type, 11 | 13 | 33 | 63 | 107) {
             return ContentType::DlpAll;
@@ -178,8 +189,8 @@ pub enum RecordError {
 }
 
 impl RecordHeader {
-    /// Extracts the header of one raw record, tolerating the shapes of management-api.md
-    /// §4.6 (numbers as strings, CreationTime without zone, ClientIP with port or brackets).
+    /// Extracts the header of one raw record, tolerating the shapes of docs/management-api.md
+    /// (Record quirks: numbers as strings, CreationTime without zone, ClientIP with port or brackets).
     pub fn from_value(v: &Value) -> Result<RecordHeader, RecordError> {
         let obj = v.as_object().ok_or(RecordError::NotAnObject)?;
         let id = obj

@@ -1,5 +1,5 @@
 //! `detect`, `query` and `check` against the real binary: test records imported into a
-//! fresh store, grouped results in the three formats (the JSON shape of ARCHITECTURE §7),
+//! fresh store, grouped results in the three formats (the JSON shape of docs/architecture.md, CLI),
 //! ad-hoc jq as JSON lines, and broken queries reported as file:line:column with exit 2.
 
 use serde_json::Value;

@@ -62,7 +62,7 @@ fn http_post(url: &str) {
 }
 
 /// Story label (the simulator's: the guide's ids mean the corrected rule; `s2.2#N` is row N
-/// of detections.md §2.2) → the detections that implement it here.
+/// of docs/detections.md, Beyond the seven) → the detections that implement it here.
 fn label_map() -> BTreeMap<&'static str, Vec<&'static str>> {
     BTreeMap::from([
         ("authentication", vec!["authentication_outcomes"]),
@@ -269,7 +269,7 @@ fn practice_tenant_stories_are_found_and_near_misses_are_not() {
             }
         }
     }
-    // the faithful ports keep Devo's behaviour, misses included (detections.md §3)
+    // the faithful ports keep Devo's behaviour, misses included (docs/detections.md, The guide's seven)
     let by_name = |n: &str| -> Vec<StoryRec> {
         let s = stories
             .iter()

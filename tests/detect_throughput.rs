@@ -17,7 +17,7 @@ fn print_detection_throughput() {
             .lines()
             .map(str::to_string)
             .collect(),
-        Err(_) => m365audit::bench::synthetic_records(50_000, 7),
+        Err(_) => m365audit::corpus::synthetic_records(50_000, 7),
     };
     let headers: Vec<RecordHeader> = raws
         .iter()
@@ -70,7 +70,7 @@ fn print_detection_throughput() {
 #[test]
 #[ignore = "measurement, prints numbers; run explicitly"]
 fn print_parse_cost() {
-    let raws = m365audit::bench::synthetic_records(20_000, 7);
+    let raws = m365audit::corpus::synthetic_records(20_000, 7);
     let t = Instant::now();
     for r in &raws {
         let v: serde_json::Value = serde_json::from_str(r).unwrap();

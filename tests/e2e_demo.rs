@@ -21,7 +21,7 @@ use support::chromium::{
     Canary, Chromium, KillOnDrop, assert_no_payload_ran, output_dir, xss_payloads,
 };
 
-/// The guide's seven detections (ARCHITECTURE §6).
+/// The guide's seven detections (docs/detections.md, The guide's seven).
 const GUIDE: [&str; 7] = [
     "authentication",
     "email_attachments",
@@ -49,7 +49,7 @@ fn start_demo() -> Demo {
         .args(["demo", "--listen", "127.0.0.1:0", "--data"])
         .arg(data.path())
         .env("M365AUDIT_LOG", "warn")
-        .env_remove(m365audit::ui::command::TOKEN_ENV)
+        .env_remove(m365audit::app::serve::TOKEN_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -73,7 +73,7 @@ fn start_demo() -> Demo {
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .trim_end_matches('/')
         .to_string();
-    // demo writes the practice tenant's ready line (ARCHITECTURE §7) into the data dir.
+    // demo writes the practice tenant's ready line (docs/architecture.md, CLI) into the data dir.
     let control_url = std::fs::read_to_string(data.path().join("demo-simulator.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())

@@ -584,7 +584,7 @@ fn a_read_only_store_answers_every_read_command_and_page_without_changing_a_byte
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(&ro)
         .env("M365AUDIT_LOG", "warn")
-        .env_remove(m365audit::ui::command::TOKEN_ENV)
+        .env_remove(m365audit::app::serve::TOKEN_ENV)
         .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

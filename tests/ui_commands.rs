@@ -19,7 +19,7 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> (KillOnDrop, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env("M365AUDIT_LOG", "warn")
-        .env_remove(m365audit::ui::command::TOKEN_ENV)
+        .env_remove(m365audit::app::serve::TOKEN_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -134,7 +134,7 @@ async fn serve_on_a_public_address_needs_a_token() {
 
     let out = Command::new(BIN)
         .args(["serve", "--data", data, "--listen", "0.0.0.0:0"])
-        .env_remove(m365audit::ui::command::TOKEN_ENV)
+        .env_remove(m365audit::app::serve::TOKEN_ENV)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "refuses with a usage error");
@@ -143,7 +143,7 @@ async fn serve_on_a_public_address_needs_a_token() {
 
     let (p, url) = start(
         &["serve", "--data", data, "--listen", "0.0.0.0:0"],
-        &[(m365audit::ui::command::TOKEN_ENV, "generate")],
+        &[(m365audit::app::serve::TOKEN_ENV, "generate")],
     );
     let (base, token) = url.split_once("?token=").expect("URL carries the token");
     assert_eq!(token.len(), 32);
@@ -180,7 +180,7 @@ async fn run_collects_from_the_practice_tenant_and_serves() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.json");
-    std::fs::write(&cfg, m365audit::ui::command::demo_config_text(&sim)).unwrap();
+    std::fs::write(&cfg, m365audit::app::demo::demo_config_text(&sim)).unwrap();
     let data = dir.path().join("data");
 
     // A public address without a token in the config: refused before anything starts.
@@ -190,7 +190,7 @@ async fn run_collects_from_the_practice_tenant_and_serves() {
         .arg("--data")
         .arg(&data)
         .args(["--listen", "0.0.0.0:0"])
-        .env_remove(m365audit::ui::command::TOKEN_ENV)
+        .env_remove(m365audit::app::serve::TOKEN_ENV)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -235,7 +235,7 @@ async fn run_collects_from_the_practice_tenant_and_serves() {
         .unwrap();
     assert!(status.contains(&format!(
         "Collector {}",
-        m365audit::ui::command::DEMO_COLLECTOR_ID
+        m365audit::app::demo::DEMO_COLLECTOR_ID
     )));
     assert!(status.contains("Audit.Exchange"));
     assert!(

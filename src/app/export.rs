@@ -2,7 +2,7 @@
 //! [--user U] [--format jsonl|csv] [--out FILE]`: the selected records, exactly as stored,
 //! streamed to a file or stdout. Opens the store read-only (works on read-only media).
 
-use crate::export::{Filter, Format, RecordWriter, export};
+use crate::export::{Filter, Format, RecordWriter};
 use crate::store::Store;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -33,7 +33,7 @@ fn time_arg(flag: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>> {
     }
 }
 
-pub fn command(a: &ExportArgs) -> Result<()> {
+pub fn export(a: &ExportArgs) -> Result<()> {
     let format = Format::parse(&a.format)?;
     let filter = Filter {
         table: a.table.clone(),
@@ -80,7 +80,8 @@ fn write_to<W: Write>(
     name: &Path,
 ) -> Result<u64> {
     let mut w = RecordWriter::new(out, format)?;
-    let n = export(store, filter, &mut w).with_context(|| format!("writing {}", name.display()))?;
+    let n = crate::export::export(store, filter, &mut w)
+        .with_context(|| format!("writing {}", name.display()))?;
     let mut inner = w.finish()?;
     inner.flush()?;
     Ok(n)

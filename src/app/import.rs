@@ -10,11 +10,11 @@ use crate::store::Store;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
-pub fn command(data: &Path, files: &[PathBuf]) -> Result<()> {
-    crate::collect::init_tracing();
+pub fn import(data: &Path, files: &[PathBuf]) -> Result<()> {
+    super::init_tracing();
     let store = Store::open(
         data,
-        crate::collect::load_detections(crate::detect::Vars::default())?,
+        super::load_detections(crate::detect::Vars::default())?,
     )?;
     let mut progress = Progress::stderr();
     let mut unreadable = 0usize;

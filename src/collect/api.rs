@@ -1,5 +1,5 @@
 //! The Office 365 Management Activity API client: subscriptions, content listings (all
-//! pages) and blob fetches for one tenant, with every defence management-api.md §0.2 asks
+//! pages) and blob fetches for one tenant, with every defence docs/management-api.md asks
 //! for. It is the only code in the crate that talks to Microsoft.
 //!
 //! What it guarantees:

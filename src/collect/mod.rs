@@ -50,7 +50,7 @@ pub const MONITOR_EVERY: std::time::Duration = std::time::Duration::from_secs(30
 
 /// The longest window the API accepts.
 pub const MAX_WINDOW_HOURS: i64 = 24;
-/// Window length within the last day (management-api.md §0.2-3).
+/// Window length within the last day (docs/management-api.md, Windows).
 pub const RECENT_WINDOW_HOURS: i64 = 1;
 /// Listable history: now − 7 days + 5 minutes of safety (requests queued behind a
 /// throttle must not cross the limit).
@@ -697,126 +697,6 @@ async fn process_blob(
         }
     }
     Ok(None)
-}
-
-/// The detections run on every stored record (by `collect` and `import`):
-/// `M365AUDIT_QUERIES` or the embedded queries; a query that does not load is logged
-/// and left out.
-pub fn load_detections(vars: crate::detect::Vars) -> Result<Arc<crate::detect::Detections>> {
-    let d = crate::detect::Detections::load_default(vars)?;
-    for e in d.errors() {
-        tracing::warn!(error = %e, "detection not loaded");
-    }
-    Ok(Arc::new(d))
-}
-
-/// Installs the stderr tracing subscriber (`M365AUDIT_LOG`, default `info`) unless one
-/// is already installed.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("M365AUDIT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal as _;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(filter)
-        .try_init();
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-}
-
-/// `m365audit collect --config FILE [--data DIR] [--once]`.
-pub fn command(config: &std::path::Path, data: &std::path::Path, once: bool) -> Result<()> {
-    init_tracing();
-    let cfg = crate::config::load(config)?;
-    let o = cfg.office365.clone();
-    if !o.enabled {
-        return Err(crate::UsageError(format!(
-            "config {}: inputs.office365.enabled is false; nothing to collect",
-            config.display()
-        ))
-        .into());
-    }
-    let vars = crate::detect::Vars {
-        collector_id: o.collector_id.clone(),
-        tenant_id: o.tenant_id.clone(),
-    };
-    let store = Store::open(data, load_detections(vars)?)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let result = rt.block_on(async {
-        let api = ApiClient::new(&o)?;
-        let cancel = CancellationToken::new();
-        let c2 = cancel.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!("shutdown requested; finishing the current step");
-            c2.cancel();
-        });
-        tracing::info!(
-            collector_id = %o.collector_id,
-            content_types = o.content_types.len(),
-            once,
-            "collecting"
-        );
-        let summary = run(
-            &o,
-            api,
-            store.clone(),
-            cancel,
-            CollectOptions {
-                once,
-                progress: true,
-            },
-        )
-        .await?;
-        let _ = store.flush().await;
-        anyhow::Ok(summary)
-    });
-    drop(rt);
-    store.close()?;
-    let summary = result?;
-    tracing::info!(
-        records_new = summary.records_new,
-        duplicates = summary.duplicates,
-        blobs_done = summary.blobs_done,
-        blobs_failed = summary.blobs_failed,
-        "collect finished"
-    );
-    if once && !summary.unfinished.is_empty() {
-        let list: Vec<String> = summary
-            .unfinished
-            .iter()
-            .map(|(ct, why)| format!("{ct}: {why}"))
-            .collect();
-        anyhow::bail!(
-            "not caught up ({}); what was fetched is stored, run again to continue",
-            list.join("; ")
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The `detect` and `query` commands over stored records. The caller (the CLI) hands in a
 //! record source — a function that streams (header, raw JSON) pairs, typically the store's
-//! `for_each_record` — so this module still never touches SQLite (ARCHITECTURE §2 arrows).
+//! `for_each_record` — so this module still never touches SQLite (docs/architecture.md: the arrows).
 
 use super::monitor::{self, Activity, Source};
 use super::{Detections, Query, Vars};

@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn measures_and_compares_when_jq_is_there() {
         let dir = tempfile::tempdir().unwrap();
-        let raws = crate::bench::synthetic_records(200, 3);
+        let raws = crate::corpus::synthetic_records(200, 3);
         let m = measure(&raws, 50, dir.path()).unwrap();
         assert!(
             m.note.is_empty() || m.note.starts_with("jq not installed"),

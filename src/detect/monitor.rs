@@ -10,8 +10,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The default quiet period: Microsoft documents up to 12 hours of latency.
-pub const DEFAULT_QUIET_HOURS: i64 = 12;
+/// The default quiet period (defined with the other defaults in `model`).
+pub use crate::model::DEFAULT_QUIET_HOURS;
 
 /// What is watched.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

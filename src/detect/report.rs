@@ -24,7 +24,7 @@ use std::rc::Rc;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
-/// One detection's grouped result: the `detect --format json` shape of ARCHITECTURE §7.
+/// One detection's grouped result: the `detect --format json` shape of docs/architecture.md (CLI).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DetectionResult {
     pub id: String,
@@ -980,7 +980,7 @@ fn time_text(t: DateTime<Utc>) -> String {
 }
 
 impl Report {
-    /// `{"detections": [...]}` (ARCHITECTURE §7), with `records`/`candidates`/`errors` beside.
+    /// `{"detections": [...]}` (docs/architecture.md, CLI), with `records`/`candidates`/`errors` beside.
     pub fn to_json(&self) -> Value {
         serde_json::json!({
             "detections": self.detections,

@@ -436,7 +436,7 @@ fn audit_off(
     let pubid = publisher.unwrap_or("00000000-0000-0000-0000-000000000000");
     let ctn = ct.map(|c| c.as_str()).unwrap_or("");
     let t = &sim.tenant.id;
-    // The real body is split badly between "code" and "message" (management-api.md §3.8).
+    // The real body is split badly between "code" and "message" (docs/management-api.md, Error codes).
     let code = format!(
         "{} [CorrId={corr}][TenantId={t},ContentType={ctn},ApplicationId={appid},PublisherId={pubid}][AppId",
         route.method_name()
@@ -659,7 +659,7 @@ fn list(sim: &Sim) -> Response {
     json_resp(sim, StatusCode::OK, &Value::Array(v))
 }
 
-/// Parses a startTime/endTime in every form clients send (management-api.md §3.4),
+/// Parses a startTime/endTime in every form clients send (docs/management-api.md, Windows),
 /// including an unencoded `+00:00` that arrived as ` 00:00`.
 pub(crate) fn parse_window_time(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim_start();
@@ -734,7 +734,6 @@ fn content_object(sim: &Sim, m: &BlobMeta, base: &str, notification: bool) -> St
     o.done()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn content(
     sim: &Sim,
     ct: ContentType,

@@ -33,7 +33,18 @@ pub fn bench_generate(records: u64) -> BenchReport {
     let now = chrono::Utc::now();
     let anchor = super::anchor_of(now);
     let tenant = std::sync::Arc::new(super::tenant::Tenant::generate(1, per_day));
-    let feed = super::feed::Feed::new(1, tenant, anchor, 1, per_day, 600, true, true);
+    let feed = super::feed::Feed::new(
+        1,
+        tenant,
+        anchor,
+        super::feed::FeedShape {
+            days: 1,
+            records_per_day: per_day,
+            slot_secs: 600,
+            late: true,
+            dups: true,
+        },
+    );
     let t0 = Instant::now();
     let (mut recs, mut bytes, mut blobs) = (0u64, 0u64, 0u64);
     for ci in 0..5 {

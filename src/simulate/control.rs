@@ -1,4 +1,4 @@
-//! The test control plane of the practice tenant (ARCHITECTURE §7), on its own port:
+//! The test control plane of the practice tenant (docs/management-api.md), on its own port:
 //! ground truth, counts, the served/misbehaviour report, the virtual clock (advance,
 //! freeze, unfreeze), faults, record injection, plus `info` (extra apps and tenants for
 //! tests) and `stories`. Nothing here is reachable from the API port.

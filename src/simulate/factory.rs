@@ -1,18 +1,25 @@
-//! The record factory: builds audit records with the real shapes of management-api.md §4
+//! The record factory: builds audit records with the real shapes of docs/management-api.md
 //! (Entra sign-ins, Exchange admin cmdlets and mailbox items, OME portal, SharePoint and
-//! OneDrive file and sharing operations, Teams, Security & Compliance, DLP) and the quirks of
-//! §4.6 (numbers as strings, Parameters as a string, ClientIP with ports/brackets/`"<null>"`,
+//! OneDrive file and sharing operations, Teams, Security & Compliance, DLP) and the quirks
+//! listed there (numbers as strings, Parameters as a string, ClientIP with ports/brackets/`"<null>"`,
 //! CreationTime without zone). Background records are drawn from a seeded mix per content
 //! type; the planted attack stories (`stories.rs`) use the same builders with fixed values.
 //! Pure functions of their input; no clock, no I/O.
-
-#![allow(clippy::too_many_arguments)] // record builders take the fields they write
 
 use super::json::{Obj, esc_into, js, nv, raw_array, str_array};
 use super::rng::Rng;
 use super::tenant::{Tenant, UAS, User};
 use crate::model::{ContentType, format_record_time};
 use chrono::{DateTime, Duration, Utc};
+
+/// What every record builder needs first: the tenant it belongs to, the random stream
+/// it draws from, its `CreationTime` and its `Id`.
+pub(crate) struct Gen<'a> {
+    pub(crate) t: &'a Tenant,
+    pub(crate) r: &'a mut Rng,
+    pub(crate) time: DateTime<Utc>,
+    pub(crate) id: &'a str,
+}
 
 pub const APP_EXO: &str = "00000002-0000-0ff1-ce00-000000000000";
 pub const APP_OFFICE: &str = "d3590ed6-52b3-4102-aeff-aad2292ab01c";
@@ -83,7 +90,7 @@ pub(crate) fn base(t: &Tenant, b: &Base) -> Obj {
     o
 }
 
-/// A ClientIP in one of the real-world shapes of §4.6.
+/// A ClientIP in one of the real-world shapes of docs/management-api.md (Record quirks).
 pub(crate) fn ip_shape(r: &mut Rng, u: &User) -> String {
     match r.weighted(&[70, 8, 4, 3, 8, 4, 2, 1]) {
         0 => u.office_ip.clone(),
@@ -191,16 +198,14 @@ pub(crate) fn signin(t: &Tenant, r: &mut Rng, time: DateTime<Utc>, id: &str, s: 
 /// A directory audit event (RecordType 8), e.g. "Update user." with ModifiedProperties
 /// whose values are JSON strings.
 pub(crate) fn aad_directory(
-    t: &Tenant,
-    r: &mut Rng,
-    time: DateTime<Utc>,
-    id: &str,
+    g: Gen<'_>,
     op: &str,
     actor: &User,
     target: &str,
     modified: &[(&str, &str, &str)],
     extra: &[(&str, &str)],
 ) -> String {
+    let Gen { t, r, time, id } = g;
     let mut o = base(
         t,
         &Base {
@@ -319,16 +324,14 @@ pub(crate) fn exchange_admin(
 
 /// A Security & Compliance PowerShell cmdlet (RecordType 18, `Parameters` a string).
 pub(crate) fn scc_cmdlet(
-    t: &Tenant,
-    r: &mut Rng,
-    time: DateTime<Utc>,
-    id: &str,
+    g: Gen<'_>,
     cmdlet: &str,
     actor: &User,
     object_id: &str,
     params: &str,
     ip: &str,
 ) -> String {
+    let Gen { t, r, time, id } = g;
     let mut o = base(
         t,
         &Base {
@@ -364,16 +367,14 @@ pub(crate) fn scc_cmdlet(
 /// A Security & Compliance alert (RecordType 40) with `Data` as a JSON string; numbers as
 /// strings as in the real fixtures.
 pub(crate) fn scc_alert(
-    t: &Tenant,
-    r: &mut Rng,
-    time: DateTime<Utc>,
-    id: &str,
+    g: Gen<'_>,
     op: &str,
     name: &str,
     severity: &str,
     category: &str,
     about: &str,
 ) -> String {
+    let Gen { t, r, time, id } = g;
     let alert_id = r.guid();
     let data = format!(
         "{{\"etype\":\"User\",\"eid\":{},\"op\":\"{}\",\"tdc\":\"1\",\"ts\":\"{}\",\"wl\":\"Exchange\"}}",
@@ -415,16 +416,14 @@ pub(crate) fn scc_alert(
 
 /// The encrypted-message portal (RecordType 154, Workload Exchange).
 pub(crate) fn ome(
-    t: &Tenant,
-    r: &mut Rng,
-    time: DateTime<Utc>,
-    id: &str,
+    g: Gen<'_>,
     op: &str,
     sender: &str,
     recipient: &str,
     attachment: Option<&str>,
     subject: &str,
 ) -> String {
+    let Gen { t, r, time, id } = g;
     let mut o = base(
         t,
         &Base {
@@ -466,16 +465,14 @@ pub(crate) fn ome(
 /// Mailbox item operations (RecordType 2/3): Send, Create (with `Item.Attachments`),
 /// SoftDelete/HardDelete/MoveToDeletedItems (with `AffectedItems[].Subject`), Update.
 pub(crate) fn mailbox_item(
-    t: &Tenant,
-    r: &mut Rng,
-    time: DateTime<Utc>,
-    id: &str,
+    g: Gen<'_>,
     op: &str,
     u: &User,
     ip: &str,
     subject: &str,
     attachments: Option<&str>,
 ) -> String {
+    let Gen { t, r, time, id } = g;
     let grouped = matches!(op, "SoftDelete" | "HardDelete" | "MoveToDeletedItems");
     let mut o = base(
         t,
@@ -552,16 +549,14 @@ pub(crate) fn mailbox_item(
 
 /// MailItemsAccessed (RecordType 50), aggregated.
 pub(crate) fn mail_items_accessed(
-    t: &Tenant,
-    r: &mut Rng,
-    time: DateTime<Utc>,
-    id: &str,
+    g: Gen<'_>,
     u: &User,
     ip: &str,
     count: i64,
     throttled: bool,
     client_app: &str,
 ) -> String {
+    let Gen { t, r, time, id } = g;
     let mut o = base(
         t,
         &Base {
@@ -683,15 +678,13 @@ pub(crate) fn sp_file(
 /// A sharing operation (RecordType 14): SharingSet, AnonymousLinkCreated,
 /// SharingInvitationCreated, AddedToSecureLink, CompanyLinkCreated.
 pub(crate) fn sp_share(
-    t: &Tenant,
-    r: &mut Rng,
-    time: DateTime<Utc>,
-    id: &str,
+    g: Gen<'_>,
     f: &SpFile,
     target_name: &str,
     target_type: &str,
     permission: &str,
 ) -> String {
+    let Gen { t, r, time, id } = g;
     let mut o = sp_common(t, r, time, id, f);
     o.s(
         "EventData",
@@ -747,16 +740,14 @@ pub(crate) fn sp_search(
 
 /// A tenant sharing-policy change (RecordType 4, ModifiedProperties as strings).
 pub(crate) fn sp_policy(
-    t: &Tenant,
-    r: &mut Rng,
-    time: DateTime<Utc>,
-    id: &str,
+    g: Gen<'_>,
     u: &User,
     ip: &str,
     setting: &str,
     old: &str,
     new: &str,
 ) -> String {
+    let Gen { t, r, time, id } = g;
     let key = format!("i:0h.f|membership|{}@live.com", u.puid.to_ascii_lowercase());
     let admin = format!(
         "https://{}-admin.sharepoint.com",
@@ -881,16 +872,8 @@ pub(crate) fn teams_chat(
 
 /// Team-level Teams events without ParticipantInfo (TeamCreated, TeamDeleted, MemberAdded,
 /// TeamsSessionStarted).
-pub(crate) fn teams_team(
-    t: &Tenant,
-    r: &mut Rng,
-    time: DateTime<Utc>,
-    id: &str,
-    op: &str,
-    u: &User,
-    ip: &str,
-    team: &str,
-) -> String {
+pub(crate) fn teams_team(g: Gen<'_>, op: &str, u: &User, ip: &str, team: &str) -> String {
+    let Gen { t, r, time, id } = g;
     let mut o = base(
         t,
         &Base {
@@ -1072,7 +1055,7 @@ const FILES: &[&str] = &[
 ];
 
 /// One background record of content type `ct`, drawn by the seeded mix, with the rarer
-/// §4.6 quirks applied to a few: UserType/Version as strings, ExtendedProperties as one
+/// Real-data quirks applied to a few: UserType/Version as strings, ExtendedProperties as one
 /// string, ModifiedProperties as a list of strings.
 pub(crate) fn background(
     t: &Tenant,
@@ -1231,10 +1214,7 @@ fn background_inner(
                 )
             }
             2 => aad_directory(
-                t,
-                r,
-                time,
-                id,
+                Gen { t, r, time, id },
                 "Update user.",
                 &t.users[0],
                 &u.upn,
@@ -1251,10 +1231,7 @@ fn background_inner(
             3 => {
                 let g = r.pick(&t.groups).clone();
                 aad_directory(
-                    t,
-                    r,
-                    time,
-                    id,
+                    Gen { t, r, time, id },
                     "Add member to group.",
                     &t.users[1],
                     &u.upn,
@@ -1263,10 +1240,7 @@ fn background_inner(
                 )
             }
             4 => aad_directory(
-                t,
-                r,
-                time,
-                id,
+                Gen { t, r, time, id },
                 "Add user.",
                 &t.users[0],
                 &u.upn,
@@ -1274,10 +1248,7 @@ fn background_inner(
                 &[],
             ),
             _ => aad_directory(
-                t,
-                r,
-                time,
-                id,
+                Gen { t, r, time, id },
                 "Reset user password.",
                 &t.users[2],
                 &u.upn,
@@ -1291,22 +1262,28 @@ fn background_inner(
             let ext = r.pick(&t.external).clone();
             let n_items = r.range(1, 12);
             match r.weighted(&[35, 12, 6, 8, 5, 6, 3, 1, 2, 1, 2, 1]) {
-                0 => mail_items_accessed(t, r, time, id, u, &ip, n_items, false, APP_OFFICE),
-                1 => mailbox_item(t, r, time, id, "Send", u, &ip, subj, None),
+                0 => {
+                    mail_items_accessed(Gen { t, r, time, id }, u, &ip, n_items, false, APP_OFFICE)
+                }
+                1 => mailbox_item(Gen { t, r, time, id }, "Send", u, &ip, subj, None),
                 2 => mailbox_item(
-                    t,
-                    r,
-                    time,
-                    id,
+                    Gen { t, r, time, id },
                     "Create",
                     u,
                     &ip,
                     subj,
                     Some("image001.png (5899b); Q3 figures.xlsx (48213b)"),
                 ),
-                3 => mailbox_item(t, r, time, id, "MoveToDeletedItems", u, &ip, subj, None),
-                4 => mailbox_item(t, r, time, id, "SoftDelete", u, &ip, subj, None),
-                5 => mailbox_item(t, r, time, id, "Update", u, &ip, subj, None),
+                3 => mailbox_item(
+                    Gen { t, r, time, id },
+                    "MoveToDeletedItems",
+                    u,
+                    &ip,
+                    subj,
+                    None,
+                ),
+                4 => mailbox_item(Gen { t, r, time, id }, "SoftDelete", u, &ip, subj, None),
+                5 => mailbox_item(Gen { t, r, time, id }, "Update", u, &ip, subj, None),
                 6 => {
                     let admin = &t.users[t.admins[0]];
                     let params_as_string = r.chance(0.2);
@@ -1389,12 +1366,16 @@ fn background_inner(
                         result: "True",
                     },
                 ),
-                10 => ome(t, r, time, id, "MessageAccess", &u.upn, &ext, None, subj),
+                10 => ome(
+                    Gen { t, r, time, id },
+                    "MessageAccess",
+                    &u.upn,
+                    &ext,
+                    None,
+                    subj,
+                ),
                 _ => ome(
-                    t,
-                    r,
-                    time,
-                    id,
+                    Gen { t, r, time, id },
                     "AttachmentReview",
                     &u.upn,
                     &ext,
@@ -1464,12 +1445,18 @@ fn background_inner(
                     let other = &t.users[r.below(t.users.len() as u64) as usize];
                     let f = SpFile { rt: 14, ..f };
                     if op == "SharingSet" {
-                        sp_share(t, r, time, id, &f, &other.upn, "Member", "Contribute")
+                        sp_share(
+                            Gen { t, r, time, id },
+                            &f,
+                            &other.upn,
+                            "Member",
+                            "Contribute",
+                        )
                     } else {
                         {
                             let link =
                                 format!("SharingLinks.{}.OrganizationView.{}", r.guid(), r.guid());
-                            sp_share(t, r, time, id, &f, &link, "SharePointGroup", "Read")
+                            sp_share(Gen { t, r, time, id }, &f, &link, "SharePointGroup", "Read")
                         }
                     }
                 }
@@ -1549,14 +1536,17 @@ fn background_inner(
                         chat_name: "Project Phoenix",
                     },
                 ),
-                3 => teams_team(t, r, time, id, "TeamsSessionStarted", u, &ip_plain, ""),
-                4 => teams_team(t, r, time, id, "MemberAdded", u, &ip_plain, &group),
-                5 => teams_team(t, r, time, id, "TeamCreated", u, &ip_plain, &group),
+                3 => teams_team(
+                    Gen { t, r, time, id },
+                    "TeamsSessionStarted",
+                    u,
+                    &ip_plain,
+                    "",
+                ),
+                4 => teams_team(Gen { t, r, time, id }, "MemberAdded", u, &ip_plain, &group),
+                5 => teams_team(Gen { t, r, time, id }, "TeamCreated", u, &ip_plain, &group),
                 6 => scc_alert(
-                    t,
-                    r,
-                    time,
-                    id,
+                    Gen { t, r, time, id },
                     "AlertTriggered",
                     "Email messages containing malicious URL removed after delivery",
                     "Informational",
@@ -1564,10 +1554,7 @@ fn background_inner(
                     &u.upn,
                 ),
                 7 => scc_alert(
-                    t,
-                    r,
-                    time,
-                    id,
+                    Gen { t, r, time, id },
                     "AlertEntityGenerated",
                     "Email messages containing malicious URL removed after delivery",
                     "Informational",

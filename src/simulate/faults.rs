@@ -1,4 +1,4 @@
-//! Fault injection: the names of ARCHITECTURE §7, which are on, and whether one fires for
+//! Fault injection: the fault names (docs/management-api.md), which are on, and whether one fires for
 //! a given request. Transient faults hit a seeded fraction of requests and never the same
 //! request key more than twice in a row, so a correct retrying client still gets
 //! everything. Persistent faults (`subscription_disabled`, `audit_off`, `secret_expired`,

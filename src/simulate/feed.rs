@@ -14,6 +14,18 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// How much history a feed has and how it is published.
+pub(crate) struct FeedShape {
+    pub(crate) days: u32,
+    pub(crate) records_per_day: u64,
+    /// Seconds between two blobs of a content type (at least 60).
+    pub(crate) slot_secs: i64,
+    /// Blobs listable only after they were created (late-listed blobs).
+    pub(crate) late: bool,
+    /// Duplicate records within and across blobs.
+    pub(crate) dups: bool,
+}
+
 /// Share of the volume per content type (ContentType::ALL order).
 pub(crate) const SHARE: [f64; 5] = [0.30, 0.20, 0.30, 0.17, 0.03];
 pub(crate) const RETENTION_DAYS: i64 = 7;
@@ -104,17 +116,19 @@ fn parse_ts17(s: &str) -> Option<DateTime<Utc>> {
 }
 
 impl Feed {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         seed: u64,
         tenant: Arc<Tenant>,
         anchor: DateTime<Utc>,
-        days: u32,
-        records_per_day: u64,
-        slot_secs: i64,
-        late: bool,
-        dups: bool,
+        shape: FeedShape,
     ) -> Feed {
+        let FeedShape {
+            days,
+            records_per_day,
+            slot_secs,
+            late,
+            dups,
+        } = shape;
         let slot_secs = slot_secs.max(60);
         let h0 = history_start(anchor, days);
         let mut lambda = [0.0; 5];
@@ -357,7 +371,18 @@ mod tests {
     fn feed(rpd: u64) -> Feed {
         let t = Arc::new(Tenant::generate(5, rpd));
         let anchor = Utc.with_ymd_and_hms(2026, 5, 8, 10, 0, 0).unwrap();
-        Feed::new(5, t, anchor, 7, rpd, 600, true, true)
+        Feed::new(
+            5,
+            t,
+            anchor,
+            FeedShape {
+                days: 7,
+                records_per_day: rpd,
+                slot_secs: 600,
+                late: true,
+                dups: true,
+            },
+        )
     }
 
     #[test]

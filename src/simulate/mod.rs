@@ -7,8 +7,8 @@
 //! ```text
 //! clock    virtual time: starts at --now or the real time, runs, advances, freezes
 //! tenant   the seeded tenant: ids, secret, apps, users, sites, IP pools, user agents
-//! factory  record builders with the real shapes and quirks (management-api.md §4, §4.6)
-//! stories  the planted attack stories and their near-misses (detections.md) — see `stories()`
+//! factory  record builders with the real shapes and quirks (docs/management-api.md, Record quirks)
+//! stories  the planted attack stories and their near-misses (docs/detections.md) — see `stories()`
 //! feed     blob catalogue: slot k of a content type → blob metadata + records, lazily
 //! auth     token endpoints v1/v2 (AADSTS errors) and bearer-token checks (AF10001, AF20010)
 //! api      the Management Activity API routes, time-window rules, pagination, errors
@@ -511,11 +511,13 @@ impl Simulator {
             opts.seed,
             tenant.clone(),
             anchor,
-            opts.days,
-            opts.records_per_day,
-            opts.blob_interval_secs,
-            opts.late_listing,
-            opts.duplicates,
+            feed::FeedShape {
+                days: opts.days,
+                records_per_day: opts.records_per_day,
+                slot_secs: opts.blob_interval_secs,
+                late: opts.late_listing,
+                dups: opts.duplicates,
+            },
         );
         let api_l = TcpListener::bind(opts.listen)
             .await
@@ -587,7 +589,7 @@ impl Simulator {
         })
     }
 
-    /// The JSON line of ARCHITECTURE §7.
+    /// The JSON line of docs/architecture.md (CLI).
     pub fn ready_line(&self) -> String {
         serde_json::json!({
             "login_url": self.login_url,
@@ -616,72 +618,5 @@ impl Simulator {
         for t in self.tasks {
             let _ = t.await;
         }
-    }
-}
-
-/// `m365audit simulate`: parses the flags, starts, prints the ready line, serves until
-/// SIGINT/SIGTERM.
-pub fn run_cli(args: &crate::cli::SimulateArgs) -> anyhow::Result<()> {
-    let now = match args.now.as_deref() {
-        Some(s) => Some(
-            DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| {
-                    crate::UsageError(format!("--now {s:?} is not an RFC 3339 time: {e}"))
-                })?,
-        ),
-        None => None,
-    };
-    let faults: Vec<String> = faults::parse_list(&args.faults)
-        .map_err(crate::UsageError)?
-        .into_iter()
-        .map(|f| f.name().to_string())
-        .collect();
-    let opts = SimOptions {
-        listen: args.listen,
-        seed: args.seed,
-        days: args.days,
-        records_per_day: args.records_per_day,
-        faults,
-        now,
-        ..SimOptions::default()
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async move {
-        let sim = Simulator::start(opts).await?;
-        {
-            use std::io::Write as _;
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{}", sim.ready_line())?;
-            out.flush()?;
-        }
-        wait_for_signal().await;
-        sim.shutdown().await;
-        anyhow::Ok(())
-    })
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

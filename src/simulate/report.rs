@@ -1,5 +1,5 @@
 //! What the practice tenant served and every client misbehaviour it saw: the request
-//! audit modelled on Elastic's mock (management-api.md §6.3). Window coverage per content
+//! audit modelled on Elastic's mock (docs/management-api.md). Window coverage per content
 //! type yields gaps (a misbehaviour) and overlap seconds (informational: m365audit
 //! re-lists an overlap on purpose). This module records and summarises; it must not
 //! decide responses.

@@ -1,5 +1,5 @@
 //! The planted attack stories of the practice tenant: for every detection of
-//! detections.md (the seven of Devo's guide and §2.2 #1–#25) one or more stories whose
+//! docs/detections.md (the guide's seven and rows #1–#25 of Beyond the seven) one or more stories whose
 //! records must make it fire, and near-miss stories beside them that must not. The
 //! detection team writes golden tests against [`stories`]; the feed publishes the same
 //! records in the history (at fixed fractions of the history span, whatever the volume).
@@ -7,8 +7,8 @@
 //! Labels in `fires` / `must_not_fire`: the guide's ids (`authentication`,
 //! `email_attachments`, `exchange_auditing_disabled`, `insider_risk_policies`,
 //! `onedrive_exfiltration`, `teams_exfiltration`, `sharepoint_data_destruction`) meaning
-//! the *corrected* rule of detections.md §3 unless the summary says "faithful", and
-//! `s2.2#N` for row N of detections.md §2.2.
+//! the *corrected* rule of docs/detections.md (The guide's seven) unless the summary says "faithful", and
+//! `s2.2#N` for row N of docs/detections.md (Beyond the seven).
 //!
 //! | story | user (index) | operations | near-miss story |
 //! |---|---|---|---|
@@ -47,8 +47,6 @@
 //! | sensitive_search | users\[29\] | SearchQueryPerformed "password" | search_near_miss |
 //! | pst_export | users\[1\] | New-ComplianceSearchAction -Export PST | pst_near_miss: -Preview |
 //! | microsoft_alerts | — | AlertTriggered / AlertEntityGenerated High | alert_near_miss: AlertUpdated |
-
-#![allow(clippy::too_many_arguments)]
 
 use super::factory::*;
 use super::rng::{Rng, mix};
@@ -90,6 +88,61 @@ pub fn stories(opts: &super::SimOptions) -> Vec<Story> {
     build(&tenant, opts.seed, h0, anchor)
 }
 
+/// What a story says about itself (its records come apart).
+struct StoryMeta<'s> {
+    name: &'static str,
+    summary: &'static str,
+    near_miss: bool,
+    fires: &'s [&'static str],
+    must_not_fire: &'s [&'static str],
+    user: &'s str,
+}
+
+/// An Entra sign-in of a story, `secs` after the story's start.
+struct Login<'a> {
+    secs: i64,
+    user: &'a User,
+    ip: &'a str,
+    ua: &'a str,
+    /// `RequestType`, e.g. "OAuth2:Token".
+    request: &'a str,
+    /// `(ErrorNumber, LogonError)` of a failed sign-in.
+    error: Option<(&'a str, &'a str)>,
+    status: &'a str,
+    /// `ResultStatusDetail`.
+    detail: &'a str,
+    /// The application id signed in to.
+    app: &'a str,
+}
+
+/// A SharePoint or OneDrive file operation of a story.
+struct SpfOp<'a> {
+    secs: i64,
+    op: &'a str,
+    record_type: i64,
+    /// OneDrive (the user's own site) rather than a SharePoint team site.
+    onedrive: bool,
+    user: &'a User,
+    /// Index of the team site (ignored for OneDrive).
+    site: usize,
+    file: &'a str,
+    ua: &'a str,
+    ip: &'a str,
+}
+
+/// A sharing operation of a story (RecordType 14).
+struct Share<'a> {
+    secs: i64,
+    op: &'a str,
+    onedrive: bool,
+    user: &'a User,
+    site: usize,
+    file: &'a str,
+    /// Who the item is shared with, and their kind (`TargetUserOrGroupType`).
+    target: &'a str,
+    target_type: &'a str,
+}
+
 struct B<'a> {
     t: &'a Tenant,
     r: Rng,
@@ -102,17 +155,15 @@ impl<'a> B<'a> {
         &self.t.users[i % self.t.users.len()]
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn story(
-        &mut self,
-        name: &'static str,
-        summary: &'static str,
-        near_miss: bool,
-        fires: &[&'static str],
-        must_not_fire: &[&'static str],
-        user: &str,
-        recs: Vec<(i64, String)>,
-    ) {
+    fn story(&mut self, meta: StoryMeta, recs: Vec<(i64, String)>) {
+        let StoryMeta {
+            name,
+            summary,
+            near_miss,
+            fires,
+            must_not_fire,
+            user,
+        } = meta;
         let mut records = Vec::with_capacity(recs.len());
         let mut ops = Vec::new();
         for (_, json) in recs {
@@ -152,18 +203,18 @@ impl<'a> B<'a> {
     }
 }
 
-fn login(
-    b: &mut B,
-    secs: i64,
-    u: &User,
-    ip: &str,
-    ua: &str,
-    rq: &str,
-    err: Option<(&str, &str)>,
-    status: &str,
-    detail: &str,
-    app: &str,
-) -> (i64, String) {
+fn login(b: &mut B, l: Login) -> (i64, String) {
+    let Login {
+        secs,
+        user: u,
+        ip,
+        ua,
+        request: rq,
+        error: err,
+        status,
+        detail,
+        app,
+    } = l;
     let id = b.id();
     let time = b.at(secs);
     let t = b.t;
@@ -224,10 +275,12 @@ fn scc(
     (
         secs,
         scc_cmdlet(
-            t,
-            &mut b.r,
-            time,
-            &id,
+            Gen {
+                t,
+                r: &mut b.r,
+                time,
+                id: &id,
+            },
             cmdlet,
             u,
             object_id,
@@ -250,23 +303,34 @@ fn aad(
     let t = b.t;
     (
         secs,
-        aad_directory(t, &mut b.r, time, &id, op, actor, target, mods, &[]),
+        aad_directory(
+            Gen {
+                t,
+                r: &mut b.r,
+                time,
+                id: &id,
+            },
+            op,
+            actor,
+            target,
+            mods,
+            &[],
+        ),
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-fn spf(
-    b: &mut B,
-    secs: i64,
-    op: &str,
-    rt: i64,
-    onedrive: bool,
-    u: &User,
-    site: usize,
-    file: &str,
-    ua: &str,
-    ip: &str,
-) -> (i64, String) {
+fn spf(b: &mut B, f: SpfOp) -> (i64, String) {
+    let SpfOp {
+        secs,
+        op,
+        record_type: rt,
+        onedrive,
+        user: u,
+        site,
+        file,
+        ua,
+        ip,
+    } = f;
     let id = b.id();
     let time = b.at(secs);
     let t = b.t;
@@ -294,18 +358,17 @@ fn spf(
     (secs, sp_file(t, &mut b.r, time, &id, &f))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn share(
-    b: &mut B,
-    secs: i64,
-    op: &str,
-    onedrive: bool,
-    u: &User,
-    site: usize,
-    file: &str,
-    target: &str,
-    ttype: &str,
-) -> (i64, String) {
+fn share(b: &mut B, sh: Share) -> (i64, String) {
+    let Share {
+        secs,
+        op,
+        onedrive,
+        user: u,
+        site,
+        file,
+        target,
+        target_type: ttype,
+    } = sh;
     let id = b.id();
     let time = b.at(secs);
     let t = b.t;
@@ -332,7 +395,18 @@ fn share(
     };
     (
         secs,
-        sp_share(t, &mut b.r, time, &id, &f, target, ttype, "Contribute"),
+        sp_share(
+            Gen {
+                t,
+                r: &mut b.r,
+                time,
+                id: &id,
+            },
+            &f,
+            target,
+            ttype,
+            "Contribute",
+        ),
     )
 }
 
@@ -349,7 +423,19 @@ fn item(
     let t = b.t;
     (
         secs,
-        mailbox_item(t, &mut b.r, time, &id, op, u, &u.office_ip, subject, att),
+        mailbox_item(
+            Gen {
+                t,
+                r: &mut b.r,
+                time,
+                id: &id,
+            },
+            op,
+            u,
+            &u.office_ip,
+            subject,
+            att,
+        ),
     )
 }
 
@@ -370,107 +456,121 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
     let ua_edge = super::tenant::UAS[0];
     let bad = Some(("50126", "InvalidUserNameOrPassword"));
 
-    // --- authentication / brute force (guide D1, §2.2 #7)
+    // --- authentication / brute force (guide D1, Beyond the seven #7)
     place(&mut b, 0.15);
     let v = b.u(5);
     let mut recs: Vec<(i64, String)> = (0..25)
         .map(|i| {
             login(
                 &mut b,
-                i * 60,
-                v,
-                "203.0.113.66",
-                ua_py,
-                "OAuth2:Token",
-                bad,
-                "Failed",
-                "UserError",
-                APP_EXO,
+                Login {
+                    secs: i * 60,
+                    user: v,
+                    ip: "203.0.113.66",
+                    ua: ua_py,
+                    request: "OAuth2:Token",
+                    error: bad,
+                    status: "Failed",
+                    detail: "UserError",
+                    app: APP_EXO,
+                },
             )
         })
         .collect();
     recs.push(login(
         &mut b,
-        25 * 60,
-        v,
-        "203.0.113.66",
-        ua_py,
-        "OAuth2:Token",
-        None,
-        "Success",
-        "Success",
-        APP_EXO,
+        Login {
+            secs: 25 * 60,
+            user: v,
+            ip: "203.0.113.66",
+            ua: ua_py,
+            request: "OAuth2:Token",
+            error: None,
+            status: "Success",
+            detail: "Success",
+            app: APP_EXO,
+        },
     ));
-    b.story("brute_force", "25 failed sign-ins (50126) for one user from one IP in 25 minutes, then a success from that IP.", false, &["authentication", "s2.2#7"], &[], &v.upn, recs);
+    b.story(StoryMeta { name: "brute_force", summary: "25 failed sign-ins (50126) for one user from one IP in 25 minutes, then a success from that IP.", near_miss: false, fires: &["authentication", "s2.2#7"], must_not_fire: &[], user: &v.upn }, recs);
     place(&mut b, 0.16);
     let v = b.u(6);
     let mut recs: Vec<(i64, String)> = (0..4)
         .map(|i| {
             login(
                 &mut b,
-                i * 120,
-                v,
-                &v.office_ip,
-                ua_edge,
-                "Login:login",
-                bad,
-                "Failed",
-                "UserError",
-                APP_OFFICEHOME,
+                Login {
+                    secs: i * 120,
+                    user: v,
+                    ip: &v.office_ip,
+                    ua: ua_edge,
+                    request: "Login:login",
+                    error: bad,
+                    status: "Failed",
+                    detail: "UserError",
+                    app: APP_OFFICEHOME,
+                },
             )
         })
         .collect();
     for i in 0..3 {
         recs.push(login(
             &mut b,
-            600 + i * 30,
-            v,
-            &v.office_ip,
-            ua_edge,
-            "Login:login",
-            Some(("50074", "UserStrongAuthClientAuthNRequired")),
-            "Success",
-            "Success",
-            APP_OFFICEHOME,
+            Login {
+                secs: 600 + i * 30,
+                user: v,
+                ip: &v.office_ip,
+                ua: ua_edge,
+                request: "Login:login",
+                error: Some(("50074", "UserStrongAuthClientAuthNRequired")),
+                status: "Success",
+                detail: "Success",
+                app: APP_OFFICEHOME,
+            },
         ));
     }
     recs.push(login(
         &mut b,
-        700,
-        v,
-        &v.office_ip,
-        ua_edge,
-        "OAuth2:Token",
-        None,
-        "Succeeded",
-        "Success",
-        APP_OFFICEHOME,
+        Login {
+            secs: 700,
+            user: v,
+            ip: &v.office_ip,
+            ua: ua_edge,
+            request: "OAuth2:Token",
+            error: None,
+            status: "Succeeded",
+            detail: "Success",
+            app: APP_OFFICEHOME,
+        },
     ));
-    b.story("brute_force_near_miss", "4 mistyped passwords and 3 MFA interrupts (UserLoginFailed with ResultStatus \"Success\") then a success: below any brute-force threshold.", true, &["authentication"], &["s2.2#7"], &v.upn, recs);
+    b.story(StoryMeta { name: "brute_force_near_miss", summary: "4 mistyped passwords and 3 MFA interrupts (UserLoginFailed with ResultStatus \"Success\") then a success: below any brute-force threshold.", near_miss: true, fires: &["authentication"], must_not_fire: &["s2.2#7"], user: &v.upn }, recs);
     place(&mut b, 0.17);
     let mut recs = Vec::new();
     for i in 0..15 {
         let u = b.u(30 + i);
         recs.push(login(
             &mut b,
-            i as i64 * 40,
-            u,
-            "203.0.113.77",
-            ua_py,
-            "OAuth2:Token",
-            bad,
-            "Failed",
-            "UserError",
-            APP_EXO,
+            Login {
+                secs: i as i64 * 40,
+                user: u,
+                ip: "203.0.113.77",
+                ua: ua_py,
+                request: "OAuth2:Token",
+                error: bad,
+                status: "Failed",
+                detail: "UserError",
+                app: APP_EXO,
+            },
         ));
     }
     b.story(
-        "password_spray",
-        "One IP tries one password against 15 users in 10 minutes.",
-        false,
-        &["authentication", "s2.2#7"],
-        &[],
-        "203.0.113.77",
+        StoryMeta {
+            name: "password_spray",
+            summary: "One IP tries one password against 15 users in 10 minutes.",
+            near_miss: false,
+            fires: &["authentication", "s2.2#7"],
+            must_not_fire: &[],
+            user: "203.0.113.77",
+        },
         recs,
     );
     place(&mut b, 0.18);
@@ -479,39 +579,35 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         .map(|i| {
             login(
                 &mut b,
-                i * 20,
-                v,
-                "203.0.113.81",
-                ua_py,
-                "OAuth2:Token",
-                bad,
-                "Failed",
-                "UserError",
-                APP_EXO,
+                Login {
+                    secs: i * 20,
+                    user: v,
+                    ip: "203.0.113.81",
+                    ua: ua_py,
+                    request: "OAuth2:Token",
+                    error: bad,
+                    status: "Failed",
+                    detail: "UserError",
+                    app: APP_EXO,
+                },
             )
         })
         .collect();
     recs.push(login(
         &mut b,
-        80,
-        v,
-        "203.0.113.81",
-        ua_py,
-        "OAuth2:Token",
-        Some(("50053", "IdsLocked")),
-        "Failed",
-        "UserError",
-        APP_EXO,
+        Login {
+            secs: 80,
+            user: v,
+            ip: "203.0.113.81",
+            ua: ua_py,
+            request: "OAuth2:Token",
+            error: Some(("50053", "IdsLocked")),
+            status: "Failed",
+            detail: "UserError",
+            app: APP_EXO,
+        },
     ));
-    b.story(
-        "account_lockout",
-        "Failures end in an account lockout (ErrorNumber 50053, LogonError IdsLocked).",
-        false,
-        &["authentication", "s2.2#7"],
-        &[],
-        &v.upn,
-        recs,
-    );
+    b.story(StoryMeta { name: "account_lockout", summary: "Failures end in an account lockout (ErrorNumber 50053, LogonError IdsLocked).", near_miss: false, fires: &["authentication", "s2.2#7"], must_not_fire: &[], user: &v.upn }, recs);
     place(&mut b, 0.19);
     let mut recs = Vec::new();
     for i in 0..12 {
@@ -533,7 +629,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         };
         recs.push((i, signin(t, &mut b.r, time, &id, &s)));
     }
-    b.story("not_available_failures", "12 failures for unknown users: UserId \"Not Available\" (RecordType sometimes a string) must be excluded from per-user brute force.", true, &["authentication"], &["s2.2#7"], "Not Available", recs);
+    b.story(StoryMeta { name: "not_available_failures", summary: "12 failures for unknown users: UserId \"Not Available\" (RecordType sometimes a string) must be excluded from per-user brute force.", near_miss: true, fires: &["authentication"], must_not_fire: &["s2.2#7"], user: "Not Available" }, recs);
 
     // --- OME attachment download (guide D2)
     place(&mut b, 0.20);
@@ -541,25 +637,29 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
     let id = b.id();
     let time = b.at(0);
     let rec = ome(
-        t,
-        &mut b.r,
-        time,
-        &id,
+        Gen {
+            t,
+            r: &mut b.r,
+            time,
+            id: &id,
+        },
         "AttachmentDownload",
         &s.upn,
         "someone@gmail.com",
         Some("Q2-payroll.xlsx"),
         "Payroll review",
     );
-    b.story("ome_attachment_download", "An external recipient downloads Q2-payroll.xlsx from the encrypted-message portal (RecordType 154; UserId is the sender, Recipient the downloader).", false, &["email_attachments"], &[], &s.upn, vec![(0, rec)]);
+    b.story(StoryMeta { name: "ome_attachment_download", summary: "An external recipient downloads Q2-payroll.xlsx from the encrypted-message portal (RecordType 154; UserId is the sender, Recipient the downloader).", near_miss: false, fires: &["email_attachments"], must_not_fire: &[], user: &s.upn }, vec![(0, rec)]);
     place(&mut b, 0.21);
     let id = b.id();
     let time = b.at(0);
     let r1 = ome(
-        t,
-        &mut b.r,
-        time,
-        &id,
+        Gen {
+            t,
+            r: &mut b.r,
+            time,
+            id: &id,
+        },
         "AttachmentReview",
         &s.upn,
         "someone@gmail.com",
@@ -574,17 +674,9 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         "Payroll review",
         Some("Q2-payroll.xlsx (48213b)"),
     );
-    b.story(
-        "ome_near_miss",
-        "AttachmentReview in the portal and a mailbox Create with Item.Attachments: no download.",
-        true,
-        &[],
-        &["email_attachments"],
-        &s.upn,
-        vec![(0, r1), r2],
-    );
+    b.story(StoryMeta { name: "ome_near_miss", summary: "AttachmentReview in the portal and a mailbox Create with Item.Attachments: no download.", near_miss: true, fires: &[], must_not_fire: &["email_attachments"], user: &s.upn }, vec![(0, r1), r2]);
 
-    // --- audit tampering (guide D3, §2.2 #4)
+    // --- audit tampering (guide D3, Beyond the seven #4)
     place(&mut b, 0.30);
     let a0 = b.u(0);
     let r = scc(
@@ -595,7 +687,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         "a415dcce-19a0-4153-b137-eb6fd67995b5",
         "-Identity \"a415dcce-19a0-4153-b137-eb6fd67995b5\" -Confirm \"False\"",
     );
-    b.story("audit_tamper_scc", "Remove-AuditConfigurationPolicy in the Security & Compliance shape (RecordType 18, Workload SecurityComplianceCenter, Parameters a string); the faithful guide query (Workload Exchange) misses it.", false, &["exchange_auditing_disabled", "s2.2#4"], &[], &a0.upn, vec![r]);
+    b.story(StoryMeta { name: "audit_tamper_scc", summary: "Remove-AuditConfigurationPolicy in the Security & Compliance shape (RecordType 18, Workload SecurityComplianceCenter, Parameters a string); the faithful guide query (Workload Exchange) misses it.", near_miss: false, fires: &["exchange_auditing_disabled", "s2.2#4"], must_not_fire: &[], user: &a0.upn }, vec![r]);
     place(&mut b, 0.31);
     let r = exo(
         &mut b,
@@ -609,7 +701,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         ],
         false,
     );
-    b.story("audit_tamper_exchange_shape", "Remove-AuditConfigurationPolicy in the Exchange admin shape (RecordType 1, Workload Exchange, Parameters array): the faithful guide query fires.", false, &["exchange_auditing_disabled", "s2.2#4"], &[], &a0.upn, vec![r]);
+    b.story(StoryMeta { name: "audit_tamper_exchange_shape", summary: "Remove-AuditConfigurationPolicy in the Exchange admin shape (RecordType 1, Workload Exchange, Parameters array): the faithful guide query fires.", near_miss: false, fires: &["exchange_auditing_disabled", "s2.2#4"], must_not_fire: &[], user: &a0.upn }, vec![r]);
     place(&mut b, 0.32);
     let a1 = b.u(1);
     let v = b.u(3);
@@ -663,7 +755,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
             false,
         ),
     ];
-    b.story("audit_disabled_exchange", "Exchange-side audit switches: UnifiedAuditLogIngestionEnabled False, AdminAuditLogEnabled False (Parameters as a string), mailbox audit bypass, AuditEnabled False, AuditDisabled True.", false, &["s2.2#4"], &[], &a1.upn, recs);
+    b.story(StoryMeta { name: "audit_disabled_exchange", summary: "Exchange-side audit switches: UnifiedAuditLogIngestionEnabled False, AdminAuditLogEnabled False (Parameters as a string), mailbox audit bypass, AuditEnabled False, AuditDisabled True.", near_miss: false, fires: &["s2.2#4"], must_not_fire: &[], user: &a1.upn }, recs);
     place(&mut b, 0.33);
     let id = b.id();
     let time = b.at(0);
@@ -710,12 +802,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         ),
     ];
     b.story(
-        "audit_near_miss",
-        "System install of the audit config and re-enabling audit: must not fire.",
-        true,
-        &[],
-        &["exchange_auditing_disabled", "s2.2#4"],
-        &a1.upn,
+        StoryMeta {
+            name: "audit_near_miss",
+            summary: "System install of the audit config and re-enabling audit: must not fire.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["exchange_auditing_disabled", "s2.2#4"],
+            user: &a1.upn,
+        },
         recs,
     );
 
@@ -749,12 +843,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         ),
     ];
     b.story(
-        "insider_risk_policy_changes",
-        "An admin creates, disables and removes Insider Risk policies (S&C cmdlets).",
-        false,
-        &["insider_risk_policies"],
-        &[],
-        &a2.upn,
+        StoryMeta {
+            name: "insider_risk_policy_changes",
+            summary: "An admin creates, disables and removes Insider Risk policies (S&C cmdlets).",
+            near_miss: false,
+            fires: &["insider_risk_policies"],
+            must_not_fire: &[],
+            user: &a2.upn,
+        },
         recs,
     );
     place(&mut b, 0.355);
@@ -766,7 +862,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         "Priority users",
         "-Name \"Priority users\" -Type \"CustomPriorityUserGroup\"",
     );
-    b.story("insider_risk_entity_list", "New-InsiderRiskEntityList: the corrected rule (detections.md §4.4 d) fires, the faithful has(\"InsiderRiskPolicy\") does not.", false, &["insider_risk_policies"], &[], &a2.upn, vec![r]);
+    b.story(StoryMeta { name: "insider_risk_entity_list", summary: "New-InsiderRiskEntityList: the corrected rule (insider_risk_policy_changes) fires, the faithful has(\"InsiderRiskPolicy\") does not.", near_miss: false, fires: &["insider_risk_policies"], must_not_fire: &[], user: &a2.upn }, vec![r]);
     place(&mut b, 0.36);
     let r1 = scc(
         &mut b,
@@ -779,91 +875,85 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
     let id = b.id();
     let time = b.at(120);
     let r2 = scc_alert(
-        t,
-        &mut b.r,
-        time,
-        &id,
+        Gen {
+            t,
+            r: &mut b.r,
+            time,
+            id: &id,
+        },
         "AlertUpdated",
         "Insider risk alert triaged",
         "Low",
         "InsiderRiskManagement",
         &a2.upn,
     );
-    b.story(
-        "insider_risk_near_miss",
-        "Get-InsiderRiskPolicy and an InsiderRiskManagement alert update: no policy change.",
-        true,
-        &[],
-        &["insider_risk_policies", "s2.2#25"],
-        &a2.upn,
-        vec![r1, (120, r2)],
-    );
+    b.story(StoryMeta { name: "insider_risk_near_miss", summary: "Get-InsiderRiskPolicy and an InsiderRiskManagement alert update: no policy change.", near_miss: true, fires: &[], must_not_fire: &["insider_risk_policies", "s2.2#25"], user: &a2.upn }, vec![r1, (120, r2)]);
 
-    // --- OneDrive exfiltration (guide D5, §2.2 #17)
+    // --- OneDrive exfiltration (guide D5, Beyond the seven #17)
     place(&mut b, 0.40);
     let v = b.u(9);
     let recs = vec![
         share(
             &mut b,
-            0,
-            "SharingSet",
-            true,
-            v,
-            0,
-            "Strategic_Roadmap_FY26.pptx",
-            "partner_fabrikam-partners.com#ext#@contoso.onmicrosoft.com",
-            "Guest",
+            Share {
+                secs: 0,
+                op: "SharingSet",
+                onedrive: true,
+                user: v,
+                site: 0,
+                file: "Strategic_Roadmap_FY26.pptx",
+                target: "partner_fabrikam-partners.com#ext#@contoso.onmicrosoft.com",
+                target_type: "Guest",
+            },
         ),
         share(
             &mut b,
-            30,
-            "SharingInvitationCreated",
-            true,
-            v,
-            0,
-            "Strategic_Roadmap_FY26.pptx",
-            "partner@fabrikam-partners.com",
-            "Guest",
+            Share {
+                secs: 30,
+                op: "SharingInvitationCreated",
+                onedrive: true,
+                user: v,
+                site: 0,
+                file: "Strategic_Roadmap_FY26.pptx",
+                target: "partner@fabrikam-partners.com",
+                target_type: "Guest",
+            },
         ),
     ];
-    b.story(
-        "onedrive_strategic_share",
-        "A user shares Strategic_Roadmap_FY26.pptx from OneDrive with an external guest.",
-        false,
-        &["onedrive_exfiltration", "s2.2#17"],
-        &[],
-        &v.upn,
-        recs,
-    );
+    b.story(StoryMeta { name: "onedrive_strategic_share", summary: "A user shares Strategic_Roadmap_FY26.pptx from OneDrive with an external guest.", near_miss: false, fires: &["onedrive_exfiltration", "s2.2#17"], must_not_fire: &[], user: &v.upn }, recs);
     place(&mut b, 0.41);
     let w = b.u(4);
     let recs = vec![
         share(
             &mut b,
-            0,
-            "SharingSet",
-            true,
-            v,
-            0,
-            "Holiday photos.jpg",
-            &w.upn,
-            "Member",
+            Share {
+                secs: 0,
+                op: "SharingSet",
+                onedrive: true,
+                user: v,
+                site: 0,
+                file: "Holiday photos.jpg",
+                target: &w.upn,
+                target_type: "Member",
+            },
         ),
         share(
             &mut b,
-            60,
-            "SharingSet",
-            false,
-            v,
-            11,
-            "Agenda.docx",
-            &w.upn,
-            "Member",
+            Share {
+                secs: 60,
+                op: "SharingSet",
+                onedrive: false,
+                user: v,
+                site: 11,
+                file: "Agenda.docx",
+                target: &w.upn,
+                target_type: "Member",
+            },
         ),
     ];
-    b.story("onedrive_share_near_miss", "Internal shares: a OneDrive photo and a file on the StrategicPlanning team site (the word is in the site URL only, and the workload is SharePoint).", true, &[], &["onedrive_exfiltration", "s2.2#17"], &v.upn, recs);
+    b.story(StoryMeta { name: "onedrive_share_near_miss", summary: "Internal shares: a OneDrive photo and a file on the StrategicPlanning team site (the word is in the site URL only, and the workload is SharePoint).", near_miss: true, fires: &[], must_not_fire: &["onedrive_exfiltration", "s2.2#17"], user: &v.upn }, recs);
 
-    // --- Teams (guide D6, §2.2 #20)
+    // --- Teams (guide D6, Beyond the seven #20)
     place(&mut b, 0.45);
     let v = b.u(10);
     let evil = "310e9ead-4f6f-491e-aafe-feb08c8d17a4";
@@ -906,15 +996,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
             ),
         ));
     }
-    b.story(
-        "teams_rogue_helpdesk",
-        "A one-on-one chat from another tenant's \"IT Help Desk\" (HasForeignTenantUsers true).",
-        false,
-        &["teams_exfiltration", "s2.2#20"],
-        &[],
-        &v.upn,
-        recs,
-    );
+    b.story(StoryMeta { name: "teams_rogue_helpdesk", summary: "A one-on-one chat from another tenant's \"IT Help Desk\" (HasForeignTenantUsers true).", near_miss: false, fires: &["teams_exfiltration", "s2.2#20"], must_not_fire: &[], user: &v.upn }, recs);
     place(&mut b, 0.46);
     let members = [
         Member {
@@ -949,123 +1031,131 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
             chat_name: "Project review",
         },
     );
-    b.story("teams_guest_chat_near_miss", "A guest chat: ParticipantInfo present with HasForeignTenantUsers false. The faithful guide query (isnotnull) fires; the corrected one must not.", true, &[], &["teams_exfiltration", "s2.2#20"], &v.upn, vec![(0, r)]);
+    b.story(StoryMeta { name: "teams_guest_chat_near_miss", summary: "A guest chat: ParticipantInfo present with HasForeignTenantUsers false. The faithful guide query (isnotnull) fires; the corrected one must not.", near_miss: true, fires: &[], must_not_fire: &["teams_exfiltration", "s2.2#20"], user: &v.upn }, vec![(0, r)]);
 
-    // --- destruction (guide D7, §2.2 #19)
+    // --- destruction (guide D7, Beyond the seven #19)
     place(&mut b, 0.50);
     let v = b.u(11);
     let mut recs = vec![spf(
         &mut b,
-        0,
-        "FileVersionsAllDeleted",
-        6,
-        false,
-        v,
-        0,
-        "Budget 2026.xlsx",
-        ua_edge,
-        &v.office_ip,
+        SpfOp {
+            secs: 0,
+            op: "FileVersionsAllDeleted",
+            record_type: 6,
+            onedrive: false,
+            user: v,
+            site: 0,
+            file: "Budget 2026.xlsx",
+            ua: ua_edge,
+            ip: &v.office_ip,
+        },
     )];
     for i in 0..30 {
         recs.push(spf(
             &mut b,
-            60 + i * 15,
-            "FileRecycled",
-            6,
-            false,
-            v,
-            0,
-            &format!("Ledger {:02}.xlsx", i + 1),
-            ua_edge,
-            &v.office_ip,
+            SpfOp {
+                secs: 60 + i * 15,
+                op: "FileRecycled",
+                record_type: 6,
+                onedrive: false,
+                user: v,
+                site: 0,
+                file: &format!("Ledger {:02}.xlsx", i + 1),
+                ua: ua_edge,
+                ip: &v.office_ip,
+            },
         ));
     }
-    b.story(
-        "version_history_wipe",
-        "FileVersionsAllDeleted on the Finance site, then 30 files recycled in under 10 minutes.",
-        false,
-        &["sharepoint_data_destruction", "s2.2#19"],
-        &[],
-        &v.upn,
-        recs,
-    );
+    b.story(StoryMeta { name: "version_history_wipe", summary: "FileVersionsAllDeleted on the Finance site, then 30 files recycled in under 10 minutes.", near_miss: false, fires: &["sharepoint_data_destruction", "s2.2#19"], must_not_fire: &[], user: &v.upn }, recs);
     place(&mut b, 0.505);
     let r = spf(
         &mut b,
-        0,
-        "FileVersionsAllDeleted",
-        6,
-        true,
-        v,
-        0,
-        "Cap table.xlsx",
-        ua_edge,
-        &v.office_ip,
+        SpfOp {
+            secs: 0,
+            op: "FileVersionsAllDeleted",
+            record_type: 6,
+            onedrive: true,
+            user: v,
+            site: 0,
+            file: "Cap table.xlsx",
+            ua: ua_edge,
+            ip: &v.office_ip,
+        },
     );
-    b.story("version_history_wipe_onedrive", "FileVersionsAllDeleted in OneDrive: the faithful guide query (Workload SharePoint) misses it; a corrected one covers both workloads.", false, &["sharepoint_data_destruction", "s2.2#19"], &[], &v.upn, vec![r]);
+    b.story(StoryMeta { name: "version_history_wipe_onedrive", summary: "FileVersionsAllDeleted in OneDrive: the faithful guide query (Workload SharePoint) misses it; a corrected one covers both workloads.", near_miss: false, fires: &["sharepoint_data_destruction", "s2.2#19"], must_not_fire: &[], user: &v.upn }, vec![r]);
     place(&mut b, 0.51);
     let w = b.u(12);
     let recs = vec![
         spf(
             &mut b,
-            0,
-            "FileRecycled",
-            6,
-            false,
-            w,
-            2,
-            "Old price list.xlsx",
-            ua_edge,
-            &w.office_ip,
+            SpfOp {
+                secs: 0,
+                op: "FileRecycled",
+                record_type: 6,
+                onedrive: false,
+                user: w,
+                site: 2,
+                file: "Old price list.xlsx",
+                ua: ua_edge,
+                ip: &w.office_ip,
+            },
         ),
         spf(
             &mut b,
-            120,
-            "FileRecycled",
-            6,
-            false,
-            w,
-            2,
-            "Draft.docx",
-            ua_edge,
-            &w.office_ip,
+            SpfOp {
+                secs: 120,
+                op: "FileRecycled",
+                record_type: 6,
+                onedrive: false,
+                user: w,
+                site: 2,
+                file: "Draft.docx",
+                ua: ua_edge,
+                ip: &w.office_ip,
+            },
         ),
         spf(
             &mut b,
-            240,
-            "FileRecycled",
-            6,
-            true,
-            w,
-            2,
-            "Copy of notes.txt",
-            ua_edge,
-            &w.office_ip,
+            SpfOp {
+                secs: 240,
+                op: "FileRecycled",
+                record_type: 6,
+                onedrive: true,
+                user: w,
+                site: 2,
+                file: "Copy of notes.txt",
+                ua: ua_edge,
+                ip: &w.office_ip,
+            },
         ),
         spf(
             &mut b,
-            300,
-            "FileDeleted",
-            6,
-            false,
-            w,
-            2,
-            "Scratch.txt",
-            ua_edge,
-            &w.office_ip,
+            SpfOp {
+                secs: 300,
+                op: "FileDeleted",
+                record_type: 6,
+                onedrive: false,
+                user: w,
+                site: 2,
+                file: "Scratch.txt",
+                ua: ua_edge,
+                ip: &w.office_ip,
+            },
         ),
     ];
     b.story(
-        "deletion_near_miss",
-        "Three recycled files and one FileDeleted (old name): ordinary housekeeping.",
-        true,
-        &[],
-        &["sharepoint_data_destruction", "s2.2#19"],
-        &w.upn,
+        StoryMeta {
+            name: "deletion_near_miss",
+            summary: "Three recycled files and one FileDeleted (old name): ordinary housekeeping.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["sharepoint_data_destruction", "s2.2#19"],
+            user: &w.upn,
+        },
         recs,
     );
 
-    // --- §2.2 #1 forwarding, #2 evasive rules, #3 transport rules
+    // --- Beyond the seven #1 forwarding, #2 evasive rules, #3 transport rules
     place(&mut b, 0.55);
     let v = b.u(12);
     let recs = vec![
@@ -1102,7 +1192,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
             (240, s)
         },
     ];
-    b.story("mail_forwarding", "Inbox rule forwarding to gmail, admin sets ForwardingSmtpAddress to protonmail without keeping a copy, and an Outlook-client UpdateInboxRules forward.", false, &["s2.2#1"], &[], &v.upn, recs);
+    b.story(StoryMeta { name: "mail_forwarding", summary: "Inbox rule forwarding to gmail, admin sets ForwardingSmtpAddress to protonmail without keeping a copy, and an Outlook-client UpdateInboxRules forward.", near_miss: false, fires: &["s2.2#1"], must_not_fire: &[], user: &v.upn }, recs);
     place(&mut b, 0.56);
     let colleague = b.u(13);
     let recs = vec![
@@ -1133,15 +1223,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
             false,
         ),
     ];
-    b.story(
-        "forwarding_near_miss",
-        "Forwarding to a colleague in the tenant's own domain and a move-to-folder rule.",
-        true,
-        &[],
-        &["s2.2#1", "s2.2#2"],
-        &v.upn,
-        recs,
-    );
+    b.story(StoryMeta { name: "forwarding_near_miss", summary: "Forwarding to a colleague in the tenant's own domain and a move-to-folder rule.", near_miss: true, fires: &[], must_not_fire: &["s2.2#1", "s2.2#2"], user: &v.upn }, recs);
     place(&mut b, 0.57);
     let r = exo(
         &mut b,
@@ -1158,12 +1240,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         false,
     );
     b.story(
-        "evasive_inbox_rule",
-        "A punctuation-named inbox rule deleting finance mails.",
-        false,
-        &["s2.2#2"],
-        &[],
-        &v.upn,
+        StoryMeta {
+            name: "evasive_inbox_rule",
+            summary: "A punctuation-named inbox rule deleting finance mails.",
+            near_miss: false,
+            fires: &["s2.2#2"],
+            must_not_fire: &[],
+            user: &v.upn,
+        },
         vec![r],
     );
     place(&mut b, 0.575);
@@ -1181,12 +1265,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         false,
     );
     b.story(
-        "inbox_rule_near_miss",
-        "A tidy rule moving receipts to a folder.",
-        true,
-        &[],
-        &["s2.2#1", "s2.2#2"],
-        &v.upn,
+        StoryMeta {
+            name: "inbox_rule_near_miss",
+            summary: "A tidy rule moving receipts to a folder.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#1", "s2.2#2"],
+            user: &v.upn,
+        },
         vec![r],
     );
     place(&mut b, 0.58);
@@ -1204,12 +1290,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         false,
     );
     b.story(
-        "transport_rule_bcc",
-        "A transport rule BCCing outbound mail to an external mailbox.",
-        false,
-        &["s2.2#3"],
-        &[],
-        &a1.upn,
+        StoryMeta {
+            name: "transport_rule_bcc",
+            summary: "A transport rule BCCing outbound mail to an external mailbox.",
+            near_miss: false,
+            fires: &["s2.2#3"],
+            must_not_fire: &[],
+            user: &a1.upn,
+        },
         vec![r],
     );
     place(&mut b, 0.585);
@@ -1223,12 +1311,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         false,
     );
     b.story(
-        "transport_near_miss",
-        "Set-TransportConfig (not a rule).",
-        true,
-        &[],
-        &["s2.2#3"],
-        &a1.upn,
+        StoryMeta {
+            name: "transport_near_miss",
+            summary: "Set-TransportConfig (not a rule).",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#3"],
+            user: &a1.upn,
+        },
         vec![r],
     );
 
@@ -1276,12 +1366,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         ),
     ];
     b.story(
-        "email_security_tampering",
-        "Anti-phish removed, Safe Links and malware rules disabled, DKIM signing off.",
-        false,
-        &["s2.2#5"],
-        &[],
-        &a1.upn,
+        StoryMeta {
+            name: "email_security_tampering",
+            summary: "Anti-phish removed, Safe Links and malware rules disabled, DKIM signing off.",
+            near_miss: false,
+            fires: &["s2.2#5"],
+            must_not_fire: &[],
+            user: &a1.upn,
+        },
         recs,
     );
     place(&mut b, 0.605);
@@ -1309,12 +1401,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         ),
     ];
     b.story(
-        "email_security_near_miss",
-        "DKIM enabled and a new anti-phish policy: hardening, not tampering.",
-        true,
-        &[],
-        &["s2.2#5"],
-        &a1.upn,
+        StoryMeta {
+            name: "email_security_near_miss",
+            summary: "DKIM enabled and a new anti-phish policy: hardening, not tampering.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#5"],
+            user: &a1.upn,
+        },
         recs,
     );
 
@@ -1350,7 +1444,7 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
             &[],
         ),
     ];
-    b.story("mfa_removed", "An admin clears a user's MFA methods (StrongAuthenticationMethod → \"[]\", values are JSON strings) and disables strong auth.", false, &["s2.2#6"], &[], &v.upn, recs);
+    b.story(StoryMeta { name: "mfa_removed", summary: "An admin clears a user's MFA methods (StrongAuthenticationMethod → \"[]\", values are JSON strings) and disables strong auth.", near_miss: false, fires: &["s2.2#6"], must_not_fire: &[], user: &v.upn }, recs);
     place(&mut b, 0.625);
     let r = aad(
         &mut b,
@@ -1372,12 +1466,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         ],
     );
     b.story(
-        "mfa_near_miss",
-        "A user registers MFA (from [] to a method).",
-        true,
-        &[],
-        &["s2.2#6"],
-        &v.upn,
+        StoryMeta {
+            name: "mfa_near_miss",
+            summary: "A user registers MFA (from [] to a method).",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#6"],
+            user: &v.upn,
+        },
         vec![r],
     );
     place(&mut b, 0.64);
@@ -1395,12 +1491,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         ],
     );
     b.story(
-        "global_admin_granted",
-        "Global Administrator granted to a regular user.",
-        false,
-        &["s2.2#8"],
-        &[],
-        &v.upn,
+        StoryMeta {
+            name: "global_admin_granted",
+            summary: "Global Administrator granted to a regular user.",
+            near_miss: false,
+            fires: &["s2.2#8"],
+            must_not_fire: &[],
+            user: &v.upn,
+        },
         vec![r],
     );
     place(&mut b, 0.645);
@@ -1413,12 +1511,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         &[("Role.DisplayName", "", "Reports Reader")],
     );
     b.story(
-        "role_near_miss",
-        "Reports Reader granted: not privileged.",
-        true,
-        &[],
-        &["s2.2#8"],
-        &v.upn,
+        StoryMeta {
+            name: "role_near_miss",
+            summary: "Reports Reader granted: not privileged.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#8"],
+            user: &v.upn,
+        },
         vec![r],
     );
     place(&mut b, 0.66);
@@ -1462,12 +1562,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         ),
     ];
     b.story(
-        "mailbox_delegation",
-        "FullAccess and SendAs on the CEO mailbox, plus ApplicationImpersonation.",
-        false,
-        &["s2.2#9"],
-        &[],
-        &v.upn,
+        StoryMeta {
+            name: "mailbox_delegation",
+            summary: "FullAccess and SendAs on the CEO mailbox, plus ApplicationImpersonation.",
+            near_miss: false,
+            fires: &["s2.2#9"],
+            must_not_fire: &[],
+            user: &v.upn,
+        },
         recs,
     );
     place(&mut b, 0.665);
@@ -1486,12 +1588,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         false,
     );
     b.story(
-        "delegation_near_miss",
-        "Calendar Reviewer permission for a colleague.",
-        true,
-        &[],
-        &["s2.2#9"],
-        &v.upn,
+        StoryMeta {
+            name: "delegation_near_miss",
+            summary: "Calendar Reviewer permission for a colleague.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#9"],
+            user: &v.upn,
+        },
         vec![r],
     );
     place(&mut b, 0.68);
@@ -1518,12 +1622,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         ),
     ];
     b.story(
-        "federated_domain",
-        "A federated domain is added and switched to federated authentication.",
-        false,
-        &["s2.2#10"],
-        &[],
-        &a1.upn,
+        StoryMeta {
+            name: "federated_domain",
+            summary: "A federated domain is added and switched to federated authentication.",
+            near_miss: false,
+            fires: &["s2.2#10"],
+            must_not_fire: &[],
+            user: &a1.upn,
+        },
         recs,
     );
     place(&mut b, 0.685);
@@ -1536,12 +1642,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         &[],
     );
     b.story(
-        "domain_near_miss",
-        "A managed subdomain is verified.",
-        true,
-        &[],
-        &["s2.2#10"],
-        &a1.upn,
+        StoryMeta {
+            name: "domain_near_miss",
+            summary: "A managed subdomain is verified.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#10"],
+            user: &a1.upn,
+        },
         vec![r],
     );
     place(&mut b, 0.70);
@@ -1550,10 +1658,12 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
     let time = b.at(0);
     let mut r = Rng::new(mix(&[seed, 0xC0]));
     let rec = aad_directory(
-        t,
-        &mut r,
-        time,
-        &id,
+        Gen {
+            t,
+            r: &mut r,
+            time,
+            id: &id,
+        },
         "Consent to application.",
         v,
         "MailSync Pro",
@@ -1568,23 +1678,17 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         ],
         &[],
     );
-    b.story(
-        "illicit_consent",
-        "A user consents to an unknown app asking Mail.Read, Mail.Send and offline_access.",
-        false,
-        &["s2.2#11"],
-        &[],
-        &v.upn,
-        vec![(0, rec)],
-    );
+    b.story(StoryMeta { name: "illicit_consent", summary: "A user consents to an unknown app asking Mail.Read, Mail.Send and offline_access.", near_miss: false, fires: &["s2.2#11"], must_not_fire: &[], user: &v.upn }, vec![(0, rec)]);
     place(&mut b, 0.705);
     let id = b.id();
     let time = b.at(0);
     let rec = aad_directory(
-        t,
-        &mut r,
-        time,
-        &id,
+        Gen {
+            t,
+            r: &mut r,
+            time,
+            id: &id,
+        },
         "Consent to application.",
         a0,
         "Zoom",
@@ -1596,12 +1700,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         &[],
     );
     b.story(
-        "consent_near_miss",
-        "An admin consents for the organisation to a known app.",
-        true,
-        &[],
-        &["s2.2#11"],
-        &a0.upn,
+        StoryMeta {
+            name: "consent_near_miss",
+            summary: "An admin consents for the organisation to a known app.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#11"],
+            user: &a0.upn,
+        },
         vec![(0, rec)],
     );
 
@@ -1611,95 +1717,111 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
     let recs = vec![
         login(
             &mut b,
-            0,
-            v,
-            "203.0.113.120",
-            ua_edge,
-            "Cmsi:Cmsi",
-            None,
-            "Success",
-            "Success",
-            APP_BROKER,
+            Login {
+                secs: 0,
+                user: v,
+                ip: "203.0.113.120",
+                ua: ua_edge,
+                request: "Cmsi:Cmsi",
+                error: None,
+                status: "Success",
+                detail: "Success",
+                app: APP_BROKER,
+            },
         ),
         login(
             &mut b,
-            90,
-            v,
-            "203.0.113.121",
-            "axios/1.7.7",
-            "OAuth2:Token",
-            None,
-            "Success",
-            "Success",
-            APP_OFFICE,
+            Login {
+                secs: 90,
+                user: v,
+                ip: "203.0.113.121",
+                ua: "axios/1.7.7",
+                request: "OAuth2:Token",
+                error: None,
+                status: "Success",
+                detail: "Success",
+                app: APP_OFFICE,
+            },
         ),
     ];
-    b.story("device_code_phish", "Device-code sign-in (Cmsi:Cmsi) to the Authentication Broker, then a token from an axios client on another IP.", false, &["authentication", "s2.2#12"], &[], &v.upn, recs);
+    b.story(StoryMeta { name: "device_code_phish", summary: "Device-code sign-in (Cmsi:Cmsi) to the Authentication Broker, then a token from an axios client on another IP.", near_miss: false, fires: &["authentication", "s2.2#12"], must_not_fire: &[], user: &v.upn }, recs);
     place(&mut b, 0.725);
     let r = login(
         &mut b,
-        0,
-        v,
-        &v.office_ip,
-        ua_edge,
-        "OAuth2:Token",
-        None,
-        "Success",
-        "Success",
-        APP_OFFICE,
+        Login {
+            secs: 0,
+            user: v,
+            ip: &v.office_ip,
+            ua: ua_edge,
+            request: "OAuth2:Token",
+            error: None,
+            status: "Success",
+            detail: "Success",
+            app: APP_OFFICE,
+        },
     );
     b.story(
-        "device_code_near_miss",
-        "An ordinary browser token request.",
-        true,
-        &["authentication"],
-        &["s2.2#12", "s2.2#13"],
-        &v.upn,
+        StoryMeta {
+            name: "device_code_near_miss",
+            summary: "An ordinary browser token request.",
+            near_miss: true,
+            fires: &["authentication"],
+            must_not_fire: &["s2.2#12", "s2.2#13"],
+            user: &v.upn,
+        },
         vec![r],
     );
     place(&mut b, 0.74);
     let v = b.u(18);
     let r = login(
         &mut b,
-        0,
-        v,
-        "203.0.113.140",
-        "BAV2ROPC",
-        "OAuth2:Token",
-        None,
-        "Success",
-        "Success",
-        APP_EXO,
+        Login {
+            secs: 0,
+            user: v,
+            ip: "203.0.113.140",
+            ua: "BAV2ROPC",
+            request: "OAuth2:Token",
+            error: None,
+            status: "Success",
+            detail: "Success",
+            app: APP_EXO,
+        },
     );
     b.story(
-        "ropc_legacy_auth",
-        "Legacy ROPC sign-in (UserAgent BAV2ROPC).",
-        false,
-        &["authentication", "s2.2#13"],
-        &[],
-        &v.upn,
+        StoryMeta {
+            name: "ropc_legacy_auth",
+            summary: "Legacy ROPC sign-in (UserAgent BAV2ROPC).",
+            near_miss: false,
+            fires: &["authentication", "s2.2#13"],
+            must_not_fire: &[],
+            user: &v.upn,
+        },
         vec![r],
     );
     place(&mut b, 0.745);
     let r = login(
         &mut b,
-        0,
-        v,
-        &v.office_ip,
-        super::tenant::UAS[4],
-        "OAuth2:Token",
-        None,
-        "Success",
-        "Success",
-        APP_EXO,
+        Login {
+            secs: 0,
+            user: v,
+            ip: &v.office_ip,
+            ua: super::tenant::UAS[4],
+            request: "OAuth2:Token",
+            error: None,
+            status: "Success",
+            detail: "Success",
+            app: APP_EXO,
+        },
     );
     b.story(
-        "ropc_near_miss",
-        "Outlook desktop sign-in.",
-        true,
-        &["authentication"],
-        &["s2.2#13"],
-        &v.upn,
+        StoryMeta {
+            name: "ropc_near_miss",
+            summary: "Outlook desktop sign-in.",
+            near_miss: true,
+            fires: &["authentication"],
+            must_not_fire: &["s2.2#13"],
+            user: &v.upn,
+        },
         vec![r],
     );
     place(&mut b, 0.76);
@@ -1707,65 +1829,75 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
     let recs = vec![
         login(
             &mut b,
-            0,
-            v,
-            &v.office_ip,
-            ua_edge,
-            "Login:login",
-            None,
-            "Success",
-            "Success",
-            APP_OFFICEHOME,
+            Login {
+                secs: 0,
+                user: v,
+                ip: &v.office_ip,
+                ua: ua_edge,
+                request: "Login:login",
+                error: None,
+                status: "Success",
+                detail: "Success",
+                app: APP_OFFICEHOME,
+            },
         ),
         login(
             &mut b,
-            1200,
-            v,
-            "203.0.113.200",
-            ua_edge,
-            "Login:login",
-            None,
-            "Success",
-            "Success",
-            APP_OFFICEHOME,
+            Login {
+                secs: 1200,
+                user: v,
+                ip: "203.0.113.200",
+                ua: ua_edge,
+                request: "Login:login",
+                error: None,
+                status: "Success",
+                detail: "Success",
+                app: APP_OFFICEHOME,
+            },
         ),
     ];
-    b.story("impossible_travel", "Sign-in from the office (198.51.100.0/24, Netherlands in the practice geo table) and 20 minutes later from 203.0.113.200 (Brazil in the practice geo table).", false, &["authentication", "s2.2#14"], &[], &v.upn, recs);
+    b.story(StoryMeta { name: "impossible_travel", summary: "Sign-in from the office (198.51.100.0/24, Netherlands in the practice geo table) and 20 minutes later from 203.0.113.200 (Brazil in the practice geo table).", near_miss: false, fires: &["authentication", "s2.2#14"], must_not_fire: &[], user: &v.upn }, recs);
     place(&mut b, 0.765);
     let v = b.u(20);
     let recs = vec![
         login(
             &mut b,
-            0,
-            v,
-            &v.office_ip,
-            ua_edge,
-            "Login:login",
-            None,
-            "Success",
-            "Success",
-            APP_OFFICEHOME,
+            Login {
+                secs: 0,
+                user: v,
+                ip: &v.office_ip,
+                ua: ua_edge,
+                request: "Login:login",
+                error: None,
+                status: "Success",
+                detail: "Success",
+                app: APP_OFFICEHOME,
+            },
         ),
         login(
             &mut b,
-            1200,
-            v,
-            &v.home_ip,
-            ua_edge,
-            "Login:login",
-            None,
-            "Success",
-            "Success",
-            APP_OFFICEHOME,
+            Login {
+                secs: 1200,
+                user: v,
+                ip: &v.home_ip,
+                ua: ua_edge,
+                request: "Login:login",
+                error: None,
+                status: "Success",
+                detail: "Success",
+                app: APP_OFFICEHOME,
+            },
         ),
     ];
     b.story(
-        "travel_near_miss",
-        "Office then home (192.0.2.0/24, same country) 20 minutes later.",
-        true,
-        &["authentication"],
-        &["s2.2#14"],
-        &v.upn,
+        StoryMeta {
+            name: "travel_near_miss",
+            summary: "Office then home (192.0.2.0/24, same country) 20 minutes later.",
+            near_miss: true,
+            fires: &["authentication"],
+            must_not_fire: &["s2.2#14"],
+            user: &v.upn,
+        },
         recs,
     );
 
@@ -1776,25 +1908,29 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         .map(|i| {
             spf(
                 &mut b,
-                i * 10,
-                "FileDownloaded",
-                6,
-                false,
-                v,
-                0,
-                &format!("Contract {:03}.pdf", i + 1),
-                ua_edge,
-                &v.home_ip,
+                SpfOp {
+                    secs: i * 10,
+                    op: "FileDownloaded",
+                    record_type: 6,
+                    onedrive: false,
+                    user: v,
+                    site: 0,
+                    file: &format!("Contract {:03}.pdf", i + 1),
+                    ua: ua_edge,
+                    ip: &v.home_ip,
+                },
             )
         })
         .collect();
     b.story(
-        "mass_download",
-        "120 files downloaded from the Finance site in 20 minutes.",
-        false,
-        &["s2.2#15"],
-        &[],
-        &v.upn,
+        StoryMeta {
+            name: "mass_download",
+            summary: "120 files downloaded from the Finance site in 20 minutes.",
+            near_miss: false,
+            fires: &["s2.2#15"],
+            must_not_fire: &[],
+            user: &v.upn,
+        },
         recs,
     );
     place(&mut b, 0.805);
@@ -1803,25 +1939,29 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         .map(|i| {
             spf(
                 &mut b,
-                i * 60,
-                "FileDownloaded",
-                6,
-                false,
-                w,
-                2,
-                &format!("Deck {:02}.pptx", i + 1),
-                ua_edge,
-                &w.office_ip,
+                SpfOp {
+                    secs: i * 60,
+                    op: "FileDownloaded",
+                    record_type: 6,
+                    onedrive: false,
+                    user: w,
+                    site: 2,
+                    file: &format!("Deck {:02}.pptx", i + 1),
+                    ua: ua_edge,
+                    ip: &w.office_ip,
+                },
             )
         })
         .collect();
     b.story(
-        "mass_download_near_miss",
-        "12 downloads in 12 minutes.",
-        true,
-        &[],
-        &["s2.2#15"],
-        &w.upn,
+        StoryMeta {
+            name: "mass_download_near_miss",
+            summary: "12 downloads in 12 minutes.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#15"],
+            user: &w.upn,
+        },
         recs,
     );
     place(&mut b, 0.82);
@@ -1829,58 +1969,68 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
     let recs = vec![
         spf(
             &mut b,
-            0,
-            "FileDownloaded",
-            6,
-            false,
-            v,
-            5,
-            "Client list.xlsx",
-            "Microsoft.SharePoint.Client/16.0 PnPPowerShell/2.4.0",
-            "203.0.113.150",
+            SpfOp {
+                secs: 0,
+                op: "FileDownloaded",
+                record_type: 6,
+                onedrive: false,
+                user: v,
+                site: 5,
+                file: "Client list.xlsx",
+                ua: "Microsoft.SharePoint.Client/16.0 PnPPowerShell/2.4.0",
+                ip: "203.0.113.150",
+            },
         ),
         spf(
             &mut b,
-            60,
-            "FileDownloaded",
-            6,
-            false,
-            v,
-            5,
-            "NDA template.docx",
-            "Mozilla/5.0 (Windows NT; Windows NT 10.0; en-US) WindowsPowerShell/5.1.19041.5129",
-            "203.0.113.150",
+            SpfOp {
+                secs: 60,
+                op: "FileDownloaded",
+                record_type: 6,
+                onedrive: false,
+                user: v,
+                site: 5,
+                file: "NDA template.docx",
+                ua: "Mozilla/5.0 (Windows NT; Windows NT 10.0; en-US) WindowsPowerShell/5.1.19041.5129",
+                ip: "203.0.113.150",
+            },
         ),
     ];
     b.story(
-        "scripted_download",
-        "Downloads by PnP PowerShell and Windows PowerShell from a new IP.",
-        false,
-        &["s2.2#16"],
-        &[],
-        &v.upn,
+        StoryMeta {
+            name: "scripted_download",
+            summary: "Downloads by PnP PowerShell and Windows PowerShell from a new IP.",
+            near_miss: false,
+            fires: &["s2.2#16"],
+            must_not_fire: &[],
+            user: &v.upn,
+        },
         recs,
     );
     place(&mut b, 0.825);
     let r = spf(
         &mut b,
-        0,
-        "FileDownloaded",
-        6,
-        false,
-        v,
-        5,
-        "Client list.xlsx",
-        ua_edge,
-        &v.office_ip,
+        SpfOp {
+            secs: 0,
+            op: "FileDownloaded",
+            record_type: 6,
+            onedrive: false,
+            user: v,
+            site: 5,
+            file: "Client list.xlsx",
+            ua: ua_edge,
+            ip: &v.office_ip,
+        },
     );
     b.story(
-        "scripted_near_miss",
-        "The same download from a browser at the office.",
-        true,
-        &[],
-        &["s2.2#16"],
-        &v.upn,
+        StoryMeta {
+            name: "scripted_near_miss",
+            summary: "The same download from a browser at the office.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#16"],
+            user: &v.upn,
+        },
         vec![r],
     );
     place(&mut b, 0.84);
@@ -1889,10 +2039,12 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
     let time = b.at(180);
     let mut r = Rng::new(mix(&[seed, 0x5A]));
     let pol = sp_policy(
-        t,
-        &mut r,
-        time,
-        &id,
+        Gen {
+            t,
+            r: &mut r,
+            time,
+            id: &id,
+        },
         a1,
         &a1.office_ip,
         "SharingCapability",
@@ -1902,79 +2054,91 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
     let recs = vec![
         share(
             &mut b,
-            0,
-            "AnonymousLinkCreated",
-            true,
-            v,
-            0,
-            "Customer export.csv",
-            &format!(
-                "SharingLinks.{}.AnonymousEdit.{}",
-                "7f06ab3a-bd98-41d3-a0b2-ad270d71e4d8", "32d45261-ee92-408d-9c93-bc4c8cfe98f6"
-            ),
-            "SharePointGroup",
+            Share {
+                secs: 0,
+                op: "AnonymousLinkCreated",
+                onedrive: true,
+                user: v,
+                site: 0,
+                file: "Customer export.csv",
+                target: &format!(
+                    "SharingLinks.{}.AnonymousEdit.{}",
+                    "7f06ab3a-bd98-41d3-a0b2-ad270d71e4d8", "32d45261-ee92-408d-9c93-bc4c8cfe98f6"
+                ),
+                target_type: "SharePointGroup",
+            },
         ),
         share(
             &mut b,
-            60,
-            "AddedToSecureLink",
-            true,
-            v,
-            0,
-            "Customer export.csv",
-            "j.doe@gmail.com",
-            "Guest",
+            Share {
+                secs: 60,
+                op: "AddedToSecureLink",
+                onedrive: true,
+                user: v,
+                site: 0,
+                file: "Customer export.csv",
+                target: "j.doe@gmail.com",
+                target_type: "Guest",
+            },
         ),
         share(
             &mut b,
-            120,
-            "SharingInvitationCreated",
-            false,
-            v,
-            2,
-            "Price list.xlsx",
-            "invoices@supplier-eu.com",
-            "Guest",
+            Share {
+                secs: 120,
+                op: "SharingInvitationCreated",
+                onedrive: false,
+                user: v,
+                site: 2,
+                file: "Price list.xlsx",
+                target: "invoices@supplier-eu.com",
+                target_type: "Guest",
+            },
         ),
         (180, pol),
     ];
-    b.story("anonymous_sharing", "An Anyone link, a secure link to gmail, an external invitation, and the tenant sharing policy loosened.", false, &["s2.2#17"], &[], &v.upn, recs);
+    b.story(StoryMeta { name: "anonymous_sharing", summary: "An Anyone link, a secure link to gmail, an external invitation, and the tenant sharing policy loosened.", near_miss: false, fires: &["s2.2#17"], must_not_fire: &[], user: &v.upn }, recs);
     place(&mut b, 0.845);
     let w = b.u(25);
     let recs = vec![
         share(
             &mut b,
-            0,
-            "CompanyLinkCreated",
-            true,
-            v,
-            0,
-            "Team lunch.docx",
-            &format!(
-                "SharingLinks.{}.OrganizationView.{}",
-                "9e8d7c6b-5a4f-4e3d-2c1b-0a9f8e7d6c5b", "0a1b2c3d-4000-5000-6000-708090a0b0c0"
-            ),
-            "SharePointGroup",
+            Share {
+                secs: 0,
+                op: "CompanyLinkCreated",
+                onedrive: true,
+                user: v,
+                site: 0,
+                file: "Team lunch.docx",
+                target: &format!(
+                    "SharingLinks.{}.OrganizationView.{}",
+                    "9e8d7c6b-5a4f-4e3d-2c1b-0a9f8e7d6c5b", "0a1b2c3d-4000-5000-6000-708090a0b0c0"
+                ),
+                target_type: "SharePointGroup",
+            },
         ),
         share(
             &mut b,
-            60,
-            "SharingInvitationCreated",
-            false,
-            v,
-            2,
-            "Price list.xlsx",
-            &w.upn,
-            "Member",
+            Share {
+                secs: 60,
+                op: "SharingInvitationCreated",
+                onedrive: false,
+                user: v,
+                site: 2,
+                file: "Price list.xlsx",
+                target: &w.upn,
+                target_type: "Member",
+            },
         ),
     ];
     b.story(
-        "sharing_near_miss",
-        "An organisation-only link and an invitation to a colleague.",
-        true,
-        &[],
-        &["s2.2#17", "onedrive_exfiltration"],
-        &v.upn,
+        StoryMeta {
+            name: "sharing_near_miss",
+            summary: "An organisation-only link and an invitation to a colleague.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#17", "onedrive_exfiltration"],
+            user: &v.upn,
+        },
         recs,
     );
     place(&mut b, 0.86);
@@ -1982,58 +2146,68 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
     let recs = vec![
         spf(
             &mut b,
-            0,
-            "FileUploaded",
-            6,
-            true,
-            v,
-            0,
-            "invoice_viewer.exe",
-            ua_edge,
-            &v.home_ip,
+            SpfOp {
+                secs: 0,
+                op: "FileUploaded",
+                record_type: 6,
+                onedrive: true,
+                user: v,
+                site: 0,
+                file: "invoice_viewer.exe",
+                ua: ua_edge,
+                ip: &v.home_ip,
+            },
         ),
         spf(
             &mut b,
-            300,
-            "FileMalwareDetected",
-            6,
-            true,
-            v,
-            0,
-            "invoice_viewer.exe",
-            "",
-            "",
+            SpfOp {
+                secs: 300,
+                op: "FileMalwareDetected",
+                record_type: 6,
+                onedrive: true,
+                user: v,
+                site: 0,
+                file: "invoice_viewer.exe",
+                ua: "",
+                ip: "",
+            },
         ),
     ];
     b.story(
-        "malware_upload",
-        "An executable is uploaded to OneDrive and flagged as malware.",
-        false,
-        &["s2.2#18"],
-        &[],
-        &v.upn,
+        StoryMeta {
+            name: "malware_upload",
+            summary: "An executable is uploaded to OneDrive and flagged as malware.",
+            near_miss: false,
+            fires: &["s2.2#18"],
+            must_not_fire: &[],
+            user: &v.upn,
+        },
         recs,
     );
     place(&mut b, 0.865);
     let r = spf(
         &mut b,
-        0,
-        "FileUploaded",
-        6,
-        true,
-        v,
-        0,
-        "exe-install-notes.docx",
-        ua_edge,
-        &v.office_ip,
+        SpfOp {
+            secs: 0,
+            op: "FileUploaded",
+            record_type: 6,
+            onedrive: true,
+            user: v,
+            site: 0,
+            file: "exe-install-notes.docx",
+            ua: ua_edge,
+            ip: &v.office_ip,
+        },
     );
     b.story(
-        "malware_near_miss",
-        "A document whose name mentions exe.",
-        true,
-        &[],
-        &["s2.2#18"],
-        &v.upn,
+        StoryMeta {
+            name: "malware_near_miss",
+            summary: "A document whose name mentions exe.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#18"],
+            user: &v.upn,
+        },
         vec![r],
     );
 
@@ -2049,16 +2223,29 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         let time = b.at(i as i64 * 120);
         recs.push((
             0,
-            teams_team(t, &mut b.r, time, &id, "TeamDeleted", v, &v.home_ip, team),
+            teams_team(
+                Gen {
+                    t,
+                    r: &mut b.r,
+                    time,
+                    id: &id,
+                },
+                "TeamDeleted",
+                v,
+                &v.home_ip,
+                team,
+            ),
         ));
     }
     b.story(
-        "teams_mass_delete",
-        "Three teams deleted in four minutes.",
-        false,
-        &["s2.2#19"],
-        &[],
-        &v.upn,
+        StoryMeta {
+            name: "teams_mass_delete",
+            summary: "Three teams deleted in four minutes.",
+            near_miss: false,
+            fires: &["s2.2#19"],
+            must_not_fire: &[],
+            user: &v.upn,
+        },
         recs,
     );
     place(&mut b, 0.88);
@@ -2066,10 +2253,12 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
     let id = b.id();
     let time = b.at(0);
     let rec = mail_items_accessed(
-        t,
-        &mut b.r,
-        time,
-        &id,
+        Gen {
+            t,
+            r: &mut b.r,
+            time,
+            id: &id,
+        },
         v,
         "203.0.113.160",
         350,
@@ -2077,22 +2266,26 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         "3a2b8c1e-7f6d-4e5c-9b8a-1f2e3d4c5b6a",
     );
     b.story(
-        "mail_items_accessed_bulk",
-        "350 mail items bound in one aggregate, throttled, by an unusual client app.",
-        false,
-        &["s2.2#21"],
-        &[],
-        &v.upn,
+        StoryMeta {
+            name: "mail_items_accessed_bulk",
+            summary: "350 mail items bound in one aggregate, throttled, by an unusual client app.",
+            near_miss: false,
+            fires: &["s2.2#21"],
+            must_not_fire: &[],
+            user: &v.upn,
+        },
         vec![(0, rec)],
     );
     place(&mut b, 0.885);
     let id = b.id();
     let time = b.at(0);
     let rec = mail_items_accessed(
-        t,
-        &mut b.r,
-        time,
-        &id,
+        Gen {
+            t,
+            r: &mut b.r,
+            time,
+            id: &id,
+        },
         v,
         &v.office_ip,
         3,
@@ -2100,12 +2293,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         APP_OFFICE,
     );
     b.story(
-        "mail_access_near_miss",
-        "Three items read in Outlook.",
-        true,
-        &[],
-        &["s2.2#21"],
-        &v.upn,
+        StoryMeta {
+            name: "mail_access_near_miss",
+            summary: "Three items read in Outlook.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#21"],
+            user: &v.upn,
+        },
         vec![(0, rec)],
     );
     place(&mut b, 0.90);
@@ -2128,24 +2323,18 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
             None,
         ),
     ];
-    b.story(
-        "mfa_mail_deleted",
-        "Notification mails about a new MFA method and a new device are deleted right away.",
-        false,
-        &["s2.2#22"],
-        &[],
-        &v.upn,
-        recs,
-    );
+    b.story(StoryMeta { name: "mfa_mail_deleted", summary: "Notification mails about a new MFA method and a new device are deleted right away.", near_miss: false, fires: &["s2.2#22"], must_not_fire: &[], user: &v.upn }, recs);
     place(&mut b, 0.905);
     let r = item(&mut b, 0, "SoftDelete", v, "Lunch on Friday?", None);
     b.story(
-        "mfa_mail_near_miss",
-        "An ordinary mail deleted.",
-        true,
-        &[],
-        &["s2.2#22"],
-        &v.upn,
+        StoryMeta {
+            name: "mfa_mail_near_miss",
+            summary: "An ordinary mail deleted.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#22"],
+            user: &v.upn,
+        },
         vec![r],
     );
     place(&mut b, 0.92);
@@ -2176,12 +2365,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         },
     ];
     b.story(
-        "sensitive_search",
-        "SharePoint searches for password and vpn credentials.",
-        false,
-        &["s2.2#23"],
-        &[],
-        &v.upn,
+        StoryMeta {
+            name: "sensitive_search",
+            summary: "SharePoint searches for password and vpn credentials.",
+            near_miss: false,
+            fires: &["s2.2#23"],
+            must_not_fire: &[],
+            user: &v.upn,
+        },
         recs,
     );
     place(&mut b, 0.925);
@@ -2190,12 +2381,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         sp_search(t, &mut r, b.at(0), &id, v, &v.office_ip, "quarterly report")
     };
     b.story(
-        "search_near_miss",
-        "A search for the quarterly report.",
-        true,
-        &[],
-        &["s2.2#23"],
-        &v.upn,
+        StoryMeta {
+            name: "search_near_miss",
+            summary: "A search for the quarterly report.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#23"],
+            user: &v.upn,
+        },
         vec![(0, r2)],
     );
     place(&mut b, 0.94);
@@ -2208,12 +2401,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         "-SearchName \"All mailboxes\" -Export -Format \"FxStream\" -ExchangeArchiveFormat \"PerUserPst\" -Scope \"IndexedItemsOnly\"",
     );
     b.story(
-        "pst_export",
-        "A compliance search of all mailboxes exported as PST.",
-        false,
-        &["s2.2#24"],
-        &[],
-        &a1.upn,
+        StoryMeta {
+            name: "pst_export",
+            summary: "A compliance search of all mailboxes exported as PST.",
+            near_miss: false,
+            fires: &["s2.2#24"],
+            must_not_fire: &[],
+            user: &a1.upn,
+        },
         vec![r],
     );
     place(&mut b, 0.945);
@@ -2226,12 +2421,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         "-SearchName \"Legal hold\" -Preview",
     );
     b.story(
-        "pst_near_miss",
-        "A compliance search preview.",
-        true,
-        &[],
-        &["s2.2#24"],
-        &a1.upn,
+        StoryMeta {
+            name: "pst_near_miss",
+            summary: "A compliance search preview.",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#24"],
+            user: &a1.upn,
+        },
         vec![r],
     );
     place(&mut b, 0.96);
@@ -2243,10 +2440,12 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
             (
                 0,
                 scc_alert(
-                    t,
-                    &mut r,
-                    b.at(0),
-                    &id,
+                    Gen {
+                        t,
+                        r: &mut r,
+                        time: b.at(0),
+                        id: &id,
+                    },
                     "AlertTriggered",
                     "Suspicious email forwarding activity",
                     "High",
@@ -2260,10 +2459,12 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
             (
                 5,
                 scc_alert(
-                    t,
-                    &mut r,
-                    b.at(5),
-                    &id,
+                    Gen {
+                        t,
+                        r: &mut r,
+                        time: b.at(5),
+                        id: &id,
+                    },
                     "AlertEntityGenerated",
                     "Suspicious email forwarding activity",
                     "High",
@@ -2273,23 +2474,17 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
             )
         },
     ];
-    b.story(
-        "microsoft_alerts",
-        "Microsoft's own alert about the forwarding (Data is a JSON string, RecordType a string).",
-        false,
-        &["s2.2#25"],
-        &[],
-        &v.upn,
-        recs,
-    );
+    b.story(StoryMeta { name: "microsoft_alerts", summary: "Microsoft's own alert about the forwarding (Data is a JSON string, RecordType a string).", near_miss: false, fires: &["s2.2#25"], must_not_fire: &[], user: &v.upn }, recs);
     place(&mut b, 0.965);
     let r3 = {
         let id = b.id();
         scc_alert(
-            t,
-            &mut r,
-            b.at(0),
-            &id,
+            Gen {
+                t,
+                r: &mut r,
+                time: b.at(0),
+                id: &id,
+            },
             "AlertUpdated",
             "Suspicious email forwarding activity",
             "High",
@@ -2298,12 +2493,14 @@ pub(crate) fn build(t: &Tenant, seed: u64, h0: DateTime<Utc>, anchor: DateTime<U
         )
     };
     b.story(
-        "alert_near_miss",
-        "The same alert updated (AlertUpdated is not forwarded).",
-        true,
-        &[],
-        &["s2.2#25"],
-        &v.upn,
+        StoryMeta {
+            name: "alert_near_miss",
+            summary: "The same alert updated (AlertUpdated is not forwarded).",
+            near_miss: true,
+            fires: &[],
+            must_not_fire: &["s2.2#25"],
+            user: &v.upn,
+        },
         vec![(0, r3)],
     );
     b.out

@@ -40,7 +40,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Page size for a new database: records are ~0.3–1.5 KB, so 4 KiB pages waste ~20 %
-/// (stack.md §3b).
+/// (docs/architecture.md, Design choices).
 const PAGE_SIZE: i64 = 8192;
 /// WAL pages before an automatic checkpoint.
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
@@ -265,7 +265,7 @@ pub fn read_record(codec: &Codec, conn: &Connection, row: &Row) -> Result<super:
     })
 }
 
-/// The SQL condition selecting the records of one table (ARCHITECTURE §5), with its
+/// The SQL condition selecting the records of one table (docs/architecture.md, Tables), with its
 /// parameter; `None` for an unknown table name.
 pub fn table_filter(table: &str) -> Option<(String, Vec<String>)> {
     use crate::model::{TABLE_ALL, TABLE_AUTH};

@@ -8,7 +8,7 @@
 //! directory simply rebuilds it. After an indexing error the indexer stops adding (its
 //! uncommitted documents are dropped) rather than let the payload claim rows it lacks.
 //!
-//! What is indexed (stack.md §3c: raw JSON text is the bottleneck): the *string values* of
+//! What is indexed (docs/architecture.md: raw JSON text was the bottleneck): the *string values* of
 //! the record as one `text` field (with positions: `a@b.com` is a phrase; a GUID is one
 //! word, see `tokenizer.rs`), plus typed
 //! fields `table`, `operation`, `workload`, `user`, `ip`, `id` (exact, operation/workload/
@@ -59,7 +59,7 @@ const RECORD_TEXT: &str = "record_text";
 /// Memory budget of the index writer (tantivy's minimum is 15 MB per thread).
 const WRITER_HEAP: usize = 64_000_000;
 /// Indexing threads: one per core here. tantivy is the most expensive stage of a
-/// backfill (stack.md §3), and one thread left a core idle while the other indexed.
+/// backfill (docs/architecture.md, Design choices), and one thread left a core idle while the other indexed.
 const WRITER_THREADS: usize = 2;
 /// Commit after this many documents or this long after the first uncommitted one.
 const COMMIT_DOCS: usize = 200_000;

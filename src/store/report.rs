@@ -1,22 +1,8 @@
-//! The `stats` and `search` commands: read-only views of a data directory, as text for
-//! people or as the stable JSON documents of ARCHITECTURE §7.
+//! The human form of `stats`: text rendered from [`Stats`], no SQL (the store gathers the
+//! numbers, the `stats` command prints this).
 
-use super::{Stats, Store};
-use anyhow::Result;
+use super::Stats;
 use std::fmt::Write as _;
-use std::path::Path;
-
-/// `m365audit stats [--data DIR] [--json]`.
-pub fn stats_command(data: &Path, json: bool) -> Result<()> {
-    let store = Store::open_read_only(data)?;
-    let stats = store.stats()?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&stats)?);
-    } else {
-        print!("{}", render_stats(&stats));
-    }
-    Ok(())
-}
 
 /// The human form of `stats`.
 pub fn render_stats(s: &Stats) -> String {
@@ -132,22 +118,4 @@ pub fn render_stats(s: &Stats) -> String {
         s.db_bytes, s.index_bytes
     );
     o
-}
-
-/// `m365audit search [--data DIR] [--limit N] [--json] QUERY`.
-pub fn search_command(data: &Path, query: &str, limit: usize, json: bool) -> Result<()> {
-    let store = Store::open_read_only(data)?;
-    let r = store.search(query, limit)?;
-    if json {
-        println!("{}", serde_json::to_string(&r)?);
-        return Ok(());
-    }
-    println!("{} records match (newest {} shown)", r.total, r.hits.len());
-    for h in &r.hits {
-        println!(
-            "{}  {:<40} {:<28} {:<32} {:<15} {}",
-            h.creation_time, h.table, h.operation, h.user_id, h.client_ip, h.id
-        );
-    }
-    Ok(())
 }

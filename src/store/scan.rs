@@ -154,7 +154,7 @@ impl Store {
         })
     }
 
-    /// Streams the records of one table (ARCHITECTURE §5) with rowid > `after_rowid`, in
+    /// Streams the records of one table (docs/architecture.md, Tables) with rowid > `after_rowid`, in
     /// rowid order. `f(row, raw)` sees every record's header; `raw.bytes()` decompresses
     /// its JSON only when called. `f` returns false to stop.
     pub fn for_each_candidate(

@@ -734,7 +734,7 @@ fn rollups_kept_by_the_writer_equal_the_tables_also_after_migrating_a_schema_3_s
         .map(|i| rec(&format!("b{i}"), "Send", &format!("u{}", i % 4), ""))
         .collect();
     s.ingest_blob(b, body(&recs)).wait().unwrap();
-    let raws = crate::bench::synthetic_records(1500, 3);
+    let raws = crate::corpus::synthetic_records(1500, 3);
     s.import_records(T, raws.clone()).wait().unwrap();
     s.import_records(T, raws[..50].to_vec()).wait().unwrap();
     s.flush().wait().unwrap();

@@ -923,7 +923,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dets = Arc::new(Detections::load_embedded(Vars::default()));
         let store = Store::open(dir.path(), dets).unwrap();
-        let raws = crate::bench::synthetic_records(3000, 7);
+        let raws = crate::corpus::synthetic_records(3000, 7);
         store.import_records("t", raws.clone()).wait().unwrap();
         // a duplicate changes nothing
         store

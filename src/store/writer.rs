@@ -150,7 +150,7 @@ impl Writer {
             )?;
             for b in blobs {
                 let created = parse_time(&b.content_created).map(ms).unwrap_or(now);
-                // Without a parsable expiration assume Microsoft's 7 days (management-api §3.6).
+                // Without a parsable expiration assume Microsoft's 7 days (docs/management-api.md, Blobs).
                 let expires = parse_time(&b.content_expiration)
                     .map(ms)
                     .unwrap_or(created + 7 * 86_400_000);

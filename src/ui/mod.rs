@@ -21,7 +21,6 @@
 pub mod backend;
 pub mod bench;
 mod chart;
-pub mod command;
 pub(crate) mod pages;
 pub mod store_backend;
 pub mod threshold;

@@ -667,7 +667,7 @@ pub async fn detection_json(
 ) -> Page {
     let range = rp.parse()?;
     let d = load_detection(&st, id, range).await?;
-    // The shape of `detect --format json` (ARCHITECTURE §7), for one detection.
+    // The shape of `detect --format json` (docs/architecture.md, CLI), for one detection.
     let mut doc = serde_json::json!({"detections": [{
         "id": d.id, "title": d.title, "severity": d.severity, "hits": d.hits,
         "groups": d.groups.iter().map(|g| serde_json::json!({

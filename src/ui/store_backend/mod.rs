@@ -2,6 +2,19 @@
 //! read API plus `store::ui_queries`) and the loaded detections. Must not write and must
 //! not run SQL itself (only `store` does); every method is blocking and is called from
 //! `spawn_blocking` by the pages.
+//!
+//! Beside this file: `bursts.rs` (the threshold detections' all-time bursts, cached),
+//! `pretty_json.rs` (the record view's JSON text), `record_fields.rs` (the object and user
+//! agent of a record) and `search_query.rs` (a search form as a tantivy query).
+
+mod bursts;
+mod pretty_json;
+mod record_fields;
+mod search_query;
+
+pub use pretty_json::pretty_json;
+pub use record_fields::{object_of, user_agent_of};
+pub use search_query::search_query;
 
 use super::backend::*;
 use super::threshold::{self, Bursts};
@@ -9,6 +22,7 @@ use crate::detect::{self, Detections, monitor};
 use crate::store::ui_queries::{RecordColumn, ValueCount};
 use crate::store::{Store, StoredRecord};
 use anyhow::Result;
+use bursts::BurstCache;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -45,19 +59,6 @@ pub struct StoreBackend {
     bursts_cache: std::sync::Mutex<HashMap<String, BurstCache>>,
 }
 
-/// One threshold detection's all-time bursts, current up to hit id `upto`.
-struct BurstCache {
-    upto: i64,
-    /// Per stored group key: its bursts (empty when it never reached the threshold).
-    by_key: HashMap<String, Bursts>,
-    /// `by_key` merged, as pages read it.
-    all: Arc<Bursts>,
-}
-
-/// Changed group keys a threshold refresh re-reads one by one; beyond this it re-reads
-/// the detection's hits in one go.
-const REFRESH_KEYS_MAX: usize = 200;
-
 impl StoreBackend {
     pub fn new(
         store: Store,
@@ -90,187 +91,6 @@ impl StoreBackend {
         self
     }
 
-    /// Evaluates every threshold detection over all its hits once, so the first dashboard
-    /// does not pay for it (on 1 M records: a few hundred ms, mostly reading the
-    /// `distinct` rules' hits). Blocking; `serve`, `run` and `demo` call it on a blocking
-    /// thread at start. A failure is logged: the pages then try again themselves.
-    pub fn warm(&self) {
-        for m in self.detections.metas() {
-            let Some(t) = m.threshold else {
-                continue;
-            };
-            let started = std::time::Instant::now();
-            match self.all_time_bursts(m, t) {
-                Ok(b) => tracing::info!(
-                    detection = %m.id,
-                    hits = b.hits_read,
-                    bursts = b.groups.len(),
-                    ms = started.elapsed().as_millis() as u64,
-                    "threshold rule evaluated"
-                ),
-                Err(e) => tracing::warn!(
-                    detection = %m.id,
-                    error = format!("{e:#}"),
-                    "evaluating a threshold rule"
-                ),
-            }
-        }
-    }
-
-    /// A threshold detection's bursts over all its hits, kept per group key and brought
-    /// up to date incrementally: hits are only ever added, so when the newest hit id
-    /// moved, only the keys that got a hit since are read again (one indexed range each)
-    /// and re-evaluated. The first call reads the detection's hits once. Under a live
-    /// collector a dashboard thus costs a read of the new hits, not of all of them.
-    fn all_time_bursts(&self, meta: &detect::Meta, t: detect::Threshold) -> Result<Arc<Bursts>> {
-        // Held while refreshing: concurrent pages wait for one evaluation instead of
-        // each running their own (a poisoned lock only means a panic mid-refresh; the
-        // entry is then rebuilt below because its `upto` did not move).
-        let mut cache = self
-            .bursts_cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let upto = self.store.ui_max_hit_id()?;
-        let distinct = meta.distinct.as_deref();
-        if let Some(c) = cache.get_mut(&meta.id) {
-            if c.upto == upto {
-                return Ok(c.all.clone());
-            }
-            let keys = self.store.ui_hit_keys_since(&meta.id, c.upto, upto)?;
-            if keys.len() <= REFRESH_KEYS_MAX {
-                for k in &keys {
-                    let ev = self
-                        .store
-                        .ui_hit_events(&meta.id, Some(k), distinct, None, None)?;
-                    c.by_key
-                        .insert(k.clone(), threshold::evaluate(meta, t, &ev));
-                }
-                if !keys.is_empty() {
-                    c.all = Arc::new(threshold::merge(c.by_key.values()));
-                }
-                c.upto = upto;
-                return Ok(c.all.clone());
-            }
-        }
-        // First use, or so many changed keys that one read of everything is cheaper.
-        let ev = self
-            .store
-            .ui_hit_events(&meta.id, None, distinct, None, None)?;
-        let by_key = threshold::evaluate_by_key(meta, t, ev);
-        let all = Arc::new(threshold::merge(by_key.values()));
-        cache.insert(
-            meta.id.clone(),
-            BurstCache {
-                upto,
-                by_key,
-                all: all.clone(),
-            },
-        );
-        Ok(all)
-    }
-
-    /// A threshold detection's bursts among its hits in `range` (of one stored group key
-    /// when given): the rule applied to exactly those hits, as `detect` would over the
-    /// records of that range.
-    fn bursts(
-        &self,
-        meta: &detect::Meta,
-        t: detect::Threshold,
-        key: Option<&str>,
-        range: TimeRange,
-    ) -> Result<Bursts> {
-        let events = self.store.ui_hit_events(
-            &meta.id,
-            key,
-            meta.distinct.as_deref(),
-            range.from,
-            range.to,
-        )?;
-        Ok(threshold::evaluate(meta, t, &events))
-    }
-
-    /// Bursts for a page: the cached all-time evaluation, or a fresh one for a range or key.
-    fn bursts_for(
-        &self,
-        meta: &detect::Meta,
-        t: detect::Threshold,
-        key: Option<&str>,
-        range: TimeRange,
-    ) -> Result<Arc<Bursts>> {
-        if key.is_none() && range == TimeRange::default() {
-            self.all_time_bursts(meta, t)
-        } else {
-            Ok(Arc::new(self.bursts(meta, t, key, range)?))
-        }
-    }
-
-    /// The records of a threshold detection's bursts (of one key when given) in `range`,
-    /// newest first: exactly the hits that count, never one outside a qualifying window.
-    fn burst_records(
-        &self,
-        meta: &detect::Meta,
-        t: detect::Threshold,
-        key: Option<&str>,
-        range: TimeRange,
-        limit: usize,
-    ) -> Result<Vec<RecordRow>> {
-        let b = self.bursts_for(meta, t, key, range)?;
-        let mut spans: Vec<&detect::Group> = b.groups.iter().collect();
-        spans.sort_by_key(|g| std::cmp::Reverse(g.last_seen));
-        let mut recs: Vec<crate::store::StoredRecord> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for g in spans {
-            if recs.len() >= limit {
-                break;
-            }
-            // A burst is every hit of its key from first_seen to last_seen (inclusive).
-            let part = self.store.ui_hit_records(
-                &meta.id,
-                false,
-                Some(&g.key.to_string()),
-                Some(g.first_seen),
-                Some(g.last_seen + Duration::seconds(1)),
-                limit,
-            )?;
-            recs.extend(part.into_iter().filter(|r| seen.insert(r.rowid)));
-        }
-        recs.sort_by(|x, y| {
-            y.header
-                .creation_time
-                .cmp(&x.header.creation_time)
-                .then(y.rowid.cmp(&x.rowid))
-        });
-        recs.truncate(limit);
-        Ok(recs.iter().map(row_of).collect())
-    }
-
-    /// In a tally of the detections that fired on some records (`rowids`), a threshold
-    /// detection counts only its hits inside bursts, and is dropped without any: one failed
-    /// sign-in is not a brute force.
-    fn burst_tally(&self, tallies: &mut Vec<Tally>, rowids: &[i64]) -> Result<()> {
-        for t in tallies.iter_mut() {
-            let Some(m) = self.detections.meta(&t.value) else {
-                continue;
-            };
-            let Some(rule) = m.threshold else {
-                continue;
-            };
-            let b = self.all_time_bursts(m, rule)?;
-            let inside: Vec<i64> = self
-                .store
-                .ui_hit_events_of_rowids(&m.id, rowids)?
-                .into_iter()
-                .filter(|(k, secs)| b.contains(k, *secs))
-                .map(|(_, secs)| secs)
-                .collect();
-            t.count = inside.len() as u64;
-            t.last_seen = inside.iter().max().map(|s| threshold::time(*s));
-        }
-        tallies.retain(|t| t.count > 0);
-        tallies.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
-        Ok(())
-    }
-
     fn vars(&self) -> detect::Vars {
         detect::Vars {
             collector_id: self.collector_id.clone(),
@@ -281,66 +101,6 @@ impl StoreBackend {
 
 fn load_errors(d: &Detections) -> Vec<String> {
     d.errors().iter().map(|e| e.to_string()).collect()
-}
-
-/// The first string found at any of these paths of a record.
-fn first_str(v: &Value, paths: &[&[&str]]) -> String {
-    for path in paths {
-        let mut cur = v;
-        let mut ok = true;
-        for k in *path {
-            match cur.get(*k) {
-                Some(x) => cur = x,
-                None => {
-                    ok = false;
-                    break;
-                }
-            }
-        }
-        if ok
-            && let Some(s) = cur.as_str()
-            && !s.is_empty()
-        {
-            return s.to_string();
-        }
-    }
-    String::new()
-}
-
-/// The object an operation touched: a file, a mail subject, a policy, a target.
-pub fn object_of(v: &Value) -> String {
-    first_str(
-        v,
-        &[
-            &["ObjectId"],
-            &["SourceFileName"],
-            &["Subject"],
-            &["Item", "Subject"],
-            &["AffectedItems"],
-            &["ItemName"],
-            &["PolicyName"],
-        ],
-    )
-}
-
-/// The user agent of a record, wherever the workload puts it.
-pub fn user_agent_of(v: &Value) -> String {
-    let direct = first_str(v, &[&["UserAgent"], &["ClientInfoString"]]);
-    if !direct.is_empty() {
-        return direct;
-    }
-    for list in ["ExtendedProperties", "DeviceProperties"] {
-        if let Some(items) = v.get(list).and_then(Value::as_array) {
-            for it in items {
-                if it.get("Name").and_then(Value::as_str) == Some("UserAgent")
-                    && let Some(s) = it.get("Value").and_then(Value::as_str)
-                {
-                    return s.to_string();
-                }
-            }
-        }
-    }
-    String::new()
 }
 
 fn row_of(r: &StoredRecord) -> RecordRow {
@@ -368,69 +128,6 @@ fn tally(v: Vec<ValueCount>) -> Vec<Tally> {
         .collect()
 }
 
-/// Re-indents valid JSON text two spaces per level, keeping its key order and every
-/// value's exact text (a parse + re-serialize would sort keys and reformat numbers).
-pub fn pretty_json(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len() * 2);
-    let mut depth = 0usize;
-    let mut in_str = false;
-    let mut escaped = false;
-    let mut chars = raw.chars().peekable();
-    let newline = |out: &mut String, depth: usize| {
-        out.push('\n');
-        for _ in 0..depth {
-            out.push_str("  ");
-        }
-    };
-    while let Some(c) = chars.next() {
-        if in_str {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                in_str = true;
-                out.push(c);
-            }
-            '{' | '[' => {
-                out.push(c);
-                // Keep empty containers on one line.
-                while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                    chars.next();
-                }
-                if matches!(chars.peek(), Some('}') | Some(']')) {
-                    if let Some(close) = chars.next() {
-                        out.push(close);
-                    }
-                } else {
-                    depth += 1;
-                    newline(&mut out, depth);
-                }
-            }
-            '}' | ']' => {
-                depth = depth.saturating_sub(1);
-                newline(&mut out, depth);
-                out.push(c);
-            }
-            ',' => {
-                out.push(c);
-                newline(&mut out, depth);
-            }
-            ':' => out.push_str(": "),
-            c if c.is_whitespace() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The numbers of one group before it becomes a table row.
 struct RawGroup {
     count: u64,
@@ -449,47 +146,6 @@ fn cell(v: Option<&Value>) -> String {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
-    }
-}
-
-/// Quotes a value for tantivy's query parser.
-fn quoted(v: &str) -> String {
-    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// Builds the tantivy query of a search request: the free text in parentheses, AND each
-/// field filter, AND the time range.
-pub fn search_query(req: &SearchRequest) -> String {
-    let mut parts = Vec::new();
-    if !req.text.is_empty() {
-        parts.push(format!("({})", req.text));
-    }
-    for (field, v) in [
-        ("user", &req.user),
-        ("ip", &req.ip),
-        ("operation", &req.operation),
-        ("workload", &req.workload),
-        ("table", &req.table),
-    ] {
-        if !v.is_empty() {
-            parts.push(format!("{field}:{}", quoted(v)));
-        }
-    }
-    if req.range != TimeRange::default() {
-        let t = |x: Option<DateTime<Utc>>| {
-            x.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-                .unwrap_or_else(|| "*".into())
-        };
-        parts.push(format!(
-            "time:[{} TO {}}}",
-            t(req.range.from),
-            t(req.range.to)
-        ));
-    }
-    if parts.is_empty() {
-        "*".into()
-    } else {
-        parts.join(" AND ")
     }
 }
 
@@ -991,7 +647,7 @@ impl Backend for StoreBackend {
     }
 
     fn tables(&self) -> Result<Vec<String>> {
-        // The namespace of ARCHITECTURE §5: fixed, so listing it costs no scan.
+        // The namespace of docs/architecture.md (Tables): fixed, so listing it costs no scan.
         let mut t = vec![
             crate::model::TABLE_ALL.to_string(),
             crate::model::TABLE_AUTH.to_string(),
@@ -1186,51 +842,5 @@ impl Backend for StoreBackend {
             blobs_pending: stats.blobs.get("pending").copied().unwrap_or(0).max(0) as u64,
             outbox_depth: None,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn pretty_json_keeps_order_and_text() {
-        let raw = r#"{"Id":"a","B":[1,2.50,{}],"A":{"x":"q\"uo,te:{"},"E":[]}"#;
-        let p = pretty_json(raw);
-        assert_eq!(
-            p,
-            "{\n  \"Id\": \"a\",\n  \"B\": [\n    1,\n    2.50,\n    {}\n  ],\n  \"A\": {\n    \"x\": \"q\\\"uo,te:{\"\n  },\n  \"E\": []\n}"
-        );
-        let back: Value = serde_json::from_str(&p).unwrap();
-        assert_eq!(back, serde_json::from_str::<Value>(raw).unwrap());
-    }
-
-    #[test]
-    fn objects_and_user_agents_are_found_where_workloads_put_them() {
-        assert_eq!(object_of(&json!({"ObjectId": "f.docx"})), "f.docx");
-        assert_eq!(object_of(&json!({"Item": {"Subject": "hi"}})), "hi");
-        assert_eq!(user_agent_of(&json!({"UserAgent": "curl"})), "curl");
-        assert_eq!(
-            user_agent_of(&json!({"ExtendedProperties": [
-                {"Name": "x", "Value": "y"}, {"Name": "UserAgent", "Value": "Edge"}]})),
-            "Edge"
-        );
-        assert_eq!(user_agent_of(&json!({})), "");
-    }
-
-    #[test]
-    fn search_queries_quote_field_values() {
-        let req = SearchRequest {
-            text: "strategic".into(),
-            user: "a\"b@x".into(),
-            table: "auth.all".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            search_query(&req),
-            r#"(strategic) AND user:"a\"b@x" AND table:"auth.all""#
-        );
-        assert_eq!(search_query(&SearchRequest::default()), "*");
     }
 }

@@ -1,0 +1,17 @@
+//! `check --config FILE`: validates the config and compiles every detection; contacts
+//! nothing.
+
+use anyhow::Result;
+use std::path::Path;
+
+/// `m365audit check --config FILE`: prints the config's summary, then the detections'.
+pub fn check(config: &Path) -> Result<()> {
+    let cfg = crate::config::load(config)?;
+    print!("{}", cfg.summary());
+    let vars = crate::detect::Vars {
+        collector_id: cfg.office365.collector_id.clone(),
+        tenant_id: cfg.office365.tenant_id.clone(),
+    };
+    print!("{}", crate::detect::check_command(vars)?);
+    Ok(())
+}

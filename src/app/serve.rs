@@ -1,0 +1,158 @@
+//! `serve` (the UI over an existing data directory, read-only) and what the commands that
+//! serve the UI share: `run` and `demo` collect and serve through [`collect_and_serve`].
+//!
+//! Each prints one line `m365audit <cmd>: open <URL>` on stdout once the UI listens (tests
+//! read it), runs until SIGINT/SIGTERM, then stops the collector, lets the store finish
+//! its queued writes and closes it. Nothing here talks to Microsoft or SQLite directly.
+
+use super::{init_tracing, load_detections, runtime, shutdown_signal};
+use crate::collect::{self, CollectOptions};
+use crate::detect::Vars;
+use crate::store::Store;
+use crate::ui::store_backend::StoreBackend;
+use crate::ui::{AppState, Backend};
+use anyhow::{Context, Result};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Environment variable that sets the UI token for `demo` and `serve` (which take no
+/// config file); `generate` asks for a fresh one, printed once.
+pub const TOKEN_ENV: &str = "M365AUDIT_UI_TOKEN";
+
+fn announce(cmd: &str, url: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "m365audit {cmd}: open {url}");
+    let _ = out.flush();
+}
+
+pub(crate) fn env_token() -> Option<String> {
+    std::env::var(TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+}
+
+/// Evaluates the threshold detections in the background while the UI starts listening
+/// (`StoreBackend::warm`): the first page would otherwise wait for it.
+fn warm(backend: &Arc<StoreBackend>) {
+    let b = backend.clone();
+    tokio::task::spawn_blocking(move || b.warm());
+}
+
+/// Binds the UI and serves it until `cancel` fires.
+async fn serve_ui(
+    cmd: &str,
+    listen: SocketAddr,
+    token: Option<String>,
+    backend: Arc<dyn Backend>,
+    cancel: CancellationToken,
+) -> Result<tokio::task::JoinHandle<Result<()>>> {
+    let (listener, state, url): (_, AppState, String) =
+        crate::ui::bind(listen, token.as_deref(), backend).await?;
+    announce(cmd, &url);
+    tracing::info!(listen = %listener.local_addr()?, "ui listening");
+    Ok(tokio::spawn(crate::ui::serve_on(
+        listener,
+        state,
+        async move { cancel.cancelled().await },
+    )))
+}
+
+/// `m365audit serve [--data DIR] [--listen ADDR]`: the UI over an existing store,
+/// read-only (safe next to a running collector).
+pub fn serve(data: &Path, listen: SocketAddr) -> Result<()> {
+    init_tracing();
+    let store = Store::open_read_only(data)?;
+    // The same detections the collector runs (their titles, severities and group_by).
+    let dets = load_detections(Vars::default())?;
+    let backend = Arc::new(StoreBackend::new(store, dets, String::new(), String::new()));
+    let rt = runtime()?;
+    rt.block_on(async {
+        let cancel = CancellationToken::new();
+        warm(&backend);
+        let server = serve_ui("serve", listen, env_token(), backend, cancel.clone()).await?;
+        shutdown_signal().await;
+        cancel.cancel();
+        server.await.context("the UI task failed")?
+    })
+}
+
+/// Everything `run` and `demo` share: open the store with the detections, collect
+/// continuously, serve the UI, stop cleanly on a signal (or when `stop` fires).
+pub(crate) async fn collect_and_serve(
+    cmd: &str,
+    cfg: &crate::config::Config,
+    data: &Path,
+    listen: SocketAddr,
+    token: Option<String>,
+    stop: CancellationToken,
+) -> Result<()> {
+    let o = cfg.office365.clone();
+    if cfg.outputs.devo.is_some() {
+        // say it loudly rather than let an analyst believe the SIEM receives the records
+        tracing::warn!(
+            "outputs.devo is configured, but this build has no forwarder: nothing is sent to Devo"
+        );
+        eprintln!(
+            "warning: outputs.devo is configured, but this build has no forwarder: nothing is sent to Devo"
+        );
+    }
+    let vars = Vars {
+        collector_id: o.collector_id.clone(),
+        tenant_id: o.tenant_id.clone(),
+    };
+    let dets = load_detections(vars)?;
+    let store = Store::open(data, dets.clone())?;
+    let result = async {
+        let api = crate::collect::api::ApiClient::new(&o)?;
+        let backend = Arc::new(StoreBackend::new(
+            store.clone(),
+            dets,
+            o.collector_id.clone(),
+            o.tenant_id.clone(),
+        ));
+        let cancel = CancellationToken::new();
+        warm(&backend);
+        let server = serve_ui(cmd, listen, token, backend, cancel.clone()).await?;
+        let collector = {
+            let (o, store, cancel) = (o.clone(), store.clone(), cancel.clone());
+            tokio::spawn(async move {
+                collect::run(
+                    &o,
+                    api,
+                    store,
+                    cancel,
+                    CollectOptions {
+                        once: false,
+                        progress: false,
+                    },
+                )
+                .await
+            })
+        };
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = stop.cancelled() => {}
+        }
+        tracing::info!("shutdown requested; stopping the collector and the UI");
+        cancel.cancel();
+        match collector.await {
+            Ok(Ok(summary)) => tracing::info!(
+                records_new = summary.records_new,
+                duplicates = summary.duplicates,
+                "collector stopped"
+            ),
+            Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "collector failed"),
+            Err(e) => tracing::error!(error = %e, "collector task panicked"),
+        }
+        let _ = store.flush().await;
+        server.await.context("the UI task failed")?
+    }
+    .await;
+    let closed = tokio::task::spawn_blocking(move || store.close())
+        .await
+        .context("closing the store")?;
+    result.and(closed)
+}

@@ -1,0 +1,36 @@
+//! `stats` and `search`: read-only views of a data directory, as text for people or as
+//! the stable JSON documents of docs/architecture.md.
+
+use crate::store::Store;
+use anyhow::Result;
+use std::path::Path;
+
+/// `m365audit stats [--data DIR] [--json]`.
+pub fn stats(data: &Path, json: bool) -> Result<()> {
+    let store = Store::open_read_only(data)?;
+    let stats = store.stats()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+    } else {
+        print!("{}", crate::store::render_stats(&stats));
+    }
+    Ok(())
+}
+
+/// `m365audit search [--data DIR] [--limit N] [--json] QUERY`.
+pub fn search(data: &Path, query: &str, limit: usize, json: bool) -> Result<()> {
+    let store = Store::open_read_only(data)?;
+    let r = store.search(query, limit)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    println!("{} records match (newest {} shown)", r.total, r.hits.len());
+    for h in &r.hits {
+        println!(
+            "{}  {:<40} {:<28} {:<32} {:<15} {}",
+            h.creation_time, h.table, h.operation, h.user_id, h.client_ip, h.id
+        );
+    }
+    Ok(())
+}
