@@ -30,6 +30,9 @@ pub enum Command {
         listen: SocketAddr,
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Forward to Devo: a JSON file holding an `outputs.devo` object.
+        #[arg(long)]
+        devo: Option<PathBuf>,
     },
     /// The appliance: collect continuously, detect, forward, serve the UI.
     Run {
@@ -86,7 +89,25 @@ pub enum Command {
         data: PathBuf,
         #[arg(long, default_value = crate::model::TABLE_ALL)]
         table: String,
+        /// Stop the whole query after this many seconds (each record has its own,
+        /// smaller guard).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
         jq: String,
+    },
+    /// A Devo LINQ query (the guide's subset) over the stored records.
+    Linq {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        #[arg(long, default_value = "table", value_parser = ["table", "jsonl", "csv"])]
+        format: String,
+        /// Start of Devo's time range (on eventdate, the ingestion time), inclusive.
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the time range, exclusive.
+        #[arg(long)]
+        to: Option<String>,
+        query: String,
     },
     /// Full-text search (tantivy).
     Search {
@@ -129,6 +150,16 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Send the Devo outbox; with --backfill-since, first queue the records stored
+    /// before forwarding was on (CreationTime at or after TIME).
+    Forward {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        #[arg(long, value_name = "TIME")]
+        backfill_since: Option<String>,
+    },
     /// Sizing benchmark: every stage, one table.
     Bench {
         #[arg(long, default_value_t = 200_000)]
@@ -157,13 +188,34 @@ pub struct SimulateArgs {
     pub now: Option<String>,
 }
 
+impl Command {
+    /// Long-running services (`run`, `serve`, `demo`, `simulate`, `collect`): they write to
+    /// sockets and logs, where a gone peer is an error to handle. Every other command is a
+    /// filter whose output may be piped into `head` (see `main`).
+    pub fn is_service(&self) -> bool {
+        matches!(
+            self,
+            Command::Demo { .. }
+                | Command::Run { .. }
+                | Command::Serve { .. }
+                | Command::Simulate(_)
+                | Command::Collect { .. }
+        )
+    }
+}
+
 /// Runs one parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     crate::install_crypto_provider();
     match dispatch(cli) {
         Ok(()) => 0,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // errors quote record values, file names and API bodies: escape them, keep
+            // the lines of our own layout (config excerpts)
+            eprintln!(
+                "error: {}",
+                crate::model::terminal_safe_lines(&format!("{err:#}"))
+            );
             if err.chain().any(|e| e.is::<crate::UsageError>()) {
                 2
             } else {
@@ -176,7 +228,9 @@ pub fn run(cli: Cli) -> i32 {
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     use crate::app;
     match cli.command {
-        Command::Demo { listen, data } => app::demo::demo(listen, data.as_deref()),
+        Command::Demo { listen, data, devo } => {
+            app::demo::demo(listen, data.as_deref(), devo.as_deref())
+        }
         Command::Run {
             config,
             data,
@@ -199,7 +253,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             detection,
             format,
         } => app::detect::detect(&data, detection.as_deref(), &format),
-        Command::Query { data, table, jq } => app::detect::query(&data, &table, &jq),
+        Command::Query {
+            data,
+            table,
+            timeout,
+            jq,
+        } => app::detect::query(&data, &table, std::time::Duration::from_secs(timeout), &jq),
+        Command::Linq {
+            data,
+            format,
+            from,
+            to,
+            query,
+        } => app::linq::command(&data, &format, from.as_deref(), to.as_deref(), &query),
         Command::Search {
             data,
             limit,
@@ -227,5 +293,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             out,
         }),
         Command::Bench { records, json } => app::bench::bench(records, json),
+        Command::Forward {
+            config,
+            data,
+            backfill_since,
+        } => app::forward::command(&config, &data, backfill_since.as_deref()),
     }
 }

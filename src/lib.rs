@@ -8,10 +8,12 @@
 //! model    ContentType, BlobRef, RecordHeader, table names, the defaults — plain data
 //! config   Devo parameters template + appliance extensions; validation; secrets never in Debug
 //! detect   load queries/*.jq, compile once, run per record; grouping; inactivity monitor
+//! linq     Devo LINQ (the guide's subset) parsed and evaluated over records the caller hands in
 //! store    the only owner of SQLite and tantivy: one writer thread, read-only connections
 //! collect  auth (client credentials), api (Management Activity API), the per-content-type loop
 //! import   offline files (JSON, JSONL, Purview CSV, .gz) → store, streaming
 //! export   stored records → JSON lines / Purview CSV (the command and the UI's downloads)
+//! forward  the Devo forwarder: outbox → syslog over TLS (or HTTP /stream), one line a record
 //! ui       axum router, askama pages, security headers
 //! simulate the practice tenant: a faithful Management API + token endpoint + control plane
 //! app      the composition root: one file per command puts the pieces above together and
@@ -36,6 +38,8 @@
 //!   → fetch pending blobs (bounded concurrency, rate budget, retries)
 //!   → store TX2: records (INSERT OR IGNORE by tenant+Id) + hits + outbox rows + blob done
 //!   → tantivy catches up from SQLite (commit payload = highest indexed rowid)
+//! forward: outbox rows in id order → lines `<14>TS HOST TAG: JSON` → Devo
+//!   → confirmed (closing handshake / HTTP 2xx) → rows deleted
 //! ```
 //!
 //! # Invariants
@@ -46,8 +50,11 @@
 //!    duplicates never create a second row; duplicates dropped are counted.
 //! 3. A cursor only moves forward, and never past a window whose listing failed.
 //! 4. The tantivy index is never ahead of SQLite and can be deleted and rebuilt at any time.
-//! 5. An outbox row is deleted only after the receiver accepted it (at-least-once). The
-//!    Devo forwarder is not built yet, so no outbox rows are written and no test guards it.
+//! 5. An outbox row is deleted only after the receiver accepted it (at-least-once): for
+//!    syslog, once the connection it was written on closed with the closing handshake;
+//!    for HTTP, once its request got a 2xx. A crash, an outage or a refused certificate
+//!    leaves the row queued and it is sent again (Devo does not deduplicate; the record's
+//!    `Id` lets an analyst do it).
 //! 6. No silent loss: an expired blob, a blob that failed N times, a window clamped by the
 //!    7-day limit — each is a row in the loss ledger, shown in `stats` and in the UI.
 //! 7. Secrets (client secret, tokens, Devo key, HTTP token) never appear in logs, the UI,
@@ -55,7 +62,7 @@
 //!    the configured API host.
 //! 8. Blocking work (SQLite, tantivy, jaq) never runs on the async runtime's worker threads.
 //!
-//! Each invariant (but 5, see above) is guarded by a test named after it (`invariant_N_…`).
+//! Each invariant is guarded by a test named after it (`invariant_N_…`).
 
 #![forbid(unsafe_code)]
 
@@ -67,7 +74,9 @@ pub mod config;
 pub mod corpus;
 pub mod detect;
 pub mod export;
+pub mod forward;
 pub mod import;
+pub mod linq;
 pub mod model;
 pub mod simulate;
 pub mod store;
@@ -77,6 +86,13 @@ pub mod ui;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// A part of the data directory is missing or unusable and the message says how to get it
+/// back (e.g. a deleted search index): not the user's input (exit 1), but not our bug
+/// either, so the UI shows it (503) instead of "Something went wrong".
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
 
 /// Installs the process-wide rustls crypto provider (ring). reqwest panics when building a
 /// client without one, so every entry point calls this first; repeated calls are harmless.

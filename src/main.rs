@@ -25,9 +25,34 @@ fn tune_allocator() {
     m365audit::alloc::install(set_purge_delay, default);
 }
 
+/// A command whose output is piped into `head` ends quietly, like any Unix filter, when the
+/// reader goes away: Rust ignores SIGPIPE, so `print!` would panic (exit 101, a backtrace)
+/// and a checked write would report an error. The default disposition ends the process at
+/// that write, silently. Services keep ignoring it ([`m365audit::cli::Command::is_service`]).
+fn end_quietly_on_a_closed_stdout() {
+    // SAFETY: sets one signal's disposition to its default, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Everything m365audit creates (the store, the index, the demo's config with the practice
+/// tenant's secret) is for its owner only, whatever umask the shell or service manager set:
+/// SQLite and tantivy create their files with the process umask.
+fn private_files() {
+    // SAFETY: sets the process file-mode mask; no other thread exists yet.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 fn main() {
+    private_files();
     #[cfg(feature = "mimalloc")]
     tune_allocator();
     let cli = m365audit::cli::Cli::parse();
+    if !cli.command.is_service() {
+        end_quietly_on_a_closed_stdout();
+    }
     std::process::exit(m365audit::cli::run(cli));
 }

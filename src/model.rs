@@ -452,26 +452,6 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| Utc.from_utc_datetime(&t))
 }
 
-/// The one escaping of attacker-controlled text (record values, file contents, file
-/// names) before it reaches a terminal: control characters, escape sequences included,
-/// are written as Rust escapes.
-pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.chars().any(char::is_control) {
-        s.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect::<String>()
-            .into()
-    } else {
-        s.into()
-    }
-}
-
 /// Formats a time the way the API writes `contentCreated`: milliseconds and `Z`.
 pub fn format_api_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
@@ -502,14 +482,132 @@ pub fn normalize_ip(raw: &str) -> String {
     s.to_string()
 }
 
+/// Whether `c` reorders the text around it: the bidi embeddings and overrides
+/// (U+202A–202E), isolates (U+2066–2069) and the invisible direction marks (LRM, RLM, ALM).
+/// `admin\u{202e}gnp.exe` reads as "adminexe.png".
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+}
+
+/// Whether a terminal would act on `c` instead of showing it: C0 controls (bare CR, ESC,
+/// BEL, newline, tab…), DEL, C1 controls (U+0080–009F, 8-bit CSI among them) and the bidi
+/// controls of [`is_bidi_control`].
+pub fn is_terminal_control(c: char) -> bool {
+    c.is_control() || is_bidi_control(c)
+}
+
+/// Attacker-controlled text (any record value, an API error body, a file name) made safe
+/// to print on a terminal: every character of [`is_terminal_control`] is shown as an escape
+/// (`\n`, `\t`, `\r`, else `\u{1b}`, `\u{202e}`…), everything else is kept, so an analyst sees
+/// what the record holds and no escape sequence, carriage return or direction override
+/// reaches the terminal. Borrowed when there is nothing to escape. Every human-readable
+/// output of record values goes through this one function.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_terminal_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if is_terminal_control(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`terminal_safe`] for a message of several lines that we laid out (an error with its
+/// excerpt): the line breaks stay, everything else in each line is escaped.
+pub fn terminal_safe_lines(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c != '\n' && is_terminal_control(c)) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let lines: Vec<std::borrow::Cow<'_, str>> = s.split('\n').map(terminal_safe).collect();
+    std::borrow::Cow::Owned(lines.join("\n"))
+}
+
+/// A CSV cell made of attacker-controlled text, for spreadsheets: controls escaped as by
+/// [`terminal_safe`] (a CSV is often looked at with `cat`, and a raw ESC or CR in a cell
+/// is no value anyone needs), and a cell that would start a formula (`=`, `+`, `-`, `@`)
+/// prefixed with `'` so Excel and LibreOffice show it as text.
+pub fn csv_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let t = terminal_safe(s);
+    if t.starts_with(['=', '+', '-', '@']) {
+        std::borrow::Cow::Owned(format!("'{t}"))
+    } else {
+        t
+    }
+}
+
+/// Text with every bidi control replaced by a visible marker (`⟨U+202E⟩`), for pages: HTML
+/// escaping keeps the markup safe but a browser still obeys direction overrides.
+pub fn bidi_visible(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_bidi_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if is_bidi_control(c) {
+            out.push_str(&format!("\u{27e8}U+{:04X}\u{27e9}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn terminal_safe_escapes_every_control_and_keeps_the_rest() {
+        use super::terminal_safe;
+        assert!(matches!(
+            terminal_safe("alice@contoso.com ü 日本"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            terminal_safe("a\u{1b}[2K\u{1b}[1Ab"),
+            "a\\u{1b}[2K\\u{1b}[1Ab"
+        );
+        assert_eq!(
+            terminal_safe("x\u{1b}]0;pwned\u{7}"),
+            "x\\u{1b}]0;pwned\\u{7}"
+        );
+        assert_eq!(terminal_safe("ok\rfake"), "ok\\rfake");
+        assert_eq!(
+            terminal_safe("a\u{7f}\u{9b}\u{85}b"),
+            "a\\u{7f}\\u{9b}\\u{85}b"
+        );
+        assert_eq!(terminal_safe("l1\nl2\tx\0"), "l1\\nl2\\tx\\u{0}");
+        for c in [
+            '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{2066}', '\u{2067}',
+            '\u{2068}', '\u{2069}',
+        ] {
+            let s = format!("admin{c}gnp.exe");
+            let safe = terminal_safe(&s);
+            assert_eq!(safe, format!("admin\\u{{{:x}}}gnp.exe", c as u32));
+            assert!(!safe.chars().any(super::is_terminal_control));
+        }
+        assert_eq!(super::terminal_safe_lines("a\u{1b}\nb\r"), "a\\u{1b}\nb\\r");
+        assert_eq!(super::csv_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(super::csv_safe("-1+2"), "'-1+2");
+        assert_eq!(super::csv_safe("a\u{1b}[2K\rb"), "a\\u{1b}[2K\\rb");
+        assert_eq!(super::csv_safe("\ta"), "\\ta");
+        assert_eq!(
+            super::bidi_visible("admin\u{202e}gnp.exe"),
+            "admin\u{27e8}U+202E\u{27e9}gnp.exe"
+        );
+    }
+
     use super::*;
 
     #[test]
-    fn printable_escapes_terminal_control_characters() {
-        assert_eq!(printable("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\n");
-        assert_eq!(printable("plain"), "plain");
+    fn terminal_safe_escapes_an_escape_sequence_and_a_newline() {
+        assert_eq!(terminal_safe("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\n");
+        assert_eq!(terminal_safe("plain"), "plain");
     }
     use serde_json::json;
 
@@ -671,5 +769,104 @@ mod tests {
         let t = parse_time("2026-05-04T09:14:22.5Z").unwrap();
         assert_eq!(format_api_time(t), "2026-05-04T09:14:22.500Z");
         assert_eq!(format_record_time(t), "2026-05-04T09:14:22");
+    }
+
+    /// Property: `RecordHeader::scan` (one pass, no tree) reads the same header, or refuses
+    /// for the same reason, as `RecordHeader::from_value` on the parsed record, for records
+    /// with every header field in the shapes the API and exports use and some it should not.
+    /// `PROPTEST_CASES` sets the number of cases.
+    mod proptest_record_header {
+        use super::super::RecordHeader;
+        use proptest::prelude::*;
+        use serde_json::{Value, json};
+
+        fn maybe(s: impl Strategy<Value = Value>) -> impl Strategy<Value = Option<Value>> {
+            prop::option::weighted(0.85, s)
+        }
+
+        fn text() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                "[a-zA-Z0-9@.\\- ]{0,12}".prop_map(Value::String),
+                any::<String>().prop_map(Value::String),
+                any::<i64>().prop_map(Value::from),
+                Just(Value::Null),
+                Just(json!(["x"])),
+            ]
+        }
+
+        fn record() -> impl Strategy<Value = Value> {
+            let time = prop_oneof![
+                Just(json!("2026-05-04T09:14:22")),
+                Just(json!("2026-05-04T09:14:22.123Z")),
+                Just(json!("2026-05-04T09:14:22+02:00")),
+                Just(json!("2026-05-04")),
+                Just(json!("2026-05-04 09:14:22.5")),
+                Just(json!("not a time")),
+                Just(json!(1_777_000_000)),
+                "[0-9T:.Z-]{0,24}".prop_map(Value::String),
+            ];
+            let ip = prop_oneof![
+                Just(json!("203.0.113.7:443")),
+                Just(json!("[2001:db8::1]:443")),
+                Just(json!("::ffff:203.0.113.7")),
+                Just(json!("<null>")),
+                text(),
+            ];
+            let rtype = prop_oneof![
+                any::<i64>().prop_map(Value::from),
+                "[0-9]{1,3}".prop_map(Value::String),
+                Just(json!(1.5)),
+                text(),
+            ];
+            (
+                maybe(text()),
+                maybe(time),
+                maybe(text()),
+                maybe(text()),
+                maybe(rtype),
+                maybe(text()),
+                maybe(ip),
+                maybe(text()),
+                prop::collection::btree_map("[A-Za-z]{1,8}", text(), 0..4),
+            )
+                .prop_map(|(id, t, w, op, rt, user, ip, org, extra)| {
+                    let mut o = serde_json::Map::new();
+                    for (k, v) in extra {
+                        o.insert(k, v);
+                    }
+                    for (k, v) in [
+                        ("Id", id),
+                        ("CreationTime", t),
+                        ("Workload", w),
+                        ("Operation", op),
+                        ("RecordType", rt),
+                        ("UserId", user),
+                        ("ClientIP", ip),
+                        ("OrganizationId", org),
+                    ] {
+                        if let Some(v) = v {
+                            o.insert(k.to_string(), v);
+                        }
+                    }
+                    Value::Object(o)
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn scan_reads_what_from_value_reads(r in record()) {
+                let raw = r.to_string();
+                let mut text = String::new();
+                let scanned = RecordHeader::scan(raw.as_bytes(), &mut text);
+                let parsed: Value = serde_json::from_str(&raw).unwrap();
+                match (scanned, RecordHeader::from_value(&parsed)) {
+                    (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{}", raw),
+                    (Err(super::super::ScanError::Record(a)), Err(b)) => {
+                        prop_assert_eq!(a, b, "{}", raw)
+                    }
+                    (a, b) => prop_assert!(false, "{raw}: scan {a:?}, from_value {b:?}"),
+                }
+            }
+        }
     }
 }

@@ -293,6 +293,148 @@ fn invariant_7_a_traced_run_logs_no_secret_and_no_token() {
     );
     let st = stats_json(&s.data).to_string();
     assert!(!st.contains(&sim.secret()));
+    no_secret_anywhere_after_a_collect(&sim, &s);
+}
+
+/// The first 8-character fragment of `secret` in `text`, or a bearer token, if any.
+fn leak(text: &str, secret: &str) -> Option<String> {
+    let c: Vec<char> = secret.chars().collect();
+    if let Some(f) = c
+        .windows(8)
+        .map(|w| w.iter().collect::<String>())
+        .find(|f| text.contains(f.as_str()))
+    {
+        return Some(format!("secret fragment {f:?}"));
+    }
+    if text.contains("eyJ") || text.to_lowercase().contains("bearer ") {
+        return Some("a bearer token".into());
+    }
+    None
+}
+
+/// After a trace-level collect: the output of every command, every file of the data
+/// directory and every UI page hold no 8 characters of the client secret and no bearer
+/// token; nor does the error of a config whose secret was pasted with the wrong quotes.
+fn no_secret_anywhere_after_a_collect(sim: &Sim, s: &Setup) {
+    let secret = sim.secret();
+    let d = s.data.to_str().unwrap();
+    let c = s.config.to_str().unwrap();
+    let trace = [("M365AUDIT_LOG", "trace")];
+    let run_traced = |args: &[&str]| -> String {
+        let child = std::process::Command::new(BIN)
+            .args(args)
+            .envs(trace)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = wait_output(child, std::time::Duration::from_secs(300));
+        format!("{}{}", text(&o.stdout), text(&o.stderr))
+    };
+    let commands: [&[&str]; 10] = [
+        &["check", "--config", c],
+        &["stats", "--data", d],
+        &["stats", "--json", "--data", d],
+        &["search", "--data", d, "UserLoggedIn"],
+        &["search", "--json", "--data", d, "UserLoggedIn"],
+        &["detect", "--data", d],
+        &["detect", "--format", "json", "--data", d],
+        &["detect", "--format", "csv", "--data", d],
+        &["query", "--data", d, "."],
+        &["query", "--data", d, "error"],
+    ];
+    for args in commands {
+        let out = run_traced(args);
+        assert_eq!(leak(&out, &secret), None, "{args:?}");
+    }
+    // the secret pasted with typographic, single or no quotes: a JSON error with an excerpt
+    let good = std::fs::read_to_string(&s.config).unwrap();
+    for paste in [
+        format!("\u{201c}{secret}\u{201d}"),
+        format!("\u{2018}{secret}\u{2019}"),
+        format!("'{secret}'"),
+        secret.clone(),
+    ] {
+        let bad = s.dir.path().join("bad.json");
+        std::fs::write(&bad, good.replace(&format!("\"{secret}\""), &paste)).unwrap();
+        let b = bad.to_str().unwrap();
+        for args in [
+            &["check", "--config", b][..],
+            &["collect", "--once", "--config", b, "--data", d],
+        ] {
+            let out = run_traced(args);
+            assert!(out.contains("invalid JSON"), "{args:?}: {out}");
+            assert_eq!(leak(&out, &secret), None, "{args:?}: {out}");
+        }
+    }
+    // every file of the data directory
+    let mut stack = vec![s.data.clone()];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&p).unwrap();
+            assert_eq!(
+                leak(&String::from_utf8_lossy(&bytes), &secret),
+                None,
+                "{}",
+                p.display()
+            );
+        }
+    }
+    // every UI page reachable from the dashboard, and the fixed ones
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data", d])
+        .envs(trace)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _guard = Proc(child);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    let base = line
+        .trim()
+        .split(": open ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no URL line: {line:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    let mut todo: Vec<String> = [
+        "/",
+        "/status",
+        "/search?q=UserLoggedIn",
+        "/query?jq=.",
+        "/metrics",
+        "/healthz",
+    ]
+    .iter()
+    .map(|p| p.to_string())
+    .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(path) = todo.pop() {
+        if seen.len() >= 80 || !seen.insert(path.clone()) {
+            continue;
+        }
+        let (code, body) = sim.http.get(&format!("{base}{path}"));
+        assert!(code < 500, "{path}: {code}");
+        assert_eq!(leak(&body, &secret), None, "{path}");
+        if path == "/" {
+            for href in body.split("href=\"").skip(1) {
+                let h = href
+                    .split('"')
+                    .next()
+                    .unwrap_or("")
+                    .replace("&amp;", "&")
+                    .replace("&#38;", "&");
+                if h.starts_with('/') && !h.starts_with("/static") {
+                    todo.push(h);
+                }
+            }
+        }
+    }
+    assert!(seen.len() > 6, "{seen:?}");
 }
 
 #[test]

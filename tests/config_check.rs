@@ -77,3 +77,55 @@ fn missing_file_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
+
+/// The first 8-character fragment of `secret` that `text` contains, if any.
+fn leaked_fragment(text: &str, secret: &str) -> Option<String> {
+    let c: Vec<char> = secret.chars().collect();
+    c.windows(8)
+        .map(|w| w.iter().collect::<String>())
+        .find(|f| text.contains(f.as_str()))
+}
+
+/// A secret pasted with typographic, single or no quotes breaks the JSON; neither `check`
+/// nor `collect` shows 8 characters of it in the error's excerpt.
+#[test]
+fn a_secret_pasted_with_any_quotes_never_reaches_the_error() {
+    const PASTED: &str = "ahM8Q~gLfySJTollIDSx.k2_Pq9vWz3Rb7mN4dE1";
+    for paste in [
+        format!("\u{201c}{PASTED}\u{201d}"),
+        format!("\u{2018}{PASTED}\u{2019}"),
+        format!("'{PASTED}'"),
+        PASTED.to_string(),
+    ] {
+        let text = filled().replace(&format!("\"{SECRET}\""), &paste);
+        let (code, out, err) = check(&text);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("invalid JSON"), "{err}");
+        assert_eq!(
+            leaked_fragment(&format!("{out}{err}"), PASTED),
+            None,
+            "{err}"
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m365audit.json");
+        std::fs::write(&path, &text).expect("write config");
+        let out = Command::new(env!("CARGO_BIN_EXE_m365audit"))
+            .arg("collect")
+            .arg("--once")
+            .arg("--config")
+            .arg(&path)
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .output()
+            .expect("run m365audit");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(2), "{all}");
+        assert!(all.contains("invalid JSON"), "{all}");
+        assert_eq!(leaked_fragment(&all, PASTED), None, "{all}");
+    }
+}

@@ -417,3 +417,62 @@ async fn threshold_detections_in_the_ui_equal_detect_on_the_practice_tenant() {
     }
     stop(p);
 }
+
+/// A configured token is the operator's: the start-up line (which lands in service logs)
+/// shows a placeholder, never the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_token_is_never_printed() {
+    const TOKEN: &str = "Kq3vX9mW2pL7rT4yB8nD5fH1jG6sZ0cA";
+    let dir = tempfile::tempdir().unwrap();
+    import(dir.path());
+    let data = dir.path().to_str().unwrap();
+    let (p, url) = start(
+        &["serve", "--data", data, "--listen", "0.0.0.0:0"],
+        &[(m365audit::app::serve::TOKEN_ENV, TOKEN)],
+    );
+    assert!(!url.contains(&TOKEN[..8]), "{url}");
+    assert!(
+        url.ends_with(m365audit::ui::CONFIGURED_TOKEN_PLACEHOLDER),
+        "{url}"
+    );
+    // the token still works
+    let base = url.split_once('?').unwrap().0;
+    let ok = client()
+        .get(format!("{base}metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    stop(p);
+}
+
+/// The search index deleted: the UI explains it as the CLI does (what is missing, what
+/// rebuilds it), not "Something went wrong".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_search_index_is_explained_on_the_search_page() {
+    let dir = tempfile::tempdir().unwrap();
+    import(dir.path());
+    std::fs::remove_dir_all(dir.path().join("index-v3")).unwrap();
+    let data = dir.path().to_str().unwrap();
+    let cli = Command::new(BIN)
+        .args(["search", "--data", data, "admin"])
+        .output()
+        .unwrap();
+    let cli_err = String::from_utf8_lossy(&cli.stderr).into_owned();
+    assert!(cli_err.contains("search index"), "{cli_err}");
+    let (p, url) = start(&["serve", "--data", data, "--listen", "127.0.0.1:0"], &[]);
+    let page = client()
+        .get(format!("{url}search?q=admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 503);
+    let body = page.text().await.unwrap();
+    assert!(!body.contains("Something went wrong"), "{body}");
+    assert!(
+        body.contains("search index") && body.contains("rebuild"),
+        "{body}"
+    );
+    stop(p);
+}

@@ -324,6 +324,31 @@ async fn query_page_runs_jq_and_reports_errors() {
 }
 
 #[tokio::test]
+async fn query_page_runs_linq_escaped_and_points_at_errors() {
+    let form = get("/query").await;
+    assert!(form.body.contains("name=\"linq\""));
+    let q = url::form_urlencoded::byte_serialize(
+        br#"from cloud.office365.management.onedrive group by UserId, split(hostchain,"-",1) as collector_id select count() as n"#,
+    )
+    .collect::<String>();
+    let g = get(&format!("/query?linq={q}")).await;
+    assert_eq!(g.status, StatusCode::OK, "{}", g.body);
+    assert_safe_page(&g);
+    assert!(g.body.contains("1 rows from 1 records"), "{}", g.body);
+    assert!(g.body.contains("<th>collector_id</th>") && g.body.contains("<td>12345</td>"));
+    let bad = get("/query?linq=from%20auth.all%20where%20foo(1)").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.body.contains("column 21: unknown function foo()"),
+        "{}",
+        bad.body
+    );
+    let table = get("/query?linq=from%20nope").await;
+    assert_eq!(table.status, StatusCode::BAD_REQUEST);
+    assert!(table.body.contains("unknown table"));
+}
+
+#[tokio::test]
 async fn status_page_shows_streams_ledger_and_credentials() {
     let g = get("/status").await;
     assert_eq!(g.status, StatusCode::OK);
@@ -507,4 +532,44 @@ async fn bind_refuses_a_public_address_without_a_token() {
         .unwrap();
     assert!(state.token.is_none());
     assert!(!url.contains("token"));
+}
+
+/// Bidi controls in record values are shown as a visible marker on every page (HTML
+/// escaping alone leaves the browser reordering the text), and the CSV download carries
+/// no raw control characters.
+#[tokio::test]
+async fn bidi_controls_are_visible_and_csv_has_no_raw_controls() {
+    let evil = "admin\u{202e}gnp.exe\u{2066}x\u{2069}\u{1b}[2K=1+1";
+    let app = || {
+        ui::router(AppState::new(Arc::new(Fake {
+            evil: evil.to_string(),
+        })))
+    };
+    let page = |uri: &'static str| {
+        let router = app();
+        async move { get_with(router, Request::get(uri).body(Body::empty()).unwrap()).await }
+    };
+    for uri in [
+        "/",
+        "/detections/onedrive_exfiltration",
+        "/records/rec-1",
+        "/search?q=x",
+        "/user?id=alice",
+    ] {
+        let g = page(uri).await;
+        assert_eq!(g.status, StatusCode::OK, "{uri}");
+        for c in ['\u{202e}', '\u{2066}', '\u{2069}'] {
+            assert!(!g.body.contains(c), "{uri}: raw {c:?} in the page");
+        }
+        assert!(g.body.contains("⟨U+202E⟩"), "{uri}: no visible marker");
+    }
+    let csv = page("/detections/onedrive_exfiltration/csv").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        !csv.body.replace("\r\n", "\n").chars().any(|c| c != '\n'
+            && (c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))),
+        "{:?}",
+        csv.body
+    );
+    assert!(csv.body.contains(r"\u{202e}gnp.exe"), "{}", csv.body);
 }

@@ -192,6 +192,23 @@ async fn every_page_reads_the_real_store() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(bad.contains("jq"));
 
+    // LINQ over the store: the hostile recipient comes back as an escaped table cell
+    let linq = url::form_urlencoded::byte_serialize(
+        br#"from cloud.office365.management.onedrive where Operation = "SharingSet" select str(jsonparse(message)["TargetUserOrGroupName"]) as recipient"#,
+    )
+    .collect::<String>();
+    let (s, l) = get(&r, &format!("/query?linq={linq}")).await;
+    assert_eq!(s, StatusCode::OK, "{l}");
+    assert_inert(&l);
+    assert!(l.contains("1 rows from 1 records"), "{l}");
+    assert!(
+        l.contains("<td>eve&#34;&#62;&#60;img src=x onerror=alert(2)&#62;</td>"),
+        "{l}"
+    );
+    let (s, bad) = get(&r, "/query?linq=from%20auth.all%20where%20nope(1)").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(bad.contains("column 21: unknown function nope()"), "{bad}");
+
     let (s, st) = get(&r, "/status").await;
     assert_eq!(s, StatusCode::OK);
     assert!(st.contains("3 records"));
@@ -585,5 +602,50 @@ async fn record_page_lists_the_other_records_of_its_blob() {
     let (_, imp) = get(&r, "/records/rec-share-1").await;
     assert!(imp.contains("— (imported, or stored before blobs were kept)"));
     assert!(!imp.contains("id=\"same-blob\""));
+    store.close().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_and_metrics_show_the_devo_outbox_and_alert_when_the_receiver_is_down() {
+    let (_dir, store, r) = setup().await;
+    let (_, st) = get(&r, "/status").await;
+    assert!(st.contains("Not configured"), "no forwarding yet");
+    store.set_forwarding(true).await.unwrap();
+    store
+        .import_records(
+            "tenant-1",
+            vec![serde_json::json!({"Id": "fwd-1", "CreationTime": "2026-11-20T10:00:00", "Workload": "Exchange", "Operation": "Send"}).to_string()],
+        )
+        .await
+        .unwrap();
+    // down for 20 minutes, alert after 10
+    let down_since = chrono::Utc::now().timestamp() - 1200;
+    store
+        .set_forward_state(serde_json::json!({
+            "connection": "down", "last_error": "connecting to 127.0.0.1:6514: refused <b>x</b>",
+            "down_since": down_since, "alert_after_secs": 600, "target": "syslog 127.0.0.1:6514 (TLS)"
+        }))
+        .await
+        .unwrap();
+    let (s, st) = get(&r, "/status").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(st.contains("role=\"alert\""), "{st}");
+    assert!(st.contains("Devo receiver down since"), "{st}");
+    assert!(st.contains("syslog 127.0.0.1:6514 (TLS)"), "{st}");
+    assert!(st.contains("1 records"), "outbox depth: {st}");
+    assert!(!st.contains("<b>x</b>"), "escaped error text");
+    let (_, m) = get(&r, "/metrics").await;
+    assert!(m.contains("m365audit_outbox_depth 1\n"), "{m}");
+    assert!(m.contains("m365audit_devo_down 1\n"), "{m}");
+    assert!(m.contains("m365audit_outbox_resent_total 0\n"), "{m}");
+    // up again, not down long enough: no alert
+    store
+        .set_forward_state(serde_json::json!({
+            "connection": "connected", "last_error": null, "down_since": null, "alert_after_secs": 600
+        }))
+        .await
+        .unwrap();
+    let (_, st) = get(&r, "/status").await;
+    assert!(!st.contains("role=\"alert\""), "{st}");
     store.close().unwrap();
 }

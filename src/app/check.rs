@@ -1,5 +1,5 @@
-//! `check --config FILE`: validates the config and compiles every detection; contacts
-//! nothing.
+//! `check --config FILE`: validates the config, loads the Devo certificates and compiles
+//! every detection; contacts nothing.
 
 use anyhow::Result;
 use std::path::Path;
@@ -8,6 +8,10 @@ use std::path::Path;
 pub fn check(config: &Path) -> Result<()> {
     let cfg = crate::config::load(config)?;
     print!("{}", cfg.summary());
+    if let Some(d) = &cfg.outputs.devo {
+        // loads the Devo certificates: a bad one fails here, naming the file
+        print!("{}", crate::forward::check(d, &cfg.office365.collector_id)?);
+    }
     let vars = crate::detect::Vars {
         collector_id: cfg.office365.collector_id.clone(),
         tenant_id: cfg.office365.tenant_id.clone(),

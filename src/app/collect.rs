@@ -1,5 +1,6 @@
-//! `collect --config FILE [--once]`: the collector alone, until a signal (or, with
-//! `--once`, until it has caught up).
+//! `collect --config FILE [--once]`: the collector (and the Devo forwarder when
+//! `outputs.devo` is set) until a signal, or with `--once` until it has caught up and the
+//! outbox has drained.
 
 use crate::collect::{self, CollectOptions, api::ApiClient};
 use crate::store::Store;
@@ -23,6 +24,13 @@ pub fn collect(config: &std::path::Path, data: &std::path::Path, once: bool) -> 
         tenant_id: o.tenant_id.clone(),
     };
     let store = Store::open(data, super::load_detections(vars)?)?;
+    let fwd = match super::forward::start(&cfg, &store) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = store.close();
+            return Err(e);
+        }
+    };
     let rt = super::runtime()?;
     let result = rt.block_on(async {
         let api = ApiClient::new(&o)?;
@@ -54,8 +62,11 @@ pub fn collect(config: &std::path::Path, data: &std::path::Path, once: bool) -> 
         anyhow::Ok(summary)
     });
     drop(rt);
+    // with --once, the outbox must be empty before the command says it is done
+    let forwarded = super::forward::finish(&cfg, fwd, once && result.is_ok());
     store.close()?;
     let summary = result?;
+    forwarded?;
     tracing::info!(
         records_new = summary.records_new,
         duplicates = summary.duplicates,

@@ -41,8 +41,9 @@ pub fn demo_config_text(sim: &crate::simulate::Simulator) -> String {
     .to_string()
 }
 
-/// `m365audit demo [--listen ADDR] [--data DIR]`.
-pub fn demo(listen: SocketAddr, data: Option<&Path>) -> Result<()> {
+/// `m365audit demo [--listen ADDR] [--data DIR] [--devo FILE]`; FILE holds an
+/// `outputs.devo` object (paths in it relative to FILE), e.g. a local rsyslog.
+pub fn demo(listen: SocketAddr, data: Option<&Path>, devo: Option<&Path>) -> Result<()> {
     init_tracing();
     crate::ui::choose_token(listen, env_token().as_deref())?;
     let (dir, temporary): (PathBuf, bool) = match data {
@@ -62,8 +63,11 @@ pub fn demo(listen: SocketAddr, data: Option<&Path>) -> Result<()> {
             .await
             .context("starting the practice tenant")?;
         tracing::info!(api_url = %sim.api_url, "practice tenant started");
-        let text = demo_config_text(&sim);
-        std::fs::create_dir_all(&dir)
+        let mut text = demo_config_text(&sim);
+        if let Some(d) = devo {
+            text = super::forward::demo_config_with_devo(&text, d)?;
+        }
+        crate::store::create_private_dir(&dir)
             .with_context(|| format!("creating the data directory {}", dir.display()))?;
         // The practice tenant's ready line (its control plane), for tests and the curious.
         let ready = dir.join("demo-simulator.json");

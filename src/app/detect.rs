@@ -46,10 +46,11 @@ pub fn detect(data: &Path, detection: Option<&str>, format: &str) -> Result<()> 
     )
 }
 
-/// `m365audit query [--data DIR] [--table T] JQ`: JSON lines out.
-pub fn query(data: &Path, table: &str, jq: &str) -> Result<()> {
+/// `m365audit query [--data DIR] [--table T] [--timeout SECS] JQ`: JSON lines out, the
+/// whole run bounded by `timeout`.
+pub fn query(data: &Path, table: &str, timeout: std::time::Duration, jq: &str) -> Result<()> {
     let store = Store::open_read_only(data)?;
-    crate::detect::command::query_command(stored_vars(&store)?, jq, &mut |f| {
+    crate::detect::command::query_command(stored_vars(&store)?, jq, timeout, &mut |f| {
         store.for_each_record(table, 0, |r| {
             Ok(f(&SourceRecord {
                 header: &r.header,

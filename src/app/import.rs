@@ -26,13 +26,16 @@ pub fn import(data: &Path, files: &[PathBuf]) -> Result<()> {
                 bad += r.bad;
                 damaged += usize::from(r.damage.is_some());
                 if let Some(d) = &r.damage {
-                    eprintln!("{d}");
+                    eprintln!("{}", crate::model::terminal_safe(d));
                 }
                 println!("{}", summary_line(&r));
             }
             Err(e) => {
                 unreadable += 1;
-                eprintln!("error: {e:#}");
+                eprintln!(
+                    "error: {}",
+                    crate::model::terminal_safe_lines(&format!("{e:#}"))
+                );
             }
         }
     }

@@ -90,21 +90,19 @@ pub(crate) async fn collect_and_serve(
     stop: CancellationToken,
 ) -> Result<()> {
     let o = cfg.office365.clone();
-    if cfg.outputs.devo.is_some() {
-        // say it loudly rather than let an analyst believe the SIEM receives the records
-        tracing::warn!(
-            "outputs.devo is configured, but this build has no forwarder: nothing is sent to Devo"
-        );
-        eprintln!(
-            "warning: outputs.devo is configured, but this build has no forwarder: nothing is sent to Devo"
-        );
-    }
     let vars = Vars {
         collector_id: o.collector_id.clone(),
         tenant_id: o.tenant_id.clone(),
     };
     let dets = load_detections(vars)?;
     let store = Store::open(data, dets.clone())?;
+    let fwd = match super::forward::start_async(cfg, &store).await {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = tokio::task::spawn_blocking(move || store.close()).await;
+            return Err(e);
+        }
+    };
     let result = async {
         let api = crate::collect::api::ApiClient::new(&o)?;
         let backend = Arc::new(StoreBackend::new(
@@ -151,8 +149,12 @@ pub(crate) async fn collect_and_serve(
         server.await.context("the UI task failed")?
     }
     .await;
-    let closed = tokio::task::spawn_blocking(move || store.close())
-        .await
-        .context("closing the store")?;
+    let cfg2 = cfg.clone();
+    let closed = tokio::task::spawn_blocking(move || {
+        let f = super::forward::finish(&cfg2, fwd, false);
+        store.close().and(f)
+    })
+    .await
+    .context("closing the store")?;
     result.and(closed)
 }

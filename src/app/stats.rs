@@ -1,6 +1,7 @@
 //! `stats` and `search`: read-only views of a data directory, as text for people or as
 //! the stable JSON documents of docs/architecture.md.
 
+use crate::model::{terminal_safe, terminal_safe_lines};
 use crate::store::Store;
 use anyhow::Result;
 use std::path::Path;
@@ -12,7 +13,12 @@ pub fn stats(data: &Path, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
     } else {
-        print!("{}", crate::store::render_stats(&stats));
+        // `render_stats` escapes the values it shows; this keeps anything it missed from
+        // reaching the terminal
+        print!(
+            "{}",
+            terminal_safe_lines(&crate::store::render_stats(&stats))
+        );
     }
     Ok(())
 }
@@ -29,7 +35,12 @@ pub fn search(data: &Path, query: &str, limit: usize, json: bool) -> Result<()> 
     for h in &r.hits {
         println!(
             "{}  {:<40} {:<28} {:<32} {:<15} {}",
-            h.creation_time, h.table, h.operation, h.user_id, h.client_ip, h.id
+            terminal_safe(&h.creation_time),
+            terminal_safe(&h.table),
+            terminal_safe(&h.operation),
+            terminal_safe(&h.user_id),
+            terminal_safe(&h.client_ip),
+            terminal_safe(&h.id)
         );
     }
     Ok(())

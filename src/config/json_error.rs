@@ -61,53 +61,120 @@ pub fn describe_json_error(text: &str, e: &serde_json::Error) -> String {
     msg
 }
 
-/// `text` with the value of every secret-looking key (`*secret*`, `*token*`, `*key*`,
-/// `*password*`) replaced by `*` of the same length, so lines and columns still match.
-/// Tolerates broken JSON: it only tracks strings and colons.
+/// Key names whose value is (or may be) a secret: the client secret, the UI token, Devo's
+/// keys and certificates, and anything a user names like them.
+const SECRET_KEY_WORDS: &[&str] = &["secret", "token", "key", "password", "cert", "credential"];
+
+/// Characters an operator's paste may use as quotes: ASCII, typographic (an editor or a
+/// chat client "smartened" them) and backticks.
+fn is_quote(c: char) -> bool {
+    matches!(
+        c,
+        '"' | '\''
+            | '`'
+            | '\u{201c}'
+            | '\u{201d}'
+            | '\u{2018}'
+            | '\u{2019}'
+            | '\u{201e}'
+            | '\u{00ab}'
+            | '\u{00bb}'
+    )
+}
+
+/// `text` with the value of every secret-looking key (see [`SECRET_KEY_WORDS`]) replaced by
+/// `*` of the same length, so lines and columns still match. The text is broken JSON, so
+/// this trusts no quoting: a key is a quoted string (any quote characters) or a bare word
+/// before a `:`; its value is masked whatever it starts with — up to its closing quote (any
+/// quote character), or if unquoted up to the end of the line or a `,` that starts the next
+/// quoted member. Object and array values (`{"env": …}`) are scanned on, not masked.
 fn mask_secret_values(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = chars.clone();
     let mut i = 0;
-    let mut mask_next_string = false;
-    let mut last_string: Option<String> = None;
+    let mut last_word: Option<String> = None;
+    // the end (exclusive) of a string or bare word starting at `i`
+    let string_end = |i: usize| -> usize {
+        let open = chars[i];
+        let mut j = i + 1;
+        while j < chars.len() && chars[j] != '\n' {
+            if open == '"' {
+                if chars[j] == '"' {
+                    break;
+                }
+                j += if chars[j] == '\\' { 2 } else { 1 };
+            } else if is_quote(chars[j]) {
+                break;
+            } else {
+                j += 1;
+            }
+        }
+        j.min(chars.len())
+    };
     while i < chars.len() {
-        match chars[i] {
-            '"' => {
-                let start = i + 1;
-                let mut j = start;
-                while j < chars.len() && chars[j] != '"' && chars[j] != '\n' {
-                    j += if chars[j] == '\\' { 2 } else { 1 };
-                }
-                let end = j.min(chars.len());
-                if mask_next_string {
-                    for c in &mut out[start..end] {
-                        *c = '*';
-                    }
-                    mask_next_string = false;
-                    last_string = None;
-                } else {
-                    last_string = Some(chars[start..end].iter().collect());
-                }
-                i = end + 1;
+        let c = chars[i];
+        if is_quote(c) {
+            let end = string_end(i);
+            last_word = Some(chars[i + 1..end].iter().collect());
+            i = end + 1;
+        } else if c == ':' {
+            let secret = last_word.take().is_some_and(|k| {
+                let k = k.to_lowercase();
+                // a date (`client_secret_expires`) is not a secret, and helps to see
+                !k.ends_with("expires") && SECRET_KEY_WORDS.iter().any(|w| k.contains(w))
+            });
+            i += 1;
+            if !secret {
+                continue;
             }
-            ':' => {
-                mask_next_string = last_string.take().is_some_and(|k| {
-                    let k = k.to_ascii_lowercase();
-                    ["secret", "token", "key", "password"]
-                        .iter()
-                        .any(|w| k.contains(w))
-                });
+            while i < chars.len() && chars[i].is_whitespace() {
                 i += 1;
             }
-            c if c.is_whitespace() => i += 1,
-            _ => {
-                mask_next_string = false;
-                last_string = None;
+            let Some(&v) = chars.get(i) else { break };
+            if v == '{' || v == '[' {
+                continue;
+            }
+            let (from, to) = if is_quote(v) {
+                (i + 1, string_end(i))
+            } else {
+                let mut j = i;
+                while j < chars.len() && chars[j] != '\n' && !next_member_starts(&chars, j) {
+                    j += 1;
+                }
+                (i, j)
+            };
+            for m in &mut out[from..to] {
+                if !m.is_whitespace() {
+                    *m = '*';
+                }
+            }
+            i = if is_quote(v) { to + 1 } else { to };
+        } else if c.is_whitespace() {
+            i += 1;
+        } else if c.is_alphanumeric() || c == '_' || c == '-' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '-')
+            {
                 i += 1;
             }
+            last_word = Some(chars[start..i].iter().collect());
+        } else {
+            last_word = None;
+            i += 1;
         }
     }
     out.into_iter().collect()
+}
+
+/// Whether `chars[j]` is a `,` followed (after blanks) by a quote: the end of an unquoted
+/// value on a one-line config.
+fn next_member_starts(chars: &[char], j: usize) -> bool {
+    chars[j] == ','
+        && chars[j + 1..]
+            .iter()
+            .find(|c| !c.is_whitespace())
+            .is_some_and(|&c| is_quote(c))
 }
 
 /// At most ~70 characters of a line around `at`, and the caret's indentation.

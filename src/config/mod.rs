@@ -49,15 +49,20 @@
 //! | `quiet_hours` | inactivity monitor: alert when a workload or content type has been quiet this long, 1–168 | 12 |
 //! | `ui.listen` (top level) | UI address | `127.0.0.1:8365` |
 //! | `ui.token` (top level) | token the UI requires; a secret (string / env / file) | none |
-//! | `outputs.devo` (top level) | Devo forwarding settings, kept for the forwarder | none |
+//! | `outputs.devo` (top level) | Devo forwarding: syslog (TLS) or http; keys in `config/devo.rs` | none |
 //!
 //! Unknown keys are errors (a typo must not silently fall back to a default).
 
+mod devo;
 mod json_error;
 mod secret;
 mod summary;
 mod validate;
 
+pub use devo::{
+    DEFAULT_BATCH_RECORDS, DEFAULT_CONFIRM_SECS, DEFAULT_MAX_RECORD_BYTES, DevoOutput, DevoTls,
+    DevoTransport, HTTP_MAX_BODY, REGIONS, TimestampStyle,
+};
 pub use json_error::describe_json_error;
 pub use secret::{AuthVersion, Cloud, Secret};
 
@@ -65,7 +70,6 @@ use crate::UsageError;
 use crate::model::ContentType;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use validate::Validator;
@@ -137,21 +141,6 @@ impl Default for UiConfig {
             }),
             token: None,
         }
-    }
-}
-
-/// `outputs.devo`: kept as given for the forwarder (a later issue). `Debug` shows only the
-/// keys, because the object may hold a key or a certificate.
-#[derive(Clone)]
-pub struct DevoOutput {
-    pub raw: Map<String, Value>,
-}
-
-impl fmt::Debug for DevoOutput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DevoOutput")
-            .field("keys", &self.raw.keys().collect::<Vec<_>>())
-            .finish()
     }
 }
 

@@ -60,10 +60,9 @@ impl Config {
         ));
         s.push_str(&format!(
             "  devo output    {}\n",
-            if self.outputs.devo.is_some() {
-                "configured (forwarding not in this build)"
-            } else {
-                "none"
+            match &self.outputs.devo {
+                Some(d) => d.describe(),
+                None => "none".to_string(),
             }
         ));
         for w in &self.warnings {

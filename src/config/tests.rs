@@ -249,7 +249,7 @@ fn ui_and_outputs_are_parsed_and_kept() {
     let text = filled().replacen(
             "{ \"inputs\"",
             r#"{ "ui": {"listen": "127.0.0.1:9999", "token": "ui-token-value"},
-                 "outputs": {"devo": {"address": "collector-eu.devo.io:443", "key": "devo-key-value"}},
+                 "outputs": {"devo": {"mode": "http", "endpoint": "https://http-eu.devo.io", "domain": "acme", "token": "devo-key-value"}},
                  "inputs""#,
             1,
         );
@@ -260,7 +260,7 @@ fn ui_and_outputs_are_parsed_and_kept() {
         Some("ui-token-value")
     );
     let devo = cfg.outputs.devo.as_ref().expect("devo kept");
-    assert_eq!(devo.raw["address"], "collector-eu.devo.io:443");
+    assert!(devo.describe().starts_with("http https://http-eu.devo.io"));
     let dbg = format!("{cfg:?}");
     assert!(
         !dbg.contains("ui-token-value") && !dbg.contains("devo-key-value"),
@@ -294,4 +294,90 @@ fn trailing_comma_and_unquoted_placeholder_get_hints() {
     );
     let msg = err_of(r#"{"inputs": {"office365": {"id": <UNIQUE ID>}}}"#);
     assert!(msg.contains("inside double quotes"), "{msg}");
+}
+
+/// The first 8-character fragment of `secret` that `text` contains, if any.
+fn leaked_fragment(text: &str, secret: &str) -> Option<String> {
+    let c: Vec<char> = secret.chars().collect();
+    c.windows(8)
+        .map(|w| w.iter().collect::<String>())
+        .find(|f| text.contains(f.as_str()))
+}
+
+/// Every way a hurried operator pastes a secret that breaks the JSON: typographic,
+/// single or no quotes, on one line or pretty-printed, as client secret, UI token or a
+/// Devo key; the excerpt of the syntax error shows no 8 characters of it.
+#[test]
+fn a_secret_pasted_with_any_quotes_is_masked_in_the_error_excerpt() {
+    const S: &str = "ahM8Q~gLfySJTollIDSx.k2_Pq9vWz3Rb7mN4dE1";
+    let pastes = [
+        format!("\u{201c}{S}\u{201d}"),
+        format!("\u{2018}{S}\u{2019}"),
+        format!("'{S}'"),
+        S.to_string(),
+        format!("\u{201c}{S}"),
+        format!("`{S}`"),
+    ];
+    for paste in &pastes {
+        let one_line = filled().replace(&format!("\"{SECRET}\""), paste);
+        let pretty =
+            serde_json::to_string_pretty(&serde_json::from_str::<Value>(&filled()).expect("valid"))
+                .expect("pretty")
+                .replace(&format!("\"{SECRET}\""), paste);
+        let token = filled().replacen('{', &format!("{{ \"ui\": {{ \"token\": {paste} }}, "), 1);
+        let devo = filled().replacen(
+            '{',
+            &format!(
+                "{{ \"outputs\": {{ \"devo\": {{ \"key\": {paste}, \"address\": \"x\" }} }},\n "
+            ),
+            1,
+        );
+        let unquoted_key = pretty.replace("\"client_secret\"", "client_secret");
+        for text in [&one_line, &pretty, &token, &devo, &unquoted_key] {
+            let err = err_of(text);
+            assert!(err.contains("invalid JSON"), "{err}");
+            assert_eq!(leaked_fragment(&err, S), None, "{err}");
+        }
+    }
+}
+
+/// Property: whatever a secret looks like (the characters of Azure client secrets and
+/// tokens) and however it is pasted (typographic, single, back or no quotes; one-line or
+/// pretty config; client secret, UI token or Devo key), the JSON error shows no 8
+/// characters of it. `PROPTEST_CASES` sets the number of cases.
+mod proptest_masking {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn no_secret_fragment_in_any_json_error(
+            secret in "[A-Za-z0-9~._!#$%&*+/=?^|-]{12,48}",
+            open in prop::sample::select(vec!["", "\u{201c}", "\u{2018}", "'", "`", "\u{201e}"]),
+            close in prop::sample::select(vec!["", "\u{201d}", "\u{2019}", "'", "`", "\""]),
+            place in 0..3usize,
+            pretty in any::<bool>(),
+        ) {
+            let paste = format!("{open}{secret}{close}");
+            let base = filled();
+            let base = if pretty {
+                serde_json::to_string_pretty(&serde_json::from_str::<Value>(&base).unwrap()).unwrap()
+            } else {
+                base
+            };
+            let text = match place {
+                0 => base.replace(&format!("\"{SECRET}\""), &paste),
+                1 => base.replacen('{', &format!("{{ \"ui\": {{ \"token\": {paste} }},\n"), 1),
+                _ => base.replacen(
+                    '{',
+                    &format!("{{ \"outputs\": {{ \"devo\": {{ \"key\": {paste}, \"address\": \"x\" }} }}, "),
+                    1,
+                ),
+            };
+            if let Err(e) = parse(&text, "t.json") {
+                let err = format!("{e:#}");
+                prop_assert_eq!(leaked_fragment(&err, &secret), None, "{}", err);
+            }
+        }
+    }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub(super) struct Validator {
     pub(super) errors: Vec<String>,
     pub(super) warnings: Vec<String>,
-    base: Option<PathBuf>,
+    pub(super) base: Option<PathBuf>,
 }
 
 const OFFICE365_KEYS: &[&str] = &[
@@ -46,7 +46,7 @@ impl Validator {
         }
     }
 
-    fn err(&mut self, msg: impl Into<String>) {
+    pub(super) fn err(&mut self, msg: impl Into<String>) {
         self.errors.push(msg.into());
     }
 
@@ -60,7 +60,7 @@ impl Validator {
         }
     }
 
-    fn unknown_keys(&mut self, m: &Map<String, Value>, path: &str, known: &[&str]) {
+    pub(super) fn unknown_keys(&mut self, m: &Map<String, Value>, path: &str, known: &[&str]) {
         for k in m.keys() {
             if !known.contains(&k.as_str()) {
                 self.err(format!(
@@ -140,7 +140,7 @@ impl Validator {
         if let Some(d) = m.get("devo")
             && let Some(dm) = self.object(d, "outputs.devo")
         {
-            out.devo = Some(DevoOutput { raw: dm.clone() });
+            out.devo = self.devo(dm);
         }
         out
     }
@@ -446,7 +446,7 @@ impl Validator {
         }
     }
 
-    fn secret(&mut self, v: &Value, p: &str) -> Option<Secret> {
+    pub(super) fn secret(&mut self, v: &Value, p: &str) -> Option<Secret> {
         let s = match v {
             Value::String(s) => Some(s.clone()),
             Value::Object(m) if m.len() == 1 && m.contains_key("env") => {
@@ -508,7 +508,7 @@ impl Validator {
         }
     }
 
-    fn url(&mut self, v: Option<&Value>, p: &str) -> Option<String> {
+    pub(super) fn url(&mut self, v: Option<&Value>, p: &str) -> Option<String> {
         let v = v?;
         let Some(s) = v.as_str() else {
             self.err(format!("{p} must be a URL string, found {}", kind(v)));
@@ -548,7 +548,15 @@ impl Validator {
         Some(s)
     }
 
-    fn int(&mut self, v: Option<&Value>, p: &str, min: u64, max: u64, dflt: u64, why: &str) -> u64 {
+    pub(super) fn int(
+        &mut self,
+        v: Option<&Value>,
+        p: &str,
+        min: u64,
+        max: u64,
+        dflt: u64,
+        why: &str,
+    ) -> u64 {
         let Some(v) = v else { return dflt };
         match v.as_u64() {
             Some(n) if (min..=max).contains(&n) => n,
@@ -573,7 +581,7 @@ impl Validator {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+pub(super) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

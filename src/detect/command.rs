@@ -5,6 +5,7 @@
 use super::monitor::{self, Activity, Source};
 use super::{Detections, Query, Vars};
 use crate::model::{ContentType, RecordHeader};
+use crate::model::{terminal_safe, terminal_safe_lines};
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -135,7 +136,10 @@ pub fn detect_command_lazy(
 ) -> anyhow::Result<()> {
     let mut all = Detections::load_default(vars.clone())?;
     for e in all.errors() {
-        eprintln!("warning: detection not loaded: {e}");
+        eprintln!(
+            "warning: detection not loaded: {}",
+            terminal_safe_lines(&e.to_string())
+        );
     }
     if let Some(id) = detection {
         let known: Vec<String> = all.metas().iter().map(|m| m.id.clone()).collect();
@@ -184,7 +188,11 @@ pub fn detect_command_lazy(
                 statuses.len()
             ));
             for s in quiet_ones {
-                t.push_str(&format!("  {}: {}\n", source_text(&s.source), s.reason));
+                t.push_str(&format!(
+                    "  {}: {}\n",
+                    terminal_safe(&source_text(&s.source)),
+                    terminal_safe(&s.reason)
+                ));
             }
             t
         }
@@ -204,30 +212,47 @@ pub fn detect_command_lazy(
 
 /// `m365audit query JQ`: runs an ad-hoc jq program over every record, one JSON line per
 /// output. A compile error is a usage error with line:column; a record the program fails on
-/// is reported on stderr and skipped.
-pub fn query_command(vars: Vars, jq: &str, for_each: &mut ForEach) -> anyhow::Result<()> {
+/// is reported on stderr and skipped. The whole run stops (an error) once `timeout` has
+/// passed: the per-record guard rails bound one record, not a program like `repeat(.)`
+/// that spends its budget on every record of a large store.
+pub fn query_command(
+    vars: Vars,
+    jq: &str,
+    timeout: std::time::Duration,
+    for_each: &mut ForEach,
+) -> anyhow::Result<()> {
     let q = Query::compile(jq, vars)
         .map_err(|e| crate::UsageError(format!("query does not compile:\n{e}")))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut failed = 0u64;
     let mut first_error: Option<String> = None;
     let mut write_error: Option<std::io::Error> = None;
-    for_each(&mut |r| match q.run_bytes(r.raw) {
-        Ok(values) => {
-            for v in values {
-                if let Err(e) = writeln!(out, "{v}") {
-                    write_error = Some(e);
-                    return false;
-                }
-            }
-            true
+    let deadline = std::time::Instant::now() + timeout;
+    let mut records = 0u64;
+    let mut timed_out = false;
+    for_each(&mut |r| {
+        if std::time::Instant::now() > deadline {
+            timed_out = true;
+            return false;
         }
-        Err(e) => {
-            failed += 1;
-            if first_error.is_none() {
-                first_error = Some(format!("record {}: {e}", r.header.id));
+        records += 1;
+        match q.run_bytes(r.raw) {
+            Ok(values) => {
+                for v in values {
+                    if let Err(e) = writeln!(out, "{v}") {
+                        write_error = Some(e);
+                        return false;
+                    }
+                }
+                true
             }
-            true
+            Err(e) => {
+                failed += 1;
+                if first_error.is_none() {
+                    first_error = Some(format!("record {}: {e}", r.header.id));
+                }
+                true
+            }
         }
     })?;
     if let Some(e) = write_error {
@@ -245,7 +270,18 @@ pub fn query_command(vars: Vars, jq: &str, for_each: &mut ForEach) -> anyhow::Re
         }
     })?;
     if let Some(first) = first_error {
-        eprintln!("warning: the query failed on {failed} records; first: {first}");
+        eprintln!(
+            "warning: the query failed on {failed} records; first: {}",
+            terminal_safe(&first)
+        );
+    }
+    if timed_out {
+        anyhow::bail!(
+            "the query stopped after {} s (--timeout) having run on {records} records; \
+             its output is incomplete. Narrow it (--table, an early select) or give it more \
+             time with --timeout SECS",
+            timeout.as_secs()
+        );
     }
     Ok(())
 }

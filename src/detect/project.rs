@@ -561,4 +561,111 @@ mod tests {
             assert_eq!(build(&pairs).unwrap(), parse(raw, &f).unwrap());
         }
     }
+
+    /// Property: on any JSON object (generated, printed compact or pretty, and the seed
+    /// corpus `tests/corpus/scan_json`), `scan_json` with every key declared finds exactly
+    /// the top-level values `serde_json` finds, in order, and agrees with `scan`; it
+    /// declines only objects with an escaped top-level key. `PROPTEST_CASES` sets the
+    /// number of cases (see `tests/corpus/README.md`).
+    mod proptest_scan_json {
+        use super::*;
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(Value::from),
+                any::<String>().prop_map(Value::String),
+                "[\\\\\"{}\\[\\],: a-zA]{0,10}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 40, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-cN\"\\\\ ]{0,4}", inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn object() -> impl Strategy<Value = String> {
+            (
+                prop::collection::btree_map("[a-eN\"\\\\é]{0,5}", json(), 0..8),
+                any::<bool>(),
+            )
+                .prop_map(|(m, pretty)| {
+                    let v = Value::Object(m.into_iter().collect());
+                    if pretty {
+                        serde_json::to_string_pretty(&v).unwrap()
+                    } else {
+                        v.to_string()
+                    }
+                })
+        }
+
+        fn agrees(raw: &str) -> Result<(), TestCaseError> {
+            let Ok(Value::Object(o)) = serde_json::from_str::<Value>(raw) else {
+                return Ok(());
+            };
+            let fields: Vec<Field> = o.keys().map(|k| Field::whole(k)).collect();
+            let escaped_key = o
+                .keys()
+                .any(|k| k.contains(['"', '\\']) || k.chars().any(char::is_control));
+            let Some(pairs) = scan_json(raw.as_bytes(), &fields) else {
+                prop_assert!(escaped_key, "declined {raw}");
+                return Ok(());
+            };
+            let found: Vec<(String, Value)> = pairs
+                .iter()
+                .map(|(k, p)| match p {
+                    Piece::Whole(r) => (k.to_string(), serde_json::from_str(r.get()).unwrap()),
+                    Piece::Entries(_) => unreachable!("declared whole"),
+                })
+                .collect();
+            // serde_json keeps the last of a repeated key; the scan finds each
+            let mut last = serde_json::Map::new();
+            for (k, v) in &found {
+                last.insert(k.clone(), v.clone());
+            }
+            prop_assert_eq!(&Value::Object(last), &Value::Object(o.clone()), "{}", raw);
+            let show = |p: Option<Pairs>| {
+                p.map(|p| {
+                    p.iter()
+                        .map(|(k, v)| format!("{k}: {}", text(v)))
+                        .collect::<Vec<_>>()
+                })
+            };
+            prop_assert_eq!(
+                show(Some(pairs)),
+                show(scan(raw.as_bytes(), &fields)),
+                "{}",
+                raw
+            );
+            Ok(())
+        }
+
+        #[test]
+        fn seed_corpus() {
+            let dir =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/scan_json");
+            let mut n = 0;
+            for e in std::fs::read_dir(dir).unwrap() {
+                let raw = std::fs::read_to_string(e.unwrap().path()).unwrap();
+                agrees(&raw).unwrap();
+                n += 1;
+            }
+            assert!(n >= 4);
+        }
+
+        proptest! {
+            #[test]
+            fn scan_json_finds_what_serde_json_finds(raw in object()) {
+                agrees(&raw)?;
+            }
+        }
+    }
 }

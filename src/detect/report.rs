@@ -954,7 +954,10 @@ fn result(m: &Meta, acc: DetAgg) -> DetectionResult {
     }
 }
 
+/// The group key as `name=value …`; values come from records, so they are made
+/// terminal-safe here (the table is printed as is).
 fn key_text(key: &Value, order: &[String]) -> String {
+    use crate::model::terminal_safe;
     match key.as_object() {
         Some(o) if !o.is_empty() => {
             let mut names: Vec<&String> = order
@@ -965,7 +968,7 @@ fn key_text(key: &Value, order: &[String]) -> String {
             names
                 .into_iter()
                 .map(|k| match &o[k.as_str()] {
-                    Value::String(s) => format!("{k}={s}"),
+                    Value::String(s) => format!("{k}={}", terminal_safe(s)),
                     other => format!("{k}={other}"),
                 })
                 .collect::<Vec<_>>()
@@ -1029,7 +1032,10 @@ impl Report {
             }
         }
         for (d, (n, m)) in &self.errors {
-            out.push_str(&format!("\nerror: {d} failed on {n} records; first: {m}\n"));
+            out.push_str(&format!(
+                "\nerror: {d} failed on {n} records; first: {}\n",
+                crate::model::terminal_safe(m)
+            ));
         }
         out
     }
@@ -1052,7 +1058,8 @@ impl Report {
                     d.id.as_str(),
                     d.title.as_str(),
                     d.severity.as_str(),
-                    &g.key.to_string(),
+                    // JSON escapes C0 but not DEL, C1 or bidi controls
+                    &crate::model::csv_safe(&g.key.to_string()),
                     &g.count.to_string(),
                     &time_text(g.first_seen),
                     &time_text(g.last_seen),

@@ -16,7 +16,7 @@
 pub mod progress;
 pub mod read;
 
-use crate::model::printable;
+use crate::model::terminal_safe;
 use crate::store::{ImportRow, IngestOutcome, Reply, Store};
 use anyhow::{Context, Result};
 use sha2::Digest;
@@ -106,7 +106,11 @@ struct Importer<'a> {
 impl Importer<'_> {
     fn bad(&mut self, line: u64, why: &str) {
         self.report.bad += 1;
-        let msg = format!("{}:{line}: {}", self.name, printable(why));
+        let msg = format!(
+            "{}:{line}: {}",
+            terminal_safe(&self.name),
+            terminal_safe(why)
+        );
         self.progress.bad_line(&msg);
         if self.report.bad_lines.len() < KEPT_BAD {
             self.report.bad_lines.push(msg);
@@ -238,8 +242,9 @@ pub fn import_file(store: &Store, path: &Path, progress: &mut Progress) -> Resul
             "the file could not be read to its end"
         };
         let msg = format!(
-            "{name}:{}; {what}: every record before it is stored, nothing after it was read",
-            printable(&d)
+            "{}:{}; {what}: every record before it is stored, nothing after it was read",
+            terminal_safe(&name),
+            terminal_safe(&d)
         );
         report.damage = Some(msg);
     }
@@ -281,7 +286,7 @@ fn finish_hash(path: &Path, seen: &Rc<RefCell<(u64, sha2::Sha256)>>) -> Result<S
 pub fn summary_line(r: &FileReport) -> String {
     let mut s = format!(
         "{}: {} {} records read, {} stored, {} duplicates, {} bad, {:.1} s",
-        printable(&r.file),
+        terminal_safe(&r.file),
         r.records,
         r.format,
         r.new,
@@ -291,11 +296,11 @@ pub fn summary_line(r: &FileReport) -> String {
     );
     if let Some(d) = &r.damage {
         s.push_str("\n  DAMAGED: ");
-        s.push_str(d);
+        s.push_str(&terminal_safe(d));
     }
     for b in r.bad_lines.iter().take(5) {
         s.push_str("\n  bad: ");
-        s.push_str(b);
+        s.push_str(&terminal_safe(b));
     }
     if r.bad > 5 {
         s.push_str(&format!("\n  … and {} more bad (listed above)", r.bad - 5));

@@ -58,7 +58,7 @@ impl Progress {
     }
 
     pub fn start_file(&mut self, name: &str, total: u64) {
-        self.file = crate::model::printable(name).into_owned();
+        self.file = crate::model::terminal_safe(name).into_owned();
         self.total = total;
         self.done = 0;
         self.records = 0;

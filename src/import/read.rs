@@ -588,4 +588,96 @@ mod tests {
         assert!(good.is_empty());
         assert!(bad[0].1.contains("AuditData"));
     }
+
+    /// Property: the splitter never panics on any bytes or text; and records written as
+    /// JSON lines, a JSON array or a Purview CSV (with bad lines between them, for JSON
+    /// lines) come back each once, in order, as they were, with one bad place per bad line
+    /// once the store's own check (`RecordHeader::scan`, what its preparers run) has seen
+    /// them. `PROPTEST_CASES` sets the number of cases.
+    mod proptest_import {
+        use super::*;
+        use crate::model::RecordHeader;
+        use proptest::prelude::*;
+        use serde_json::{Value, json};
+
+        fn record() -> impl Strategy<Value = Value> {
+            (
+                "[a-z0-9-]{1,12}",
+                any::<String>(),
+                "[A-Za-z]{1,12}",
+                prop::option::of(any::<i64>()),
+            )
+                .prop_map(|(id, user, op, n)| {
+                    let mut r = json!({"Id": id, "CreationTime": "2026-05-04T09:14:22",
+                        "Operation": op, "Workload": "Exchange", "RecordType": 2, "UserId": user});
+                    if let Some(n) = n {
+                        r["N"] = json!(n);
+                    }
+                    r
+                })
+        }
+
+        /// The format, the records the store would keep (as values) and the bad places:
+        /// the splitter's own and the records the store's check refuses.
+        fn parsed(text: &str) -> (&'static str, Vec<Value>, usize) {
+            let (good, bad, end) = items(text.as_bytes());
+            let mut kept = Vec::new();
+            let mut refused = 0;
+            for (_, raw) in good {
+                if RecordHeader::scan(raw.as_bytes(), &mut String::new()).is_ok() {
+                    kept.push(serde_json::from_str(&raw).unwrap());
+                } else {
+                    refused += 1;
+                }
+            }
+            (end.format, kept, bad.len() + refused)
+        }
+
+        proptest! {
+            #[test]
+            fn any_bytes_are_split_without_panic(bytes in any::<Vec<u8>>()) {
+                let _ = items(&bytes);
+            }
+
+            #[test]
+            fn any_text_is_split_without_panic(text in any::<String>()) {
+                let _ = parsed(&text);
+            }
+
+            #[test]
+            fn any_json_text_is_split_without_panic(text in "[\\[\\]{}\",:\n a-zA-Z0-9IdCreationTime]{0,200}") {
+                let _ = parsed(&text);
+            }
+
+            #[test]
+            fn records_come_back_in_every_format(
+                records in prop::collection::vec(record(), 1..8),
+                garbage in prop::collection::vec(prop::bool::ANY, 1..8),
+            ) {
+                // JSON lines with bad lines between the records
+                let mut text = String::new();
+                let mut bad_lines = 0;
+                for (r, g) in records.iter().zip(garbage.iter().cycle()) {
+                    text.push_str(&r.to_string());
+                    text.push('\n');
+                    if *g {
+                        text.push_str("{not json\n");
+                        bad_lines += 1;
+                    }
+                }
+                prop_assert_eq!(parsed(&text), ("jsonl", records.clone(), bad_lines));
+                // a JSON array
+                let text = serde_json::to_string_pretty(&records).unwrap();
+                prop_assert_eq!(parsed(&text), ("json", records.clone(), 0));
+                // a Purview CSV
+                let mut w = csv::Writer::from_writer(Vec::new());
+                w.write_record(["CreationDate", "UserIds", "Operations", "AuditData"]).unwrap();
+                for r in &records {
+                    w.write_record(["2026-05-04T09:14:22", "u", "op", &r.to_string()]).unwrap();
+                }
+                let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+                prop_assert_eq!(parsed(&text), ("csv", records.clone(), 0));
+            }
+        }
+    }
 }

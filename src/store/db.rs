@@ -31,6 +31,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0004_writer_rollups.sql"),
     ),
     (
+        "0005_rebuild_outbox",
+        include_str!("../../migrations/0005_rebuild_outbox.sql"),
+    ),
+    (
         "0006_create_imports",
         include_str!("../../migrations/0006_create_imports.sql"),
     ),

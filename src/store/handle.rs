@@ -82,8 +82,51 @@ pub struct Store {
     pub(super) inner: Arc<Inner>,
 }
 
+/// Creates `dir` (and missing parents) readable by its owner only, whatever the umask:
+/// audit data is for the analyst, not every local user.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Restricts an existing file to its owner (the database and its WAL: SQLite creates them
+/// with the umask's mode).
+fn make_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r.with_context(|| format!("restricting {} to its owner", path.display())),
+    }
+}
+
+/// Says so (stderr, once per open) when other local users can read an existing store (made
+/// by an older m365audit, or copied): the directory's mode is the operator's to change
+/// (the database files are restricted on every writable open).
+fn warn_if_shared(data_dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for p in [data_dir.to_path_buf(), data_dir.join(DB_FILE)] {
+        if let Ok(m) = std::fs::metadata(&p)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            eprintln!(
+                "warning: {} can be read by other local users (mode {:o}); audit data is \
+                 sensitive: chmod -R go-rwx {}",
+                p.display(),
+                m.permissions().mode() & 0o777,
+                data_dir.display()
+            );
+            tracing::warn!(path = %p.display(), "the store can be read by other local users");
+            return;
+        }
+    }
+}
+
 fn check_dir(data_dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(data_dir)
+    warn_if_shared(data_dir);
+    create_private_dir(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let probe = data_dir.join(".m365audit-write-test");
     std::fs::write(&probe, b"")
@@ -100,6 +143,9 @@ impl Store {
         check_dir(data_dir)?;
         let db_path = data_dir.join(DB_FILE);
         let conn = db::open_writer(&db_path)?;
+        for suffix in ["", "-wal", "-shm"] {
+            make_private(&data_dir.join(format!("{DB_FILE}{suffix}")))?;
+        }
         index::remove_old(data_dir);
         let (idx, fields) = index::open(&data_dir.join(index::INDEX_DIR))?;
         let indexer = index::Indexer::new(&idx, fields)?;
@@ -202,8 +248,17 @@ impl Store {
                 data_dir.display()
             );
         }
+        warn_if_shared(data_dir);
         let conn = db::open_reader(&db_path)?;
         let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if v > db::SCHEMA_VERSION {
+            // `collect` cannot help here: it refuses a newer schema too
+            anyhow::bail!(
+                "the store in {} was written by a newer m365audit (schema version {v}, this build reads up to {}); use that newer m365audit to read it",
+                data_dir.display(),
+                db::SCHEMA_VERSION
+            );
+        }
         if v != db::SCHEMA_VERSION {
             anyhow::bail!(
                 "the store in {} has schema version {v}, this build reads {}; run `m365audit collect` to migrate",

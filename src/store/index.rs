@@ -123,7 +123,7 @@ fn register_tokenizers(index: &Index) {
 /// Opens the index in `dir`, creating it (empty, payload 0) when missing.
 pub fn open(dir: &Path) -> Result<(Index, Fields)> {
     let (schema, fields) = schema();
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    super::create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     let index = if dir.join("meta.json").exists() {
         let index = Index::open_in_dir(dir)
             .with_context(|| format!("opening the search index {}", dir.display()))?;

@@ -35,14 +35,16 @@
 //! ui_queries.rs  the reads the web UI needs (dashboard, groups, timelines)
 //! writer.rs   the writer thread: group transactions, preparing records and their hits
 //! index.rs, tokenizer.rs   the tantivy index and its tokenizer; db.rs  schema, migrations, codec
+//! outbox.rs   the Devo forwarder's queue: outbox on/off, batches in id order, deletes
+//!             after the receiver accepted (invariant 5), backfill, forwarding state
 //! activity.rs  status values, the monitor's state and the activity it evaluates
 //! ```
 //!
 //! Tables (`migrations/`): `records` (header columns, zstd raw JSON with a trained
 //! dictionary), `blobs` (the ledger: pending/done/failed/expired, attempts, last_error),
-//! `cursors`, `gaps` (the loss ledger), `hits`, `counters`, `outbox` (schema only),
-//! `streams` (per content type state), `status`, `tenants`, `dicts`, `imports` (the
-//! evidence ledger: one row per imported file, listed by `stats` and the status page).
+//! `cursors`, `gaps` (the loss ledger), `hits`, `counters`, `outbox` (the forwarder's queue,
+//! `outbox.rs`), `streams` (per content type state), `status`, `tenants`, `dicts`, `imports`
+//! (the evidence ledger: one row per imported file, listed by `stats` and the status page).
 //!
 //! A store this process cannot write (read-only media, another user's directory) opens
 //! read-only without creating or changing a file: SQLite `immutable=1` when the ordinary
@@ -51,8 +53,9 @@
 //!
 //! # Invariants kept here (docs/architecture.md, Invariants)
 //!
-//! 1. A blob becomes `done` in the transaction that stores its records and hits
-//!    (`Writer::ingest_blob`); after a crash it is fully stored or still pending.
+//! 1. A blob becomes `done` in the transaction that stores its records, hits and (while
+//!    forwarding is on) outbox rows (`Writer::ingest_blob`); after a crash it is fully
+//!    stored or still pending.
 //! 2. Records are unique per (tenant, Id): `UNIQUE (tenant, id)` + `INSERT OR IGNORE`;
 //!    every ignored insert adds one to the counter `duplicates_dropped`.
 //! 3. `cursor = max(cursor, new)`: a cursor never moves back. The collector calls
@@ -69,6 +72,7 @@ mod activity;
 mod db;
 mod handle;
 mod index;
+mod outbox;
 mod reads;
 mod report;
 mod scan;
@@ -79,7 +83,9 @@ mod writes;
 
 pub mod ui_queries;
 
+pub(crate) use handle::create_private_dir;
 pub use handle::{Reply, Store};
+pub use outbox::{OutboxItem, OutboxStats, RESENT as OUTBOX_RESENT};
 pub use report::render_stats;
 pub use scan::{PackedDecoder, RawJson, ScanRow};
 pub use stats::{

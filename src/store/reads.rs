@@ -387,9 +387,14 @@ impl Store {
 
     /// Full-text search; `total` counts every match, `hits` are the newest `limit`.
     pub fn search(&self, query: &str, limit: usize) -> Result<SearchResult> {
-        let searcher = self.inner.searcher.as_ref().context(
-            "the search index does not exist yet (it is built by `collect` or `import`)",
-        )?;
+        let searcher = self.inner.searcher.as_ref().ok_or_else(|| {
+            crate::Unavailable(format!(
+                "the search index {} does not exist (never built, or deleted); `collect`, \
+                 `run` or `import` rebuild it from the database when they open this data \
+                 directory",
+                self.inner.data_dir.join(index::INDEX_DIR).display()
+            ))
+        })?;
         let (total, rowids) = searcher.search(query, limit)?;
         let mut hits = Vec::with_capacity(rowids.len());
         for rowid in rowids {

@@ -2,6 +2,7 @@
 //! numbers, the `stats` command prints this).
 
 use super::Stats;
+use crate::model::terminal_safe;
 use std::fmt::Write as _;
 
 /// The human form of `stats`.
@@ -9,7 +10,7 @@ pub fn render_stats(s: &Stats) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "records            {}", s.records.total);
     for (t, n) in &s.records.by_table {
-        let _ = writeln!(o, "  {t:<44} {n}");
+        let _ = writeln!(o, "  {:<44} {n}", terminal_safe(t));
     }
     let _ = writeln!(o, "duplicates dropped {}", s.duplicates_dropped);
     let blobs: Vec<String> = s.blobs.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -22,7 +23,10 @@ pub fn render_stats(s: &Stats) -> String {
             let _ = writeln!(
                 o,
                 "  {:<11} {:<28} count {:<6} {}",
-                g.kind, g.content_type, g.count, g.last_detail
+                g.kind,
+                g.content_type,
+                g.count,
+                terminal_safe(&g.last_detail)
             );
         }
     }
@@ -40,14 +44,14 @@ pub fn render_stats(s: &Stats) -> String {
             c.pending_blobs,
             c.last_error
                 .as_deref()
-                .map(|e| format!("  last error: {e}"))
+                .map(|e| format!("  last error: {}", terminal_safe(e)))
                 .unwrap_or_default()
         );
     }
     if let Some(a) = &s.auth {
         let state = a.get("state").and_then(|v| v.as_str()).unwrap_or("?");
         let label = a.get("label").and_then(|v| v.as_str()).unwrap_or("");
-        let _ = writeln!(o, "auth               {state} ({label})");
+        let _ = writeln!(o, "auth               {state} ({})", terminal_safe(label));
     }
     if let Some(m) = &s.monitor {
         let _ = writeln!(
@@ -62,8 +66,8 @@ pub fn render_stats(s: &Stats) -> String {
             let _ = writeln!(
                 o,
                 "  ALERT {:<40} {}",
-                crate::detect::monitor::source_label(&st.source),
-                st.reason
+                terminal_safe(&crate::detect::monitor::source_label(&st.source)),
+                terminal_safe(&st.reason)
             );
         }
         for t in m.history.iter().take(5) {
@@ -72,8 +76,8 @@ pub fn render_stats(s: &Stats) -> String {
                 "  {} {} {:<36} {}",
                 crate::model::format_api_time(t.at),
                 if t.alert { "raised " } else { "cleared" },
-                crate::detect::monitor::source_label(&t.source),
-                t.reason
+                terminal_safe(&crate::detect::monitor::source_label(&t.source)),
+                terminal_safe(&t.reason)
             );
         }
     }
@@ -81,6 +85,38 @@ pub fn render_stats(s: &Stats) -> String {
         let _ = writeln!(o, "detection hits");
         for (d, n) in &s.hits {
             let _ = writeln!(o, "  {d:<44} {n}");
+        }
+    }
+    if let Some(ob) = &s.outbox {
+        let _ = writeln!(
+            o,
+            "devo outbox        depth {}, oldest {}, sent {}, resent {}, oversized {}{}",
+            ob.depth,
+            ob.oldest_age_secs
+                .map(|a| format!("{a}s"))
+                .unwrap_or_else(|| "-".into()),
+            ob.sent,
+            ob.resent,
+            ob.oversized,
+            if ob.enabled { "" } else { " (forwarding off)" }
+        );
+        let _ = writeln!(
+            o,
+            "  connection       {}{}{}",
+            ob.connection,
+            ob.target
+                .as_deref()
+                .map(|t| format!(" to {t}"))
+                .unwrap_or_default(),
+            ob.down_since
+                .map(|d| format!(", down since {}", crate::model::format_api_time(d)))
+                .unwrap_or_default()
+        );
+        if ob.alert {
+            let _ = writeln!(o, "  ALERT receiver down longer than the alert time");
+        }
+        if let Some(e) = &ob.last_error {
+            let _ = writeln!(o, "  last error       {e}");
         }
     }
     if let Some(i) = &s.index {
@@ -97,7 +133,7 @@ pub fn render_stats(s: &Stats) -> String {
                 o,
                 "  {} {} {} bytes sha256 {} {}: {} read, {} stored, {} duplicates, {} bad{}",
                 crate::model::format_api_time(i.started_at),
-                crate::model::printable(&i.file),
+                terminal_safe(&i.file),
                 i.size,
                 i.sha256,
                 i.format,
@@ -107,7 +143,7 @@ pub fn render_stats(s: &Stats) -> String {
                 i.bad,
                 i.damage
                     .as_deref()
-                    .map(|d| format!("; DAMAGED: {}", crate::model::printable(d)))
+                    .map(|d| format!("; DAMAGED: {}", terminal_safe(d)))
                     .unwrap_or_default()
             );
         }

@@ -55,6 +55,8 @@ pub struct Stats {
     pub index_bytes: u64,
     /// Every imported file, oldest first: the evidence that went in.
     pub imports: Vec<ImportRow>,
+    /// The Devo forwarder's queue and connection; None when forwarding was never used.
+    pub outbox: Option<super::OutboxStats>,
 }
 
 /// `stats --json` → `monitor`: the guide's "Monitor It" evaluated now over what is stored,
@@ -193,6 +195,7 @@ impl Store {
                     db_bytes: 0,
                     index_bytes: 0,
                     imports: Vec::new(),
+                    outbox: None,
                 },
                 max_rowid,
             ))
@@ -211,6 +214,7 @@ impl Store {
         stats.hits = self.hit_counts()?;
         stats.imports = self.imports()?;
         stats.monitor = self.monitor_stats(Utc::now())?;
+        stats.outbox = self.outbox_stats()?;
         stats.db_bytes = dir_bytes_matching(&self.inner.data_dir, DB_FILE);
         stats.index_bytes = dir_bytes(&self.inner.data_dir.join(index::INDEX_DIR));
         Ok(stats)

@@ -756,3 +756,113 @@ fn rollups_kept_by_the_writer_equal_the_tables_also_after_migrating_a_schema_3_s
     assert_eq!(s.stats().unwrap().records.total, 6 + 30 + 1500);
     s.close().unwrap();
 }
+
+#[test]
+fn invariant_1_outbox_rows_are_written_with_their_records_while_forwarding_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    // off: records are stored, nothing is queued
+    let b1 = note_one(&s, 1);
+    s.ingest_blob(b1, body(&[rec("a", "Send", "alice@x", "")]))
+        .wait()
+        .unwrap();
+    assert_eq!(s.outbox_depth().unwrap(), 0);
+    assert!(s.outbox_stats().unwrap().is_none(), "never forwarded");
+    s.set_forwarding(true).wait().unwrap();
+    // on: one row per new record, none for a duplicate, none for a malformed blob
+    let b2 = note_one(&s, 2);
+    let recs = [
+        rec("a", "Send", "alice@x", ""),
+        rec("b", "Send", "bob@x", ""),
+        rec("c", "Send", "carol@x", ""),
+    ];
+    s.ingest_blob(b2, body(&recs)).wait().unwrap();
+    assert_eq!(s.outbox_depth().unwrap(), 2);
+    let b3 = note_one(&s, 3);
+    s.ingest_blob(b3, bytes::Bytes::from_static(b"[{\"Id\":"))
+        .wait()
+        .unwrap();
+    assert_eq!(s.outbox_depth().unwrap(), 2);
+    // the flag is kept in the store: a reopened store (import, a restart) queues too
+    s.close().unwrap();
+    let s = open(dir.path());
+    s.import_records(T, vec![rec("d", "Send", "dave@x", "").to_string()])
+        .wait()
+        .unwrap();
+    assert_eq!(s.outbox_depth().unwrap(), 3);
+    // switched off: rows already queued stay, new records are not queued
+    s.set_forwarding(false).wait().unwrap();
+    s.import_records(T, vec![rec("e", "Send", "eve@x", "").to_string()])
+        .wait()
+        .unwrap();
+    assert_eq!(s.outbox_depth().unwrap(), 3);
+    s.close().unwrap();
+}
+
+#[test]
+fn invariant_5_outbox_rows_are_deleted_only_when_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let b0 = note_one(&s, 9);
+    s.ingest_blob(b0, body(&[rec("old", "Send", "o@x", "")]))
+        .wait()
+        .unwrap();
+    s.set_forwarding(true).wait().unwrap();
+    let b1 = note_one(&s, 1);
+    let recs: Vec<Value> = (0..5)
+        .map(|i| rec(&format!("r{i}"), "Send", "alice@x", "ü \"q\""))
+        .collect();
+    s.ingest_blob(b1, body(&recs)).wait().unwrap();
+    // reading is not sending: batches come in order, as often as asked, raw JSON exact
+    let batch = s.outbox_batch(0, 3).unwrap();
+    assert_eq!(batch.len(), 3);
+    assert_eq!(s.outbox_batch(0, 3).unwrap().len(), 3);
+    for (item, r) in batch.iter().zip(&recs) {
+        assert_eq!(item.raw.as_deref(), Some(r.to_string().as_str()));
+        assert_eq!(item.workload, "Exchange");
+    }
+    let rest = s.outbox_batch(batch[2].id, 100).unwrap();
+    assert_eq!(rest.len(), 2);
+    assert!(rest[0].id > batch[2].id);
+    // a crash before the acknowledgement: every row is still there
+    s.close().unwrap();
+    let s = open(dir.path());
+    assert_eq!(s.outbox_depth().unwrap(), 5);
+    // acknowledged rows go, the others stay; counters say what happened
+    s.outbox_ack(
+        batch.iter().take(2).map(|b| b.id).collect(),
+        vec![batch[2].id],
+        vec![],
+    )
+    .wait()
+    .unwrap();
+    let left = s.outbox_batch(0, 100).unwrap();
+    assert_eq!(
+        left.iter().map(|i| i.id).collect::<Vec<_>>(),
+        rest.iter().map(|i| i.id).collect::<Vec<_>>()
+    );
+    let st = s.outbox_stats().unwrap().unwrap();
+    assert_eq!((st.depth, st.sent, st.oversized), (2, 2, 1));
+    s.outbox_ack(left.iter().map(|i| i.id).collect(), vec![], vec![])
+        .wait()
+        .unwrap();
+    assert_eq!(s.outbox_depth().unwrap(), 0);
+    // ids are never reused after the queue ran empty (the forwarder reads "after id")
+    s.import_records(T, vec![rec("n", "Send", "n@x", "").to_string()])
+        .wait()
+        .unwrap();
+    assert!(s.outbox_batch(0, 10).unwrap()[0].id > rest[1].id);
+    // the record stored before forwarding was on goes only with a backfill, and once
+    let since = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    assert_eq!(s.queue_backfill(since).wait().unwrap(), 1);
+    assert_eq!(s.queue_backfill(since).wait().unwrap(), 0);
+    assert_eq!(s.outbox_depth().unwrap(), 2);
+    let raws: Vec<String> = s
+        .outbox_batch(0, 10)
+        .unwrap()
+        .into_iter()
+        .filter_map(|i| i.raw)
+        .collect();
+    assert!(raws.iter().any(|r| r.contains("\"old\"")));
+    s.close().unwrap();
+}

@@ -52,6 +52,9 @@ pub struct Writer {
     training: Option<std::sync::mpsc::Receiver<Option<Vec<u8>>>>,
     /// Rows of the open transaction, for the indexer once it commits.
     pending_docs: Vec<IndexDoc>,
+    /// Forwarding is on: every new record gets an outbox row in its own savepoint
+    /// (invariant 1). Kept in the store (`outbox.rs`), so `import` queues too.
+    pub(super) outbox_on: bool,
 }
 
 fn now_secs() -> i64 {
@@ -77,8 +80,10 @@ impl Writer {
             samples: None,
             training: None,
             pending_docs: Vec::new(),
+            outbox_on: false,
         };
         w.reload_dict()?;
+        w.outbox_on = super::outbox::forwarding_on(&w.conn)?;
         Ok(w)
     }
 
@@ -110,6 +115,11 @@ impl Writer {
                 let _ = reply.send(Err(anyhow::anyhow!("the search indexer has stopped")));
             }
         }
+    }
+
+    /// The writable connection, for the outbox commands (`outbox.rs`).
+    pub(super) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     fn tenant(&mut self, name: &str) -> Result<i64> {
@@ -246,6 +256,7 @@ impl Writer {
             Some(blob_id),
             &mut self.samples,
             now,
+            self.outbox_on,
             &mut docs,
             &mut out,
         )?;
@@ -437,6 +448,7 @@ impl Writer {
             None,
             &mut self.samples,
             now,
+            self.outbox_on,
             &mut docs,
             &mut out,
         )?;
@@ -813,12 +825,15 @@ pub fn prepare_blob(body: &[u8], detections: &Detections, dict: &SharedDict) -> 
 /// Inserts prepared records (tenant id, record) inside `tx`; duplicates by (tenant, Id)
 /// are skipped and counted; hits are inserted for new records only. A new record keeps
 /// `blob_id`, the blob it came from (None for an import).
+// The writer's state is split into the fields this borrows; bundling them would only rename.
+#[allow(clippy::too_many_arguments)]
 fn insert_prepared(
     tx: &Connection,
     items: impl Iterator<Item = (i64, PreparedRecord)>,
     blob_id: Option<i64>,
     samples: &mut Option<Vec<Vec<u8>>>,
     now: i64,
+    outbox: bool,
     docs: &mut Vec<IndexDoc>,
     out: &mut IngestOutcome,
 ) -> Result<()> {
@@ -831,6 +846,11 @@ fn insert_prepared(
         "INSERT INTO hits (detection, record_rowid, record_id, creation_time, group_key, details) \
          VALUES (?1,?2,?3,?4,?5,?6)",
     )?;
+    let mut queue = if outbox {
+        Some(tx.prepare_cached("INSERT INTO outbox (record_rowid, created_at) VALUES (?1, ?2)")?)
+    } else {
+        None
+    };
     let mut detection_errors = 0;
     let mut rollups = Rollups::default();
     for (tenant, r) in items {
@@ -858,6 +878,9 @@ fn insert_prepared(
         }
         out.new += 1;
         let rowid = tx.last_insert_rowid();
+        if let Some(q) = queue.as_mut() {
+            q.execute(params![rowid, now])?;
+        }
         rollups.record(&header.workload, creation_time, content_type, now);
         if let Some(s) = samples.as_mut()
             && s.len() < DICT_SAMPLES

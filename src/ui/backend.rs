@@ -267,6 +267,25 @@ pub struct Status {
     pub index_lag: Option<u64>,
     /// Every imported file (the evidence that went in), oldest first.
     pub imports: Vec<crate::store::ImportRow>,
+    /// Forwarding to Devo; None when this store never forwarded.
+    pub outbox: Option<OutboxStatus>,
+}
+
+/// The Devo forwarder as the status page shows it (never a token or key).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct OutboxStatus {
+    pub enabled: bool,
+    pub target: Option<String>,
+    pub connection: String,
+    pub depth: u64,
+    pub oldest_age_secs: Option<i64>,
+    pub sent: u64,
+    pub resent: u64,
+    pub oversized: u64,
+    pub last_error: Option<String>,
+    pub down_since: Option<DateTime<Utc>>,
+    /// Down longer than the configured alert time.
+    pub alert: bool,
 }
 
 /// The numbers `/metrics` exports.
@@ -280,6 +299,8 @@ pub struct Metrics {
     pub errors: u64,
     pub blobs_pending: u64,
     pub outbox_depth: Option<u64>,
+    /// sent, resent, oversized, receiver down (0/1): present when forwarding was used.
+    pub outbox_counts: Option<(u64, u64, u64, u64)>,
 }
 
 /// The records behind a download, written by [`crate::export`] exactly as `m365audit
@@ -316,6 +337,14 @@ pub trait Backend: Send + Sync + 'static {
     /// The tables a query may name.
     fn tables(&self) -> anyhow::Result<Vec<String>>;
     fn query(&self, table: &str, jq: &str, range: TimeRange) -> anyhow::Result<QueryResult>;
+    /// A Devo LINQ query over its table; `range` is on `eventdate` (ingestion time), as in
+    /// Devo; at most `max_rows` rows are kept (`Output::truncated` says when more existed).
+    fn linq(
+        &self,
+        query: &crate::linq::Query,
+        range: TimeRange,
+        max_rows: usize,
+    ) -> anyhow::Result<crate::linq::Output>;
     fn status(&self) -> anyhow::Result<Status>;
     fn metrics(&self) -> anyhow::Result<Metrics>;
     /// The body of a records download (JSON lines or Purview CSV).

@@ -8,7 +8,8 @@
 //!
 //! Everything rendered is treated as hostile: audit data (file names, subjects, rule names,
 //! user agents) is attacker-controlled. Templates rely on askama's HTML escaping (no
-//! `|safe` anywhere), links to records, users and addresses are always our own paths with
+//! `|safe` anywhere; the escaper is [`VisibleHtml`], which also shows bidi controls as
+//! `⟨U+202E⟩`), links to records, users and addresses are always our own paths with
 //! the value percent-encoded, and every response carries a strict Content-Security-Policy
 //! without inline script or style, `nosniff`, `frame-ancestors 'none'` and
 //! `Referrer-Policy: no-referrer`.
@@ -26,6 +27,19 @@ pub mod store_backend;
 pub mod threshold;
 
 pub use backend::Backend;
+
+/// The escaper of every page (`askama.toml`): askama's HTML escaping of a value with its
+/// bidi controls first made visible ([`crate::model::bidi_visible`], `⟨U+202E⟩`), since
+/// escaped text is still reordered by the browser: `admin\u{202e}gnp.exe@fabrikam.com`
+/// would read as another address.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VisibleHtml;
+
+impl askama::filters::Escaper for VisibleHtml {
+    fn write_escaped_str<W: std::fmt::Write>(&self, dest: W, s: &str) -> std::fmt::Result {
+        askama::filters::Html.write_escaped_str(dest, &crate::model::bidi_visible(s))
+    }
+}
 
 use axum::Router;
 use axum::body::Body;
@@ -352,6 +366,9 @@ pub enum AppError {
     BadRequest(String),
     #[error("access token required")]
     Unauthorized,
+    /// The data directory lacks a part the page needs; the message says how to restore it.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
 }
@@ -366,6 +383,12 @@ impl From<anyhow::Error> for AppError {
         {
             return AppError::BadRequest(u.0.clone());
         }
+        if let Some(u) = err
+            .chain()
+            .find_map(|e| e.downcast_ref::<crate::Unavailable>())
+        {
+            return AppError::Unavailable(u.0.clone());
+        }
         AppError::Internal(err)
     }
 }
@@ -375,6 +398,9 @@ impl IntoResponse for AppError {
         let (status, title, message) = match &self {
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", m.clone()),
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad request", m.clone()),
+            AppError::Unavailable(m) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "Not available", m.clone())
+            }
             AppError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "Access token required",
@@ -407,8 +433,12 @@ pub async fn serve_on(
         .map_err(|e| anyhow::anyhow!("serving the UI: {e}"))
 }
 
+/// What the start-up URL shows in place of a configured token.
+pub const CONFIGURED_TOKEN_PLACEHOLDER: &str = "?token=<the configured ui.token>";
+
 /// Binds `listen` after applying the access rule, and returns the listener, the state and
-/// the URL to print (with `?token=` when a token is in force — print it once).
+/// the URL to print. A generated token is in it in full (nobody else knows it; print it
+/// once); a configured one only as a placeholder, so a service log never holds it.
 pub async fn bind(
     listen: SocketAddr,
     configured_token: Option<&str>,
@@ -431,7 +461,11 @@ pub async fn bind(
     let mut url = format!("http://{host}:{}/", addr.port());
     match choice {
         TokenChoice::Open => {}
-        TokenChoice::Configured(t) | TokenChoice::Generated(t) => {
+        TokenChoice::Configured(t) => {
+            url.push_str(CONFIGURED_TOKEN_PLACEHOLDER);
+            state = state.with_token(t);
+        }
+        TokenChoice::Generated(t) => {
             url.push_str("?token=");
             url.push_str(t.reveal());
             state = state.with_token(t);

@@ -506,13 +506,11 @@ pub async fn detection_records(
     })
 }
 
-/// Neutralises spreadsheet formulas: audit values are attacker-controlled and a cell that
-/// starts with `=`, `+`, `-`, `@` or a control character would run in Excel.
+/// Audit values are attacker-controlled: a cell that starts a formula would run in Excel,
+/// and a raw ESC or CR would act on the terminal of whoever `cat`s the file. The rule is
+/// [`crate::model::csv_safe`], the same as `detect --format csv`.
 fn csv_cell(s: &str) -> String {
-    match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
-        _ => s.to_string(),
-    }
+    crate::model::csv_safe(s).into_owned()
 }
 
 fn download(body: Vec<u8>, mime: &'static str, name: String) -> Response {
@@ -1020,9 +1018,15 @@ pub struct QueryParams {
     table: String,
     #[serde(default)]
     jq: String,
+    #[serde(default)]
+    linq: String,
     #[serde(flatten)]
     range: RangeParams,
 }
+
+/// Rows of a LINQ result the page shows; cells longer than [`LINQ_CELL_MAX`] are cut.
+const LINQ_MAX_ROWS: usize = 1000;
+const LINQ_CELL_MAX: usize = 300;
 
 #[derive(Template)]
 #[template(path = "query.html")]
@@ -1037,6 +1041,14 @@ struct QueryPage {
     lines: Vec<String>,
     scanned: u64,
     truncated: String,
+    linq: String,
+    linq_ran: bool,
+    linq_columns: Vec<String>,
+    linq_rows: Vec<Vec<String>>,
+    linq_scanned: u64,
+    linq_truncated: bool,
+    linq_max: usize,
+    linq_warnings: Vec<String>,
 }
 
 pub async fn query(State(st): State<AppState>, Query(p): Query<QueryParams>) -> Page {
@@ -1048,8 +1060,10 @@ pub async fn query(State(st): State<AppState>, Query(p): Query<QueryParams>) -> 
     };
     let jq = p.jq.trim().to_string();
     let ran = !jq.is_empty();
-    let (t2, j2) = (table.clone(), jq.clone());
-    let (tables, result) = read(&st, move |b| {
+    let linq = p.linq.trim().to_string();
+    let linq_ran = !linq.is_empty();
+    let (t2, j2, l2) = (table.clone(), jq.clone(), linq.clone());
+    let (tables, result, linq_out) = read(&st, move |b| {
         let tables = b.tables()?;
         if !j2.is_empty() && !tables.contains(&t2) {
             return Err(crate::UsageError(format!(
@@ -1063,9 +1077,27 @@ pub async fn query(State(st): State<AppState>, Query(p): Query<QueryParams>) -> 
         } else {
             b.query(&t2, &j2, range)?
         };
-        Ok((tables, result))
+        // parsed off the runtime too (jqcompile compiles with jaq), before any record is
+        // read: an error points at its line and column
+        let linq_out = if l2.is_empty() {
+            crate::linq::Output::default()
+        } else {
+            let q = crate::linq::Query::parse(&l2)
+                .map_err(|e| crate::UsageError(format!("LINQ {}", e.place(&l2))))?;
+            b.linq(&q, range, LINQ_MAX_ROWS)?
+        };
+        Ok((tables, result, linq_out))
     })
     .await?;
+    let cell = |s: String| -> String {
+        if s.chars().count() > LINQ_CELL_MAX {
+            let mut t: String = s.chars().take(LINQ_CELL_MAX - 1).collect();
+            t.push('…');
+            t
+        } else {
+            s
+        }
+    };
     render(QueryPage {
         title: "Query".into(),
         table,
@@ -1077,6 +1109,18 @@ pub async fn query(State(st): State<AppState>, Query(p): Query<QueryParams>) -> 
         lines: result.lines,
         scanned: result.scanned,
         truncated: result.truncated.unwrap_or_default(),
+        linq,
+        linq_ran,
+        linq_rows: linq_out
+            .rows
+            .iter()
+            .map(|r| r.iter().map(|v| cell(v.to_text())).collect())
+            .collect(),
+        linq_columns: linq_out.columns,
+        linq_scanned: linq_out.scanned,
+        linq_truncated: linq_out.truncated,
+        linq_max: LINQ_MAX_ROWS,
+        linq_warnings: linq_out.warnings,
     })
 }
 
@@ -1119,6 +1163,21 @@ struct StatusPage {
     detection_errors: Vec<String>,
     outbox_depth: String,
     index_lag: String,
+    devo: Option<DevoView>,
+}
+
+/// The Devo forwarder on the status page.
+struct DevoView {
+    target: String,
+    connection: String,
+    oldest: String,
+    sent: u64,
+    resent: u64,
+    oversized: u64,
+    last_error: String,
+    down_since: String,
+    alert: bool,
+    enabled: bool,
 }
 
 /// One imported file on the status page.
@@ -1204,6 +1263,21 @@ pub async fn status(State(st): State<AppState>) -> Page {
             .index_lag
             .map(|n| n.to_string())
             .unwrap_or_else(|| "—".into()),
+        devo: s.outbox.map(|o| DevoView {
+            target: o.target.unwrap_or_else(|| "—".into()),
+            connection: o.connection,
+            oldest: o
+                .oldest_age_secs
+                .map(fmt_secs)
+                .unwrap_or_else(|| "—".into()),
+            sent: o.sent,
+            resent: o.resent,
+            oversized: o.oversized,
+            last_error: o.last_error.unwrap_or_default(),
+            down_since: fmt_opt_time(o.down_since),
+            alert: o.alert,
+            enabled: o.enabled,
+        }),
     })
 }
 
@@ -1289,6 +1363,36 @@ pub fn prometheus(m: &backend::Metrics) -> String {
             &one(d.to_string()),
         );
     }
+    if let Some((sent, resent, oversized, down)) = m.outbox_counts {
+        for (name, kind, help, v) in [
+            (
+                "m365audit_outbox_sent_total",
+                "counter",
+                "Records Devo accepted.",
+                sent,
+            ),
+            (
+                "m365audit_outbox_resent_total",
+                "counter",
+                "Records sent again after a failed or unconfirmed send.",
+                resent,
+            ),
+            (
+                "m365audit_outbox_oversized_total",
+                "counter",
+                "Records over the size cap, counted and not sent.",
+                oversized,
+            ),
+            (
+                "m365audit_devo_down",
+                "gauge",
+                "1 while the Devo receiver is unreachable.",
+                down,
+            ),
+        ] {
+            metric(name, kind, help, &one(v.to_string()));
+        }
+    }
     s
 }
 
@@ -1323,6 +1427,8 @@ mod tests {
         assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
         assert_eq!(csv_cell("@SUM"), "'@SUM");
         assert_eq!(csv_cell("alice@contoso.com"), "alice@contoso.com");
+        assert_eq!(csv_cell("a\u{1b}]0;x\u{7}"), "a\\u{1b}]0;x\\u{7}");
+        assert_eq!(csv_cell("\u{202e}gnp.exe"), "\\u{202e}gnp.exe");
     }
 
     #[test]

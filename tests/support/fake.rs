@@ -232,6 +232,40 @@ impl Backend for Fake {
         })
     }
 
+    fn linq(
+        &self,
+        query: &m365audit::linq::Query,
+        range: TimeRange,
+        max_rows: usize,
+    ) -> anyhow::Result<m365audit::linq::Output> {
+        // one stored record carrying the hostile string, run through the real evaluator
+        let raw = serde_json::json!({
+            "Id": "rec-1",
+            "CreationTime": "2026-05-04T09:00:00",
+            "Workload": "OneDrive",
+            "Operation": "FileDownloaded",
+            "UserId": format!("alice{EVIL}@contoso.com", EVIL = self.evil),
+        })
+        .to_string();
+        let v: serde_json::Value = serde_json::from_str(&raw)?;
+        let header = m365audit::model::RecordHeader::from_value(&v)?;
+        let origin = m365audit::linq::Origin::new("12345", "fake");
+        let input = m365audit::linq::Input {
+            header: &header,
+            raw: &raw,
+            ingested_at: t(9),
+            origin: Some(&origin),
+        };
+        let opts = m365audit::linq::Options {
+            from: range.from,
+            to: range.to,
+            max_rows: Some(max_rows),
+        };
+        query
+            .run([input], opts)
+            .map_err(|e| m365audit::UsageError(format!("LINQ {e}")).into())
+    }
+
     fn status(&self) -> anyhow::Result<Status> {
         Ok(Status {
             collector_id: "12345".into(),
@@ -272,6 +306,7 @@ impl Backend for Fake {
                 damage: Some(format!("line 3: {EVIL}", EVIL = self.evil)),
                 ..Default::default()
             }],
+            outbox: None,
         })
     }
 
@@ -285,6 +320,7 @@ impl Backend for Fake {
             errors: 2,
             blobs_pending: 1,
             outbox_depth: None,
+            outbox_counts: None,
         })
     }
 }

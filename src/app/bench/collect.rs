@@ -1,5 +1,6 @@
-//! Stages `collect` and `collect-nodet`: the collector end to end against an in-process
-//! practice tenant, with and without detections.
+//! Stages `collect`, `collect-nodet` and `collect-fwd`: the collector end to end against an
+//! in-process practice tenant, with and without detections, and with forwarding to a
+//! loopback TLS receiver on.
 
 use super::{BenchCtx, Row, cpu_seconds, load_average, peak_rss_mib, reset_peak_rss};
 use crate::store::Store;
@@ -9,17 +10,23 @@ use std::time::Instant;
 
 /// Collect end to end with the embedded detections (the appliance's real path).
 pub(super) fn stage_collect(ctx: &mut BenchCtx) -> Result<Row> {
-    collect_row(ctx, "collect", true)
+    collect_row(ctx, "collect", true, false)
+}
+
+/// Collect as `stage_collect` with forwarding to a loopback TLS receiver on: the rate
+/// counts until every record is stored and its outbox row confirmed and deleted.
+pub(super) fn stage_collect_forward(ctx: &mut BenchCtx) -> Result<Row> {
+    collect_row(ctx, "collect-fwd", true, true)
 }
 
 /// The same without detections: the collector and store alone.
 pub(super) fn stage_collect_no_detect(ctx: &mut BenchCtx) -> Result<Row> {
-    collect_row(ctx, "collect-nodet", false)
+    collect_row(ctx, "collect-nodet", false, false)
 }
 
 /// Collect end to end: an in-process practice tenant with 7 days of history → API
 /// client → collect loop (`--once`) → SQLite + tantivy, until the index is committed.
-fn collect_row(ctx: &mut BenchCtx, name: &str, detections: bool) -> Result<Row> {
+fn collect_row(ctx: &mut BenchCtx, name: &str, detections: bool, forward: bool) -> Result<Row> {
     use crate::simulate::{SimOptions, Simulator};
     reset_peak_rss();
     let data = ctx.dir.join(name);
@@ -33,6 +40,19 @@ fn collect_row(ctx: &mut BenchCtx, name: &str, detections: bool) -> Result<Row> 
         crate::detect::Detections::empty()
     };
     let store = Store::open(&data, Arc::new(dets))?;
+    let receiver = if forward {
+        Some(crate::forward::bench::Receiver::start()?)
+    } else {
+        None
+    };
+    let fwd = match &receiver {
+        Some(r) => Some(crate::forward::Forwarder::start(
+            store.clone(),
+            crate::forward::bench::settings(r.port, &ctx.dir.join(format!("{name}-certs")))?,
+        )?),
+        None => None,
+    };
+    let fwd_start = Instant::now();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -76,6 +96,20 @@ fn collect_row(ctx: &mut BenchCtx, name: &str, detections: bool) -> Result<Row> 
         anyhow::Ok((summary, secs, cpu, load))
     })?;
     drop(rt);
+    let mut secs = secs;
+    let mut fwd_note = String::new();
+    if let (Some(f), Some(r)) = (fwd, &receiver) {
+        let left = f.drain(std::time::Duration::from_secs(600))?;
+        let all = fwd_start.elapsed().as_secs_f64();
+        fwd_note = format!(
+            "; stored in {secs:.1} s, all forwarded and confirmed after {all:.1} s ({} lines received, {left} left)",
+            r.lines()
+        );
+        if left > 0 {
+            anyhow::bail!("forwarding did not drain: {left} rows left");
+        }
+        secs = all;
+    }
     store.close()?;
     let rss = peak_rss_mib();
     if !summary.unfinished.is_empty() {
@@ -110,7 +144,7 @@ fn collect_row(ctx: &mut BenchCtx, name: &str, detections: bool) -> Result<Row> 
         target: "≥ 20000 rec/s, RSS < 300 MiB, disk ≤ 1.0×".into(),
         pass: Some(rate >= 20_000.0 && rss < 300.0 && ratio <= 1.0),
         note: format!(
-            "{} blobs, {:.0} B raw JSON/record, {hits} hits, SQLite {db_mib:.0} MiB + index {index_mib:.0} MiB, simulator in-process (its CPU included), load avg {load:.1}",
+            "{} blobs, {:.0} B raw JSON/record, {hits} hits, SQLite {db_mib:.0} MiB + index {index_mib:.0} MiB, simulator in-process (its CPU included), load avg {load:.1}{fwd_note}",
             summary.blobs_done,
             raw_bytes as f64 / n.max(1) as f64
         ),

@@ -10,6 +10,7 @@
 
 mod collect;
 mod detect;
+mod forward;
 mod import;
 mod simulate;
 mod ui;
@@ -55,6 +56,8 @@ pub const STAGES: &[(&str, Stage)] = &[
     ("simulate", simulate::stage_simulate),
     ("collect", collect::stage_collect),
     ("collect-nodet", collect::stage_collect_no_detect),
+    ("forward", forward::stage_forward),
+    ("collect-fwd", collect::stage_collect_forward),
     ("import", import::stage_import),
     ("detect", detect::stage_detect),
     ("ui", ui::stage_ui),

@@ -670,6 +670,51 @@ impl Backend for StoreBackend {
         Ok(t)
     }
 
+    fn linq(
+        &self,
+        query: &crate::linq::Query,
+        range: TimeRange,
+        max_rows: usize,
+    ) -> Result<crate::linq::Output> {
+        use crate::linq::{Input, Options, Origin};
+        let origin = self
+            .store
+            .collector_id()?
+            .filter(|id| !id.is_empty())
+            .map(|id| Origin::this_host(&id));
+        let mut run = query.start(Options {
+            from: range.from,
+            to: range.to,
+            max_rows: Some(max_rows),
+        });
+        let started = std::time::Instant::now();
+        let mut timed_out = false;
+        self.store
+            .for_each_record(query.table(), 0, |r| {
+                if started.elapsed() > QUERY_MAX_TIME {
+                    timed_out = true;
+                    return Ok(false);
+                }
+                let input = Input {
+                    header: &r.header,
+                    raw: &r.raw,
+                    ingested_at: r.ingested_at,
+                    origin: origin.as_ref(),
+                };
+                Ok(run.push(&input)?)
+            })
+            .map_err(linq_usage)?;
+        let mut out = run.finish().map_err(|e| linq_usage(e.into()))?;
+        if timed_out {
+            out.truncated = true;
+            out.warnings.push(format!(
+                "stopped at the time limit of {} s: the rows cover only the records read until then",
+                QUERY_MAX_TIME.as_secs()
+            ));
+        }
+        Ok(out)
+    }
+
     fn query(&self, table: &str, jq: &str, range: TimeRange) -> Result<QueryResult> {
         let q = detect::Query::compile(jq, self.vars())
             .map_err(|e| crate::UsageError(format!("jq: {e}")))?;
@@ -771,9 +816,22 @@ impl Backend for StoreBackend {
             token_state,
             secret_expires_in_days: auth.get("secret_expires_in_days").and_then(Value::as_i64),
             detection_errors: load_errors(&self.detections),
-            outbox_depth: None,
+            outbox_depth: stats.outbox.as_ref().map(|o| o.depth.max(0) as u64),
             index_lag: stats.index.map(|i| i.records_behind.max(0) as u64),
             imports: stats.imports,
+            outbox: stats.outbox.map(|o| OutboxStatus {
+                enabled: o.enabled,
+                target: o.target,
+                connection: o.connection,
+                depth: o.depth.max(0) as u64,
+                oldest_age_secs: o.oldest_age_secs,
+                sent: o.sent.max(0) as u64,
+                resent: o.resent.max(0) as u64,
+                oversized: o.oversized.max(0) as u64,
+                last_error: o.last_error,
+                down_since: o.down_since,
+                alert: o.alert,
+            }),
         })
     }
 
@@ -840,7 +898,23 @@ impl Backend for StoreBackend {
                 .map(|(_, v)| (*v).max(0) as u64)
                 .sum(),
             blobs_pending: stats.blobs.get("pending").copied().unwrap_or(0).max(0) as u64,
-            outbox_depth: None,
+            outbox_depth: stats.outbox.as_ref().map(|o| o.depth.max(0) as u64),
+            outbox_counts: stats.outbox.as_ref().map(|o| {
+                (
+                    o.sent.max(0) as u64,
+                    o.resent.max(0) as u64,
+                    o.oversized.max(0) as u64,
+                    u64::from(o.down_since.is_some()),
+                )
+            }),
         })
+    }
+}
+
+/// A LINQ evaluation error is the user's to fix (a 400 page); anything else stays internal.
+fn linq_usage(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast::<crate::linq::LinqError>() {
+        Ok(le) => crate::UsageError(format!("LINQ {le}")).into(),
+        Err(other) => other,
     }
 }

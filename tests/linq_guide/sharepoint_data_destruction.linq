@@ -1,0 +1,1 @@
+from cloud.office365.management.sharepoint where Operation = "FileVersionsAllDeleted"
