@@ -38,7 +38,23 @@ fn collect_once_stores_exactly_the_truth_and_a_second_run_adds_nothing() {
     let mut truth = sim.truth();
     assert_eq!(st["records"]["total"], json!(truth.len()));
     assert_eq!(st["blobs"]["pending"], json!(0));
-    assert_eq!(st["gaps"], json!([]));
+    // the only gaps: the first backfill's unlistable edge (the 5-minute safety margin at
+    // the 7-day limit), one per content type
+    let gaps = st["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 5, "{gaps:?}");
+    for g in gaps {
+        assert_eq!(g["kind"], json!("clamped"), "{g}");
+        assert!(
+            g["last_detail"]
+                .as_str()
+                .unwrap()
+                .contains("first backfill"),
+            "{g}"
+        );
+        let start = m365audit::model::parse_time(g["window_start"].as_str().unwrap()).unwrap();
+        let end = m365audit::model::parse_time(g["window_end"].as_str().unwrap()).unwrap();
+        assert_eq!(end - start, chrono::Duration::minutes(5), "{g}");
+    }
     // duplicates delivered by the API were dropped and counted
     let served = sim.report()["served"]["duplicates"].as_u64().unwrap();
     assert!(served > 0, "delivery realism should include duplicates");

@@ -261,6 +261,19 @@ fn check_reports_a_broken_query_as_file_line_column() {
         "# title: Header\n# table: auth.all\n# colour: red\n.\n",
     )
     .unwrap();
+    // a hand-written `# fields` that leaves out what a helper reads (`ip` reads ClientIP)
+    std::fs::write(queries.join("lib/net.jq"), "def ip: .ClientIP // null;\n").unwrap();
+    std::fs::write(
+        queries.join("claim.jq"),
+        "# title: Claim\n# table: auth.all\n# fields: Operation, UserId\ninclude \"net\";\nselect(.Operation == \"UserLoggedIn\") | {UserId, ip: ip}\n",
+    )
+    .unwrap();
+    // without the line the engine works the fields out itself: it loads
+    std::fs::write(
+        queries.join("noclaim.jq"),
+        "# title: No claim\n# table: auth.all\ninclude \"net\";\nselect(.Operation == \"UserLoggedIn\") | {UserId, ip: ip}\n",
+    )
+    .unwrap();
     let o = bin()
         .arg("check")
         .arg("--config")
@@ -276,4 +289,9 @@ fn check_reports_a_broken_query_as_file_line_column() {
         "{err}"
     );
     assert!(!err.contains("good.jq"), "{err}");
+    assert!(
+        err.contains("claim.jq:3:1: `# fields` leaves out `ClientIP`, which the filter reads"),
+        "{err}"
+    );
+    assert!(!err.contains("noclaim.jq"), "{err}");
 }

@@ -349,6 +349,70 @@ fn practice_tenant_stories_are_found_and_near_misses_are_not() {
             path.display()
         );
     }
+
+    // the engine works out what each query reads: with every `# fields` and `# contains`
+    // line deleted, the whole output is the same as the queries' as shipped
+    stripped_queries_give_the_same_output(&data, dir.path());
+}
+
+/// Runs `detect --format json` over `data` with the shipped queries copied into a directory
+/// as they are, and with every `# fields` / `# contains` header line deleted; both outputs
+/// must be equal in full (hits, groups, counts, errors).
+fn stripped_queries_give_the_same_output(data: &Path, tmp: &Path) {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+    let copy = |to: &Path, strip: bool| -> usize {
+        std::fs::create_dir_all(to.join("lib")).unwrap();
+        for f in std::fs::read_dir(shipped.join("lib")).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, to.join("lib").join(f.file_name().unwrap())).unwrap();
+        }
+        let mut stripped = 0;
+        for f in std::fs::read_dir(&shipped).unwrap() {
+            let f = f.unwrap().path();
+            if f.extension().is_none_or(|x| x != "jq") {
+                continue;
+            }
+            let code = std::fs::read_to_string(&f).unwrap();
+            let kept: Vec<&str> = code
+                .lines()
+                .filter(|l| {
+                    let claim = l.starts_with("# fields:") || l.starts_with("# contains:");
+                    stripped += usize::from(claim && strip);
+                    !(claim && strip)
+                })
+                .collect();
+            std::fs::write(to.join(f.file_name().unwrap()), kept.join("\n") + "\n").unwrap();
+        }
+        stripped
+    };
+    let run = |queries: &Path| -> Value {
+        let o = bin()
+            .args(["detect", "--format", "json", "--data"])
+            .arg(data)
+            .env("M365AUDIT_QUERIES", queries)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        // the inactivity monitor reads the wall clock; everything else must match
+        if let Some(o) = v.as_object_mut() {
+            o.remove("monitor");
+        }
+        v
+    };
+    let (as_shipped, stripped) = (tmp.join("queries-shipped"), tmp.join("queries-stripped"));
+    copy(&as_shipped, false);
+    let n = copy(&stripped, true);
+    assert!(n >= 30, "only {n} claim lines deleted");
+    let (want, got) = (run(&as_shipped), run(&stripped));
+    assert!(
+        want["detections"].as_array().is_some_and(|d| d.len() >= 39),
+        "{want}"
+    );
+    assert!(
+        want == got,
+        "detect output differs once the # fields / # contains lines are deleted"
+    );
 }
 
 fn jq_available() -> bool {

@@ -1,5 +1,5 @@
 //! The Devo forwarder's HTTP mode against an in-process `/stream` receiver on 127.0.0.1
-//! (docs/devo.md §7.4): gzip bodies, one tag per request, batching; 401 is shown as a
+//! (docs/devo.md, Testing against a stand-in): gzip bodies, one tag per request, batching; 401 is shown as a
 //! configuration error while the outbox is kept, 413 makes the forwarder split its
 //! request, 429 and 503 are retried — and every record arrives exactly once.
 

@@ -1,5 +1,5 @@
 //! The Devo forwarder against a real rsyslogd with mutual TLS on 127.0.0.1 (the stand-in
-//! of docs/devo.md §7): a practice-tenant backfill arrives exactly once and byte-exact,
+//! of docs/devo.md, Testing against a stand-in): a practice-tenant backfill arrives exactly once and byte-exact,
 //! one file per tag; a client whose certificate the receiver does not trust is refused and
 //! nothing is lost; an outage of the receiver and kill -9 of the forwarder lose nothing.
 //! Skips with a notice without rsyslogd (fails under `M365AUDIT_REQUIRE_EXTERNAL=1`).

@@ -1162,7 +1162,7 @@ async fn control_plane_clock_inject_live_trickle_and_delivery_realism() {
         .await;
     assert_eq!(r.status(), 400);
     let f = c.control_json("GET", "/__control/faults", None).await;
-    assert_eq!(f["available"].as_array().unwrap().len(), 16);
+    assert_eq!(f["available"].as_array().unwrap().len(), 21);
     // truth per content type and counts agree
     let cnt = c.control_json("GET", "/__control/truth/count", None).await;
     let ex = c

@@ -22,6 +22,10 @@
 //!   bounded number of attempts the caller gets [`ApiError::Throttled`] /
 //!   [`ApiError::Transient`] / [`ApiError::Malformed`] and decides.
 //! - One token refresh and retry on 401 (see [`super::auth`]).
+//! - Interop with other implementations (mocks, proxies): a 404 without an AF code is
+//!   labelled by its route (a missing route, an unknown content type) with the body's
+//!   excerpt; without a `subscriptions/list` route each content type is started anyway;
+//!   no window is longer than `max_window_secs`.
 //! - Clock skew is tracked from the `Date` header; [`ApiClient::server_now`] is the local
 //!   clock corrected by it (AF20055 windows are computed from it).
 //!
@@ -79,17 +83,25 @@ pub enum ApiError {
         "permission missing (AF10001): grant the app ActivityFeed.Read (and ActivityFeed.ReadDlp for DLP.All) as Application permissions with admin consent"
     )]
     PermissionMissing,
-    /// AF20055 / AF20030: the window is longer than 24 h, reversed, or older than 7 days.
+    /// AF20055 / AF20030: the window is longer than the API allows (`max_window_secs`),
+    /// reversed, or older than 7 days.
     #[error(
-        "window rejected (AF20055): longer than 24 h, start not before end, or older than 7 days"
+        "window rejected (AF20055): longer than the API allows (24 h at Microsoft; see max_window_secs), start not before end, or older than 7 days"
     )]
     BadWindow,
     /// AF20051, or `contentExpiration` already passed: the blob can never be fetched.
     #[error("content expired (AF20051)")]
     Expired,
-    /// AF20050 / 404: the blob does not exist.
+    /// AF20050, or a 404 on a blob: the blob does not exist.
     #[error("content not found (AF20050/404)")]
     NotFound,
+    /// A 404 without an AF code on a route that is not a blob: the API has no such route
+    /// or does not know the content type. The text names which and shows the body.
+    #[error("{0}")]
+    NoRoute(String),
+    /// AF20024: the subscription is already enabled. Success for a start.
+    #[error("subscription already enabled (AF20024)")]
+    AlreadyEnabled,
     /// AF20052: the content id in the URL is invalid.
     #[error("content id invalid (AF20052)")]
     InvalidContentId,
@@ -131,6 +143,8 @@ impl ApiError {
             ApiError::BadWindow => "bad_window",
             ApiError::Expired => "expired",
             ApiError::NotFound => "not_found",
+            ApiError::NoRoute(_) => "no_route",
+            ApiError::AlreadyEnabled => "already_enabled",
             ApiError::InvalidContentId => "invalid_content_id",
             ApiError::ForeignHost { .. } => "foreign_host",
             ApiError::Malformed(_) => "malformed",
@@ -237,6 +251,8 @@ struct Inner {
     feed: String,
     feed_url: Url,
     pin: Pin,
+    /// The longest window `list_window` asks for (`max_window_secs`).
+    max_window: chrono::Duration,
     /// The last start request per content type (server time) and its result.
     starts: Mutex<BTreeMap<ContentType, StartRecord>>,
     tenant: String,
@@ -362,6 +378,7 @@ impl ApiClient {
                 feed,
                 feed_url,
                 pin,
+                max_window: chrono::Duration::seconds(o.max_window_secs.clamp(1, 86_400) as i64),
                 starts: Mutex::new(BTreeMap::new()),
                 tenant: o.tenant_id.clone(),
                 publisher: o.publisher_identifier.clone(),
@@ -385,6 +402,11 @@ impl ApiClient {
 
     pub fn tenant_id(&self) -> &str {
         &self.inner.tenant
+    }
+
+    /// The longest listing window this API accepts (`max_window_secs`).
+    pub fn max_window(&self) -> chrono::Duration {
+        self.inner.max_window
     }
 
     /// The authentication state for `stats` and the UI; never contains a secret.
@@ -484,7 +506,10 @@ impl ApiClient {
                 tracing::info!(content_type = ct.as_str(), "subscription started");
                 Ok(())
             }
-            Err(Failed { af: Some(af), .. }) if af.eq_ignore_ascii_case("AF20024") => {
+            Err(Failed {
+                err: ApiError::AlreadyEnabled,
+                ..
+            }) => {
                 tracing::debug!(
                     content_type = ct.as_str(),
                     "subscription already enabled (AF20024)"
@@ -496,13 +521,20 @@ impl ApiClient {
     }
 
     /// Lists subscriptions and starts only the wanted content types that are not enabled.
-    /// When the listing itself fails, every wanted type gets that error.
+    /// When the listing fails in a way that says nothing about the tenant (an API without
+    /// that route, an answer it did not expect), every wanted type is started anyway:
+    /// start's own answer decides (AF20024 = enabled). Any other failure of the listing
+    /// (auth, permission, audit off, throttling) is every wanted type's error.
     pub async fn ensure_subscriptions(
         &self,
         wanted: &[ContentType],
     ) -> Vec<(ContentType, Result<(), ApiError>)> {
         let listed = match self.list_subscriptions().await {
             Ok(l) => l,
+            Err(e @ (ApiError::NoRoute(_) | ApiError::Fatal(_) | ApiError::Malformed(_))) => {
+                tracing::warn!(error = %e, "listing subscriptions failed; starting each content type instead");
+                Vec::new()
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "listing subscriptions failed");
                 return wanted.iter().map(|ct| (*ct, Err(e.clone()))).collect();
@@ -526,15 +558,15 @@ impl ApiClient {
 
     /// Every blob listed for `[start, end)` of content type `ct`, all pages, in listing
     /// order without repeats. Fails (and the caller must not advance its cursor) if any
-    /// page fails; a window longer than 24 h or reversed is [`ApiError::BadWindow`] without
-    /// a request.
+    /// page fails; a window longer than `max_window_secs` (at most 24 h) or reversed is
+    /// [`ApiError::BadWindow`] without a request.
     pub async fn list_window(
         &self,
         ct: ContentType,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<Vec<BlobRef>, ApiError> {
-        if end <= start || end - start > chrono::Duration::hours(24) {
+        if end <= start || end - start > self.inner.max_window {
             return Err(ApiError::BadWindow);
         }
         let first = format!(
@@ -821,7 +853,7 @@ impl ApiClient {
                                 retry_after: None,
                                 malformed: false,
                             },
-                            Ok(body) => self.classify(status, headers, body, check),
+                            Ok(body) => self.classify(status, headers, body, check, &ctx),
                         }
                     }
                 }
@@ -831,6 +863,10 @@ impl ApiClient {
                 Outcome::Fail(f) => {
                     if let Some(af) = &f.af {
                         self.count_error(af);
+                    }
+                    if f.err == ApiError::AlreadyEnabled {
+                        // The caller's success, not a failure worth a warning.
+                        return Err(f);
                     }
                     tracing::warn!(
                         op = ctx.op,
@@ -954,6 +990,7 @@ impl ApiClient {
         headers: HeaderMap,
         body: Bytes,
         check: fn(&[u8]) -> Result<(), String>,
+        ctx: &Ctx<'_>,
     ) -> Outcome {
         if (200..300).contains(&status) {
             return match check(&body) {
@@ -1001,6 +1038,7 @@ impl ApiClient {
             Some("AF10001") => ApiError::PermissionMissing,
             Some("AF20022") => ApiError::SubscriptionMissing,
             Some("AF20023") => ApiError::SubscriptionDisabled,
+            Some("AF20024") => ApiError::AlreadyEnabled,
             Some("AF20055" | "AF20030") => ApiError::BadWindow,
             Some("AF20050") => ApiError::NotFound,
             Some("AF20051") => ApiError::Expired,
@@ -1022,11 +1060,38 @@ impl ApiClient {
             {
                 ApiError::AuditDisabled
             }
-            _ if status == 404 => ApiError::NotFound,
+            _ if status == 404 => no_af_404(ctx, &message),
             _ => ApiError::Fatal(format!("HTTP {status} {key}: {}", shorten(&message))),
         };
         Outcome::Fail(Failed { err, af: af_upper })
     }
+}
+
+/// A 404 without an AF code, by the route it answered: a blob is not found (a gap); any
+/// other route is missing or does not know the content type — said so, with the body.
+fn no_af_404(ctx: &Ctx<'_>, message: &str) -> ApiError {
+    let body = super::auth::excerpt(message);
+    let body = if body.is_empty() {
+        "(empty body)".to_string()
+    } else {
+        body
+    };
+    let ct = ctx.ct();
+    let what = match ctx.op {
+        "fetch_blob" => return ApiError::NotFound,
+        "list_subscriptions" => {
+            "subscriptions/list: this API has no such route (HTTP 404 without an AF code)"
+                .to_string()
+        }
+        "start_subscription" => format!(
+            "subscriptions/start for {ct}: unknown content type or no such route on this API (HTTP 404 without an AF code)"
+        ),
+        "list_content" => format!(
+            "subscriptions/content for {ct}: unknown content type or no such route on this API (HTTP 404 without an AF code)"
+        ),
+        op => format!("{op}: no such route on this API (HTTP 404 without an AF code)"),
+    };
+    ApiError::NoRoute(format!("{what}: {body}"))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1774,6 +1839,38 @@ mod tests {
         assert_eq!(again[0].1, Ok(()));
         assert_eq!(again[1].1, Err(ApiError::SubscriptionDisabled));
         assert_eq!(srv.api("/subscriptions/start").len(), 5);
+    }
+
+    #[tokio::test]
+    async fn af20024_already_enabled_is_success_without_a_warning() {
+        let buf = Captured::default();
+        let sub = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(buf.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(sub);
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let tk = tokens.clone();
+        let srv = serve(Arc::new(move |s: &Seen, _| {
+            token_reply(s, &tk).unwrap_or_else(|| {
+                af(
+                    400,
+                    "AF20024",
+                    "The subscription is already enabled. No property change.",
+                )
+            })
+        }))
+        .await;
+        let c = client(&srv, "");
+        assert_eq!(c.start_subscription(ContentType::Exchange).await, Ok(()));
+        let log = String::from_utf8_lossy(&lock(&buf.0)).into_owned();
+        assert!(log.contains("already enabled"), "{log}");
+        assert!(
+            !log.lines().any(|l| l.contains("WARN")),
+            "AF20024 is success, not a warning:\n{log}"
+        );
+        assert!(!log.contains("fatal"), "{log}");
     }
 
     #[tokio::test]

@@ -1,8 +1,12 @@
 //! Client-credentials authentication against the Microsoft identity platform: v2
 //! (`scope=<resource>/.default`, the default) or v1 (`resource=`), a form body, `expires_in`
-//! as a number or a string, a proactive refresh at 75 % of the token's lifetime, one forced
+//! as a number or a string, the client credentials in the form body (`client_secret_post`,
+//! the default) or as HTTP Basic (`client_secret_basic`, `token_auth: "basic"`), a
+//! proactive refresh at 75 % of the token's lifetime, one forced
 //! refresh when the API answers 401, and AADSTS error codes mapped to the states `stats` and
 //! the UI show ("client secret expired", "wrong secret", "app not in tenant", "wrong tenant").
+//! A refusal that is not Microsoft's JSON (a proxy's or a double's plain text) is shown as
+//! a short one-line excerpt of its body.
 //!
 //! This module owns the token cache and [`AuthState`]. It talks only to the configured login
 //! host; [`super::api`] is its only caller. It must never put the client secret or a token in
@@ -11,9 +15,10 @@
 //! comes back from a server passes through [`TokenSource::redact`] before it is kept.
 
 use super::api::{ApiError, RetryPolicy};
-use crate::config::{AuthVersion, Office365, Secret};
+use crate::config::{AuthVersion, Office365, Secret, TokenAuth};
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -171,6 +176,7 @@ pub struct TokenSource {
     client_id: String,
     secret: Secret,
     version: AuthVersion,
+    token_auth: TokenAuth,
     resource: String,
     secret_expires: Option<chrono::NaiveDate>,
     policy: RetryPolicy,
@@ -194,6 +200,7 @@ impl TokenSource {
             client_id: o.client_id.clone(),
             secret: o.client_secret.clone(),
             version: o.auth_version,
+            token_auth: o.token_auth,
             resource: o.resource.clone(),
             secret_expires: o.client_secret_expires,
             policy,
@@ -362,9 +369,11 @@ impl TokenSource {
         // The serializer is not Send: build the body in its own scope.
         let body = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
-            form.append_pair("grant_type", "client_credentials")
-                .append_pair("client_id", &self.client_id)
-                .append_pair("client_secret", self.secret.expose());
+            form.append_pair("grant_type", "client_credentials");
+            if self.token_auth == TokenAuth::Post {
+                form.append_pair("client_id", &self.client_id)
+                    .append_pair("client_secret", self.secret.expose());
+            }
             match self.version {
                 AuthVersion::V2 => {
                     form.append_pair("scope", &format!("{}/.default", self.resource))
@@ -373,11 +382,15 @@ impl TokenSource {
             };
             form.finish()
         };
-        let resp = self
+        let mut req = self
             .http
             .post(&self.token_url)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(ACCEPT, "application/json")
+            .header(ACCEPT, "application/json");
+        if self.token_auth == TokenAuth::Basic {
+            req = req.header(AUTHORIZATION, self.basic_credentials()?);
+        }
+        let resp = req
             .body(body)
             .timeout(self.policy.request_timeout)
             .send()
@@ -392,11 +405,56 @@ impl TokenSource {
             return parse_token(&bytes).map_err(Attempt::Transient);
         }
         if status >= 500 || status == 408 || status == 429 {
-            return Err(Attempt::Transient(format!("token endpoint HTTP {status}")));
+            let text = excerpt(&self.redact(&String::from_utf8_lossy(&bytes)));
+            return Err(Attempt::Transient(if text.is_empty() {
+                format!("token endpoint HTTP {status}")
+            } else {
+                format!("token endpoint HTTP {status}: {text}")
+            }));
         }
         Err(Attempt::Refused(parse_refusal(status, &bytes, |s| {
             self.redact(s)
         })))
+    }
+}
+
+impl TokenSource {
+    /// `Authorization: Basic base64(urlencode(client_id) ":" urlencode(secret))`, as
+    /// RFC 6749 section 2.3.1 says; marked sensitive.
+    fn basic_credentials(&self) -> Result<HeaderValue, Attempt> {
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let pair = format!("{}:{}", enc(&self.client_id), enc(self.secret.expose()));
+        let b64 = base64::engine::general_purpose::STANDARD.encode(pair);
+        let mut v = HeaderValue::from_str(&format!("Basic {b64}"))
+            .map_err(|_| Attempt::Transient("client credentials do not fit in a header".into()))?;
+        v.set_sensitive(true);
+        Ok(v)
+    }
+}
+
+/// The most of a server's text an error carries.
+const EXCERPT_CHARS: usize = 300;
+
+/// Server text fit for an error or a terminal: one line, control and bidi characters
+/// replaced by spaces, runs of spaces collapsed, at most [`EXCERPT_CHARS`] characters.
+/// Redact before calling it, so a secret cannot be cut into a fragment that escapes.
+pub(crate) fn excerpt(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let one_line = clean.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > EXCERPT_CHARS {
+        let t: String = one_line.chars().take(EXCERPT_CHARS).collect();
+        format!("{t}…")
+    } else {
+        one_line
     }
 }
 
@@ -426,9 +484,25 @@ fn parse_token(bytes: &[u8]) -> Result<(String, Duration), String> {
 }
 
 /// An AADSTS error body → the failure. Falls back to the `AADSTSnnn:` prefix of
-/// `error_description` when `error_codes` is missing.
+/// `error_description` when `error_codes` is missing, and to an excerpt of the body when
+/// it is not Microsoft's JSON (a proxy's or a double's plain text).
 fn parse_refusal(status: u16, bytes: &[u8], redact: impl Fn(&str) -> String) -> AuthFailure {
     let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let has_fields = ["error", "error_description", "error_codes"]
+        .iter()
+        .any(|k| v.get(k).is_some());
+    if !has_fields {
+        let text = excerpt(&redact(&String::from_utf8_lossy(bytes)));
+        return AuthFailure::Other {
+            status,
+            code: None,
+            message: if text.is_empty() {
+                "no error description (empty body)".into()
+            } else {
+                text
+            },
+        };
+    }
     let desc = v
         .get("error_description")
         .and_then(Value::as_str)
@@ -453,7 +527,7 @@ fn parse_refusal(status: u16, bytes: &[u8], redact: impl Fn(&str) -> String) -> 
     } else {
         first.chars().take(300).collect()
     };
-    let message = redact(&message);
+    let message = excerpt(&redact(&message));
     match code {
         Some(c) => AuthFailure::from_aadsts(c, status, message),
         None => AuthFailure::Other {
@@ -530,6 +604,34 @@ mod tests {
             |s| s.replace("hunter2", "<redacted>"),
         );
         assert!(!h.to_string().contains("hunter2"), "{h}");
+    }
+
+    #[test]
+    fn a_plain_text_refusal_is_kept_short_on_one_line_and_redacted() {
+        let f = parse_refusal(400, b"bad credentials in authorization header\n", |s| {
+            s.to_string()
+        });
+        assert_eq!(
+            f.to_string(),
+            "token request refused (HTTP 400): bad credentials in authorization header"
+        );
+        let long = format!(
+            "invalid client hunter2-secret\r\n\x1b[2K{}\u{202e}end",
+            "x".repeat(1000)
+        );
+        let f = parse_refusal(401, long.as_bytes(), |s| {
+            s.replace("hunter2-secret", "<redacted>")
+        });
+        let m = f.to_string();
+        assert!(!m.contains("hunter2"), "{m}");
+        assert!(
+            !m.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{m:?}"
+        );
+        assert!(m.chars().count() < 400, "{}", m.len());
+        assert!(m.contains("invalid client <redacted> [2K"), "{m}");
+        let f = parse_refusal(400, b"", |s| s.to_string());
+        assert!(f.to_string().contains("empty body"), "{f}");
     }
 
     #[test]

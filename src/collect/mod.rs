@@ -8,9 +8,11 @@
 //!
 //! ```text
 //! ensure subscription (once; AF20023 → state "subscription_disabled", retried ≥ 15 min later)
-//! plan_windows(cursor, now, backfill, overlap)       pure: ≤ 24 h windows (1 h in the last
-//!                                                     day), never older than now − 7 d + 5 min
-//!   clamp?  → store.clamp_cursor  (a "clamped" gap row; invariant 6)
+//! plan_windows(cursor, now, backfill, overlap, max)  pure: ≤ max_window_secs windows (1 h in
+//!                                                     the last day), never older than
+//!                                                     now − 7 d + 5 min
+//!   clamp?  → store.clamp_cursor  (a "clamped" gap row; invariant 6): a cursor older than
+//!             the floor, or a first backfill that asks for more than can be listed
 //!   for each window: list all pages → store.note_listing (TX1, cursor = window end)
 //!                                      a failed listing stops here: cursor stays (invariant 3)
 //!                    store.expire_blobs(now) → "expired" gaps
@@ -48,7 +50,7 @@ use tokio_util::sync::CancellationToken;
 /// How often the inactivity monitor is re-evaluated while collecting.
 pub const MONITOR_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The longest window the API accepts.
+/// The longest window Microsoft's API accepts (`max_window_secs` may ask for less).
 pub const MAX_WINDOW_HOURS: i64 = 24;
 /// Window length within the last day (docs/management-api.md, Windows).
 pub const RECENT_WINDOW_HOURS: i64 = 1;
@@ -62,6 +64,7 @@ pub fn listable_floor(now: DateTime<Utc>) -> DateTime<Utc> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowPlan {
     /// `[from, to)` that can no longer be listed: a gap, and the cursor jumps to `to`.
+    /// On the first poll: the part of the backfill before the listable floor.
     pub clamp: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// Adjacent `[start, end)` windows, oldest first, the last one ending at `now`.
     pub windows: Vec<(DateTime<Utc>, DateTime<Utc>)>,
@@ -69,20 +72,33 @@ pub struct WindowPlan {
 
 /// Plans the windows of one poll (pure; the clock is passed in).
 ///
-/// * No cursor yet: start at `now − backfill` (never before the listable floor; that is
-///   the user's choice, not a loss).
+/// * No cursor yet: start at `now − backfill`. What of that lies before the listable
+///   floor (the 5-minute safety margin at the 7-day edge) was asked for and cannot be
+///   listed: it is clamped (a gap), like an old cursor.
 /// * A cursor older than the floor: the part before the floor is clamped (a gap).
 /// * Otherwise start `overlap` before the cursor (re-listing for late blobs).
+///
+/// Windows are at most `max_window` (and at most 24 h) long; within the last day at most
+/// an hour.
 pub fn plan_windows(
     cursor: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
     backfill: Duration,
     overlap: Duration,
+    max_window: Duration,
 ) -> WindowPlan {
     let floor = listable_floor(now);
+    let long = max_window.clamp(Duration::seconds(1), Duration::hours(MAX_WINDOW_HOURS));
+    let recent = long.min(Duration::hours(RECENT_WINDOW_HOURS));
     let mut clamp = None;
     let start = match cursor {
-        None => (now - backfill).max(floor),
+        None => {
+            let asked = now - backfill;
+            if asked < floor {
+                clamp = Some((asked, floor));
+            }
+            asked.max(floor)
+        }
         Some(c) if c < floor => {
             clamp = Some((c, floor));
             floor
@@ -93,9 +109,9 @@ pub fn plan_windows(
     let mut s = start;
     while s < now {
         let len = if now - s > Duration::hours(MAX_WINDOW_HOURS) {
-            Duration::hours(MAX_WINDOW_HOURS)
+            long
         } else {
-            Duration::hours(RECENT_WINDOW_HOURS)
+            recent
         };
         let e = (s + len).min(now);
         windows.push((s, e));
@@ -325,6 +341,7 @@ impl PollError {
             ApiError::Auth(_) => ("auth_failed", 300, true),
             ApiError::SubscriptionMissing => ("subscription_missing", 60, false),
             ApiError::Throttled { .. } => ("throttled", 30, false),
+            ApiError::NoRoute(_) => ("no_route", 900, true),
             _ => ("error", 15, false),
         };
         PollError {
@@ -428,19 +445,26 @@ async fn poll(
     let cursor = blocking(move || store.cursor(&tenant, ct))
         .await
         .map_err(PollError::store)?;
-    let plan = plan_windows(cursor, now, sh.backfill, sh.overlap);
+    let plan = plan_windows(cursor, now, sh.backfill, sh.overlap, sh.api.max_window());
     if let Some((from, to)) = plan.clamp {
-        tracing::warn!(content_type = ct.as_str(), window_start = %from, until = %to, "cursor older than the 7-day listing limit: window clamped, recorded as a gap");
-        sh.store
-            .clamp_cursor(
-                &sh.tenant,
-                ct,
-                from,
-                to,
-                format!(
-                    "windows from {from} to {to} were older than the API's 7-day limit and could not be listed"
-                ),
+        let (from_s, to_s) = (
+            crate::model::format_api_time(from),
+            crate::model::format_api_time(to),
+        );
+        let detail = if cursor.is_none() {
+            tracing::warn!(content_type = ct.as_str(), window_start = %from, until = %to, "the first backfill reaches past what the API lists (7 days less a 5-minute margin, on the server's clock): recorded as a gap");
+            format!(
+                "the first backfill asked for {} h, but the API lists only the last 7 days (less a 5-minute safety margin, on the server's clock): content created from {from_s} to {to_s} could not be listed",
+                sh.backfill.num_hours()
             )
+        } else {
+            tracing::warn!(content_type = ct.as_str(), window_start = %from, until = %to, "cursor older than the 7-day listing limit: window clamped, recorded as a gap");
+            format!(
+                "windows from {from_s} to {to_s} were older than the API's 7-day limit and could not be listed"
+            )
+        };
+        sh.store
+            .clamp_cursor(&sh.tenant, ct, from, to, detail)
             .await
             .map_err(PollError::store)?;
     }
@@ -720,11 +744,17 @@ mod tests {
         assert_eq!(p.windows.last().map(|w| w.1), Some(now));
     }
 
+    const DAY: Duration = Duration::hours(24);
+
     #[test]
-    fn first_poll_backfills_from_now_minus_backfill_without_a_gap() {
+    fn first_poll_backfills_from_now_minus_backfill_and_the_unlistable_edge_is_a_gap() {
         let now = t(0);
-        let p = plan_windows(None, now, Duration::hours(168), Duration::hours(2));
-        assert_eq!(p.clamp, None);
+        let p = plan_windows(None, now, Duration::hours(168), Duration::hours(2), DAY);
+        // 168 h were asked for; the last 5 minutes before the floor cannot be listed
+        assert_eq!(
+            p.clamp,
+            Some((now - Duration::hours(168), listable_floor(now)))
+        );
         assert_eq!(p.windows[0].0, listable_floor(now));
         check_adjacent(&p, now);
         // 24 h windows while more than a day behind, then 1 h windows
@@ -736,7 +766,8 @@ mod tests {
                 .take(24)
                 .all(|(s, e)| *e - *s <= Duration::hours(1))
         );
-        let p = plan_windows(None, now, Duration::hours(3), Duration::hours(2));
+        let p = plan_windows(None, now, Duration::hours(3), Duration::hours(2), DAY);
+        assert_eq!(p.clamp, None, "a backfill inside the floor loses nothing");
         assert_eq!(
             p.windows,
             vec![(t(-3), t(-2)), (t(-2), t(-1)), (t(-1), t(0))]
@@ -744,9 +775,34 @@ mod tests {
     }
 
     #[test]
+    fn no_window_is_longer_than_max_window() {
+        let now = t(0);
+        let max = Duration::minutes(30);
+        let p = plan_windows(None, now, Duration::hours(100), Duration::hours(2), max);
+        check_adjacent(&p, now);
+        assert!(p.windows.iter().all(|(s, e)| *e - *s <= max));
+        assert_eq!(p.windows.len(), 200);
+        let p = plan_windows(
+            Some(t(-50)),
+            now,
+            Duration::hours(168),
+            Duration::zero(),
+            max,
+        );
+        assert!(p.windows.iter().all(|(s, e)| *e - *s <= max));
+        assert_eq!(p.windows[0].0, t(-50));
+    }
+
+    #[test]
     fn later_polls_relist_the_overlap_before_the_cursor() {
         let now = t(0) + Duration::minutes(10);
-        let p = plan_windows(Some(t(0)), now, Duration::hours(168), Duration::hours(1));
+        let p = plan_windows(
+            Some(t(0)),
+            now,
+            Duration::hours(168),
+            Duration::hours(1),
+            DAY,
+        );
         assert_eq!(p.clamp, None);
         assert_eq!(p.windows, vec![(t(-1), t(0)), (t(0), now)]);
     }
@@ -755,19 +811,37 @@ mod tests {
     fn a_cursor_older_than_seven_days_is_clamped_as_a_gap() {
         let now = t(0);
         let old = now - Duration::days(9);
-        let p = plan_windows(Some(old), now, Duration::hours(168), Duration::hours(2));
+        let p = plan_windows(
+            Some(old),
+            now,
+            Duration::hours(168),
+            Duration::hours(2),
+            DAY,
+        );
         assert_eq!(p.clamp, Some((old, listable_floor(now))));
         check_adjacent(&p, now);
         // the overlap never reaches past the floor either
         let near = listable_floor(now) + Duration::minutes(30);
-        let p = plan_windows(Some(near), now, Duration::hours(168), Duration::hours(2));
+        let p = plan_windows(
+            Some(near),
+            now,
+            Duration::hours(168),
+            Duration::hours(2),
+            DAY,
+        );
         assert_eq!(p.clamp, None);
         assert_eq!(p.windows[0].0, listable_floor(now));
     }
 
     #[test]
     fn a_cursor_in_the_future_lists_nothing() {
-        let p = plan_windows(Some(t(5)), t(0), Duration::hours(168), Duration::hours(2));
+        let p = plan_windows(
+            Some(t(5)),
+            t(0),
+            Duration::hours(168),
+            Duration::hours(2),
+            DAY,
+        );
         assert!(p.windows.is_empty());
         assert_eq!(p.clamp, None);
     }

@@ -24,7 +24,7 @@ use super::validate::{Validator, kind};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
-/// Devo's regional syslog endpoints (devo.md §1.1) and HTTP endpoints (§0.11).
+/// Devo's regional syslog endpoints (docs/devo.md, Syslog over TLS) and HTTP endpoints (docs/devo.md, HTTP ingestion).
 pub const REGIONS: &[(&str, &str, &str)] = &[
     ("us", "collector-us.devo.io", "https://http-us.devo.io"),
     ("eu", "collector-eu.devo.io", "https://http-eu.devo.io"),
@@ -61,7 +61,7 @@ const KEYS: &[&str] = &[
 ];
 const TLS_KEYS: &[&str] = &["cert", "key", "chain", "verify_hostname", "pkcs12"];
 
-/// The syslog header timestamp style (devo.md §0.3); Devo dates events on arrival, so
+/// The syslog header timestamp style (docs/devo.md, The line); Devo dates events on arrival, so
 /// the value only has to be well-formed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampStyle {

@@ -2,7 +2,8 @@
 //! as the guide prints it (`inputs.office365.{credentials,enabled,id,services}`), plus the
 //! documented extensions of docs/architecture.md, Configuration (`cloud`, `login_url`, `api_url`,
 //! `backfill_hours`, `poll_interval_secs`, `overlap_secs`, `max_concurrency`,
-//! `requests_per_minute`, `quiet_hours`, `auth_version`, `resource`, `client_secret_expires`) and the
+//! `requests_per_minute`, `quiet_hours`, `auth_version`, `token_auth`, `max_window_secs`,
+//! `resource`, `client_secret_expires`) and the
 //! top-level `outputs` and `ui` objects.
 //!
 //! This module owns parsing, validation and the sovereign-cloud endpoint table. It reads the
@@ -40,6 +41,8 @@
 //! | `login_url`, `api_url` | base URL overrides (the practice tenant); `http://` only for loopback | from `cloud` |
 //! | `resource` | token audience override | the cloud's API host |
 //! | `auth_version` | `"v2"` (`scope=…/.default`) or `"v1"` (`resource=`) | `"v2"` |
+//! | `token_auth` | how the client credentials reach the token endpoint: `"post"` (in the form body, `client_secret_post`) or `"basic"` (HTTP Basic, `client_secret_basic`) | `"post"` |
+//! | `max_window_secs` | longest listing window the API accepts, 60–86400 (some proxies and doubles allow less than Microsoft's 24 h) | 86400 |
 //! | `publisher_identifier` | `PublisherIdentifier` GUID sent on every request | `tenant_id` |
 //! | `backfill_hours` | how far back the first run starts, 1–168 | 168 |
 //! | `poll_interval_secs` | pause between polls, 1–86400 | 60 |
@@ -64,7 +67,7 @@ pub use devo::{
     DevoTransport, HTTP_MAX_BODY, REGIONS, TimestampStyle,
 };
 pub use json_error::describe_json_error;
-pub use secret::{AuthVersion, Cloud, Secret};
+pub use secret::{AuthVersion, Cloud, Secret, TokenAuth};
 
 use crate::UsageError;
 use crate::model::ContentType;
@@ -79,6 +82,8 @@ pub const DEFAULT_BACKFILL_HOURS: u32 = 168;
 pub const MAX_BACKFILL_HOURS: u32 = 168;
 pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 60;
 pub const DEFAULT_OVERLAP_SECS: u64 = 7200;
+/// Microsoft's longest listing window.
+pub const DEFAULT_MAX_WINDOW_SECS: u64 = 86_400;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
 pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 1000;
 pub const DEFAULT_UI_LISTEN: &str = crate::model::DEFAULT_LISTEN;
@@ -107,11 +112,14 @@ pub struct Office365 {
     /// API host unless `resource` overrides it (an `api_url` override does not change it).
     pub resource: String,
     pub auth_version: AuthVersion,
+    pub token_auth: TokenAuth,
     /// `PublisherIdentifier` sent on every request; the tenant id unless overridden.
     pub publisher_identifier: String,
     pub backfill_hours: u32,
     pub poll_interval_secs: u64,
     pub overlap_secs: u64,
+    /// The longest listing window the API accepts (24 h at Microsoft).
+    pub max_window_secs: u64,
     pub max_concurrency: usize,
     pub requests_per_minute: u32,
     /// The inactivity monitor's quiet period (the guide's "Monitor It").

@@ -1,5 +1,6 @@
 //! The config's value types that are not plain numbers: [`Secret`] (never shown by
-//! `Debug`/`Display`), the sovereign-cloud endpoint table [`Cloud`] and [`AuthVersion`].
+//! `Debug`/`Display`), the sovereign-cloud endpoint table [`Cloud`], [`AuthVersion`] and
+//! [`TokenAuth`].
 
 use std::fmt;
 
@@ -80,4 +81,15 @@ impl Cloud {
 pub enum AuthVersion {
     V1,
     V2,
+}
+
+/// How the client credentials reach the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuth {
+    /// `client_id` and `client_secret` in the form body (`client_secret_post`).
+    Post,
+    /// `Authorization: Basic` (`client_secret_basic`), which Microsoft also accepts and
+    /// some proxies and doubles of the API require.
+    Basic,
 }

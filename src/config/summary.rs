@@ -34,17 +34,19 @@ impl Config {
                 .join(", ")
         ));
         s.push_str(&format!(
-            "  cloud          {} (login {}, api {}, auth {:?})\n",
+            "  cloud          {} (login {}, api {}, auth {:?}, credentials by {:?})\n",
             o.cloud.name(),
             o.login_url,
             o.api_url,
-            o.auth_version
+            o.auth_version,
+            o.token_auth
         ));
         s.push_str(&format!(
-            "  backfill {} h, poll every {} s, overlap {} s, {} concurrent, {} requests/min, quiet after {} h\n",
+            "  backfill {} h, poll every {} s, overlap {} s, windows ≤ {} s, {} concurrent, {} requests/min, quiet after {} h\n",
             o.backfill_hours,
             o.poll_interval_secs,
             o.overlap_secs,
+            o.max_window_secs,
             o.max_concurrency,
             o.requests_per_minute,
             o.quiet_hours

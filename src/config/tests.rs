@@ -296,6 +296,26 @@ fn trailing_comma_and_unquoted_placeholder_get_hints() {
     assert!(msg.contains("inside double quotes"), "{msg}");
 }
 
+#[test]
+fn token_auth_and_max_window_secs_parse_with_defaults_and_limits() {
+    let o = parse(&filled(), "t").expect("valid").office365;
+    assert_eq!((o.token_auth, o.max_window_secs), (TokenAuth::Post, 86_400));
+    let o = parse(
+        &with_ext(r#""token_auth": "basic", "max_window_secs": 3600"#),
+        "t",
+    )
+    .expect("valid")
+    .office365;
+    assert_eq!((o.token_auth, o.max_window_secs), (TokenAuth::Basic, 3600));
+    let msg = err_of(&with_ext(r#""token_auth": "header""#));
+    assert!(msg.contains("token_auth must be \"post\""), "{msg}");
+    let msg = err_of(&with_ext(r#""max_window_secs": 90000"#));
+    assert!(
+        msg.contains("max_window_secs must be a whole number from 60 to 86400"),
+        "{msg}"
+    );
+}
+
 /// The first 8-character fragment of `secret` that `text` contains, if any.
 fn leaked_fragment(text: &str, secret: &str) -> Option<String> {
     let c: Vec<char> = secret.chars().collect();

@@ -21,6 +21,8 @@ const OFFICE365_KEYS: &[&str] = &[
     "api_url",
     "resource",
     "auth_version",
+    "token_auth",
+    "max_window_secs",
     "publisher_identifier",
     "backfill_hours",
     "poll_interval_secs",
@@ -257,6 +259,22 @@ impl Validator {
             DEFAULT_POLL_INTERVAL_SECS,
             "",
         );
+        let token_auth = match m.get("token_auth").map(|v| v.as_str()) {
+            None | Some(Some("post")) => TokenAuth::Post,
+            Some(Some("basic")) => TokenAuth::Basic,
+            Some(_) => {
+                self.err("inputs.office365.token_auth must be \"post\" (credentials in the form body) or \"basic\" (HTTP Basic)");
+                TokenAuth::Post
+            }
+        };
+        let max_window_secs = self.int(
+            m.get("max_window_secs"),
+            "inputs.office365.max_window_secs",
+            60,
+            DEFAULT_MAX_WINDOW_SECS,
+            DEFAULT_MAX_WINDOW_SECS,
+            " (the API accepts windows of at most 24 h)",
+        );
         let overlap_secs = self.int(
             m.get("overlap_secs"),
             "inputs.office365.overlap_secs",
@@ -322,6 +340,8 @@ impl Validator {
             api_url,
             resource,
             auth_version,
+            token_auth,
+            max_window_secs,
             backfill_hours,
             poll_interval_secs,
             overlap_secs,

@@ -491,9 +491,16 @@ fn load_errors(path: &str, code: &str, e: jaq_core::load::Error<&str>) -> Vec<Lo
 /// Replaces the leading `include`/`import` directives by spaces (keeping every offset) so
 /// the body can be parsed as a plain term for the static checks.
 fn mask_directives(code: &str) -> String {
+    masked_and_includes(code).0
+}
+
+/// The file with its directives masked (see [`mask_directives`]) and the names of the
+/// modules its `include` directives load, in order.
+pub(crate) fn masked_and_includes(code: &str) -> (String, Vec<String>) {
     let mut masked = code.to_string();
+    let mut includes = Vec::new();
     let Ok(tokens) = lex::Lexer::new(code).lex() else {
-        return masked;
+        return (masked, includes);
     };
     let mut i = 0;
     while let Some(lex::Token(word, lex::Tok::Word)) = tokens.get(i) {
@@ -509,6 +516,12 @@ fn mask_directives(code: &str) -> String {
                 break;
             }
         }
+        if *word == "include"
+            && let Some((_, rest)) = code[start..end].split_once('"')
+            && let Some((name, _)) = rest.split_once('"')
+        {
+            includes.push(name.to_string());
+        }
         // SAFETY of slicing: start..end are token boundaries inside `code`.
         // same byte length, so every offset after it still points at the same text
         let blank: String = code[start..end]
@@ -523,7 +536,7 @@ fn mask_directives(code: &str) -> String {
             .collect();
         masked.replace_range(start..end, &blank);
     }
-    masked
+    (masked, includes)
 }
 
 /// Guard rail at load time: a definition that calls itself (directly, or through a nested

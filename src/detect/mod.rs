@@ -29,7 +29,9 @@ mod memo;
 mod meta;
 pub mod monitor;
 mod project;
+mod reads;
 pub mod report;
+mod words;
 
 pub use engine::{Limits, RunFailure};
 pub use group::{Group, group_hits, group_key, threshold_groups, threshold_groups_distinct};
@@ -156,12 +158,15 @@ struct Detection {
     program: Program,
     table: TableSel,
     ops: OpFilter,
-    /// The top-level fields to parse for it (`# fields` plus the first step of every
-    /// `group_by`/`distinct` path, which grouping may read from the record); None: all.
+    /// The top-level fields to parse for it (what `reads.rs` finds the filter reads, plus
+    /// the first step of every `group_by`/`distinct` path, which grouping may read from the
+    /// record); None: all.
     proj: Option<Vec<Field>>,
-    /// The `# contains` words as searchers, each with whether it holds a `/` (which the
-    /// JSON text may spell `\\/`).
-    words: Vec<(memmem::Finder<'static>, bool)>,
+    /// Prefilter words (`words.rs`) as searchers, each with whether it holds a `/` (which
+    /// the JSON text may spell `\\/`): the text must hold a word of every set.
+    words: Vec<Vec<(memmem::Finder<'static>, bool)>>,
+    /// What derivation found the filter reads.
+    reads: reads::Reads,
 }
 
 impl Detection {
@@ -341,18 +346,34 @@ impl Detections {
             };
             match Program::compile(&src.file, &src.code, &libs) {
                 Ok(program) => {
-                    let ops = OpFilter::new(&meta.operations);
-                    let proj = projection(&meta);
-                    let words = meta
-                        .contains
+                    let (masked, includes) = engine::masked_and_includes(&src.code);
+                    let reads = reads::derive_file(&src.file, &masked, &includes, |m| {
+                        libs.files.get(m).cloned()
+                    });
+                    if let Some(e) = check_claim(&meta, &reads, &src.file, &src.code) {
+                        errors.push(e);
+                        continue;
+                    }
+                    let derived_words = words::derive_file(
+                        &masked,
+                        &includes,
+                        |m| libs.files.get(m).cloned(),
+                        &meta.operations,
+                    );
+                    // a set naming the table's workload holds for every candidate
+                    let words = derived_words
                         .iter()
-                        .map(|w| {
-                            (
-                                memmem::Finder::new(w.as_bytes()).into_owned(),
-                                w.contains('/'),
-                            )
+                        .filter(|set| match &table {
+                            TableSel::Workload(w) => !set.contains(&w.to_ascii_lowercase()),
+                            _ => true,
                         })
+                        .map(|set| finders(set))
                         .collect();
+                    let ops = OpFilter::new(&meta.operations);
+                    let proj = match &reads {
+                        reads::Reads::Fields(f) => Some(projection(f, &meta)),
+                        reads::Reads::Whole(_) => None,
+                    };
                     items.push(Detection {
                         meta,
                         program,
@@ -360,6 +381,7 @@ impl Detections {
                         ops,
                         proj,
                         words,
+                        reads,
                     });
                 }
                 Err(es) => errors.extend(es),
@@ -420,6 +442,32 @@ impl Detections {
             }
             out.truncate(w);
         }
+    }
+
+    /// The same detections run the way the engine did before it derived what they read:
+    /// trusting each header's hand-written `# fields` (the whole record without one) and
+    /// `# contains` words. Only `bench` uses it, to compare the two; nothing proves these
+    /// claims beyond the load-time check of `# fields`.
+    pub fn trusting_claims(mut self) -> Detections {
+        for d in &mut self.items {
+            d.proj = (!d.meta.fields.is_empty()).then(|| projection(&d.meta.fields, &d.meta));
+            d.words = if d.meta.contains.is_empty() {
+                Vec::new()
+            } else {
+                vec![finders(&d.meta.contains)]
+            };
+        }
+        self
+    }
+
+    /// What detection `id` reads of a record: its fields (`ExtendedProperties[RequestType]`
+    /// for the entries of a Name/Value array), or why it needs the whole record.
+    pub fn reads(&self, id: &str) -> Option<Result<Vec<String>, String>> {
+        let d = self.items.iter().find(|d| d.meta.id == id)?;
+        Some(match &d.reads {
+            reads::Reads::Fields(f) => Ok(f.iter().map(Field::to_string).collect()),
+            reads::Reads::Whole(why) => Err(why.clone()),
+        })
     }
 
     /// The same detections with other per-record limits.
@@ -517,7 +565,7 @@ impl Detections {
         lower: &mut Vec<u8>,
         out: &mut Vec<u16>,
     ) {
-        let guarded = |c: &u16| !self.items[usize::from(*c)].meta.contains.is_empty();
+        let guarded = |c: &u16| !self.items[usize::from(*c)].words.is_empty();
         if !cands.iter().any(guarded) {
             out.extend_from_slice(cands);
             return;
@@ -527,14 +575,15 @@ impl Detections {
         let plain = std::str::from_utf8(lower).is_ok() && memmem::find(lower, b"\\u").is_none();
         let mut slash_escape = None;
         for &c in cands {
-            let words = &self.items[usize::from(c)].words;
+            let sets = &self.items[usize::from(c)].words;
             let admit = !plain
-                || words.is_empty()
-                || words.iter().any(|(w, slash)| {
-                    w.find(lower).is_some()
-                        || (*slash
-                            && *slash_escape
-                                .get_or_insert_with(|| memmem::find(lower, b"\\/").is_some()))
+                || sets.iter().all(|words| {
+                    words.iter().any(|(w, slash)| {
+                        w.find(lower).is_some()
+                            || (*slash
+                                && *slash_escape
+                                    .get_or_insert_with(|| memmem::find(lower, b"\\/").is_some()))
+                    })
                 });
             if admit {
                 out.push(c);
@@ -666,13 +715,78 @@ impl Detections {
     }
 }
 
-/// The fields to parse for a detection: its `# fields` and the first step of each
-/// `group_by` and `distinct` path (grouping falls back to the record for those); None when
-/// it declares none (the whole record).
-fn projection(meta: &Meta) -> Option<Vec<Field>> {
+/// Searchers for one set of prefilter words, each with whether it holds a `/`.
+fn finders(words: &[String]) -> Vec<(memmem::Finder<'static>, bool)> {
+    words
+        .iter()
+        .map(|w| {
+            let w = w.to_ascii_lowercase();
+            (
+                memmem::Finder::new(w.as_bytes()).into_owned(),
+                w.contains('/'),
+            )
+        })
+        .collect()
+}
+
+/// A hand-written `# fields` line must name everything the filter reads (what
+/// [`reads::derive_file`] finds): the first thing it leaves out is a load error at that line.
+fn check_claim(meta: &Meta, reads: &reads::Reads, file: &str, code: &str) -> Option<LoadError> {
     if meta.fields.is_empty() {
         return None;
     }
+    let line = code
+        .lines()
+        .position(|l| {
+            l.strip_prefix('#')
+                .is_some_and(|r| r.trim_start().starts_with("fields:"))
+        })
+        .map_or(1, |i| i + 1);
+    let err = |message: String| LoadError {
+        file: file.to_string(),
+        line,
+        column: 1,
+        message,
+    };
+    let derived = match reads {
+        reads::Reads::Whole(why) => {
+            return Some(err(format!(
+                "`# fields` lists some fields, but the filter reads the whole record ({why}); remove the line"
+            )));
+        }
+        reads::Reads::Fields(f) => f,
+    };
+    for d in derived {
+        let Some(claim) = meta.fields.iter().find(|c| c.name == d.name) else {
+            return Some(err(format!(
+                "`# fields` leaves out `{}`, which the filter reads (the line is optional: the engine works it out)",
+                d.name
+            )));
+        };
+        match (&claim.entries, &d.entries) {
+            (None, _) => {}
+            (Some(_), None) => {
+                return Some(err(format!(
+                    "`# fields` names entries of `{}`, but the filter reads all of it",
+                    d.name
+                )));
+            }
+            (Some(c), Some(e)) => {
+                if let Some(missing) = e.iter().find(|x| !c.contains(x)) {
+                    return Some(err(format!(
+                        "`# fields` leaves out `{}[{missing}]`, which the filter reads",
+                        d.name
+                    )));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The fields to parse for a detection: those it reads and the first step of each
+/// `group_by` and `distinct` path (grouping falls back to the record for those).
+fn projection(fields: &[Field], meta: &Meta) -> Vec<Field> {
     let roots = meta
         .group_by
         .iter()
@@ -680,11 +794,11 @@ fn projection(meta: &Meta) -> Option<Vec<Field>> {
         .filter_map(|p| p.split('.').next())
         .map(Field::whole);
     let mut out: Vec<Field> = Vec::new();
-    for f in meta.fields.iter().cloned().chain(roots) {
+    for f in fields.iter().cloned().chain(roots) {
         union_into(&mut out, &f);
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    Some(out)
+    out
 }
 
 /// Adds `f` to the selection `out` (merging it with a selection of the same field).

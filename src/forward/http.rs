@@ -1,5 +1,5 @@
 //! HTTP mode: `POST {endpoint}/stream/{domain}/token!{token}/{hostname}/{tag}` with a gzip
-//! body of LF-terminated lines (docs/devo.md §0.11). One tag per request, bodies at most
+//! body of LF-terminated lines (docs/devo.md, HTTP ingestion). One tag per request, bodies at most
 //! 32 MB before compression. A 2xx means received: those rows are deleted. 429 and 5xx
 //! (and network errors) are retried with backoff; 413 splits the request in halves (one
 //! record alone that is refused counts as oversized); any other 4xx is a configuration

@@ -1,5 +1,5 @@
-//! The syslog line of one record: `<14>TIMESTAMP HOSTNAME TAG: JSON\n` (docs/devo.md §1.2,
-//! §6), the tag of a Workload and the collector-style hostname. Pure functions: no I/O.
+//! The syslog line of one record: `<14>TIMESTAMP HOSTNAME TAG: JSON\n` (docs/devo.md,
+//! The line), the tag of a Workload and the collector-style hostname. Pure functions: no I/O.
 //!
 //! The JSON is the record exactly as Microsoft sent it (the store keeps those bytes); only
 //! a record that carries line breaks between its tokens (an import of pretty-printed JSON)

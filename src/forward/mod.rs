@@ -10,7 +10,7 @@
 //! fails drops the connection and every unconfirmed row is written again on the next one
 //! (counted as resent). A connection is confirmed and closed after `confirm_secs` or
 //! [`CONFIRM_MAX`] lines, and whenever the outbox runs empty, so no connection sits idle
-//! (§0.7a) or lives an hour (§0.7b). HTTP mode deletes rows once their request got a 2xx.
+//! or lives an hour (docs/devo.md, Syslog over TLS). HTTP mode deletes rows once their request got a 2xx.
 //!
 //! Runs on its own thread (blocking sockets; SQLite reads; no async worker is blocked);
 //! its state (connection, last error, down since) goes to the store for `stats` and the UI.

@@ -1,5 +1,5 @@
 //! One syslog connection to Devo (or a relay): TCP, TLS unless configured off, blocking
-//! I/O on the forwarder's own thread. Owns the connection lifecycle of docs/devo.md §0.7:
+//! I/O on the forwarder's own thread. Owns the connection lifecycle of docs/devo.md (Syslog over TLS):
 //! write timeout, the EOF check before a write, and the closing handshake — half-close
 //! (TLS close_notify, then FIN) and read until the server's EOF. Syslog has no
 //! acknowledgement, so that handshake is the forwarder's confirmation: the server has read
@@ -11,7 +11,7 @@ use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Give up a write after this long (devo.md §0.7d).
+/// Give up a write after this long (docs/devo.md, Syslog over TLS).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the closing handshake waits for the server's EOF.
@@ -90,7 +90,7 @@ impl Conn {
     }
 
     /// True when the server has closed (or reset) the connection: it is readable with
-    /// 0 bytes, a close_notify, or an error (devo.md §0.7c). Session tickets and other
+    /// 0 bytes, a close_notify, or an error (docs/devo.md, Syslog over TLS). Session tickets and other
     /// TLS housekeeping the server sends are consumed.
     pub fn peer_closed(&mut self) -> bool {
         if self.sock().set_nonblocking(true).is_err() {
@@ -146,7 +146,7 @@ impl Conn {
     }
 
     /// The closing handshake: close_notify (TLS) and FIN, then read until the server's
-    /// EOF. Ok means the server read everything sent before (devo.md §0.7e); a TLS alert
+    /// EOF. Ok means the server read everything sent before (docs/devo.md, Syslog over TLS); a TLS alert
     /// instead (a refused client certificate shows only here under TLS 1.3) is an error.
     pub fn close(self) -> Result<()> {
         let deadline = Instant::now() + CLOSE_TIMEOUT;

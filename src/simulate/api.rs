@@ -69,6 +69,16 @@ fn ms(sim: &Sim, status: StatusCode, body: Body, next: Option<&str>, ctype: &str
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// A `text/plain` answer, the way mocks, proxies and other doubles of the API answer.
+fn text_resp(sim: &Sim, status: StatusCode, text: &str) -> Response {
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .header("Date", http_date(sim.now()))
+        .body(Body::from(text.to_string()))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
 fn json_resp(sim: &Sim, status: StatusCode, v: &Value) -> Response {
     ms(sim, status, Body::from(v.to_string()), None, JSON_CT)
 }
@@ -189,7 +199,23 @@ async fn dispatch(sim: &Arc<Sim>, foreign: bool, parts: &Parts, body: &Bytes) ->
                 "The token endpoint only supports POST.",
             );
         }
+        if sim.faults.is_on(Fault::TokenBasicOnly) && !auth::basic_only_ok(&parts.headers, body) {
+            // A mock or proxy that takes the client credentials only from HTTP Basic
+            // (client_secret_basic) and says so in plain text.
+            sim.faults.count(Fault::TokenBasicOnly);
+            sim.report_lock().token_error("basic_only");
+            return text_resp(
+                sim,
+                StatusCode::BAD_REQUEST,
+                "bad credentials in authorization header\n",
+            );
+        }
         let (status, v) = auth::token(sim, &pct_decode(segs[0]), is_v2, &parts.headers, body);
+        if status != StatusCode::OK && sim.faults.is_on(Fault::TokenTextErrors) {
+            sim.faults.count(Fault::TokenTextErrors);
+            sim.report_lock().token_error("text");
+            return text_resp(sim, StatusCode::BAD_REQUEST, &auth::text_error(&v, body));
+        }
         {
             let mut rep = sim.report_lock();
             if status == StatusCode::OK {
@@ -248,6 +274,12 @@ async fn dispatch(sim: &Arc<Sim>, foreign: bool, parts: &Parts, body: &Bytes) ->
             ),
         );
     };
+    if route == Route::List && sim.faults.is_on(Fault::NoSubscriptionList) {
+        // An implementation without this route: a bare 404, no AF code.
+        sim.faults.count(Fault::NoSubscriptionList);
+        sim.report_lock().request("unknown");
+        return text_resp(sim, StatusCode::NOT_FOUND, "404 page not found\n");
+    }
     sim.report_lock().request(route.name());
     if parts.method != route.method() {
         return message(
@@ -366,6 +398,11 @@ async fn dispatch(sim: &Arc<Sim>, foreign: bool, parts: &Parts, body: &Bytes) ->
         }
         _ => None,
     };
+    if ct == Some(ContentType::DlpAll) && sim.faults.is_on(Fault::DlpUnknown) {
+        // An implementation that does not know DLP.All: a bare 404, no AF code.
+        sim.faults.count(Fault::DlpUnknown);
+        return text_resp(sim, StatusCode::NOT_FOUND, "unknown content type DLP.All\n");
+    }
     let needs_dlp = ct == Some(ContentType::DlpAll) || route == Route::DlpTypes;
     if needs_dlp && !claims.roles.iter().any(|r| r == ROLE_DLP) {
         return af(
@@ -823,6 +860,22 @@ fn content(
         if !sim.opts.lenient_window {
             return af(sim, StatusCode::BAD_REQUEST, "AF20055", af20055);
         }
+    }
+    if sim.faults.is_on(Fault::MaxWindow1h) && end - start > Duration::hours(1) {
+        // An implementation (or proxy) that allows at most an hour per window.
+        sim.faults.count(Fault::MaxWindow1h);
+        sim.report_lock().misbehaviour(
+            "window_over_max",
+            Some(ct),
+            &format!("{s_str} .. {e_str} is longer than the 1 h this API allows"),
+            now,
+        );
+        return af(
+            sim,
+            StatusCode::BAD_REQUEST,
+            "AF20055",
+            "Start time and end time must be less than or equal to 1 hour apart.",
+        );
     }
     if next_tok.is_none() && start < now - Duration::days(feed::RETENTION_DAYS) {
         sim.report_lock().misbehaviour(

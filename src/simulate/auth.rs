@@ -314,3 +314,32 @@ pub(crate) fn token(
         )
     }
 }
+
+/// With `token_basic_only`: the request carries HTTP Basic credentials and none in the body.
+pub(crate) fn basic_only_ok(headers: &HeaderMap, body: &[u8]) -> bool {
+    let basic = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|h| h.len() > 6 && h[..6].eq_ignore_ascii_case("basic "));
+    let in_body = url::form_urlencoded::parse(body).any(|(k, _)| k == "client_secret");
+    basic && !in_body
+}
+
+/// With `token_text_errors`: an AADSTS error as the one-line plain text a careless double
+/// sends — including, for a wrong secret, the secret it was given (clients must not show it).
+pub(crate) fn text_error(v: &Value, body: &[u8]) -> String {
+    let error = v["error"].as_str().unwrap_or("error");
+    let desc = v["error_description"].as_str().unwrap_or("");
+    let first = desc.split(['\r', '\n']).next().unwrap_or("");
+    let given = url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == "client_secret")
+        .map(|(_, v)| format!(" (client_secret given: {v})"))
+        .unwrap_or_default();
+    let code = v["error_codes"][0].as_u64();
+    let given = if code == Some(7000215) {
+        given
+    } else {
+        String::new()
+    };
+    format!("{error}: {first}{given}\n")
+}

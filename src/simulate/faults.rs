@@ -2,8 +2,11 @@
 //! a given request. Transient faults hit a seeded fraction of requests and never the same
 //! request key more than twice in a row, so a correct retrying client still gets
 //! everything. Persistent faults (`subscription_disabled`, `audit_off`, `secret_expired`,
-//! `clock_skew`, `foreign_*` when chosen, `lowercase_next_page`) are plain switches. This
-//! module decides; it must not build responses.
+//! `clock_skew`, `foreign_*` when chosen, `lowercase_next_page`) are plain switches, and so
+//! are the interop switches that make the practice tenant behave like other implementations
+//! of the API (mocks, proxies): `token_text_errors`, `token_basic_only`,
+//! `no_subscription_list`, `dlp_unknown`, `max_window_1h`. This module decides; it must not
+//! build responses.
 
 use super::rng::mix;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -28,10 +31,15 @@ pub enum Fault {
     ForeignContentUri,
     ClockSkew,
     LowercaseNextPage,
+    TokenTextErrors,
+    TokenBasicOnly,
+    NoSubscriptionList,
+    DlpUnknown,
+    MaxWindow1h,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 16] = [
+    pub const ALL: [Fault; 21] = [
         Fault::Throttle403,
         Fault::Throttle429,
         Fault::ThrottleRetryAfter,
@@ -48,6 +56,11 @@ impl Fault {
         Fault::ForeignContentUri,
         Fault::ClockSkew,
         Fault::LowercaseNextPage,
+        Fault::TokenTextErrors,
+        Fault::TokenBasicOnly,
+        Fault::NoSubscriptionList,
+        Fault::DlpUnknown,
+        Fault::MaxWindow1h,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +81,11 @@ impl Fault {
             Fault::ForeignContentUri => "foreign_content_uri",
             Fault::ClockSkew => "clock_skew",
             Fault::LowercaseNextPage => "lowercase_next_page",
+            Fault::TokenTextErrors => "token_text_errors",
+            Fault::TokenBasicOnly => "token_basic_only",
+            Fault::NoSubscriptionList => "no_subscription_list",
+            Fault::DlpUnknown => "dlp_unknown",
+            Fault::MaxWindow1h => "max_window_1h",
         }
     }
 

@@ -62,7 +62,16 @@
 //! first-blob delay and whether a subscription was ever started. Order: content type
 //! (ContentType::ALL order), contentCreated, contentId, position in the blob. Same seed and
 //! same anchor (start time rounded down to the hour) ⇒ byte-identical truth at the same
-//! virtual instant; tests use `start_frozen` so the instant is exact.
+//! virtual instant; tests use `start_frozen` so the instant is exact. Truth, windows and
+//! history all follow the server's own clock: with `clock_skew` on from the start, the
+//! anchor is taken from the skewed start, so the oldest blob is inside the 7-day window
+//! of the server's clock, where a correct collector can list it.
+//!
+//! Interop switches make the practice tenant answer like other implementations of the
+//! API (mocks, proxies): `token_text_errors` (token errors as 400 `text/plain`, a wrong
+//! secret echoed), `token_basic_only` (client credentials only by HTTP Basic, else 400
+//! "bad credentials in authorization header"), `no_subscription_list` (a bare 404 there),
+//! `dlp_unknown` (a bare 404 for DLP.All), `max_window_1h` (AF20055 for windows over 1 h).
 
 mod api;
 mod auth;
@@ -505,7 +514,13 @@ impl Simulator {
             opts.lowercase_next_page = true;
         }
         let start = opts.now.unwrap_or_else(Utc::now);
-        let anchor = anchor_of(start);
+        // The history is laid out on the server's own clock: with `clock_skew` on from the
+        // start, that clock is ahead, and so are its 7-day window and its truth.
+        let anchor = if initial.contains(&Fault::ClockSkew) {
+            anchor_of(start + Duration::seconds(CLOCK_SKEW_SECS))
+        } else {
+            anchor_of(start)
+        };
         let tenant = Arc::new(Tenant::generate(opts.seed, opts.records_per_day));
         let feed = Feed::new(
             opts.seed,
@@ -618,5 +633,43 @@ impl Simulator {
         for t in self.tasks {
             let _ = t.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With `clock_skew` on from the start, late in the hour, every blob of the truth is
+    /// one a correct collector can list on the server's clock: created at or after the
+    /// listable floor (now − 7 d + 5 min of that clock).
+    #[tokio::test]
+    async fn with_clock_skew_the_truth_follows_the_servers_clock() {
+        let start = anchor_of(Utc::now()) + Duration::minutes(58);
+        let sim = Simulator::start(SimOptions {
+            seed: 9,
+            records_per_day: 5000,
+            faults: vec!["clock_skew".into()],
+            now: Some(start),
+            start_frozen: true,
+            ..SimOptions::default()
+        })
+        .await
+        .expect("start");
+        let now = sim.now();
+        assert_eq!(now, start + Duration::seconds(CLOCK_SKEW_SECS));
+        let floor = now - Duration::days(7) + Duration::minutes(5);
+        for ci in 0..5 {
+            let blobs = sim.sim.truth_blobs(ci, now);
+            assert!(!blobs.is_empty());
+            let early: Vec<_> = blobs.iter().filter(|m| m.created < floor).collect();
+            assert!(
+                early.is_empty(),
+                "content type {ci}: {} truth blobs created before the listable floor {floor}, e.g. {}",
+                early.len(),
+                early[0].created
+            );
+        }
+        sim.shutdown().await;
     }
 }

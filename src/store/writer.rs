@@ -253,10 +253,12 @@ impl Writer {
         insert_prepared(
             &tx,
             p.records.into_iter().map(|r| (tenant, r)),
-            Some(blob_id),
+            Origin {
+                blob_id: Some(blob_id),
+                now,
+                outbox: self.outbox_on,
+            },
             &mut self.samples,
-            now,
-            self.outbox_on,
             &mut docs,
             &mut out,
         )?;
@@ -445,10 +447,12 @@ impl Writer {
         insert_prepared(
             &tx,
             tenants.into_iter().zip(p.records),
-            None,
+            Origin {
+                blob_id: None,
+                now,
+                outbox: self.outbox_on,
+            },
             &mut self.samples,
-            now,
-            self.outbox_on,
             &mut docs,
             &mut out,
         )?;
@@ -822,21 +826,33 @@ pub fn prepare_blob(body: &[u8], detections: &Detections, dict: &SharedDict) -> 
     )
 }
 
+/// Where one batch of rows comes from and what goes with it: the same for every record of
+/// a blob (or an import batch).
+struct Origin {
+    /// The blob the records came from (None for an import).
+    blob_id: Option<i64>,
+    /// `ingested_at` of every row, seconds.
+    now: i64,
+    /// Forwarding is on: every new record gets an outbox row in the same savepoint.
+    outbox: bool,
+}
+
 /// Inserts prepared records (tenant id, record) inside `tx`; duplicates by (tenant, Id)
 /// are skipped and counted; hits are inserted for new records only. A new record keeps
-/// `blob_id`, the blob it came from (None for an import).
-// The writer's state is split into the fields this borrows; bundling them would only rename.
-#[allow(clippy::too_many_arguments)]
+/// the blob it came from.
 fn insert_prepared(
     tx: &Connection,
     items: impl Iterator<Item = (i64, PreparedRecord)>,
-    blob_id: Option<i64>,
+    origin: Origin,
     samples: &mut Option<Vec<Vec<u8>>>,
-    now: i64,
-    outbox: bool,
     docs: &mut Vec<IndexDoc>,
     out: &mut IngestOutcome,
 ) -> Result<()> {
+    let Origin {
+        blob_id,
+        now,
+        outbox,
+    } = origin;
     let mut rec = tx.prepare_cached(
         "INSERT OR IGNORE INTO records (tenant, id, creation_time, workload, operation, \
          record_type, user_id, client_ip, content_type, ingested_at, dict, raw, blob_id) \

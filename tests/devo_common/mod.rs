@@ -1,6 +1,6 @@
 // Shared helpers for the Devo forwarder's end-to-end tests: test certificates made with
 // the `openssl` CLI, a real rsyslogd (Debian `rsyslog` + `rsyslog-openssl`) listening with
-// mutual TLS on 127.0.0.1 as the stand-in for Devo (docs/devo.md §7.2: raw bytes, one file
+// mutual TLS on 127.0.0.1 as the stand-in for Devo (docs/devo.md, Testing against a stand-in: raw bytes, one file
 // per tag), and the expected line of every stored record. rsyslogd runs in the foreground
 // as our child and is stopped by its pid. Included with `mod devo_common;`.
 #![allow(dead_code)]
@@ -118,7 +118,7 @@ pub fn make_certs(dir: &Path, prefix: &str) {
     }
 }
 
-/// A running rsyslogd configured as in docs/devo.md §7.2.
+/// A running rsyslogd configured as in docs/devo.md (Testing against a stand-in).
 pub struct Rsyslog {
     pub dir: PathBuf,
     pub port: u16,

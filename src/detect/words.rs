@@ -1,0 +1,747 @@
+//! Prefilter words worked out from a detection's parse tree: sets of words (ASCII case
+//! ignored) of which the record's JSON text must hold one whenever the filter emits
+//! anything or fails. A record whose text lacks every word of one set skips the detection
+//! unparsed (`Detections::admitted`).
+//!
+//! The walk follows the filter's pipeline from the record on: a `select` whose condition can
+//! only be true when a value of the record equals a string constant (`.Operation == "x"`,
+//! `(ext_prop("RequestType") // "") == "x"`), or contains one (`ascii_downcase |
+//! contains("x")`, `ci_any([...])`), gives that constant as a word; `and` keeps the words of
+//! each side that must hold, `or` joins them. Errors count like outputs: a step that may
+//! fail (`.a.b` on a string, `ascii_downcase` on a number) ends the walk there, so a record
+//! that would make the filter fail is never skipped. Anything not understood gives no word
+//! (the detection runs on every candidate). It must not run jq.
+
+use jaq_core::load::lex::StrPart;
+use jaq_core::load::parse::{BinaryOp, Def, Pattern, Term};
+use jaq_core::ops::Cmp;
+use jaq_core::path::{Opt, Part};
+use std::rc::Rc;
+
+type T<'s> = Term<&'s str>;
+
+/// Abstract values: where a value comes from, as far as words are concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum V {
+    /// The record (an object).
+    Root,
+    /// A value found in the record, unchanged (any type).
+    Sub,
+    /// A value found in the record that is an object.
+    SubObj,
+    /// A value found in the record that is a string.
+    SubStr,
+    /// `ascii_downcase` of a string found in the record.
+    Lower,
+    /// `null`.
+    Null,
+    /// A string constant.
+    Lit(String),
+    /// An array of string constants.
+    Lits(Vec<String>),
+    /// Anything else.
+    Any,
+}
+
+/// Conjunction of word sets (each set: one of its words is in the text). An empty set
+/// can never hold: the term cannot get there.
+type Need = Vec<Vec<String>>;
+
+#[derive(Debug, Clone)]
+struct Res {
+    outs: Vec<V>,
+    /// Never fails.
+    total: bool,
+    /// Holds whenever the term emits or fails.
+    need: Need,
+    /// Holds whenever the term emits a truthy value or fails.
+    truth: Need,
+}
+
+impl Res {
+    fn any() -> Res {
+        Res {
+            outs: vec![V::Any],
+            total: false,
+            need: Vec::new(),
+            truth: Vec::new(),
+        }
+    }
+    fn total(outs: Vec<V>) -> Res {
+        Res {
+            outs,
+            total: true,
+            need: Vec::new(),
+            truth: Vec::new(),
+        }
+    }
+}
+
+enum Bound<'a, 's> {
+    Var(&'s str, Vec<V>),
+    Fun(&'a Def<&'s str>, Env<'a, 's>),
+    Arg(&'s str, &'a T<'s>, Env<'a, 's>),
+}
+
+struct Node<'a, 's> {
+    b: Bound<'a, 's>,
+    next: Env<'a, 's>,
+}
+
+type Env<'a, 's> = Option<Rc<Node<'a, 's>>>;
+
+fn bind<'a, 's>(env: &Env<'a, 's>, b: Bound<'a, 's>) -> Env<'a, 's> {
+    Some(Rc::new(Node {
+        b,
+        next: env.clone(),
+    }))
+}
+
+/// One word set that holds when either side's first set does (`a or b`).
+fn either(a: &Need, b: &Need) -> Need {
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) => {
+            let mut s = x.clone();
+            for w in y {
+                if !s.contains(w) {
+                    s.push(w.clone());
+                }
+            }
+            vec![s]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn and(mut a: Need, b: &Need) -> Need {
+    a.extend(b.iter().cloned());
+    a
+}
+
+/// A word the JSON text spells as it is (modulo `\/`), lower-cased.
+fn word(s: &str) -> Option<String> {
+    (!s.is_empty() && !s.chars().any(|c| c == '"' || c == '\\' || c.is_control()))
+        .then(|| s.to_ascii_lowercase())
+}
+
+fn lit_str(t: &T<'_>) -> Option<String> {
+    let Term::Str(None, parts) = t else {
+        return None;
+    };
+    let mut s = String::new();
+    for p in parts {
+        match p {
+            StrPart::Str(x) => s.push_str(x),
+            StrPart::Char(c) => s.push(*c),
+            StrPart::Term(_) => return None,
+        }
+    }
+    Some(s)
+}
+
+const MAX_DEPTH: usize = 100;
+
+struct Cx {
+    depth: usize,
+}
+
+impl Cx {
+    /// Runs `f` once per abstract input and merges: outputs joined, total when all are,
+    /// and a word set only where every input gives one.
+    fn each(&mut self, input: &[V], mut f: impl FnMut(&mut Cx, &V) -> Res) -> Res {
+        let mut out: Option<Res> = None;
+        for v in input {
+            let r = f(self, v);
+            out = Some(match out {
+                None => r,
+                Some(o) => Res {
+                    outs: {
+                        let mut x = o.outs;
+                        for v in r.outs {
+                            if !x.contains(&v) {
+                                x.push(v);
+                            }
+                        }
+                        x
+                    },
+                    total: o.total && r.total,
+                    need: either(&o.need, &r.need),
+                    truth: either(&o.truth, &r.truth),
+                },
+            });
+        }
+        out.unwrap_or_else(|| Res::total(Vec::new()))
+    }
+
+    fn term<'a, 's>(&mut self, t: &'a T<'s>, input: &[V], env: &Env<'a, 's>) -> Res {
+        match t {
+            Term::Id => Res::total(input.to_vec()),
+            Term::Num(_) => Res::total(vec![V::Any]),
+            Term::Str(None, _) => match lit_str(t) {
+                Some(s) => Res::total(vec![V::Lit(s)]),
+                None => Res::any(),
+            },
+            Term::Arr(Some(x)) => {
+                let r = self.term(x, input, env);
+                let lits: Option<Vec<String>> = r
+                    .outs
+                    .iter()
+                    .map(|v| match v {
+                        V::Lit(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                match lits {
+                    Some(l) if r.total && comma_only(x) => Res::total(vec![V::Lits(l)]),
+                    _ => Res::any(),
+                }
+            }
+            Term::Var(v) => match lookup_var(env, v) {
+                Some(vs) => Res::total(vs),
+                None => Res::total(vec![V::Any]),
+            },
+            Term::Path(x, path) => {
+                let r = self.term(x, input, env);
+                let mut out = self.each(&r.outs, |_, v| path_of(v, &path.0));
+                // index terms other than constants are not followed
+                if path.0.iter().any(|(p, _)| match p {
+                    Part::Index(i) => lit_str(i).is_none(),
+                    Part::Range(a, b) => a.is_some() || b.is_some(),
+                }) {
+                    return Res::any();
+                }
+                out.total &= r.total;
+                out.need = and(r.need.clone(), &if r.total { out.need } else { Vec::new() });
+                out.truth = and(r.need, &if r.total { out.truth } else { Vec::new() });
+                out
+            }
+            Term::BinOp(l, op, r) => self.binop(l, op, r, input, env),
+            Term::Call(name, args) => self.call(name, args, input, env),
+            Term::Def(defs, rest) => {
+                let mut env = env.clone();
+                for d in defs {
+                    let e = env.clone();
+                    env = bind(&e, Bound::Fun(d, e.clone()));
+                }
+                self.term(rest, input, &env)
+            }
+            _ => Res::any(),
+        }
+    }
+
+    fn binop<'a, 's>(
+        &mut self,
+        l: &'a T<'s>,
+        op: &'a BinaryOp<&'s str>,
+        r: &'a T<'s>,
+        input: &[V],
+        env: &Env<'a, 's>,
+    ) -> Res {
+        match op {
+            BinaryOp::Pipe(None) => {
+                let a = self.term(l, input, env);
+                let b = self.term(r, &a.outs, env);
+                pipe(a, b)
+            }
+            BinaryOp::Pipe(Some(Pattern::Var(v))) => {
+                let a = self.term(l, input, env);
+                let env = bind(env, Bound::Var(v, a.outs.clone()));
+                let b = self.term(r, input, &env);
+                let mut res = pipe(a, b.clone());
+                res.outs = b.outs;
+                res
+            }
+            BinaryOp::And => {
+                let a = self.term(l, input, env);
+                // `type == "string" and …`: the right side sees a string
+                let refined: Vec<V> = if is_string_test(l) {
+                    input
+                        .iter()
+                        .filter_map(|v| match v {
+                            V::Sub | V::SubStr => Some(V::SubStr),
+                            V::Lit(s) => Some(V::Lit(s.clone())),
+                            V::Lower => Some(V::Lower),
+                            V::Any => Some(V::Any),
+                            _ => None,
+                        })
+                        .collect()
+                } else {
+                    input.to_vec()
+                };
+                let b = if refined.is_empty() {
+                    // the left side is never true: the right side never runs
+                    Res {
+                        outs: Vec::new(),
+                        total: true,
+                        need: Vec::new(),
+                        truth: vec![Vec::new()],
+                    }
+                } else {
+                    self.term(r, &refined, env)
+                };
+                Res {
+                    outs: vec![V::Any],
+                    total: a.total && b.total,
+                    need: a.need.clone(),
+                    truth: and(
+                        and(a.need, &a.truth),
+                        &if a.total { b.truth } else { Vec::new() },
+                    ),
+                }
+            }
+            BinaryOp::Or => {
+                let a = self.term(l, input, env);
+                let b = self.term(r, input, env);
+                Res {
+                    outs: vec![V::Any],
+                    total: a.total && b.total,
+                    need: a.need.clone(),
+                    // true or failing: the left side is, or it was false and the right
+                    // side is
+                    truth: and(a.need, &either(&a.truth, &b.truth)),
+                }
+            }
+            BinaryOp::Comma => {
+                let a = self.term(l, input, env);
+                let b = self.term(r, input, env);
+                let mut outs = a.outs;
+                for v in b.outs {
+                    if !outs.contains(&v) {
+                        outs.push(v);
+                    }
+                }
+                Res {
+                    outs,
+                    total: a.total && b.total,
+                    need: either(&a.need, &b.need),
+                    truth: either(&a.truth, &b.truth),
+                }
+            }
+            BinaryOp::Alt => {
+                let a = self.term(l, input, env);
+                let b = self.term(r, input, env);
+                let mut outs = a.outs;
+                for v in b.outs {
+                    if !outs.contains(&v) {
+                        outs.push(v);
+                    }
+                }
+                Res {
+                    outs,
+                    total: a.total && b.total,
+                    need: Vec::new(),
+                    truth: Vec::new(),
+                }
+            }
+            BinaryOp::Cmp(Cmp::Eq) => {
+                let a = self.term(l, input, env);
+                let b = self.term(r, input, env);
+                let eq = equal_words(&a.outs, &b.outs).or_else(|| equal_words(&b.outs, &a.outs));
+                let total = a.total && b.total;
+                let need = and(a.need, &b.need);
+                Res {
+                    outs: vec![V::Any],
+                    total,
+                    truth: match eq {
+                        Some(w) if total => and(need.clone(), &[w].to_vec()),
+                        _ => need.clone(),
+                    },
+                    need,
+                }
+            }
+            BinaryOp::Cmp(_) => {
+                let a = self.term(l, input, env);
+                let b = self.term(r, input, env);
+                let need = and(a.need, &b.need);
+                Res {
+                    outs: vec![V::Any],
+                    total: a.total && b.total,
+                    truth: need.clone(),
+                    need,
+                }
+            }
+            _ => Res::any(),
+        }
+    }
+
+    fn call<'a, 's>(
+        &mut self,
+        name: &'s str,
+        args: &'a [T<'s>],
+        input: &[V],
+        env: &Env<'a, 's>,
+    ) -> Res {
+        if self.depth >= MAX_DEPTH || name.contains("::") {
+            return Res::any();
+        }
+        let mut cur = env.clone();
+        while let Some(n) = cur {
+            match &n.b {
+                Bound::Arg(a, body, cenv) if *a == name && args.is_empty() => {
+                    self.depth += 1;
+                    let r = self.term(body, input, cenv);
+                    self.depth -= 1;
+                    return r;
+                }
+                Bound::Fun(d, denv) if d.name == name && d.args.len() == args.len() => {
+                    let mut fenv = denv.clone();
+                    let mut pre_total = true;
+                    let mut pre_need = Vec::new();
+                    for (p, a) in d.args.iter().zip(args) {
+                        if p.starts_with('$') {
+                            let r = self.term(a, input, env);
+                            pre_total &= r.total;
+                            pre_need = and(pre_need, &r.need);
+                            fenv = bind(&fenv, Bound::Var(p, r.outs));
+                        }
+                        let plain = p.strip_prefix('$').unwrap_or(p);
+                        fenv = bind(&fenv, Bound::Arg(plain, a, env.clone()));
+                    }
+                    self.depth += 1;
+                    let mut r = self.term(&d.body, input, &fenv);
+                    self.depth -= 1;
+                    if !pre_total {
+                        r.total = false;
+                        r.need = pre_need.clone();
+                        r.truth = pre_need;
+                    } else {
+                        r.need = and(pre_need.clone(), &r.need);
+                        r.truth = and(pre_need, &r.truth);
+                    }
+                    return r;
+                }
+                _ => {}
+            }
+            cur = n.next.clone();
+        }
+        self.builtin(name, args, input, env)
+    }
+
+    fn builtin<'a, 's>(
+        &mut self,
+        name: &'s str,
+        args: &'a [T<'s>],
+        input: &[V],
+        env: &Env<'a, 's>,
+    ) -> Res {
+        match (name, args) {
+            ("null", []) => Res::total(vec![V::Null]),
+            ("true" | "false" | "type" | "not" | "isstring" | "isobject" | "isarray", []) => {
+                Res::total(vec![V::Any])
+            }
+            ("empty", []) => Res {
+                outs: Vec::new(),
+                total: true,
+                need: vec![Vec::new()],
+                truth: vec![Vec::new()],
+            },
+            ("objects", []) => self.each(input, |_, v| {
+                Res::total(match v {
+                    V::Root => vec![V::Root],
+                    V::Sub | V::SubObj => vec![V::SubObj],
+                    V::Any => vec![V::Any],
+                    _ => Vec::new(),
+                })
+            }),
+            ("strings", []) => self.each(input, |_, v| {
+                Res::total(match v {
+                    V::Sub | V::SubStr => vec![V::SubStr],
+                    V::Lit(s) => vec![V::Lit(s.clone())],
+                    V::Lower => vec![V::Lower],
+                    V::Any => vec![V::Any],
+                    _ => Vec::new(),
+                })
+            }),
+            ("select", [c]) => self.each(input, |cx, v| {
+                let r = cx.term(c, std::slice::from_ref(v), env);
+                let need = r.truth.clone();
+                Res {
+                    outs: vec![v.clone()],
+                    total: r.total,
+                    truth: need.clone(),
+                    need,
+                }
+            }),
+            ("first", [f]) => {
+                let mut r = self.term(f, input, env);
+                r.truth = r.need.clone();
+                r
+            }
+            ("ascii_downcase", []) => self.each(input, |_, v| match v {
+                V::SubStr | V::Lower => Res::total(vec![V::Lower]),
+                V::Lit(s) => Res::total(vec![V::Lit(s.to_ascii_lowercase())]),
+                _ => Res::any(),
+            }),
+            ("contains", [x]) => {
+                let r = self.term(x, input, env);
+                let arg: Option<Vec<String>> = r
+                    .outs
+                    .iter()
+                    .map(|v| match v {
+                        V::Lit(s) => word(s),
+                        _ => None,
+                    })
+                    .collect();
+                let stringy = input
+                    .iter()
+                    .all(|v| matches!(v, V::SubStr | V::Lower | V::Lit(_)));
+                let from_record = input.iter().all(|v| matches!(v, V::SubStr | V::Lower));
+                match arg {
+                    Some(words) if r.total && stringy && !words.is_empty() => Res {
+                        outs: vec![V::Any],
+                        total: true,
+                        need: Vec::new(),
+                        truth: if from_record {
+                            vec![words.clone()]
+                        } else {
+                            Vec::new()
+                        },
+                    },
+                    _ => Res::any(),
+                }
+            }
+            ("any", [g, c]) => {
+                let source = self.term(g, input, env);
+                let r = self.each(&source.outs, |cx, v| {
+                    cx.term(c, std::slice::from_ref(v), env)
+                });
+                Res {
+                    outs: vec![V::Any],
+                    total: source.total && r.total,
+                    need: source.need.clone(),
+                    truth: if source.total {
+                        and(source.need, &r.truth)
+                    } else {
+                        source.need
+                    },
+                }
+            }
+            _ => Res::any(),
+        }
+    }
+}
+
+/// `a | b`: fails or emits only when `a` does; when `a` cannot fail, also only when `b`
+/// (on one of `a`'s outputs) does.
+fn pipe(a: Res, b: Res) -> Res {
+    Res {
+        outs: b.outs,
+        total: a.total && b.total,
+        need: and(a.need.clone(), &if a.total { b.need } else { Vec::new() }),
+        truth: and(a.need, &if a.total { b.truth } else { Vec::new() }),
+    }
+}
+
+/// `.[]` steps and constant keys applied to an abstract value.
+fn path_of(v: &V, parts: &[(Part<T<'_>>, Opt)]) -> Res {
+    let mut cur = vec![v.clone()];
+    let mut total = true;
+    for (part, opt) in parts {
+        let optional = matches!(opt, Opt::Optional);
+        let mut next = Vec::new();
+        for v in &cur {
+            let (out, ok) = match (part, v) {
+                (Part::Index(_), V::Root | V::SubObj) => (V::Sub, true),
+                (Part::Index(_), V::Sub) => (V::Sub, optional),
+                (Part::Range(None, None), V::Sub | V::SubObj) => (V::Sub, optional),
+                (Part::Range(None, None), V::Lits(l)) => {
+                    for s in l {
+                        next.push(V::Lit(s.clone()));
+                    }
+                    continue;
+                }
+                _ => (V::Any, false),
+            };
+            total &= ok;
+            if !next.contains(&out) {
+                next.push(out);
+            }
+        }
+        cur = next;
+    }
+    Res {
+        outs: cur,
+        total,
+        need: Vec::new(),
+        truth: Vec::new(),
+    }
+}
+
+/// `a == b` can only be true when the text holds one of these words: every value of `a`
+/// comes from the record (or is a constant other than `b`'s) and `b` is string constants.
+fn equal_words(a: &[V], b: &[V]) -> Option<Vec<String>> {
+    let lits: Vec<&String> = b
+        .iter()
+        .map(|v| match v {
+            V::Lit(s) => Some(s),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    if lits.is_empty() {
+        return None;
+    }
+    let ok = a.iter().all(|v| match v {
+        V::Sub | V::SubStr | V::Lower | V::Null => true,
+        V::Lit(x) => !lits.contains(&x),
+        _ => false,
+    });
+    if !ok || !a.iter().any(|v| matches!(v, V::Sub | V::SubStr | V::Lower)) {
+        return None;
+    }
+    lits.into_iter().map(|s| word(s)).collect()
+}
+
+/// `type == "string"` or `isstring`.
+fn is_string_test(t: &T<'_>) -> bool {
+    match t {
+        Term::Call(n, a) => *n == "isstring" && a.is_empty(),
+        Term::BinOp(l, BinaryOp::Cmp(Cmp::Eq), r) => {
+            matches!(&**l, Term::Call("type", a) if a.is_empty())
+                && lit_str(r).as_deref() == Some("string")
+        }
+        _ => false,
+    }
+}
+
+/// An array body made of constants joined by `,` (one output each).
+fn comma_only(t: &T<'_>) -> bool {
+    match t {
+        Term::BinOp(l, BinaryOp::Comma, r) => comma_only(l) && comma_only(r),
+        t => lit_str(t).is_some(),
+    }
+}
+
+fn lookup_var<'a, 's>(env: &Env<'a, 's>, v: &str) -> Option<Vec<V>> {
+    let mut cur = env.clone();
+    while let Some(n) = cur {
+        if let Bound::Var(name, vs) = &n.b
+            && *name == v
+        {
+            return Some(vs.clone());
+        }
+        cur = n.next.clone();
+    }
+    None
+}
+
+/// The word sets of the filter `body` with `libs` (the definitions of the modules it
+/// includes, in order) in scope: the record's text holds a word of each set whenever the
+/// filter emits or fails. Sets implied by the `operations` header are left out.
+pub(crate) fn derive(body: &T<'_>, libs: &[&[Def<&str>]], operations: &[String]) -> Need {
+    let mut env: Env = None;
+    for defs in libs {
+        for d in defs.iter() {
+            let e = env.clone();
+            env = bind(&e, Bound::Fun(d, e.clone()));
+        }
+    }
+    let r = Cx { depth: 0 }.term(body, &[V::Root], &env);
+    let exact: Vec<String> = operations
+        .iter()
+        .filter(|o| !o.contains('*'))
+        .map(|o| o.to_ascii_lowercase())
+        .collect();
+    let implied = |set: &Vec<String>| {
+        !exact.is_empty()
+            && exact.len() == operations.len()
+            && exact.iter().all(|o| set.contains(o))
+    };
+    let mut out: Need = Vec::new();
+    for mut set in r.need {
+        set.sort();
+        set.dedup();
+        if !implied(&set) && !out.contains(&set) {
+            out.push(set);
+        }
+    }
+    out
+}
+
+/// [`derive`] for a detection file (see `reads::derive_file` for the arguments); no words
+/// when anything does not parse.
+pub(crate) fn derive_file(
+    masked: &str,
+    includes: &[String],
+    module: impl Fn(&str) -> Option<(String, String)>,
+    operations: &[String],
+) -> Need {
+    let mods: Vec<(String, String)> = includes.iter().filter_map(|m| module(m)).collect();
+    if mods.len() != includes.len() {
+        return Vec::new();
+    }
+    let mut defs = Vec::new();
+    for (_, code) in &mods {
+        match jaq_core::load::parse(code, |p| p.defs()) {
+            Some(d) => defs.push(d),
+            None => return Vec::new(),
+        }
+    }
+    let Some(body) = jaq_core::load::parse(masked, |p| p.term()) else {
+        return Vec::new();
+    };
+    let libs: Vec<&[Def<&str>]> = defs.iter().map(Vec::as_slice).collect();
+    derive(&body, &libs, operations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIB: &str = include_str!("../../queries/lib/m365.jq");
+
+    fn words(code: &str, ops: &[&str]) -> Need {
+        let ops: Vec<String> = ops.iter().map(|s| s.to_string()).collect();
+        derive_file(
+            code,
+            &["m365".to_string()],
+            |_| Some(("m365.jq".into(), LIB.into())),
+            &ops,
+        )
+    }
+
+    #[test]
+    fn constants_a_selected_value_must_equal_or_contain_are_words() {
+        let w = |c: &str| words(c, &[]);
+        assert_eq!(w("select(.Operation == \"X\") | {UserId}"), [["x"]]);
+        assert_eq!(
+            w("select(.A == \"a\" or .B == \"b\") | select(.C == \"c\")"),
+            [vec!["a", "b"], vec!["c"]]
+        );
+        assert_eq!(
+            w("select((ext_prop(\"RequestType\") // \"\") == \"Cmsi:Cmsi\") | 1"),
+            [["cmsi:cmsi"]]
+        );
+        assert_eq!(
+            w("select(ext_prop(\"UserAgent\") | ci_contains(\"BAV2ROPC\")) | 1"),
+            [["bav2ropc"]]
+        );
+        assert_eq!(
+            w("select(.UserAgent | ci_any([\"curl/\", \"wget/\"])) | 1"),
+            [["curl/", "wget/"]]
+        );
+        // implied by the operations header: left out
+        assert!(words("select(.Operation == \"X\") | 1", &["X"]).is_empty());
+    }
+
+    #[test]
+    fn a_step_that_may_fail_ends_the_walk() {
+        let w = |c: &str| words(c, &[]);
+        // `.a.b` fails on a string `.a`: the record must not be skipped
+        assert!(w("select(.a.b == \"x\")").is_empty());
+        // ascii_downcase fails on a number
+        assert!(w("select(.a | ascii_downcase | contains(\"x\"))").is_empty());
+        assert!(w(".a | ascii_downcase | select(. == \"x\")").is_empty());
+        // words before the failing step still hold
+        assert_eq!(w("select(.a == \"x\") | .b | ascii_downcase"), [["x"]]);
+        // `and` keeps the left side's words only when the left side cannot fail
+        assert!(w("select((.a | ascii_downcase) == \"x\" and .b == \"y\")").is_empty());
+        assert_eq!(w("select(.a == \"x\" and .b.c == \"y\")"), [["x"]]);
+        // `or` needs words on both sides
+        assert!(w("select(.a == \"x\" or .b == 1)").is_empty());
+        // computed values give none
+        assert!(w("select((.a | tostring) == \"x\")").is_empty());
+        assert!(w("select(.a == \"x\" | not)").is_empty());
+        assert!(w("select(.a != \"x\")").is_empty());
+        assert!(w("keys").is_empty());
+    }
+}
