@@ -376,6 +376,23 @@ mod tests {
     }
 
     #[test]
+    fn imported_records_are_queued_for_devo_when_forwarding_is_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.jsonl");
+        std::fs::write(&p, format!("{A}\n{B}\n")).unwrap();
+        let s = store(dir.path());
+        s.set_forwarding(true).wait().unwrap();
+        let r = import_file(&s, &p, &mut Progress::quiet()).unwrap();
+        assert_eq!(r.new, 2);
+        s.flush().wait().unwrap();
+        assert_eq!(s.outbox_depth().unwrap(), 2);
+        // a duplicate is not queued again
+        import_file(&s, &p, &mut Progress::quiet()).unwrap();
+        s.flush().wait().unwrap();
+        assert_eq!(s.outbox_depth().unwrap(), 2);
+    }
+
+    #[test]
     fn bad_records_found_by_the_store_are_reported_at_their_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.jsonl");
