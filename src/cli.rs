@@ -186,6 +186,30 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Stored records, exactly as stored, as JSON lines or Purview CSV (re-importable).
+    Export {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        #[arg(long, default_value = crate::model::TABLE_ALL)]
+        table: String,
+        /// CreationTime at or after this time.
+        #[arg(long)]
+        since: Option<String>,
+        /// CreationTime before this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only the records this detection hit.
+        #[arg(long)]
+        detection: Option<String>,
+        /// Only the records of this user (UserId).
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv"])]
+        format: String,
+        /// Default: stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Send the Devo outbox; with --backfill-since, first queue the records stored
     /// before forwarding was on (CreationTime at or after TIME).
     #[command(
@@ -322,6 +346,25 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             query,
         } => app::stats::search(&data, &query, limit, json),
         Command::Import { data, files } => app::import::import(&data, &files),
+        Command::Export {
+            data,
+            table,
+            since,
+            until,
+            detection,
+            user,
+            format,
+            out,
+        } => app::export::export(&app::export::ExportArgs {
+            data,
+            table,
+            since,
+            until,
+            detection,
+            user,
+            format,
+            out,
+        }),
         Command::Bench { records, json } => app::bench::bench(records, json),
         Command::Forward {
             config,

@@ -4,6 +4,12 @@
 
 /// Deterministic records shaped like the Management API's (docs/management-api.md, Record quirks).
 pub fn synthetic_records(n: u64, seed: u64) -> Vec<String> {
+    synthetic_iter(n, seed).collect()
+}
+
+/// [`synthetic_records`] one at a time (a file of a million of them is written without
+/// holding them).
+pub fn synthetic_iter(n: u64, seed: u64) -> impl Iterator<Item = String> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let users: Vec<String> = (0..500)
@@ -19,7 +25,7 @@ pub fn synthetic_records(n: u64, seed: u64) -> Vec<String> {
         ("MicrosoftTeams", "MessageSent", 25),
     ];
     (0..n)
-        .map(|i| {
+        .map(move |i| {
             let (wl, op, rt) = ops[rng.random_range(0..ops.len())];
             let user = &users[rng.random_range(0..users.len())];
             let id = uuid::Uuid::from_u128(rng.random());
@@ -65,5 +71,4 @@ pub fn synthetic_records(n: u64, seed: u64) -> Vec<String> {
             })
             .to_string()
         })
-        .collect()
 }

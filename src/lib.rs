@@ -11,7 +11,8 @@
 //! linq     Devo LINQ (the guide's subset) parsed and evaluated over records the caller hands in
 //! store    the only owner of SQLite and tantivy: one writer thread, read-only connections
 //! collect  auth (client credentials), api (Management Activity API), the per-content-type loop
-//! import   offline files (JSON, JSONL, Purview CSV, .gz) → store
+//! import   offline files (JSON, JSONL, Purview CSV, .gz) → store, streaming
+//! export   stored records → JSON lines / Purview CSV (the command and the UI's downloads)
 //! forward  the Devo forwarder: outbox → syslog over TLS (or HTTP /stream), one line a record
 //! ui       axum router, askama pages, security headers
 //! simulate the practice tenant: a faithful Management API + token endpoint + control plane
@@ -72,6 +73,7 @@ pub mod collect;
 pub mod config;
 pub mod corpus;
 pub mod detect;
+pub mod export;
 pub mod forward;
 pub mod import;
 pub mod linq;

@@ -603,6 +603,12 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn terminal_safe_escapes_an_escape_sequence_and_a_newline() {
+        assert_eq!(terminal_safe("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\n");
+        assert_eq!(terminal_safe("plain"), "plain");
+    }
     use serde_json::json;
 
     /// Every string value of `v`, sorted (the order of the text lines is not part of the

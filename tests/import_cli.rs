@@ -63,7 +63,7 @@ fn import_every_format_reports_bad_lines_and_stores_the_rest_once() {
         "bad lines make the exit code 1:\n{err}"
     );
     assert!(
-        err.contains(&format!("{}:2: not JSON", jsonl.display())),
+        err.contains(&format!("{}:2: record is not valid JSON", jsonl.display())),
         "{err}"
     );
     assert!(
@@ -107,7 +107,7 @@ fn import_every_format_reports_bad_lines_and_stores_the_rest_once() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("0 new, 2 duplicates"), "{stdout}");
+    assert!(stdout.contains("0 stored, 2 duplicates"), "{stdout}");
     assert_eq!(store.record_keys().unwrap().len(), 5);
 }
 

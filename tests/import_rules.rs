@@ -23,16 +23,21 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("store", &["model", "config", "detect", "linq"]),
     ("collect", &["store", "detect", "linq", "model", "config"]),
     ("import", &["store", "detect", "linq", "model", "config"]),
+    // the record formats of `export`, shared by the command and the UI's downloads
+    ("export", &["store", "detect", "linq", "model", "config"]),
     ("forward", &["store", "detect", "linq", "model", "config"]),
     // the UI never knows the collector or the simulator
-    ("ui", &["store", "detect", "linq", "model", "config"]),
+    (
+        "ui",
+        &["store", "detect", "linq", "model", "config", "export"],
+    ),
     // the practice tenant shares the vocabulary only
     ("simulate", &["model"]),
     (
         "app",
         &[
-            "model", "config", "detect", "linq", "store", "collect", "import", "forward", "ui",
-            "simulate",
+            "model", "config", "detect", "linq", "store", "collect", "import", "export", "forward",
+            "ui", "simulate",
         ],
     ),
     ("cli", &["app", "model"]),

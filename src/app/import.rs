@@ -1,39 +1,37 @@
-//! `import FILE...`: offline exports into the store, one summary line per file; a file or
-//! line that cannot be read is reported and the others are still stored.
+//! `m365audit import [--data DIR] FILE...`: opens the store with the detections, imports
+//! each file with progress on stderr, prints one summary per file on stdout.
+//!
+//! Exit code: 0 when every record of every file was stored (or was already there);
+//! 1 when anything was not — a bad record, a damaged file, a file that cannot be read —
+//! with everything else stored and each problem listed; 2 for bad usage.
 
-use crate::import::import_file;
+use crate::import::{Progress, import_file, summary_line};
 use crate::store::Store;
 use anyhow::Result;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// `m365audit import [--data DIR] FILE...`.
-pub fn import(data: &Path, files: &[std::path::PathBuf]) -> Result<()> {
+pub fn import(data: &Path, files: &[PathBuf]) -> Result<()> {
     super::init_tracing();
     let store = Store::open(
         data,
         super::load_detections(crate::detect::Vars::default())?,
     )?;
-    let mut failures = 0usize;
-    let mut bad_lines = 0usize;
+    let mut progress = Progress::stderr();
+    let mut unreadable = 0usize;
+    let mut bad = 0u64;
+    let mut damaged = 0usize;
     for f in files {
-        match import_file(&store, f) {
+        match import_file(&store, f, &mut progress) {
             Ok(r) => {
-                for b in &r.bad {
-                    eprintln!("{}", crate::model::terminal_safe(b));
+                bad += r.bad;
+                damaged += usize::from(r.damage.is_some());
+                if let Some(d) = &r.damage {
+                    eprintln!("{}", crate::model::terminal_safe(d));
                 }
-                bad_lines += r.bad.len();
-                println!(
-                    "{}: {} {} records, {} new, {} duplicates, {} bad lines",
-                    crate::model::terminal_safe(&r.file),
-                    r.records,
-                    r.format,
-                    r.new,
-                    r.duplicates,
-                    r.bad.len()
-                );
+                println!("{}", summary_line(&r));
             }
             Err(e) => {
-                failures += 1;
+                unreadable += 1;
                 eprintln!(
                     "error: {}",
                     crate::model::terminal_safe_lines(&format!("{e:#}"))
@@ -43,9 +41,9 @@ pub fn import(data: &Path, files: &[std::path::PathBuf]) -> Result<()> {
     }
     store.flush().wait()?;
     store.close()?;
-    if failures > 0 || bad_lines > 0 {
+    if unreadable > 0 || bad > 0 || damaged > 0 {
         anyhow::bail!(
-            "{failures} files unreadable, {bad_lines} bad lines skipped (listed above); every other record is stored"
+            "{unreadable} files unreadable, {damaged} damaged, {bad} bad records skipped (listed above); every other record is stored"
         );
     }
     Ok(())

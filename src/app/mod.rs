@@ -11,6 +11,7 @@ pub mod check;
 pub mod collect;
 pub mod demo;
 pub mod detect;
+pub mod export;
 pub mod forward;
 pub mod import;
 pub mod linq;

@@ -39,6 +39,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_rebuild_outbox",
         include_str!("../../migrations/0005_rebuild_outbox.sql"),
     ),
+    (
+        "0006_create_imports",
+        include_str!("../../migrations/0006_create_imports.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
@@ -87,14 +91,61 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
 }
 
 /// Opens a read-only connection; fails if the database does not exist.
+///
+/// A WAL database is read through its `-wal` and `-shm` files, which a reader creates when
+/// they are missing. Where that is impossible (a directory this process cannot write) the
+/// ordinary open fails without creating anything, and the database is opened
+/// `immutable=1` instead: no lock, no journal, no file created or changed. That is only
+/// right for a store nobody writes, which a store on read-only media is.
 pub fn open_reader(path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(|| format!("opening the database {} read-only", path.display()))?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let ordinary = Connection::open_with_flags(path, flags).and_then(|c| {
+        // opening is lazy: the first read is what needs the -wal/-shm files
+        c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok(c)
+    });
+    let conn = match ordinary {
+        Ok(c) => c,
+        Err(first) => {
+            if !path.exists() {
+                return Err(first)
+                    .with_context(|| format!("opening the database {} read-only", path.display()));
+            }
+            Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
+                .and_then(|c| {
+                    c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                        r.get::<_, i64>(0)
+                    })?;
+                    Ok(c)
+                })
+                .with_context(|| {
+                    format!(
+                        "opening the database {} read-only (the ordinary open failed: {first})",
+                        path.display()
+                    )
+                })?
+        }
+    };
     set_common_pragmas(&conn)?;
     Ok(conn)
+}
+
+/// `file:PATH?immutable=1`, the path percent-encoded where a URI needs it.
+fn immutable_uri(path: &Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = String::from("file:");
+    for &b in abs.as_os_str().as_encoded_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out.push_str("?immutable=1");
+    out
 }
 
 /// Applies every migration newer than the database's `user_version`.

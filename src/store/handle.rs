@@ -57,6 +57,17 @@ pub(super) struct Inner {
     pub(super) prep_threads: Mutex<Vec<JoinHandle<()>>>,
     pub(super) detections: Arc<Detections>,
     pub(super) dict: writer::SharedDict,
+    /// The order in which prepared import batches go to the writer.
+    pub(super) order: Mutex<Order>,
+}
+
+/// Tickets handed out in call order; prepared batches wait here until every earlier
+/// ticket went to the writer (`None`: its preparation failed, nothing to send).
+#[derive(Default)]
+pub(super) struct Order {
+    next_ticket: u64,
+    next_send: u64,
+    ready: std::collections::BTreeMap<u64, Option<Cmd>>,
 }
 
 pub(super) type Job = Box<dyn FnOnce() + Send>;
@@ -220,12 +231,15 @@ impl Store {
                 prep_threads: Mutex::new(prep_threads),
                 detections,
                 dict,
+                order: Mutex::default(),
             }),
         })
     }
 
     /// Opens an existing store for reading only (no threads, no locks); write methods
-    /// fail. Safe next to a running collector.
+    /// fail. Safe next to a running collector. A store this process cannot write (evidence
+    /// on read-only media, another user's directory) is read without creating or changing
+    /// a single file: SQLite immutable, the index through a read-only directory.
     pub fn open_read_only(data_dir: &Path) -> Result<Store> {
         let db_path = data_dir.join(DB_FILE);
         if !db_path.exists() {
@@ -254,8 +268,7 @@ impl Store {
         }
         let idir = data_dir.join(index::INDEX_DIR);
         let searcher = if idir.join("meta.json").exists() {
-            let (idx, fields) = index::open(&idir)?;
-            Some(index::Searcher::new(idx, fields)?)
+            Some(index::open_read_only(&idir)?)
         } else {
             None
         };
@@ -272,6 +285,7 @@ impl Store {
                 prep_threads: Mutex::new(Vec::new()),
                 detections: Arc::new(Detections::empty()),
                 dict: Arc::default(),
+                order: Mutex::default(),
             }),
         })
     }
@@ -342,6 +356,77 @@ impl Store {
         let cmd: Cmd = Box::new(move |w| f(w, tx));
         w.send(cmd)
             .map_err(|_| "the store writer stopped".to_string())
+    }
+
+    /// Like [`Store::prepare_then`], but the writer receives the batches in the order of
+    /// the calls, whichever preparer finishes first: an imported file is stored in file
+    /// order (rowid order = line order), so importing the same file twice, or an export
+    /// of it, gives the same store.
+    pub(super) fn prepare_then_in_order<P: Send + 'static, T: Send + 'static>(
+        &self,
+        prepare: impl FnOnce(&Detections, &writer::SharedDict) -> Result<P> + Send + 'static,
+        f: impl FnOnce(&mut writer::Writer, P) -> Result<T> + Send + 'static,
+    ) -> Reply<T> {
+        let ticket = match self.inner.order.lock() {
+            Ok(mut o) => {
+                o.next_ticket += 1;
+                o.next_ticket - 1
+            }
+            Err(_) => return Reply(Err("a store lock was poisoned".into())),
+        };
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let store = self.clone();
+        let job: Job = Box::new(move || {
+            let cmd: Option<Cmd> = match prepare(&store.inner.detections, &store.inner.dict) {
+                Ok(p) => Some(Box::new(move |w: &mut writer::Writer| -> After {
+                    let r = f(w, p);
+                    Box::new(move |_, commit_err| {
+                        let r = match (r, commit_err) {
+                            (Ok(_), Some(e)) => Err(anyhow::anyhow!("{e:#}")),
+                            (r, _) => r,
+                        };
+                        let _ = tx.send(r);
+                    })
+                })),
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    None
+                }
+            };
+            let Ok(mut o) = store.inner.order.lock() else {
+                return;
+            };
+            o.ready.insert(ticket, cmd);
+            loop {
+                let n = o.next_send;
+                let Some(cmd) = o.ready.remove(&n) else {
+                    break;
+                };
+                o.next_send += 1;
+                if let Some(cmd) = cmd {
+                    let sent = match store.inner.writer.lock() {
+                        Ok(g) => g.as_ref().is_some_and(|w| w.send(cmd).is_ok()),
+                        Err(_) => false,
+                    };
+                    if !sent {
+                        tracing::error!("the store writer stopped; an import batch was not stored");
+                    }
+                }
+            }
+        });
+        let sent = match self.inner.prep.lock() {
+            Ok(g) => match g.as_ref() {
+                Some(p) => p.send(job).is_ok(),
+                None => false,
+            },
+            Err(_) => false,
+        };
+        if !sent {
+            return Reply(Err(
+                "the store is read-only or closed; writes are not possible".into(),
+            ));
+        }
+        Reply(Ok(rx))
     }
 
     /// Runs `prepare` on a preparer thread, then `f` with its result on the writer

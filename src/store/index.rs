@@ -19,9 +19,11 @@ use super::db;
 use crate::model::RecordHeader;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 use tantivy::collector::{Count, TopDocs};
+use tantivy::directory::error::{DeleteError, OpenReadError, OpenWriteError};
 use tantivy::query::QueryParser;
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
@@ -138,6 +140,102 @@ pub fn open(dir: &Path) -> Result<(Index, Fields)> {
     };
     register_tokenizers(&index);
     Ok((index, fields))
+}
+
+/// Opens an existing index for reading only. A directory this process cannot write
+/// (evidence on read-only media, another user's store) is opened through
+/// [`ReadOnlyDir`]: tantivy's readers take a lock file next to `meta.json`, which cannot be
+/// created there, and nothing else may be written either.
+pub fn open_read_only(dir: &Path) -> Result<Searcher> {
+    let (schema, fields) = schema();
+    let check = |index: &Index| -> Result<()> {
+        if index.schema() != schema {
+            anyhow::bail!(
+                "the search index {} has another schema; delete the directory to rebuild it",
+                dir.display()
+            );
+        }
+        register_tokenizers(index);
+        Ok(())
+    };
+    // The ordinary path keeps tantivy's lock against a writer's garbage collection; it
+    // fails (without creating anything) where the lock file cannot be written.
+    if let Ok(index) = Index::open_in_dir(dir)
+        && check(&index).is_ok()
+        && let Ok(s) = Searcher::new(index, fields)
+    {
+        return Ok(s);
+    }
+    let mmap = tantivy::directory::MmapDirectory::open(dir)
+        .with_context(|| format!("opening the search index {}", dir.display()))?;
+    let index = Index::open(ReadOnlyDir(mmap))
+        .with_context(|| format!("opening the search index {} read-only", dir.display()))?;
+    check(&index)?;
+    Searcher::new(index, fields)
+}
+
+/// A tantivy directory that reads through to the files and refuses every write; its
+/// locks are no-ops (nothing can change the files of a directory nobody may write).
+#[derive(Clone, Debug)]
+pub struct ReadOnlyDir(tantivy::directory::MmapDirectory);
+
+fn refused(path: &Path) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        format!(
+            "the search index is opened read-only; {} cannot be written",
+            path.display()
+        ),
+    )
+}
+
+impl tantivy::Directory for ReadOnlyDir {
+    fn get_file_handle(
+        &self,
+        path: &Path,
+    ) -> std::result::Result<Arc<dyn tantivy::directory::FileHandle>, OpenReadError> {
+        self.0.get_file_handle(path)
+    }
+    fn delete(&self, path: &Path) -> std::result::Result<(), DeleteError> {
+        Err(DeleteError::IoError {
+            io_error: Arc::new(refused(path)),
+            filepath: path.to_path_buf(),
+        })
+    }
+    fn exists(&self, path: &Path) -> std::result::Result<bool, OpenReadError> {
+        self.0.exists(path)
+    }
+    fn open_write(
+        &self,
+        path: &Path,
+    ) -> std::result::Result<tantivy::directory::WritePtr, OpenWriteError> {
+        Err(OpenWriteError::wrap_io_error(
+            refused(path),
+            path.to_path_buf(),
+        ))
+    }
+    fn atomic_read(&self, path: &Path) -> std::result::Result<Vec<u8>, OpenReadError> {
+        self.0.atomic_read(path)
+    }
+    fn atomic_write(&self, path: &Path, _data: &[u8]) -> std::io::Result<()> {
+        Err(refused(path))
+    }
+    fn sync_directory(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn acquire_lock(
+        &self,
+        _lock: &tantivy::directory::Lock,
+    ) -> std::result::Result<tantivy::directory::DirectoryLock, tantivy::directory::error::LockError>
+    {
+        Ok(tantivy::directory::DirectoryLock::from(Box::new(())))
+    }
+    fn watch(
+        &self,
+        callback: tantivy::directory::WatchCallback,
+    ) -> tantivy::Result<tantivy::directory::WatchHandle> {
+        self.0.watch(callback)
+    }
 }
 
 /// The highest records.rowid the committed index contains.

@@ -42,8 +42,14 @@
 //!
 //! Tables (`migrations/`): `records` (header columns, zstd raw JSON with a trained
 //! dictionary), `blobs` (the ledger: pending/done/failed/expired, attempts, last_error),
-//! `cursors`, `gaps` (the loss ledger), `hits`, `counters`, `outbox` (the forwarder's queue, `outbox.rs`),
-//! `streams` (per content type state), `status`, `tenants`, `dicts`.
+//! `cursors`, `gaps` (the loss ledger), `hits`, `counters`, `outbox` (the forwarder's queue,
+//! `outbox.rs`), `streams` (per content type state), `status`, `tenants`, `dicts`, `imports`
+//! (the evidence ledger: one row per imported file, listed by `stats` and the status page).
+//!
+//! A store this process cannot write (read-only media, another user's directory) opens
+//! read-only without creating or changing a file: SQLite `immutable=1` when the ordinary
+//! read-only open cannot create its `-wal`/`-shm` files, tantivy through a directory
+//! wrapper whose locks are no-ops (`db::open_reader`, `index::open_read_only`).
 //!
 //! # Invariants kept here (docs/architecture.md, Invariants)
 //!
@@ -222,6 +228,31 @@ pub struct IngestOutcome {
     pub hits: usize,
     #[serde(skip)]
     pub first_bad: Option<String>,
+    /// Each record not stored: its position in the batch and why (import reports them
+    /// as `file:line`).
+    #[serde(skip)]
+    pub bad_at: Vec<(usize, String)>,
+}
+
+/// One imported file in the evidence ledger (`stats`, the status page).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ImportRow {
+    /// The path as given on the command line.
+    pub file: String,
+    /// Bytes of the file as given (compressed, for a gzip).
+    pub size: u64,
+    /// SHA-256 of those bytes, hex.
+    pub sha256: String,
+    pub format: String,
+    /// Records read from the file (stored + duplicates + bad).
+    pub records: u64,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub bad: u64,
+    /// Where a damaged file stopped being readable; None when it was read to the end.
+    pub damage: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub seconds: f64,
 }
 
 /// What `ingest_blob` did.

@@ -382,6 +382,32 @@ impl Store {
         })
     }
 
+    /// Every imported file, oldest first.
+    pub fn imports(&self) -> Result<Vec<ImportRow>> {
+        self.with_conn(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT file, size, sha256, format, records, stored, duplicates, bad, damage, \
+                 started_at, seconds FROM imports ORDER BY id",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(ImportRow {
+                    file: r.get(0)?,
+                    size: r.get::<_, i64>(1)?.max(0) as u64,
+                    sha256: r.get(2)?,
+                    format: r.get(3)?,
+                    records: r.get::<_, i64>(4)?.max(0) as u64,
+                    stored: r.get::<_, i64>(5)?.max(0) as u64,
+                    duplicates: r.get::<_, i64>(6)?.max(0) as u64,
+                    bad: r.get::<_, i64>(7)?.max(0) as u64,
+                    damage: r.get(8)?,
+                    started_at: db::secs_to_time(r.get(9)?),
+                    seconds: r.get(10)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
     /// Full-text search; `total` counts every match, `hits` are the newest `limit`.
     pub fn search(&self, query: &str, limit: usize) -> Result<SearchResult> {
         let searcher = self.inner.searcher.as_ref().ok_or_else(|| {

@@ -147,6 +147,28 @@ pub fn render_stats(s: &Stats) -> String {
             i.indexed_upto_rowid, i.records_behind
         );
     }
+    if !s.imports.is_empty() {
+        let _ = writeln!(o, "imported files (the evidence that went in)");
+        for i in &s.imports {
+            let _ = writeln!(
+                o,
+                "  {} {} {} bytes sha256 {} {}: {} read, {} stored, {} duplicates, {} bad{}",
+                crate::model::format_api_time(i.started_at),
+                terminal_safe(&i.file),
+                i.size,
+                i.sha256,
+                i.format,
+                i.records,
+                i.stored,
+                i.duplicates,
+                i.bad,
+                i.damage
+                    .as_deref()
+                    .map(|d| format!("; DAMAGED: {}", terminal_safe(d)))
+                    .unwrap_or_default()
+            );
+        }
+    }
     let _ = writeln!(
         o,
         "disk               database {} bytes, index {} bytes",

@@ -60,6 +60,8 @@ pub struct Stats {
     pub index: Option<IndexStats>,
     pub db_bytes: u64,
     pub index_bytes: u64,
+    /// Every imported file, oldest first: the evidence that went in.
+    pub imports: Vec<ImportRow>,
     /// The Devo forwarder's queue and connection; None when forwarding was never used.
     pub outbox: Option<super::OutboxStats>,
 }
@@ -200,6 +202,7 @@ impl Store {
                     index: None,
                     db_bytes: 0,
                     index_bytes: 0,
+                    imports: Vec::new(),
                     outbox: None,
                 },
                 max_rowid,
@@ -218,6 +221,7 @@ impl Store {
         })?;
         stats.hits = self.hit_counts()?;
         stats.collector = self.status(COLLECTOR_STATUS_KEY)?;
+        stats.imports = self.imports()?;
         stats.monitor = self.monitor_stats(Utc::now())?;
         stats.outbox = self.outbox_stats()?;
         stats.db_bytes = dir_bytes_matching(&self.inner.data_dir, DB_FILE);

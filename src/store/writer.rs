@@ -15,7 +15,7 @@
 //! instead of per-row triggers (migration 0004).
 
 use super::index::{IndexDoc, IndexMsg};
-use super::{BlobIngest, GapKind, IngestOutcome, NewGap, StreamState, db};
+use super::{BlobIngest, GapKind, ImportRow, IngestOutcome, NewGap, StreamState, db};
 use crate::detect::Detections;
 use crate::model::{BlobRef, ContentType, RecordHeader, parse_time};
 use anyhow::{Context, Result};
@@ -439,6 +439,7 @@ impl Writer {
             records: p.total,
             bad_records: p.bad,
             first_bad: p.first_bad,
+            bad_at: p.bad_at,
             ..Default::default()
         };
         let tx = self.conn.savepoint()?;
@@ -490,6 +491,28 @@ impl Writer {
             "INSERT INTO status (key, value, updated_at) VALUES (?1,?2,?3) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             params![key, value.to_string(), now_secs()],
+        )?;
+        Ok(())
+    }
+
+    /// Appends one row to the evidence ledger of imported files.
+    pub fn record_import(&mut self, r: &ImportRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO imports (file, size, sha256, format, records, stored, duplicates, bad, \
+             damage, started_at, seconds) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+            params![
+                r.file,
+                r.size as i64,
+                r.sha256,
+                r.format,
+                r.records as i64,
+                r.stored as i64,
+                r.duplicates as i64,
+                r.bad as i64,
+                r.damage,
+                r.started_at.timestamp(),
+                r.seconds
+            ],
         )?;
         Ok(())
     }
@@ -695,6 +718,8 @@ pub struct Prepared {
     pub total: usize,
     pub bad: usize,
     pub first_bad: Option<String>,
+    /// Each record that could not be stored: its position in the input and why.
+    pub bad_at: Vec<(usize, String)>,
     /// The body is not a JSON array.
     pub malformed: Option<String>,
 }
@@ -768,13 +793,14 @@ pub fn prepare_raws(
     dict: &SharedDict,
 ) -> Result<Prepared> {
     let mut p = Prepared::default();
-    for raw in raws {
+    for (i, raw) in raws.into_iter().enumerate() {
         p.total += 1;
         match prepare_one(raw, detections, dict) {
             Ok(r) => p.records.push(r?),
             Err(e) => {
                 p.bad += 1;
-                p.first_bad.get_or_insert(e);
+                p.first_bad.get_or_insert_with(|| e.clone());
+                p.bad_at.push((i, e));
             }
         }
     }

@@ -62,9 +62,11 @@ impl Store {
     }
 
     /// Stores offline records (raw JSON objects); tenant = OrganizationId or `default_tenant`.
+    /// Batches reach the writer in call order (a file is stored in line order); the
+    /// outcome's `bad_at` names each record not stored by its position in `raws`.
     pub fn import_records(&self, default_tenant: &str, raws: Vec<String>) -> Reply<IngestOutcome> {
         let tenant = default_tenant.to_string();
-        self.prepare_then(
+        self.prepare_then_in_order(
             move |d, dict| writer::prepare_raws(raws, d, dict),
             move |w, p| w.import_prepared(&tenant, p),
         )
@@ -78,6 +80,11 @@ impl Store {
     pub fn set_status(&self, key: &str, value: Value) -> Reply<()> {
         let key = key.to_string();
         self.call(move |w| w.set_status(&key, &value))
+    }
+
+    /// Appends one imported file to the evidence ledger.
+    pub fn record_import(&self, row: ImportRow) -> Reply<()> {
+        self.call(move |w| w.record_import(&row))
     }
 
     pub fn bump_counter(&self, name: &str, by: i64) -> Reply<()> {

@@ -265,6 +265,8 @@ pub struct Status {
     pub detection_errors: Vec<String>,
     pub outbox_depth: Option<u64>,
     pub index_lag: Option<u64>,
+    /// Every imported file (the evidence that went in), oldest first.
+    pub imports: Vec<crate::store::ImportRow>,
     /// Forwarding to Devo; None when this store never forwarded.
     pub outbox: Option<OutboxStatus>,
 }
@@ -301,6 +303,21 @@ pub struct Metrics {
     pub outbox_counts: Option<(u64, u64, u64, u64)>,
 }
 
+/// The records behind a download, written by [`crate::export`] exactly as `m365audit
+/// export` writes them.
+#[derive(Debug, Clone)]
+pub enum Download {
+    /// The records a search finds (newest first, at most [`DOWNLOAD_MAX`]).
+    Search(SearchRequest),
+    /// A user's timeline.
+    User { id: String, range: TimeRange },
+    /// The records a detection hit.
+    Detection { id: String, range: TimeRange },
+}
+
+/// Records one search download holds at most (it is built in memory).
+pub const DOWNLOAD_MAX: usize = 100_000;
+
 /// The reads behind every page. Implementations are blocking; see the module docs.
 pub trait Backend: Send + Sync + 'static {
     fn dashboard(&self, hours: usize) -> anyhow::Result<Dashboard>;
@@ -330,4 +347,9 @@ pub trait Backend: Send + Sync + 'static {
     ) -> anyhow::Result<crate::linq::Output>;
     fn status(&self) -> anyhow::Result<Status>;
     fn metrics(&self) -> anyhow::Result<Metrics>;
+    /// The body of a records download (JSON lines or Purview CSV).
+    fn download(&self, what: &Download, format: crate::export::Format) -> anyhow::Result<Vec<u8>> {
+        let _ = (what, format);
+        anyhow::bail!("this backend has no record downloads")
+    }
 }

@@ -348,6 +348,9 @@ struct DetectionPage {
     csv_href: String,
     json_href: String,
     all_href: String,
+    /// The records the detection hit, as `m365audit export --detection` writes them.
+    records_jsonl_href: String,
+    records_csv_href: String,
 }
 
 async fn load_detection(
@@ -408,6 +411,8 @@ pub async fn detection(
         csv_href: format!("{base}/csv{}", q(&suffix)),
         json_href: format!("{base}/json{}", q(&suffix)),
         all_href: format!("{base}/records{}", q(&suffix)),
+        records_jsonl_href: format!("{base}/export?format=jsonl{suffix}"),
+        records_csv_href: format!("{base}/export?format=csv{suffix}"),
         id: d.id,
         name: d.title,
         severity: d.severity,
@@ -565,6 +570,94 @@ pub async fn detection_csv(
     ))
 }
 
+/// `?format=jsonl|csv` of a records download.
+#[derive(Debug, Default, Deserialize)]
+pub struct FormatParam {
+    #[serde(default)]
+    format: String,
+}
+
+impl FormatParam {
+    fn parse(&self) -> Result<crate::export::Format, AppError> {
+        let f = if self.format.is_empty() {
+            "jsonl"
+        } else {
+            self.format.as_str()
+        };
+        crate::export::Format::parse(f)
+            .map_err(|_| AppError::BadRequest(format!("format must be jsonl or csv, got {f:?}")))
+    }
+}
+
+/// Streams nothing the export command would not write: the same records, the same bytes.
+async fn records_download(
+    st: &AppState,
+    what: backend::Download,
+    format: crate::export::Format,
+    stem: String,
+) -> Page {
+    let body = read(st, move |b| b.download(&what, format)).await?;
+    Ok(download(
+        body,
+        format.mime(),
+        format!("{stem}.{}", format.extension()),
+    ))
+}
+
+pub async fn detection_download(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(rp): Query<RangeParams>,
+    Query(f): Query<FormatParam>,
+) -> Page {
+    let range = rp.parse()?;
+    let format = f.parse()?;
+    let stem = format!("{}-records", file_stem(&id));
+    records_download(
+        &st,
+        backend::Download::Detection { id, range },
+        format,
+        stem,
+    )
+    .await
+}
+
+pub async fn user_download(
+    State(st): State<AppState>,
+    Query(p): Query<UserParams>,
+    Query(f): Query<FormatParam>,
+) -> Page {
+    let range = p.range.parse()?;
+    let format = f.parse()?;
+    let id = p.id.trim().to_string();
+    if id.is_empty() {
+        return Err(AppError::BadRequest("which user? add ?id=<UserId>".into()));
+    }
+    let stem = format!("user-{}", file_stem(&id));
+    records_download(&st, backend::Download::User { id, range }, format, stem).await
+}
+
+pub async fn search_download(
+    State(st): State<AppState>,
+    Query(p): Query<SearchParams>,
+    Query(f): Query<FormatParam>,
+) -> Page {
+    let range = p.range.parse()?;
+    let format = f.parse()?;
+    let req = SearchRequest {
+        text: p.q.trim().to_string(),
+        user: p.user.trim().to_string(),
+        ip: p.ip.trim().to_string(),
+        operation: p.operation.trim().to_string(),
+        workload: p.workload.trim().to_string(),
+        table: p.table.trim().to_string(),
+        range,
+        limit: backend::DOWNLOAD_MAX,
+        offset: 0,
+    };
+    records_download(&st, backend::Download::Search(req), format, "search".into()).await
+}
+
 pub async fn detection_json(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -697,6 +790,8 @@ struct UserPage {
     user_agents: Vec<TallyRow>,
     workloads: Vec<TallyRow>,
     operations: Vec<TallyRow>,
+    jsonl_href: String,
+    csv_href: String,
 }
 
 pub async fn user(State(st): State<AppState>, Query(p): Query<UserParams>) -> Page {
@@ -723,6 +818,16 @@ pub async fn user(State(st): State<AppState>, Query(p): Query<UserParams>) -> Pa
         }),
         workloads: tallies(&u.workloads, |_| String::new()),
         operations: tallies(&u.operations, |_| String::new()),
+        jsonl_href: format!(
+            "/user/export?id={}&format=jsonl{}",
+            enc(&uid),
+            p.range.suffix()
+        ),
+        csv_href: format!(
+            "/user/export?id={}&format=csv{}",
+            enc(&uid),
+            p.range.suffix()
+        ),
         user_id: uid,
     })
 }
@@ -811,6 +916,8 @@ struct SearchPage {
     rows: Vec<Row>,
     prev_href: String,
     next_href: String,
+    jsonl_href: String,
+    csv_href: String,
 }
 
 pub async fn search(State(st): State<AppState>, Query(p): Query<SearchParams>) -> Page {
@@ -854,9 +961,9 @@ pub async fn search(State(st): State<AppState>, Query(p): Query<SearchParams>) -
         Ok((tables, result))
     })
     .await?;
-    let link = |pg: usize| {
+    let link_to = |path: &str| {
         let mut s = format!(
-            "/search?q={}&user={}&ip={}&operation={}&workload={}&table={}",
+            "{path}?q={}&user={}&ip={}&operation={}&workload={}&table={}",
             enc(&req.text),
             enc(&req.user),
             enc(&req.ip),
@@ -865,6 +972,10 @@ pub async fn search(State(st): State<AppState>, Query(p): Query<SearchParams>) -
             enc(&req.table)
         );
         s.push_str(&p.range.suffix());
+        s
+    };
+    let link = |pg: usize| {
+        let mut s = link_to("/search");
         let _ = write!(s, "&page={pg}");
         s
     };
@@ -881,6 +992,8 @@ pub async fn search(State(st): State<AppState>, Query(p): Query<SearchParams>) -
         } else {
             String::new()
         },
+        jsonl_href: format!("{}&format=jsonl", link_to("/search/export")),
+        csv_href: format!("{}&format=csv", link_to("/search/export")),
         first: req.offset + 1,
         q: req.text,
         user: req.user,
@@ -1037,6 +1150,7 @@ pub struct GapView {
 #[template(path = "status.html")]
 struct StatusPage {
     title: String,
+    imports: Vec<ImportView>,
     collector_id: String,
     tenant_id: String,
     records: u64,
@@ -1066,10 +1180,40 @@ struct DevoView {
     enabled: bool,
 }
 
+/// One imported file on the status page.
+struct ImportView {
+    at: String,
+    file: String,
+    format: String,
+    size: u64,
+    sha256: String,
+    records: u64,
+    stored: u64,
+    duplicates: u64,
+    bad: u64,
+    damage: String,
+}
+
 pub async fn status(State(st): State<AppState>) -> Page {
     let s = read(&st, |b| b.status()).await?;
     render(StatusPage {
         title: "Status".into(),
+        imports: s
+            .imports
+            .iter()
+            .map(|i| ImportView {
+                at: fmt_opt_time(Some(i.started_at)),
+                file: i.file.clone(),
+                format: i.format.clone(),
+                size: i.size,
+                sha256: i.sha256.clone(),
+                records: i.records,
+                stored: i.stored,
+                duplicates: i.duplicates,
+                bad: i.bad,
+                damage: i.damage.clone().unwrap_or_default(),
+            })
+            .collect(),
         collector_id: s.collector_id,
         tenant_id: s.tenant_id,
         records: s.records,

@@ -300,6 +300,12 @@ impl Backend for Fake {
             )],
             outbox_depth: None,
             index_lag: Some(0),
+            imports: vec![m365audit::store::ImportRow {
+                file: format!("evidence-{EVIL}.csv", EVIL = self.evil),
+                format: "csv".into(),
+                damage: Some(format!("line 3: {EVIL}", EVIL = self.evil)),
+                ..Default::default()
+            }],
             outbox: None,
         })
     }

@@ -838,6 +838,7 @@ impl Backend for StoreBackend {
             detection_errors: load_errors(&self.detections),
             outbox_depth: stats.outbox.as_ref().map(|o| o.depth.max(0) as u64),
             index_lag: stats.index.map(|i| i.records_behind.max(0) as u64),
+            imports: stats.imports,
             outbox: stats.outbox.map(|o| OutboxStatus {
                 enabled: o.enabled,
                 target: o.target,
@@ -852,6 +853,42 @@ impl Backend for StoreBackend {
                 alert: o.alert,
             }),
         })
+    }
+
+    fn download(&self, what: &Download, format: crate::export::Format) -> Result<Vec<u8>> {
+        use crate::export::{Filter, RecordWriter, export};
+        let mut w = RecordWriter::new(Vec::new(), format)?;
+        let filter = |range: &TimeRange| Filter {
+            table: crate::model::TABLE_ALL.to_string(),
+            since: range.from,
+            until: range.to,
+            ..Filter::default()
+        };
+        match what {
+            Download::Search(req) => {
+                let res = self.store.search(&search_query(req), DOWNLOAD_MAX)?;
+                for h in &res.hits {
+                    if let Some(r) = self.store.record_by_rowid(h.rowid)? {
+                        w.write(&r)?;
+                    }
+                }
+            }
+            Download::User { id, range } => {
+                let f = Filter {
+                    user: Some(id.clone()),
+                    ..filter(range)
+                };
+                export(&self.store, &f, &mut w)?;
+            }
+            Download::Detection { id, range } => {
+                let f = Filter {
+                    detection: Some(id.clone()),
+                    ..filter(range)
+                };
+                export(&self.store, &f, &mut w)?;
+            }
+        }
+        w.finish()
     }
 
     fn metrics(&self) -> Result<Metrics> {
