@@ -187,9 +187,14 @@ pub enum Command {
         files: Vec<PathBuf>,
     },
     /// Stored records, exactly as stored, as JSON lines or Purview CSV (re-importable).
+    #[command(
+        after_help = "Example:\n  m365audit export --data ./m365audit-data --detection authentication --format csv --out auth.csv"
+    )]
     Export {
+        /// Data directory to read (opened read-only; read-only media work).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
+        /// Table to export, e.g. cloud.office365.management.exchange or auth.all.
         #[arg(long, default_value = crate::model::TABLE_ALL)]
         table: String,
         /// CreationTime at or after this time.
@@ -204,9 +209,11 @@ pub enum Command {
         /// Only the records of this user (UserId).
         #[arg(long)]
         user: Option<String>,
+        /// jsonl: one record per line; csv: the Purview layout (CreationDate, UserIds,
+        /// Operations, AuditData, …).
         #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv"])]
         format: String,
-        /// Default: stdout.
+        /// File to write (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
     },
