@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// Why a write could not even be queued.
+const READ_ONLY: &str = "the store is read-only or closed; writes are not possible";
+
 /// What a command leaves for after the commit of its group: it receives the writer and
 /// the commit error, if the commit failed.
 pub(super) type After = Box<dyn FnOnce(&mut writer::Writer, Option<&anyhow::Error>) + Send>;
@@ -338,6 +341,18 @@ impl Store {
         }
     }
 
+    /// Hands `job` to the preparer threads; its reply arrives on `rx`.
+    fn submit_prep<T>(&self, job: Job, rx: oneshot::Receiver<Result<T>>) -> Reply<T> {
+        let sent = match self.inner.prep.lock() {
+            Ok(g) => g.as_ref().is_some_and(|p| p.send(job).is_ok()),
+            Err(_) => false,
+        };
+        if !sent {
+            return Reply(Err(READ_ONLY.into()));
+        }
+        Reply(Ok(rx))
+    }
+
     /// Queues a command for the writer; on failure `tx` is dropped (the reply says the
     /// writer stopped) and the reason returned.
     pub(super) fn send_cmd<T: Send + 'static>(
@@ -351,7 +366,7 @@ impl Store {
             .lock()
             .map_err(|_| "a store lock was poisoned".to_string())?;
         let Some(w) = guard.as_ref() else {
-            return Err("the store is read-only or closed; writes are not possible".into());
+            return Err(READ_ONLY.into());
         };
         let cmd: Cmd = Box::new(move |w| f(w, tx));
         w.send(cmd)
@@ -414,19 +429,7 @@ impl Store {
                 }
             }
         });
-        let sent = match self.inner.prep.lock() {
-            Ok(g) => match g.as_ref() {
-                Some(p) => p.send(job).is_ok(),
-                None => false,
-            },
-            Err(_) => false,
-        };
-        if !sent {
-            return Reply(Err(
-                "the store is read-only or closed; writes are not possible".into(),
-            ));
-        }
-        Reply(Ok(rx))
+        self.submit_prep(job, rx)
     }
 
     /// Runs `prepare` on a preparer thread, then `f` with its result on the writer
@@ -460,19 +463,7 @@ impl Store {
                 tx,
             );
         });
-        let sent = match self.inner.prep.lock() {
-            Ok(g) => match g.as_ref() {
-                Some(p) => p.send(job).is_ok(),
-                None => false,
-            },
-            Err(_) => false,
-        };
-        if !sent {
-            return Reply(Err(
-                "the store is read-only or closed; writes are not possible".into(),
-            ));
-        }
-        Reply(Ok(rx))
+        self.submit_prep(job, rx)
     }
 
     /// Runs `f` on the writer thread inside a savepoint of the current group; the reply
