@@ -1,4 +1,4 @@
-//! Detections written in jq (issue #4): loading `queries/*.jq` (embedded in the binary or
+//! Detections written in jq: loading `queries/*.jq` (embedded in the binary or
 //! from a directory), parsing their `#` headers, compiling them once with jaq, running them
 //! per record behind a prefilter and guard rails; grouping and threshold evaluation
 //! ([`group`]); the inactivity monitor ([`monitor`]).

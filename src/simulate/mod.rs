@@ -1,4 +1,4 @@
-//! The practice tenant (issue #2): a faithful Office 365 Management Activity API, Microsoft
+//! The practice tenant: a faithful Office 365 Management Activity API, Microsoft
 //! identity token endpoint and test control plane, on a virtual clock. It shares `model`
 //! and must never use `store`; it owns no files and listens on 127.0.0.1 by default.
 //!

@@ -1,6 +1,6 @@
 //! What the inactivity monitor reads from the store, and the stored monitor state: per
 //! Workload and per content type the newest record and the last successful listing (from
-//! the rollup tables the insert triggers keep, so this stays cheap on millions of records),
+//! the rollup tables the writer keeps per blob, so this stays cheap on millions of records),
 //! plus the `status` rows the collector leaves for `stats`, `detect` and the UI. Judging
 //! quiet sources is `detect::monitor`'s; this file only reads and writes rows.
 

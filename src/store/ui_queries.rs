@@ -1,15 +1,15 @@
 //! Read-only queries the web UI needs beyond the store's general read API: aggregates per
 //! hour, per detection group, per user and per address, and record pages filtered by a
-//! time range. Written by the UI's owner (issue #5) and kept here because only `store`
+//! time range. Written by the UI's owner and kept here because only `store`
 //! runs SQL. Every statement is a SELECT on a read-only connection; nothing here writes.
 //!
 //! Times in `records` and `hits` are integer seconds; a range is `[from, to)` with either
 //! end open (`None`).
 //!
-//! Speed (issue #5: pages < 50 ms on 1 M records): nothing a page runs on every request
+//! Speed (pages < 50 ms on 1 M records): nothing a page runs on every request
 //! scans `records` or `hits`. The dashboard reads the rollup tables `agg_record_hours`,
-//! `agg_record_sources` and `agg_hit_hours` that triggers keep current
-//! (migrations/0002_add_ui_aggregates.sql); a detection's groups read only the covering
+//! `agg_record_sources` and `agg_hit_hours` (migration 0002) that the writer keeps current
+//! per blob (migration 0004); a detection's groups read only the covering
 //! index `hits_detection_group`; a user's or an address's records come from the search
 //! index (rowids) and are then read by rowid. A threshold detection's hits (the UI applies
 //! the rule itself) are read once from `hits_detection_group`; after that only the hits
@@ -917,7 +917,7 @@ mod tests {
     use crate::detect::{Detections, Vars};
     use std::sync::Arc;
 
-    /// The rollups the triggers keep equal what a scan of `records` and `hits` says, and
+    /// The rollups the writer keeps equal what a scan of `records` and `hits` says, and
     /// the index-backed profile equals the SQL scan.
     #[test]
     fn rollups_and_profiles_match_the_tables() {

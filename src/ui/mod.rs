@@ -1,5 +1,5 @@
 //! The analyst's web UI: the axum router, the askama pages, the security headers, the
-//! access-token rule and the embedded static assets (issue #5).
+//! access-token rule and the embedded static assets.
 //!
 //! This is the only module that knows HTML and HTTP status codes. It reads through the
 //! [`Backend`] trait (implemented over the store in `store_backend`), always from

@@ -4,7 +4,7 @@ use super::{BenchCtx, Row, cpu_seconds, peak_rss_mib};
 use anyhow::Result;
 
 /// The practice tenant serving blob content over HTTP on loopback to a local client: it
-/// must never be the bottleneck of the collect stage (issue #2: ≥ 100,000 records/s).
+/// must never be the bottleneck of the collect stage (≥ 100,000 records/s).
 pub(super) fn stage_simulate(ctx: &mut BenchCtx) -> Result<Row> {
     let rt = crate::app::runtime()?;
     let cpu0 = cpu_seconds();

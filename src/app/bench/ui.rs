@@ -26,7 +26,7 @@ fn ui_data_dir(ctx: &BenchCtx) -> Result<std::path::PathBuf> {
         .context("the ui stage reads the collect stage's store")
 }
 
-/// `bench` stage `ui` (issue #5): p50/p95 of real HTTP GETs of the dashboard, the detection
+/// `bench` stage `ui`: p50/p95 of real HTTP GETs of the dashboard, the detection
 /// with most hits, one of its records, that record's user and IP, and a search, over the
 /// collect stage's store (`--records N`: the 1 M of the acceptance is `--records 1000000`;
 /// to iterate on an existing data dir set `M365AUDIT_BENCH_UI_DATA=DIR`).
@@ -77,7 +77,7 @@ pub(super) fn stage_ui(ctx: &mut BenchCtx) -> Result<Row> {
 /// Requests per page after the first.
 const UI_ROUNDS: usize = 20;
 
-/// `bench` stage `hits-listing` (issue #4): the grouped hits of the detection with most
+/// `bench` stage `hits-listing`: the grouped hits of the detection with most
 /// hits, as the detection page and its CSV/JSON downloads list them (every group, all
 /// time), p50/p95 over repeated calls. Same store as the `ui` stage.
 pub(super) fn stage_hits_listing(ctx: &mut BenchCtx) -> Result<Row> {
