@@ -41,7 +41,7 @@ use crate::model::ContentType;
 use crate::store::{BlobIngest, GapKind, PendingBlob, Store, StreamState};
 use anyhow::{Context, Result};
 use api::{ApiClient, ApiError};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -87,6 +87,9 @@ pub fn plan_windows(
     overlap: Duration,
     max_window: Duration,
 ) -> WindowPlan {
+    // The API reads window times to the millisecond; planned in finer steps, a window
+    // shorter than 1 ms would reach it as start == end.
+    let now = now.trunc_subsecs(3);
     let floor = listable_floor(now);
     let long = max_window.clamp(Duration::seconds(1), Duration::hours(MAX_WINDOW_HOURS));
     let recent = long.min(Duration::hours(RECENT_WINDOW_HOURS));
@@ -104,7 +107,8 @@ pub fn plan_windows(
             floor
         }
         Some(c) => (c - overlap).max(floor),
-    };
+    }
+    .trunc_subsecs(3);
     let mut windows = Vec::new();
     let mut s = start;
     while s < now {
@@ -794,6 +798,31 @@ mod tests {
             p.windows,
             vec![(t(-3), t(-2)), (t(-2), t(-1)), (t(-1), t(0))]
         );
+    }
+
+    #[test]
+    fn windows_are_planned_to_the_millisecond_so_none_collapses_when_formatted() {
+        let now: DateTime<Utc> = "2026-12-04T20:36:56.500400Z".parse().unwrap();
+        let cursors = [
+            None,
+            Some(
+                "2026-12-04T20:36:56.500100Z"
+                    .parse::<DateTime<Utc>>()
+                    .unwrap(),
+            ),
+            Some(now - Duration::hours(30) + Duration::microseconds(700)),
+        ];
+        for cursor in cursors {
+            for overlap in [Duration::zero(), Duration::hours(2)] {
+                let p = plan_windows(cursor, now, Duration::hours(168), overlap, DAY);
+                for (s, e) in &p.windows {
+                    assert!(
+                        crate::model::format_api_time(*s) < crate::model::format_api_time(*e),
+                        "{s} .. {e} collapses on the wire ({cursor:?}, {overlap})"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
