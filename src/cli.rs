@@ -269,17 +269,22 @@ pub struct SimulateArgs {
 }
 
 impl Command {
-    /// Long-running services (`run`, `serve`, `demo`, `simulate`, `collect`): they write to
-    /// sockets and logs, where a gone peer is an error to handle. Every other command is a
-    /// filter whose output may be piped into `head` (see `main`).
-    pub fn is_service(&self) -> bool {
+    /// Filters: commands that only read local files and print (`check`, `stats`,
+    /// `detect`, `query`, `linq`, `search`, `import`, `export`), whose output may be piped
+    /// into `head` (see `main`). Every other command talks to sockets (services, the
+    /// forwarder, the benchmark's in-process servers), where a gone peer is an error to
+    /// handle, never a reason to die: a positive list, so a new command is safe by default.
+    pub fn is_filter(&self) -> bool {
         matches!(
             self,
-            Command::Demo { .. }
-                | Command::Run { .. }
-                | Command::Serve { .. }
-                | Command::Simulate(_)
-                | Command::Collect { .. }
+            Command::Check { .. }
+                | Command::Stats { .. }
+                | Command::Detect { .. }
+                | Command::Query { .. }
+                | Command::Linq { .. }
+                | Command::Search { .. }
+                | Command::Import { .. }
+                | Command::Export { .. }
         )
     }
 }
@@ -384,7 +389,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::Cli;
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn only_commands_that_just_print_die_quietly_on_a_closed_pipe() {
+        let filter = |args: &[&str]| Cli::parse_from(args).command.is_filter();
+        assert!(filter(&["m365audit", "stats"]));
+        assert!(filter(&["m365audit", "search", "x"]));
+        // a receiver that goes away mid-write is an outage to ride out, not the end
+        assert!(!filter(&["m365audit", "forward", "--config", "c.json"]));
+        assert!(!filter(&["m365audit", "collect", "--config", "c.json"]));
+        assert!(!filter(&["m365audit", "bench"]));
+    }
 
     /// Every option and argument an analyst can pass, as `command path: --option`, that has
     /// no help text; clap's own `--help`/`--version` are left out.

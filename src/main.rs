@@ -28,7 +28,8 @@ fn tune_allocator() {
 /// A command whose output is piped into `head` ends quietly, like any Unix filter, when the
 /// reader goes away: Rust ignores SIGPIPE, so `print!` would panic (exit 101, a backtrace)
 /// and a checked write would report an error. The default disposition ends the process at
-/// that write, silently. Services keep ignoring it ([`m365audit::cli::Command::is_service`]).
+/// that write, silently. Only filters get it ([`m365audit::cli::Command::is_filter`]): a
+/// command that writes to sockets (`run`, `forward`, …) must see a gone peer as an error.
 fn end_quietly_on_a_closed_stdout() {
     // SAFETY: sets one signal's disposition to its default, before any thread starts.
     unsafe {
@@ -51,7 +52,7 @@ fn main() {
     #[cfg(feature = "mimalloc")]
     tune_allocator();
     let cli = m365audit::cli::Cli::parse();
-    if !cli.command.is_service() {
+    if cli.command.is_filter() {
         end_quietly_on_a_closed_stdout();
     }
     std::process::exit(m365audit::cli::run(cli));
