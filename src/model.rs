@@ -279,7 +279,20 @@ impl RecordHeader {
     /// very rules of [`RecordHeader::from_value`], applied to the header keys only) and every
     /// string value at any depth appended to `text`, one per line (what the search index
     /// holds). Far cheaper than parsing into a `Value` first; the result is the same.
+    /// A lone surrogate escape is read as U+FFFD ([`parse_record`]'s rule), so such a
+    /// record is kept, as received, rather than refused.
     pub fn scan(raw: &[u8], text: &mut String) -> Result<RecordHeader, ScanError> {
+        let len = text.len();
+        Self::scan_strict(raw, text).or_else(|e| match replace_lone_surrogates(raw) {
+            Some(fixed) => {
+                text.truncate(len);
+                Self::scan_strict(&fixed, text)
+            }
+            None => Err(e),
+        })
+    }
+
+    fn scan_strict(raw: &[u8], text: &mut String) -> Result<RecordHeader, ScanError> {
         use serde::de::DeserializeSeed as _;
         let mut de = serde_json::Deserializer::from_slice(raw);
         let top = TopLevel { text }
@@ -457,6 +470,72 @@ pub fn format_api_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// A record's JSON text with every lone UTF-16 surrogate escape (`\uD800`–`\uDFFF` not
+/// part of a pair) written as `\uFFFD`, when it has one. `serde_json` refuses such
+/// escapes, jq reads them as U+FFFD, and the API may send them inside attacker-chosen
+/// values (file or rule names): the store keeps the text as received, and whoever parses a
+/// stored record falls back to this so that one such value cannot hide the record from a
+/// detection or a page. None: nothing to replace.
+pub fn replace_lone_surrogates(raw: &[u8]) -> Option<Vec<u8>> {
+    fn hex4(b: &[u8]) -> Option<u16> {
+        let s = std::str::from_utf8(b.get(..4)?).ok()?;
+        u16::from_str_radix(s, 16).ok()
+    }
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    let mut copied = 0;
+    while i < raw.len() {
+        if raw[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if raw.get(i + 1) != Some(&b'u') {
+            i += 2;
+            continue;
+        }
+        let Some(u) = hex4(&raw[i + 2..]) else {
+            i += 2;
+            continue;
+        };
+        let lone = match u {
+            0xD800..=0xDBFF => {
+                let low = (raw.get(i + 6..i + 8) == Some(b"\\u".as_slice()))
+                    .then(|| hex4(&raw[i + 8..]))
+                    .flatten();
+                if low.is_some_and(|l| (0xDC00..=0xDFFF).contains(&l)) {
+                    i += 12;
+                    continue;
+                }
+                true
+            }
+            0xDC00..=0xDFFF => true,
+            _ => false,
+        };
+        if lone {
+            let o = out.get_or_insert_with(|| Vec::with_capacity(raw.len()));
+            o.extend_from_slice(&raw[copied..i]);
+            o.extend_from_slice(b"\\uFFFD");
+            copied = i + 6;
+        }
+        i += 6;
+    }
+    let mut o = out?;
+    o.extend_from_slice(&raw[copied..]);
+    Some(o)
+}
+
+/// Parses a stored record's JSON text, reading lone surrogate escapes as U+FFFD (see
+/// [`replace_lone_surrogates`]).
+pub fn parse_record<T: serde::de::DeserializeOwned>(raw: &[u8]) -> serde_json::Result<T> {
+    match serde_json::from_slice(raw) {
+        Ok(v) => Ok(v),
+        Err(e) => match replace_lone_surrogates(raw) {
+            Some(fixed) => serde_json::from_slice(&fixed),
+            None => Err(e),
+        },
+    }
+}
+
 /// Formats a time the way records carry `CreationTime`: seconds, no zone.
 pub fn format_record_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S").to_string()
@@ -561,6 +640,26 @@ pub fn bidi_visible(s: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lone_surrogate_escapes_are_read_as_replacement_characters() {
+        let r =
+            |s: &str| replace_lone_surrogates(s.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(r(r#"{"a":"x\ud83d\ude00y"}"#), None, "a pair stays");
+        assert_eq!(
+            r(r#"{"a":"\\ud800"}"#),
+            None,
+            "an escaped backslash is no escape"
+        );
+        assert_eq!(r(r#"{"a":"\ud800"}"#).as_deref(), Some(r#"{"a":"\uFFFD"}"#));
+        assert_eq!(
+            r(r#"{"a":"\uDC00\ud800\ud800\udc00\ud8"}"#).as_deref(),
+            Some(r#"{"a":"\uFFFD\uFFFD\ud800\udc00\ud8"}"#)
+        );
+        let v: Value = parse_record(br#"{"a":"x\udbffz"}"#).unwrap();
+        assert_eq!(v["a"], "x\u{FFFD}z");
+        assert!(parse_record::<Value>(b"{").is_err());
+    }
+
     #[test]
     fn terminal_safe_escapes_every_control_and_keeps_the_rest() {
         use super::terminal_safe;

@@ -630,14 +630,13 @@ impl ApiClient {
                     }
                     Err(f) => return Err(f.err),
                 };
-                let page: Vec<BlobRef> = serde_json::from_slice(&resp.body)
-                    .map_err(|e| ApiError::Malformed(format!("content listing: {e}")))?;
+                let (page, next) = parse_page(&resp.body, &resp.headers)?;
                 for b in page {
                     if seen_blobs.insert(b.content_id.clone()) {
                         blobs.push(b);
                     }
                 }
-                match next_page(&resp.headers) {
+                match next {
                     None => {
                         tracing::debug!(
                             content_type = ct.as_str(),
@@ -1157,6 +1156,17 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
     }
     let t = DateTime::parse_from_rfc2822(s).ok()?.with_timezone(&Utc);
     (t - Utc::now()).to_std().ok().or(Some(Duration::ZERO))
+}
+
+/// One page of a content listing: its entries and the next page's URL, if any. The body
+/// passed `check_listing` already (`call` retries one that does not), so the two must agree.
+fn parse_page(
+    body: &[u8],
+    headers: &HeaderMap,
+) -> Result<(Vec<BlobRef>, Option<String>), ApiError> {
+    let page: Vec<BlobRef> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::Malformed(format!("content listing: {e}")))?;
+    Ok((page, next_page(headers)))
 }
 
 /// The next-page header under any casing of `NextPageUri` / `NextPageUrl`.
@@ -2271,5 +2281,295 @@ mod tests {
         let calls = srv.api("/subscriptions/list");
         assert_eq!(calls[2].auth.as_deref(), Some("Bearer tok-2"));
         assert_eq!(c.auth_state().tokens_issued, 2);
+    }
+
+    /// Property tests of what turns the API's bytes into pages and records: a listing
+    /// page (its body and its next-page header) and a blob (its record array, as the fetch
+    /// checks it and the store splits it). Nothing panics; the check that decides a retry
+    /// and the parser after it agree; what is kept agrees with `serde_json`. The seed
+    /// corpus `tests/corpus/{pages,blobs}/` runs first. `PROPTEST_CASES` sets the number
+    /// of generated cases.
+    mod proptest_pages {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn corpus(dir: &str) -> Vec<(String, Vec<u8>)> {
+            let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/corpus")
+                .join(dir);
+            let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(&d)
+                .unwrap_or_else(|e| panic!("{}: {e}", d.display()))
+                .map(|e| {
+                    let p = e.unwrap().path();
+                    (p.display().to_string(), std::fs::read(&p).unwrap())
+                })
+                .collect();
+            v.sort();
+            assert!(!v.is_empty(), "empty corpus {}", d.display());
+            v
+        }
+
+        /// The listing page's properties for one body.
+        fn check_page(body: &[u8]) -> Result<(), TestCaseError> {
+            let parsed = parse_page(body, &HeaderMap::new());
+            prop_assert_eq!(
+                check_listing(body).is_ok(),
+                parsed.is_ok(),
+                "check and parser disagree"
+            );
+            if let Ok((page, next)) = parsed {
+                prop_assert!(next.is_none());
+                // serde_json's reading of the members that matter (an unknown member is
+                // skipped unread, as it may hold what a `Value` refuses, e.g. `1E310`)
+                type Entry = BTreeMap<String, Box<serde_json::value::RawValue>>;
+                let items: Vec<Entry> = serde_json::from_slice(body)
+                    .expect("serde_json refuses a page the parser took");
+                prop_assert_eq!(items.len(), page.len());
+                for (b, v) in page.iter().zip(items) {
+                    for (k, got) in [
+                        ("contentType", &b.content_type),
+                        ("contentId", &b.content_id),
+                        ("contentUri", &b.content_uri),
+                        ("contentCreated", &b.content_created),
+                        ("contentExpiration", &b.content_expiration),
+                    ] {
+                        let s: String = serde_json::from_str(v[k].get()).expect("a string");
+                        prop_assert_eq!(&s, got);
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        /// The blob's properties for one body: whatever the fetch accepts the store splits;
+        /// what the store keeps is, record for record, what `serde_json` reads.
+        fn check_blob_body(body: &[u8]) -> Result<(), TestCaseError> {
+            let dets = crate::detect::Detections::empty();
+            let dict = crate::store::SharedDict::default();
+            let p = crate::store::prepare_blob(body, &dets, &dict).expect("prepare_blob");
+            let reference = serde_json::from_slice::<Vec<Value>>(body);
+            if check_blob(body).is_ok() {
+                prop_assert!(
+                    p.malformed.is_none(),
+                    "the fetch took a blob the store calls malformed: {:?}",
+                    p.malformed
+                );
+            }
+            if reference.is_ok() {
+                prop_assert!(
+                    check_blob(body).is_ok(),
+                    "the fetch refuses a blob serde_json reads"
+                );
+            }
+            if p.malformed.is_some() {
+                return Ok(());
+            }
+            // Record by record: kept exactly when serde_json reads the element as an
+            // object the header rules accept (lone surrogate escapes read as U+FFFD, the
+            // rule of every reader of a stored record: `model::parse_record`), as received.
+            let unbommed = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+            let elems = serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(unbommed);
+            prop_assert!(
+                elems.is_ok(),
+                "the store split a blob serde_json cannot: {:?}",
+                elems.err()
+            );
+            let elems = elems.unwrap();
+            prop_assert_eq!(p.total, elems.len());
+            let bad: HashSet<usize> = p.bad_at.iter().map(|(i, _)| *i).collect();
+            prop_assert_eq!(p.records.len() + bad.len(), elems.len());
+            let mut kept = p.records.iter();
+            for (i, e) in elems.iter().enumerate() {
+                let v = crate::model::parse_record::<Value>(e.get().as_bytes());
+                let valid = v
+                    .as_ref()
+                    .is_ok_and(|v| crate::model::RecordHeader::from_value(v).is_ok());
+                prop_assert_eq!(
+                    !bad.contains(&i),
+                    valid,
+                    "element {} kept/refused against serde_json: {}",
+                    i,
+                    e.get()
+                );
+                if valid {
+                    let r = kept.next().unwrap();
+                    prop_assert_eq!(r.raw.as_str(), e.get());
+                    let v = v.unwrap();
+                    prop_assert_eq!(Some(r.header.id.as_str()), v["Id"].as_str());
+                }
+            }
+            Ok(())
+        }
+
+        #[test]
+        fn the_page_corpus_holds() {
+            for (name, body) in corpus("pages") {
+                check_page(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+        }
+
+        #[test]
+        fn the_blob_corpus_holds() {
+            for (name, body) in corpus("blobs") {
+                check_blob_body(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+        }
+
+        /// JSON text with numbers and strings in every form serde_json knows, including
+        /// escapes of lone surrogates and numbers beyond f64.
+        fn scalar() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "-?(0|[1-9][0-9]{0,20})(\\.[0-9]{1,5})?([eE][+-]?[0-9]{1,4})?",
+                "\"([a-zA-Z0-9 /:.-]|\\\\[\"\\\\/bfnrt]|\\\\u[0-9a-fA-F]{4}|\\\\u[dD][89abAB][0-9a-fA-F]{2}|[\u{80}-\u{10FFFF}])*\"",
+                Just("true".to_string()),
+                Just("null".to_string()),
+                Just("[]".to_string()),
+                Just("{}".to_string()),
+            ]
+        }
+
+        fn record_text() -> impl Strategy<Value = String> {
+            (
+                prop::option::of("[a-z0-9-]{1,8}"),
+                prop::bool::ANY,
+                prop::collection::vec(("[A-Za-z]{1,6}", scalar()), 0..4),
+            )
+                .prop_map(|(id, time, extra)| {
+                    let mut parts = Vec::new();
+                    if let Some(id) = id {
+                        parts.push(format!("\"Id\":\"{id}\""));
+                    }
+                    if time {
+                        parts.push("\"CreationTime\":\"2026-05-04T09:14:22\"".to_string());
+                    }
+                    for (k, v) in extra {
+                        parts.push(format!("\"{k}\":{v}"));
+                    }
+                    format!("{{{}}}", parts.join(","))
+                })
+        }
+
+        fn blob_text() -> impl Strategy<Value = Vec<u8>> {
+            (
+                prop::collection::vec(prop_oneof![record_text(), scalar()], 0..6),
+                prop::bool::ANY,
+                prop::option::of(any::<prop::sample::Index>()),
+            )
+                .prop_map(|(items, bom, cut)| {
+                    let mut b = Vec::new();
+                    if bom {
+                        b.extend_from_slice(b"\xEF\xBB\xBF");
+                    }
+                    b.extend_from_slice(format!("[{}]", items.join(" , ")).as_bytes());
+                    if let Some(c) = cut {
+                        b.truncate(c.index(b.len() + 1));
+                    }
+                    b
+                })
+        }
+
+        fn blob_ref() -> impl Strategy<Value = String> {
+            (
+                prop::collection::vec(
+                    (
+                        prop_oneof![
+                            Just("contentType"),
+                            Just("contentId"),
+                            Just("contentUri"),
+                            Just("contentCreated"),
+                            Just("contentExpiration"),
+                            Just("other"),
+                        ],
+                        scalar(),
+                    ),
+                    0..7,
+                ),
+                prop::bool::ANY,
+            )
+                .prop_map(|(fields, complete)| {
+                    let mut parts: Vec<String> =
+                        fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                    if complete {
+                        for k in [
+                            "contentType",
+                            "contentId",
+                            "contentUri",
+                            "contentCreated",
+                            "contentExpiration",
+                        ] {
+                            if !fields.iter().any(|(f, _)| *f == k) {
+                                parts.push(format!("\"{k}\":\"x\""));
+                            }
+                        }
+                    }
+                    format!("{{{}}}", parts.join(","))
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn any_bytes_as_a_page_or_blob(body in any::<Vec<u8>>()) {
+                check_page(&body)?;
+                check_blob_body(&body)?;
+            }
+
+            #[test]
+            fn json_like_text_as_a_page_or_blob(body in "[\\[\\]{}\",:\\\\ a-zA-Z0-9.eE+-]{0,120}") {
+                check_page(body.as_bytes())?;
+                check_blob_body(body.as_bytes())?;
+            }
+
+            #[test]
+            fn record_arrays(body in blob_text()) {
+                check_blob_body(&body)?;
+            }
+
+            #[test]
+            fn content_listings(items in prop::collection::vec(blob_ref(), 0..5), cut in prop::option::of(any::<prop::sample::Index>())) {
+                let mut body = format!("[{}]", items.join(",")).into_bytes();
+                if let Some(c) = cut {
+                    body.truncate(c.index(body.len() + 1));
+                }
+                check_page(&body)?;
+            }
+
+            /// Any next-page header: found under any casing of its name, never panics, and
+            /// a URL followed is on the API's own scheme, host and port with a
+            /// `PublisherIdentifier`.
+            #[test]
+            fn next_page_headers(
+                name in prop_oneof![Just("NextPageUri".to_string()), Just("nextpageurl".to_string()), Just("NEXTPAGEURI".to_string()), "[a-zA-Z-]{1,12}"],
+                value in prop_oneof![
+                    any::<Vec<u8>>(),
+                    "(https?://)?(127\\.0\\.0\\.1(:[0-9]{1,5})?|api\\.example|[a-z.:@\\[\\]]{0,12})?(/[a-zA-Z0-9%?&=#./:@ -]{0,30})?".prop_map(String::into_bytes),
+                ],
+            ) {
+                let mut h = HeaderMap::new();
+                let (Ok(n), Ok(v)) = (
+                    reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+                    reqwest::header::HeaderValue::from_bytes(&value),
+                ) else {
+                    return Ok(());
+                };
+                h.insert(n, v);
+                let is_next = name.eq_ignore_ascii_case("NextPageUri") || name.eq_ignore_ascii_case("NextPageUrl");
+                let (_, next) = parse_page(b"[]", &h).expect("an empty page");
+                let expected = std::str::from_utf8(&value)
+                    .ok()
+                    .filter(|s| is_next && s.bytes().all(|b| b == b'\t' || (b' '..0x7f).contains(&b)))
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty());
+                prop_assert_eq!(next.as_deref(), expected);
+                if let Some(next) = next {
+                    let c = ApiClient::with_policy(&office("http://127.0.0.1:9", "http://127.0.0.1:9", ""), fast()).expect("client");
+                    if let Ok(u) = c.pinned(&next) {
+                        prop_assert_eq!(u.scheme(), "http");
+                        prop_assert_eq!(u.host_str(), Some("127.0.0.1"));
+                        prop_assert_eq!(u.port_or_known_default(), Some(9));
+                        prop_assert!(u.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("PublisherIdentifier")));
+                    }
+                }
+            }
+        }
     }
 }

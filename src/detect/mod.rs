@@ -603,13 +603,19 @@ impl Detections {
         raw: &[u8],
         known_json: bool,
     ) -> Result<Val, String> {
-        match self.fields_for(cands) {
+        let parse = |raw: &[u8]| match self.fields_for(cands) {
             Some(f) => match known_json.then(|| project::scan_json(raw, &f)).flatten() {
                 Some(pairs) => project::build(&pairs),
                 None => project::parse(raw, &f),
             },
             None => serde_json::from_slice::<Val>(raw).map_err(|e| e.to_string()),
-        }
+        };
+        // A lone surrogate escape in a value (serde_json refuses it, jq reads U+FFFD) must
+        // not hide the record from the detections.
+        parse(raw).or_else(|e| match crate::model::replace_lone_surrogates(raw) {
+            Some(fixed) => parse(&fixed),
+            None => Err(e),
+        })
     }
 
     /// Runs every detection on the record, ignoring the table/operation prefilter. Tests
@@ -903,7 +909,7 @@ impl Query {
 
     /// Runs the program on a record's raw JSON text.
     pub fn run_bytes(&self, raw: &[u8]) -> Result<Vec<serde_json::Value>, String> {
-        let input: Val = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
+        let input: Val = crate::model::parse_record(raw).map_err(|e| e.to_string())?;
         self.run_val(input)
     }
 

@@ -468,3 +468,28 @@ fn run_json_finds_what_run_bytes_finds() {
     }
     assert!(records > 150 && hits > 50, "{records} records, {hits} hits");
 }
+
+/// A lone surrogate escape in a value (serde_json refuses it; jq reads U+FFFD) made the
+/// store refuse the whole record and a detection's parse fail: an attacker-chosen name could
+/// keep a record from the store and the detections. It is kept and read as U+FFFD.
+#[test]
+fn a_lone_surrogate_in_a_read_field_does_not_hide_the_record() {
+    let d = load(&[
+        (
+            "whole.jq",
+            "# title: W\n# table: cloud.office365.management\nselect(.Operation == \"New-InboxRule\") | {Name}\n",
+        ),
+        (
+            "fields.jq",
+            "# title: F\n# table: cloud.office365.management\n# fields: Operation, Name\nselect(.Operation == \"New-InboxRule\") | {Name}\n",
+        ),
+    ]);
+    assert!(d.errors().is_empty(), "{:?}", d.errors());
+    let raw = br#"{"Id":"1","CreationTime":"2026-05-04T09:14:22","Operation":"New-InboxRule","Workload":"Exchange","Name":"x\ud800y"}"#;
+    let h = RecordHeader::scan(raw, &mut String::new()).expect("the store keeps it");
+    for (hits, errs) in [d.run_json(&h, raw), d.run_bytes(&h, raw)] {
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(hits.len(), 2, "{hits:?}");
+        assert_eq!(hits[0].details, json!({"Name": "x\u{FFFD}y"}));
+    }
+}

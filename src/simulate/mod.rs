@@ -622,6 +622,30 @@ impl Simulator {
         self.sim.now()
     }
 
+    /// Moves the virtual clock forward (what `POST /__control/advance` does), for
+    /// in-process harnesses such as the bench's soak.
+    pub fn advance(&self, by: Duration) -> DateTime<Utc> {
+        self.sim.clock.advance(by)
+    }
+
+    /// Stops the virtual clock (what `POST /__control/freeze` does).
+    pub fn freeze(&self) -> DateTime<Utc> {
+        self.sim.clock.freeze()
+    }
+
+    /// The Ids of the ground truth at the server's current time (see the module's
+    /// "Ground truth"), without rendering it as JSON lines.
+    pub fn truth_ids(&self) -> std::collections::HashSet<String> {
+        let now = self.sim.now();
+        let mut ids = std::collections::HashSet::new();
+        self.sim.for_each_truth(None, now, |_, raw| {
+            if let Ok(h) = crate::model::RecordHeader::scan(raw.as_bytes(), &mut String::new()) {
+                ids.insert(h.id);
+            }
+        });
+        ids
+    }
+
     /// The planted stories of this tenant.
     pub fn stories(&self) -> &[Story] {
         &self.sim.feed.stories

@@ -93,6 +93,8 @@ pub use stats::{
     Stats, dir_bytes,
 };
 pub use writer::MAX_MALFORMED_ATTEMPTS;
+#[cfg(test)]
+pub(crate) use writer::{SharedDict, prepare_blob};
 
 use crate::detect::Detections;
 use crate::model::{BlobRef, ContentType, RecordHeader, format_api_time};
@@ -128,7 +130,7 @@ pub struct StoredRecord {
 impl StoredRecord {
     /// Parses the raw JSON (as Microsoft sent it).
     pub fn value(&self) -> Result<Value> {
-        serde_json::from_str(&self.raw).context("stored record is not JSON")
+        crate::model::parse_record(self.raw.as_bytes()).context("stored record is not JSON")
     }
 
     /// Every table this record belongs to, the union table first.

@@ -35,7 +35,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// The pages to time: dashboard, the detection with most hits, one of its records, that
 /// record's user and IP, a search; and when a threshold detection has hits, the one with
 /// most (its bursts are evaluated by the UI, not read from a rollup) and its drill-down.
-fn pick_pages(store: &Store, detections: &Detections) -> Result<Vec<(String, String)>> {
+pub fn pick_pages(store: &Store, detections: &Detections) -> Result<Vec<(String, String)>> {
     let mut pages = vec![("dashboard".to_string(), "/".to_string())];
     let counts = store.hit_counts()?;
     if let Some((det, _)) = counts.iter().max_by_key(|(_, n)| **n) {

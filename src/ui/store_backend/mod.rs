@@ -524,7 +524,7 @@ impl Backend for StoreBackend {
         let Some(r) = self.store.record_by_id(id)? else {
             return Ok(None);
         };
-        let v: Value = serde_json::from_str(&r.raw).unwrap_or(Value::Null);
+        let v: Value = crate::model::parse_record(r.raw.as_bytes()).unwrap_or(Value::Null);
         let mut detections: Vec<String> = Vec::new();
         let mut below_threshold: Vec<String> = Vec::new();
         for h in self.store.hits_of_record(r.rowid)? {
