@@ -8,7 +8,8 @@
 //! the file. Damage stays local: a record that is not UTF-8, not JSON or has no `Id` /
 //! `CreationTime` is reported as `file:line: why` and skipped; a stream that fails (a
 //! truncated gzip, a read error) keeps every record before the failure and says where it
-//! stopped. Records are deduplicated like collected ones (tenant = the record's
+//! stopped. A gzip whose data fails its checksum may have altered any record before that
+//! point: gzip files are decoded whole once first, and nothing of a corrupt one is stored. Records are deduplicated like collected ones (tenant = the record's
 //! `OrganizationId`, else [`DEFAULT_TENANT`]), so importing a file twice, or an export
 //! overlapping another, adds nothing. Each file read is one row of the store's evidence
 //! ledger (name, size, SHA-256, counts).
@@ -167,6 +168,37 @@ impl Importer<'_> {
     }
 }
 
+/// The decoded text of a gzip stream (every member of a concatenated one); a damaged or
+/// truncated stream is a read error where it stops, which the splitter reports.
+fn gunzip<R: BufRead>(raw: R) -> BufReader<flate2::bufread::MultiGzDecoder<R>> {
+    BufReader::with_capacity(READ_BUF, flate2::bufread::MultiGzDecoder::new(raw))
+}
+
+/// Decodes a whole gzip file to nothing: how much text came out before its data proved
+/// corrupt (a checksum that does not match, an invalid deflate block), if it did. A stream
+/// that just ends early (a cut download) is not corrupt: what came before it is intact.
+fn gzip_corruption(raw: impl BufRead) -> Option<(u64, String)> {
+    let mut dec = flate2::bufread::MultiGzDecoder::new(raw);
+    let mut buf = vec![0u8; READ_BUF];
+    let mut total = 0u64;
+    loop {
+        match dec.read(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => total += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let why = e.to_string();
+                let corrupt = e.kind() != std::io::ErrorKind::UnexpectedEof
+                    && (why.contains("checksum")
+                        || why.contains("corrupt")
+                        || why.contains("invalid"))
+                    && !why.contains("header");
+                return corrupt.then_some((total, why));
+            }
+        }
+    }
+}
+
 /// Imports one file into an open store (and records it in the evidence ledger).
 pub fn import_file(store: &Store, path: &Path, progress: &mut Progress) -> Result<FileReport> {
     let start = Instant::now();
@@ -191,11 +223,18 @@ pub fn import_file(store: &Store, path: &Path, progress: &mut Progress) -> Resul
         .fill_buf()
         .with_context(|| format!("cannot read {name}"))?
         .starts_with(&[0x1f, 0x8b]);
-    let mut input: Box<dyn BufRead> = if gzip {
-        Box::new(BufReader::with_capacity(
-            READ_BUF,
-            flate2::bufread::MultiGzDecoder::new(raw),
-        ))
+    // A corrupt gzip is only known for one when its checksum is read, after the records
+    // it altered: such a file is checked whole first, and nothing of it is stored.
+    let corrupt = if gzip {
+        let file = std::fs::File::open(path).with_context(|| format!("cannot read {name}"))?;
+        gzip_corruption(BufReader::with_capacity(READ_BUF, file))
+    } else {
+        None
+    };
+    let mut input: Box<dyn BufRead> = if corrupt.is_some() {
+        Box::new(std::io::empty())
+    } else if gzip {
+        Box::new(gunzip(raw))
     } else {
         Box::new(raw)
     };
@@ -235,7 +274,14 @@ pub fn import_file(store: &Store, path: &Path, progress: &mut Progress) -> Resul
     imp.progress.finish_file();
     let mut report = imp.report;
     report.format = end.format;
-    if let Some(d) = end.damage {
+    if let Some((at, why)) = corrupt {
+        report.damage = Some(format!(
+            "{}: the gzip stream is corrupt ({}) after {at} bytes of text: it may have altered \
+             any record before that point, so nothing of this file is stored; import an intact copy",
+            terminal_safe(&name),
+            terminal_safe(&why)
+        ));
+    } else if let Some(d) = end.damage {
         let what = if gzip {
             "the gzip stream is damaged or truncated"
         } else {
@@ -412,5 +458,178 @@ mod tests {
             r.bad_lines[1].starts_with(&format!("{}:4: record has no string \"Id\"", p.display())),
             "{r:?}"
         );
+    }
+
+    /// Property: a gzip stream cut anywhere or with any byte changed never panics the
+    /// import; the records handed on are the stream's first ones, each whole, and a stream
+    /// that does not end cleanly is reported with the line where reading stopped. The seed
+    /// corpus `tests/corpus/gzip/` (`clean_*` end cleanly, `damaged_*` do not,
+    /// `damaged_corrupt_*` fail their checksum: nothing of them is stored) runs first.
+    /// `PROPTEST_CASES` sets the number of generated cases.
+    mod proptest_gzip {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn gz(members: &[&[u8]]) -> Vec<u8> {
+            let mut out = Vec::new();
+            for m in members {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                enc.write_all(m).unwrap();
+                out.extend(enc.finish().unwrap());
+            }
+            out
+        }
+
+        /// The records and the damage the splitter reports for a gzip stream.
+        fn decode(bytes: &[u8]) -> (Vec<String>, Option<String>) {
+            let (recs, damage, _) = decode_all(bytes);
+            (recs, damage)
+        }
+
+        /// The same and the number of bad places.
+        fn decode_all(bytes: &[u8]) -> (Vec<String>, Option<String>, usize) {
+            let mut recs = Vec::new();
+            let mut bad = 0;
+            let end = read::split(&mut gunzip(bytes), &mut |i| {
+                match i {
+                    read::Item::Record { raw, .. } => recs.push(raw),
+                    read::Item::Bad { .. } => bad += 1,
+                }
+                Ok(())
+            })
+            .unwrap();
+            (recs, end.damage, bad)
+        }
+
+        fn damage_names_a_line(d: &str) -> bool {
+            d.split_once(':')
+                .is_some_and(|(n, _)| n.parse::<u64>().is_ok_and(|n| n >= 1))
+        }
+
+        fn lines(n: usize, seed: u32) -> Vec<String> {
+            (0..n)
+                .map(|i| {
+                    format!(
+                        r#"{{"Id":"r{seed}-{i}","CreationTime":"2026-11-20T10:00:00","N":"{}"}}"#,
+                        "x".repeat(i % 97)
+                    )
+                })
+                .collect()
+        }
+
+        #[test]
+        fn the_gzip_corpus_holds() {
+            let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/gzip");
+            let mut n = 0;
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                let (recs, damage) = decode(&std::fs::read(&p).unwrap());
+                if name.starts_with("clean_") {
+                    assert!(damage.is_none(), "{name}: {damage:?}");
+                    assert!(!recs.is_empty(), "{name}");
+                } else {
+                    let d = damage.unwrap_or_else(|| panic!("{name}: no damage reported"));
+                    assert!(damage_names_a_line(&d), "{name}: {d}");
+                }
+                // and through the whole import, into a store and its ledger
+                let dir = tempfile::tempdir().unwrap();
+                let s = store(dir.path());
+                let r = import_file(&s, &p, &mut Progress::quiet()).unwrap();
+                if !name.starts_with("damaged_corrupt") {
+                    assert_eq!(r.records as usize, recs.len(), "{name}");
+                }
+                assert_eq!(
+                    r.damage.is_some(),
+                    !name.starts_with("clean_"),
+                    "{name}: {r:?}"
+                );
+                if name.starts_with("clean_") {
+                    assert_eq!(r.new as usize, recs.len(), "{name}");
+                }
+                // a corrupt stream may have altered what it decoded before its checksum
+                // failed: nothing of it is stored
+                if name.starts_with("damaged_corrupt") {
+                    assert_eq!((r.records, r.new), (0, 0), "{name}");
+                    assert!(
+                        r.damage
+                            .as_deref()
+                            .unwrap()
+                            .contains("nothing of this file is stored"),
+                        "{r:?}"
+                    );
+                }
+                n += 1;
+            }
+            assert!(n >= 3, "the corpus is in {}", d.display());
+        }
+
+        proptest! {
+            #[test]
+            fn a_cut_stream_keeps_every_whole_record_before_the_cut(
+                n in 1usize..400,
+                members in 1usize..4,
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let recs = lines(n, 1);
+                let text: Vec<String> = recs.iter().map(|r| format!("{r}\n")).collect();
+                let per = text.len().div_ceil(members);
+                let parts: Vec<Vec<u8>> = text.chunks(per).map(|c| c.concat().into_bytes()).collect();
+                let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+                let full = gz(&refs);
+                // a cut between members leaves a whole, shorter stream
+                let ends: Vec<usize> = refs
+                    .iter()
+                    .scan(0, |end, m| {
+                        *end += gz(&[m]).len();
+                        Some(*end)
+                    })
+                    .collect();
+                let at = cut.index(full.len());
+                let (got, damage) = decode(&full[..at]);
+                prop_assert!(got.len() <= recs.len());
+                prop_assert_eq!(&got[..], &recs[..got.len()]);
+                if at > 0 && !ends.contains(&at) {
+                    let d = damage.expect("a cut stream is reported");
+                    prop_assert!(damage_names_a_line(&d), "{}", d);
+                }
+                let (all, none) = decode(&full);
+                prop_assert_eq!(all, recs);
+                prop_assert_eq!(none, None);
+            }
+
+            #[test]
+            fn a_changed_byte_never_panics_and_a_clean_end_means_every_record(
+                n in 1usize..200,
+                at in any::<prop::sample::Index>(),
+                xor in 1u8..=255,
+            ) {
+                let recs = lines(n, 2);
+                let text: String = recs.iter().map(|r| format!("{r}\n")).collect();
+                let mut bytes = gz(&[text.as_bytes()]);
+                let i = at.index(bytes.len());
+                bytes[i] ^= xor;
+                let (got, damage, bad) = decode_all(&bytes);
+                // what the import keeps of it: nothing when its data proved corrupt
+                if gzip_corruption(&bytes[..]).is_some() {
+                    return Ok(());
+                }
+                match damage {
+                    // the checksum held: the change was in a field it does not cover
+                    // the checksum held (the change was in a field it does not cover), or
+                    // the change made it no gzip at all (reported as a bad file, nothing read)
+                    None => prop_assert!(got == recs || (got.is_empty() && bad > 0)),
+                    Some(d) => prop_assert!(damage_names_a_line(&d), "{}", d),
+                }
+            }
+
+            #[test]
+            fn any_bytes_after_the_gzip_magic_never_panic(rest in any::<Vec<u8>>()) {
+                let mut bytes = vec![0x1f, 0x8b];
+                bytes.extend(rest);
+                let _ = decode(&bytes);
+            }
+        }
     }
 }
