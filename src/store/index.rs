@@ -463,7 +463,16 @@ impl Searcher {
         let searcher = self.reader.searcher();
         let top = TopDocs::with_limit(limit.max(1))
             .order_by_fast_field::<tantivy::DateTime>("time", Order::Desc);
-        let (total, docs) = searcher.search(&q, &(Count, top))?;
+        // A query that parses may still ask what the schema cannot answer (`ip:*` wants a
+        // fast field): that is the query's fault too, not the store's.
+        let (total, docs) = searcher.search(&q, &(Count, top)).map_err(|e| match e {
+            tantivy::TantivyError::SchemaError(_) | tantivy::TantivyError::InvalidArgument(_) => {
+                anyhow::Error::new(crate::UsageError(format!(
+                    "bad search query {query:?}: {e}"
+                )))
+            }
+            e => e.into(),
+        })?;
         Ok((total, rowids_of(&searcher, docs, limit)?))
     }
 
