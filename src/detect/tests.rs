@@ -493,3 +493,188 @@ fn a_lone_surrogate_in_a_read_field_does_not_hide_the_record() {
         assert_eq!(hits[0].details, json!({"Name": "x\u{FFFD}y"}));
     }
 }
+
+/// Property tests of the query loader: any text as a query file loads or is refused with
+/// errors that name the file and a line inside it, never a panic; and whatever loads keeps
+/// its claims on sample records: its `# fields` projection gives the hits and errors of the
+/// whole record, the table/operation/word prefilters never change them, and the raw-text
+/// paths (`run_json`, `run_bytes`) agree. The seed corpus `tests/corpus/query_loader/*.jq`
+/// runs first. `PROPTEST_CASES` sets the number of generated cases.
+mod proptest_loader {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn records() -> Vec<serde_json::Value> {
+        vec![
+            rec("UserLoginFailed", "AzureActiveDirectory"),
+            json!({"Id": "2", "CreationTime": "2026-05-04T09:14:22", "Operation": "New-InboxRule",
+                "Workload": "Exchange", "UserId": "B@x.com", "ClientIP": "[2001:db8::1]:443",
+                "Parameters": [{"Name": "DeleteMessage", "Value": "True"}, {"Name": "Name", "Value": "x\u{202e}y"}],
+                "N": 3, "Nested": {"a": [1, "two", null]}}),
+            json!({"Id": "3", "CreationTime": "2026-05-04T09:14:22", "Operation": "FileDownloaded",
+                "Workload": "SharePoint", "UserId": "", "ObjectId": "https://x/y.docx", "N": -1.5e3,
+                "ExtendedProperties": [{"Name": "UserAgent", "Value": "curl"}]}),
+        ]
+    }
+
+    /// Loads one query file; checks the error places; runs what loaded on the records.
+    fn check(code: &str) -> Result<(), TestCaseError> {
+        let d = load(&[("fuzz.jq", code)]);
+        let lines = code.lines().count().max(1);
+        for e in d.errors() {
+            prop_assert!(e.file == "fuzz.jq" || e.file.starts_with("lib/"), "{:?}", e);
+            prop_assert!(
+                e.line >= 1 && e.line <= lines + 1,
+                "line {} of {}: {:?}",
+                e.line,
+                lines,
+                e
+            );
+            prop_assert!(!e.message.trim().is_empty(), "{:?}", e);
+            prop_assert!(e.to_string().contains("fuzz.jq"), "{}", e);
+        }
+        prop_assert!(
+            d.len() + usize::from(!d.errors().is_empty()) == 1,
+            "loaded and refused at once: {:?}",
+            d
+        );
+        if d.is_empty() {
+            return Ok(());
+        }
+        let d = d.with_limits(Limits {
+            max_outputs: 50,
+            ..Limits::default()
+        });
+        for r in records() {
+            let raw = r.to_string();
+            let h = header(&r);
+            let whole = d.run_unfiltered(&r);
+            prop_assert_eq!(
+                &d.run_projected(&r),
+                &whole,
+                "`# fields` changed the result on {}",
+                raw
+            );
+            let by_json = d.run_json(&h, raw.as_bytes());
+            prop_assert_eq!(&by_json, &d.run_bytes(&h, raw.as_bytes()), "on {}", raw);
+            if d.items[0].accepts(&h) {
+                prop_assert_eq!(
+                    &by_json,
+                    &whole,
+                    "the prefilter changed the result on {}",
+                    raw
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_query_loader_corpus_holds() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/query_loader");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let code = std::fs::read_to_string(&p).unwrap();
+            check(&code).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            n += 1;
+        }
+        assert!(n > 0, "empty corpus {}", dir.display());
+    }
+
+    fn header_lines() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("title"),
+            Just("table"),
+            Just("severity"),
+            Just("operations"),
+            Just("fields"),
+            Just("contains"),
+            Just("group_by"),
+            Just("threshold"),
+            Just("distinct"),
+            Just("mitre"),
+            Just("description"),
+            Just("bogus"),
+        ];
+        let value = prop_oneof![
+            Just("A".to_string()),
+            Just("auth.all".to_string()),
+            Just("cloud.office365.management".to_string()),
+            Just("cloud.office365.management.exchange".to_string()),
+            Just("high".to_string()),
+            Just("UserLoginFailed, New-*".to_string()),
+            Just("Operation, UserId".to_string()),
+            Just("Operation, Parameters[Name=DeleteMessage]".to_string()),
+            Just("Operation".to_string()),
+            Just("inboxrule, 50053".to_string()),
+            Just("3 in 10m".to_string()),
+            "[ -~]{0,20}",
+        ];
+        prop::collection::vec((key, value, prop::bool::weighted(0.1)), 0..7).prop_map(|ls| {
+            let mut s = String::from("# title: T\n# table: cloud.office365.management\n");
+            for (k, v, cont) in ls {
+                if cont {
+                    s.push_str(&format!("#   {v}\n"));
+                } else if !s.contains(&format!("# {k}:")) {
+                    s.push_str(&format!("# {k}: {v}\n"));
+                }
+            }
+            s
+        })
+    }
+
+    fn body() -> impl Strategy<Value = String> {
+        let step = prop_oneof![
+            Just("select(.Operation == \"UserLoginFailed\")"),
+            Just("select(.Workload | ascii_downcase == \"exchange\")"),
+            Just("{UserId}"),
+            Just("{ip: .ClientIP, n: (.N // 0)}"),
+            Just("(.Parameters // [] | map(select(.Name == \"DeleteMessage\")) | .[0].Value)"),
+            Just("select(.UserId | test(\"b\"; \"i\"))"),
+            Just("."),
+            Just(".[]?"),
+            Just("empty"),
+            Just("error(\"boom\")"),
+            Just("select(has(\"Nested\"))"),
+            Just(".Nested.a[]"),
+            Just("(.. | strings)"),
+            Just("keys"),
+            Just("tojson"),
+            Just("$collector_id"),
+            Just("(.N + 1)"),
+            Just("select(.Operation | startswith(\"New-\"))"),
+            Just("first(.[]?)"),
+            Just("reduce (.. | numbers) as $x (0; . + $x)"),
+            Just("{op: .Operation, u: .UserId}"),
+            Just("select(contains({Operation: \"File\"}))"),
+            Just("twice"),
+            Just("(.ExtendedProperties // [] | from_entries? // {})"),
+            Just("("),
+            Just("]"),
+            Just("$nosuchvar"),
+            Just("nosuchfn"),
+            Just("def f: f; f"),
+        ];
+        (prop::bool::ANY, prop::collection::vec(step, 1..5)).prop_map(|(inc, steps)| {
+            format!(
+                "{}{}\n",
+                if inc { "include \"m365\";\n" } else { "" },
+                steps.join(" | ")
+            )
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_loads_or_is_refused_with_its_place(code in any::<String>()) {
+            check(&code)?;
+        }
+
+        #[test]
+        fn headers_and_filters_load_or_are_refused_and_keep_their_claims(h in header_lines(), b in body()) {
+            check(&format!("{h}{b}"))?;
+        }
+    }
+}

@@ -633,14 +633,14 @@ impl Simulator {
         self.sim.clock.freeze()
     }
 
-    /// The Ids of the ground truth at the server's current time (see the module's
-    /// "Ground truth"), without rendering it as JSON lines.
-    pub fn truth_ids(&self) -> std::collections::HashSet<String> {
+    /// The ground truth at the server's current time (see the module's "Ground truth") as
+    /// Id → CreationTime, without rendering it as JSON lines.
+    pub fn truth_ids(&self) -> std::collections::HashMap<String, DateTime<Utc>> {
         let now = self.sim.now();
-        let mut ids = std::collections::HashSet::new();
+        let mut ids = std::collections::HashMap::new();
         self.sim.for_each_truth(None, now, |_, raw| {
             if let Ok(h) = crate::model::RecordHeader::scan(raw.as_bytes(), &mut String::new()) {
-                ids.insert(h.id);
+                ids.insert(h.id, h.creation_time);
             }
         });
         ids

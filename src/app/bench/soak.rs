@@ -6,9 +6,14 @@
 //! ground truth, none stored twice, page latency under load, and a resident set that
 //! stops growing.
 //!
+//! Phases: loaded (the clock runs, the clients load pages), then catch-up (the clock
+//! stands still, no clients) until the store holds the whole truth or stops getting closer.
+//!
 //! Knobs (environment): `M365AUDIT_SOAK_SECS` (wall-clock length of the loaded phase,
 //! default 180), `M365AUDIT_SOAK_VIRTUAL_RATE` (virtual seconds per real second, default
-//! 1800: three minutes cover 3.75 days), `M365AUDIT_SOAK_CLIENTS` (default 50).
+//! 1200: three minutes cover 2.5 days), `M365AUDIT_SOAK_CLIENTS` (default 50),
+//! `M365AUDIT_SOAK_CATCHUP_SECS` (longest catch-up, default 1200) and
+//! `M365AUDIT_SOAK_STALL_SECS` (catch-up ends after this long without progress, default 120).
 
 use super::{BenchCtx, Row, cpu_seconds, load_average, peak_rss_mib, reset_peak_rss};
 use crate::detect::{Detections, Vars};
@@ -57,8 +62,12 @@ type Samples = Arc<Mutex<BTreeMap<String, Vec<f64>>>>;
 
 pub(super) fn stage_soak(ctx: &mut BenchCtx) -> Result<Row> {
     let secs = env_u64("M365AUDIT_SOAK_SECS", 180)?.max(10);
-    let rate = env_u64("M365AUDIT_SOAK_VIRTUAL_RATE", 1800)?.max(1);
+    let rate = env_u64("M365AUDIT_SOAK_VIRTUAL_RATE", 1200)?.max(1);
     let clients = env_u64("M365AUDIT_SOAK_CLIENTS", 50)?.max(1) as usize;
+    let limits = CatchUp {
+        stall: env_u64("M365AUDIT_SOAK_STALL_SECS", 120)?,
+        max: env_u64("M365AUDIT_SOAK_CATCHUP_SECS", 1200)?,
+    };
     let per_day = SimOptions::default().records_per_day * 10;
     reset_peak_rss();
     let data = ctx.dir.join("soak");
@@ -104,7 +113,7 @@ pub(super) fn stage_soak(ctx: &mut BenchCtx) -> Result<Row> {
         };
         let dets = Arc::new(Detections::load_embedded(vars));
         let store = Store::open(&data, dets.clone())?;
-        let result = soak(&sim, &o, &store, dets, secs, rate, clients).await;
+        let result = soak(&sim, &o, &store, dets, (secs, rate, clients), limits).await;
         let closing = store.clone();
         tokio::task::spawn_blocking(move || closing.close()).await??;
         sim.shutdown().await;
@@ -171,12 +180,25 @@ pub(super) fn stage_soak(ctx: &mut BenchCtx) -> Result<Row> {
             percentile(&all, 0.95),
             if growing { "GROWING" } else { "flat" },
             if o.lost > 0 {
-                format!("; missing e.g. {:?}", o.missing_examples)
+                format!(
+                    "; missing {} e.g. {:?}; streams: {}; gaps: {}",
+                    o.missing_ages,
+                    o.missing_examples,
+                    o.streams,
+                    if o.gaps.is_empty() { "none" } else { &o.gaps }
+                )
             } else {
                 String::new()
             }
         ),
     })
+}
+
+/// How long the catch-up may take: at most `max` seconds, and `stall` seconds without
+/// one more record found.
+struct CatchUp {
+    stall: u64,
+    max: u64,
 }
 
 struct Outcome {
@@ -185,6 +207,10 @@ struct Outcome {
     lost: u64,
     duplicates: u64,
     missing_examples: Vec<String>,
+    missing_ages: String,
+    /// Per content type: the cursor's lag, pending blobs, the last error.
+    streams: String,
+    gaps: String,
     samples: BTreeMap<String, Vec<f64>>,
     errors: u64,
     loaded_secs: f64,
@@ -198,9 +224,11 @@ async fn soak(
     o: &crate::config::Office365,
     store: &Store,
     dets: Arc<Detections>,
-    secs: u64,
-    rate: u64,
-    clients: usize,
+    (secs, rate, clients): (u64, u64, usize),
+    CatchUp {
+        stall,
+        max: catchup_max,
+    }: CatchUp,
 ) -> Result<Outcome> {
     crate::install_crypto_provider();
     // The UI and the collector over one store, as `run` puts them together.
@@ -329,32 +357,67 @@ async fn soak(
     let _ = picker.await;
 
     // Catch-up: the clock stands still; the collector lists and fetches what is left.
-    sim.freeze();
+    let server_now = sim.freeze();
     let truth = {
         let sim_ids = sim.truth_ids();
         Arc::new(sim_ids)
     };
+    // Until nothing is missing, or the count stops falling for `stall` (a loss, or a
+    // collector that cannot catch up: the note tells them apart by the cursors' lag).
     let t1 = Instant::now();
     let mut missing: Vec<String>;
+    let mut best = (usize::MAX, Instant::now());
     loop {
         let (s, t) = (store.clone(), truth.clone());
         missing = tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
             let keys = s.record_keys()?;
             let have: std::collections::HashSet<&str> =
                 keys.iter().map(|(_, id)| id.as_str()).collect();
-            Ok(t.iter()
+            Ok(t.keys()
                 .filter(|id| !have.contains(id.as_str()))
                 .cloned()
                 .collect())
         })
         .await??;
-        if missing.is_empty() || t1.elapsed() > Duration::from_secs(300) || collector.is_finished()
+        if missing.len() < best.0 {
+            best = (missing.len(), Instant::now());
+        }
+        if missing.is_empty()
+            || best.1.elapsed() > Duration::from_secs(stall)
+            || t1.elapsed() > Duration::from_secs(catchup_max)
+            || collector.is_finished()
         {
             break;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     let catchup_secs = t1.elapsed().as_secs_f64();
+    let s = store.clone();
+    let st = tokio::task::spawn_blocking(move || s.stats()).await??;
+    let streams = st
+        .content_types
+        .iter()
+        .map(|(ct, c)| {
+            format!(
+                "{ct} lag {} s, {} pending{}",
+                c.lag_secs
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                c.pending_blobs,
+                c.last_error
+                    .as_deref()
+                    .map(|e| format!(" ({})", e.chars().take(80).collect::<String>()))
+                    .unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let gaps = st
+        .gaps
+        .iter()
+        .map(|g| format!("{} {} ×{}", g.kind, g.content_type, g.count))
+        .collect::<Vec<_>>()
+        .join(", ");
     stop_collector.cancel();
     match collector.await {
         Ok(Ok(_)) => {}
@@ -374,12 +437,31 @@ async fn soak(
     missing.retain(|id| distinct.binary_search(&id.as_str()).is_err());
     let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
     missing.sort();
+    // How old the missing records are (hours before the server's time): the oldest edge
+    // of the 7 days, the newest blobs, or spread across.
+    let ages: Vec<f64> = missing
+        .iter()
+        .filter_map(|id| truth.get(id))
+        .map(|t| (server_now - *t).num_seconds() as f64 / 3600.0)
+        .collect();
+    let missing_ages = if ages.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "created {:.1}-{:.1} h before the server's time",
+            ages.iter().copied().fold(f64::MAX, f64::min),
+            ages.iter().copied().fold(0.0, f64::max)
+        )
+    };
     Ok(Outcome {
         stored,
         truth: truth.len() as u64,
         lost: missing.len() as u64,
         duplicates: stored - distinct.len() as u64,
-        missing_examples: missing.into_iter().take(5).collect(),
+        missing_examples: missing.into_iter().take(3).collect(),
+        missing_ages,
+        streams,
+        gaps,
         samples,
         errors: errors.load(Ordering::Relaxed),
         loaded_secs,

@@ -1,0 +1,2 @@
+#   continuation first
+.

@@ -1,0 +1,3 @@
+# title: T
+# table: cloud.office365.management
+def f: f; f

@@ -1,0 +1,3 @@
+# title: T
+# table: auth.all
+select(.Operation == "UserLoginFailed"
