@@ -72,6 +72,7 @@ mod activity;
 mod db;
 mod handle;
 mod index;
+pub mod liveness;
 mod outbox;
 mod reads;
 mod report;

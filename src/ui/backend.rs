@@ -251,6 +251,8 @@ pub struct GapRow {
 /// shown.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Status {
+    /// "running since …", "stopped since … (why)" or "never ran on this store".
+    pub collector_state: String,
     pub collector_id: String,
     pub tenant_id: String,
     pub records: u64,

@@ -1151,6 +1151,7 @@ pub struct GapView {
 struct StatusPage {
     title: String,
     imports: Vec<ImportView>,
+    collector_state: String,
     collector_id: String,
     tenant_id: String,
     records: u64,
@@ -1214,6 +1215,7 @@ pub async fn status(State(st): State<AppState>) -> Page {
                 damage: i.damage.clone().unwrap_or_default(),
             })
             .collect(),
+        collector_state: s.collector_state,
         collector_id: s.collector_id,
         tenant_id: s.tenant_id,
         records: s.records,

@@ -268,6 +268,7 @@ impl Backend for Fake {
 
     fn status(&self) -> anyhow::Result<Status> {
         Ok(Status {
+            collector_state: "running since 2026-05-04 09:00:00 UTC".into(),
             collector_id: "12345".into(),
             tenant_id: "tenant-1".into(),
             records: 42,

@@ -8,6 +8,7 @@
 //! agent of a record) and `search_query.rs` (a search form as a tantivy query).
 
 mod bursts;
+mod collector_state;
 mod pretty_json;
 mod record_fields;
 mod search_query;
@@ -116,6 +117,18 @@ impl StoreBackend {
             }
         }
         Ok(out.into_iter().collect())
+    }
+}
+
+impl StoreBackend {
+    /// Whether a collector runs on this store, by the rule `stats` uses.
+    fn collector_liveness(&self) -> Result<crate::store::liveness::Liveness> {
+        Ok(crate::store::liveness::judge(
+            self.store
+                .status(crate::store::COLLECTOR_STATUS_KEY)?
+                .as_ref(),
+            Utc::now(),
+        ))
     }
 }
 
@@ -256,6 +269,7 @@ impl StoreBackend {
         });
 
         let streams = self.store.ui_streams()?;
+        let live = self.collector_liveness()?;
         // The collector's stored monitor (its id, start and quiet period) when one ran on
         // this store; this process's own start otherwise (a `serve` over an import).
         let (collector_id, watched_since, quiet) = match self.store.monitor_state()? {
@@ -321,7 +335,7 @@ impl StoreBackend {
                 .map(|s| Lag {
                     content_type: s.content_type.clone(),
                     lag_secs: s.lag_secs,
-                    state: s.state.clone().unwrap_or_else(|| "—".into()),
+                    state: collector_state::stream_label(s.state.as_deref(), &live),
                 })
                 .collect(),
             workloads,
@@ -773,12 +787,13 @@ impl Backend for StoreBackend {
 
     fn status(&self) -> Result<Status> {
         let stats = self.store.stats()?;
+        let live = self.collector_liveness()?;
         let streams = self
             .store
             .ui_streams()?
             .into_iter()
             .map(|s| StreamStatus {
-                subscription: s.state.unwrap_or_else(|| "not started".into()),
+                subscription: collector_state::stream_label(s.state.as_deref(), &live),
                 cursor: s.cursor,
                 lag_secs: s.lag_secs,
                 last_error: s.last_error.unwrap_or_default(),
@@ -803,29 +818,9 @@ impl Backend for StoreBackend {
             })
             .collect();
         let auth = stats.auth.clone().unwrap_or(Value::Null);
-        let token_state = if auth.is_null() {
-            "no token requested yet (the collector has not run here)".to_string()
-        } else {
-            let label = auth.get("label").and_then(Value::as_str).unwrap_or("?");
-            let state = auth.get("state").and_then(Value::as_str).unwrap_or("?");
-            let head = if label == state {
-                state.to_string()
-            } else {
-                format!("{state} ({label})")
-            };
-            match auth
-                .get("token_expires_at")
-                .and_then(Value::as_str)
-                .and_then(crate::model::parse_time)
-            {
-                Some(t) => format!(
-                    "{head}; current token valid until {} UTC",
-                    t.format("%Y-%m-%d %H:%M:%S")
-                ),
-                None => head,
-            }
-        };
+        let token_state = collector_state::token_label(&auth, &live);
         Ok(Status {
+            collector_state: collector_state::collector_label(&live),
             collector_id: self.collector_id.clone(),
             tenant_id: self.tenant_id.clone(),
             records: stats.records.total.max(0) as u64,
