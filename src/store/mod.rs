@@ -83,6 +83,7 @@ mod writer;
 mod writes;
 
 pub mod ui_queries;
+pub mod ui_user_hits;
 
 pub(crate) use handle::create_private_dir;
 pub use handle::{Reply, Store};

@@ -5,17 +5,20 @@
 //!
 //! Beside this file: `bursts.rs` (the threshold detections' all-time bursts, cached),
 //! `pretty_json.rs` (the record view's JSON text), `record_fields.rs` (the object and user
-//! agent of a record) and `search_query.rs` (a search form as a tantivy query).
+//! agent of a record), `search_query.rs` (a search form as a tantivy query),
+//! `collector_state.rs` (the collector's state in words) and `user_view.rs` (the user
+//! page's timeline pages and activity, detections narrowed to a user).
 
 mod bursts;
 mod collector_state;
 mod pretty_json;
 mod record_fields;
 mod search_query;
+mod user_view;
 
 pub use pretty_json::pretty_json;
 pub use record_fields::{object_of, user_agent_of};
-pub use search_query::search_query;
+pub use search_query::{phrase, search_query};
 
 use super::backend::*;
 use super::threshold::{self, Bursts};
@@ -37,8 +40,6 @@ const QUERY_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 pub(crate) const MAX_GROUPS: usize = 2000;
 /// Other records of the same blob listed on a record page (a blob holds up to thousands).
 const SAME_BLOB_ROWS: usize = 50;
-/// Records read to tally a user's user agents.
-const UA_SAMPLE: usize = 2000;
 /// How long a computed dashboard is served again. Its aggregates come from small rollup
 /// tables (no scan), but the page shows "as of" and reloads itself every 30 s, so a few
 /// seconds of staleness cost nothing and spare the store under many open tabs.
@@ -594,55 +595,23 @@ impl Backend for StoreBackend {
         }))
     }
 
-    fn user(&self, user_id: &str, range: TimeRange, limit: usize) -> Result<UserDetail> {
-        let col = RecordColumn::UserId;
-        let groups = [
-            RecordColumn::ClientIp,
-            RecordColumn::Workload,
-            RecordColumn::Operation,
-        ];
-        let p = self.store.ui_profile(
-            col,
-            user_id,
-            (range.from, range.to),
-            limit.max(UA_SAMPLE),
-            &groups,
-            50,
-        )?;
-        let recs = p.records;
-        let mut agents: HashMap<String, (u64, DateTime<Utc>)> = HashMap::new();
-        for r in &recs {
-            if let Ok(v) = serde_json::from_str::<Value>(&r.raw) {
-                let ua = user_agent_of(&v);
-                if !ua.is_empty() {
-                    let e = agents.entry(ua).or_insert((0, r.header.creation_time));
-                    e.0 += 1;
-                    e.1 = e.1.max(r.header.creation_time);
-                }
-            }
-        }
-        let mut user_agents: Vec<Tally> = agents
-            .into_iter()
-            .map(|(value, (count, last))| Tally {
-                value,
-                count,
-                last_seen: Some(last),
-            })
-            .collect();
-        user_agents.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
-        let mut detections = tally(self.store.ui_detections_of_rowids(&p.rowids)?);
-        self.burst_tally(&mut detections, &p.rowids)?;
-        let mut tallies = p.tallies.into_iter().map(tally);
-        Ok(UserDetail {
-            user_id: user_id.to_string(),
-            total: p.total.max(0) as u64,
-            timeline: recs.iter().take(limit).map(row_of).collect(),
-            detections,
-            ips: tallies.next().unwrap_or_default(),
-            user_agents,
-            workloads: tallies.next().unwrap_or_default(),
-            operations: tallies.next().unwrap_or_default(),
-        })
+    fn user(
+        &self,
+        user_id: &str,
+        range: TimeRange,
+        offset: usize,
+        limit: usize,
+    ) -> Result<UserDetail> {
+        self.user_detail(user_id, range, offset, limit)
+    }
+
+    fn detection_for_user(
+        &self,
+        id: &str,
+        range: TimeRange,
+        user: &str,
+    ) -> Result<Option<DetectionDetail>> {
+        self.detection_of_user(id, range, user)
     }
 
     fn ip(&self, ip: &str, range: TimeRange, limit: usize) -> Result<IpDetail> {
@@ -651,7 +620,7 @@ impl Backend for StoreBackend {
             RecordColumn::ClientIp,
             &ip,
             (range.from, range.to),
-            limit,
+            (0, limit),
             &[RecordColumn::UserId, RecordColumn::Operation],
             50,
         )?;
