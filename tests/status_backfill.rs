@@ -152,6 +152,11 @@ fn the_status_page_follows_a_backfill_and_a_killed_collector() {
         stats_json(&s.data)["collector"]["state"],
         serde_json::json!("running")
     );
+    let (_, metrics) = http.get(&format!("{url}metrics"));
+    assert!(
+        metrics.contains("\nm365audit_collector_running 1\n"),
+        "{metrics}"
+    );
 
     let after = poll_status(
         &http,
@@ -196,6 +201,11 @@ fn the_status_page_follows_a_backfill_and_a_killed_collector() {
             .all(|(_, s)| s == "stopped (last: caught up)"),
         "{:?}",
         stream_states(&page)
+    );
+    let (_, metrics) = http.get(&format!("{url}metrics"));
+    assert!(
+        metrics.contains("\nm365audit_collector_running 0\n"),
+        "{metrics}"
     );
     let st = stats_json(&s.data);
     assert_eq!(st["collector"]["state"], serde_json::json!("stopped"));

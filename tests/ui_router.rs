@@ -532,6 +532,7 @@ async fn healthz_and_metrics() {
         "m365audit_gaps_total{kind=\"expired\"} 1\n",
         "m365audit_lag_seconds{content_type=\"Audit.Exchange\"} 60\n",
         "m365audit_errors_total 2\n",
+        "m365audit_collector_running 1\n",
     ] {
         assert!(m.body.contains(want), "missing {want:?} in\n{}", m.body);
     }

@@ -314,6 +314,8 @@ pub struct Metrics {
     pub outbox_depth: Option<u64>,
     /// sent, resent, oversized, receiver down (0/1): present when forwarding was used.
     pub outbox_counts: Option<(u64, u64, u64, u64)>,
+    /// Whether a collector runs on this store (the rule of `stats`); None until one ran.
+    pub collector_running: Option<bool>,
 }
 
 /// The records behind a download, written by [`crate::export`] exactly as `m365audit

@@ -1411,6 +1411,14 @@ pub fn prometheus(m: &backend::Metrics) -> String {
         "Blobs listed but not yet stored.",
         &one(m.blobs_pending.to_string()),
     );
+    if let Some(up) = m.collector_running {
+        metric(
+            "m365audit_collector_running",
+            "gauge",
+            "1 while a collector runs on this store (0 once it stopped, was killed or hangs).",
+            &one(u64::from(up).to_string()),
+        );
+    }
     if let Some(d) = m.outbox_depth {
         metric(
             "m365audit_outbox_depth",

@@ -352,6 +352,7 @@ impl Backend for Fake {
             blobs_pending: 1,
             outbox_depth: None,
             outbox_counts: None,
+            collector_running: Some(true),
         })
     }
 }

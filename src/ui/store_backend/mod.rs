@@ -857,6 +857,7 @@ impl Backend for StoreBackend {
 
     fn metrics(&self) -> Result<Metrics> {
         let stats = self.store.stats()?;
+        let live = self.collector_liveness()?;
         let mut gaps: BTreeMap<String, u64> = BTreeMap::new();
         for g in &stats.gaps {
             *gaps.entry(g.kind.clone()).or_default() += g.count.max(0) as u64;
@@ -887,6 +888,10 @@ impl Backend for StoreBackend {
                     u64::from(o.down_since.is_some()),
                 )
             }),
+            collector_running: match live {
+                crate::store::liveness::Liveness::NeverRan => None,
+                l => Some(l.is_running()),
+            },
         })
     }
 }
