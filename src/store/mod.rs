@@ -38,6 +38,8 @@
 //! outbox.rs   the Devo forwarder's queue: outbox on/off, batches in id order, deletes
 //!             after the receiver accepted (invariant 5), backfill, forwarding state
 //! activity.rs  status values, the monitor's state and the activity it evaluates
+//! liveness.rs  whether a collector runs: the `collector` row judged by pid and heartbeat
+//! ui_user_hits.rs  a detection's hits on one user's records (the user-filtered page)
 //! ```
 //!
 //! Tables (`migrations/`): `records` (header columns, zstd raw JSON with a trained
