@@ -1,6 +1,6 @@
 //! Whether a collector runs on this store, judged the same way by `stats`, `/metrics` and
 //! the status page: from the `collector` status row the collector keeps (its state, when
-//! it started, its process id and machine (boot id), and a heartbeat it rewrites while it runs).
+//! it started, its process id and machine (boot id, pid namespace), and a heartbeat it rewrites while it runs).
 //!
 //! A collector that stops cleanly writes "stopped". One killed (`kill -9`, a crash, a power
 //! cut) leaves "running" behind, so a stored "running" is believed only while the process
@@ -39,10 +39,11 @@ impl Liveness {
     }
 }
 
-/// This machine and boot: the kernel's boot id (a process id means something only on
-/// the machine and boot that issued it), else the host name; empty when neither is known.
+/// Where a process id means something: the kernel's boot id (else the host name) and this
+/// process's pid namespace, so a reader in another container on the same kernel does not
+/// look the collector's pid up in its own namespace; empty when neither is known.
 pub fn machine_id() -> String {
-    [
+    let boot = [
         "/proc/sys/kernel/random/boot_id",
         "/proc/sys/kernel/hostname",
     ]
@@ -53,7 +54,14 @@ pub fn machine_id() -> String {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
     })
-    .unwrap_or_default()
+    .unwrap_or_default();
+    if boot.is_empty() {
+        return boot;
+    }
+    match std::fs::read_link("/proc/self/ns/pid") {
+        Ok(ns) => format!("{boot} {}", ns.display()),
+        Err(_) => boot,
+    }
 }
 
 /// Whether a live process with this id exists here (`/proc`; a zombie, killed but not yet

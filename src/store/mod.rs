@@ -276,7 +276,7 @@ pub enum BlobIngest {
 /// Per content type collection state shown by `stats` and the UI.
 #[derive(Debug, Clone, Default)]
 pub struct StreamState {
-    /// e.g. "ok", "backfilling", "subscription_disabled", "audit_disabled", "auth_failed", "error".
+    /// e.g. "ok", "backfilling (window 3 of 30)", "catching up (window 2 of 5)", "subscription_disabled", "audit_disabled", "auth_failed", "error".
     pub state: String,
     pub last_error: Option<String>,
     pub lag_secs: Option<i64>,
