@@ -1,6 +1,7 @@
 //! Whether a collector runs on this store, judged the same way by `stats`, `/metrics` and
 //! the status page: from the `collector` status row the collector keeps (its state, when
-//! it started, its process id and machine (boot id, pid namespace), and a heartbeat it rewrites while it runs).
+//! it started, its process id and machine (boot id, pid namespace), and a heartbeat it
+//! rewrites while it runs).
 //!
 //! A collector that stops cleanly writes "stopped". One killed (`kill -9`, a crash, a power
 //! cut) leaves "running" behind, so a stored "running" is believed only while the process
