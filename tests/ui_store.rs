@@ -445,6 +445,16 @@ async fn threshold_detections_show_only_bursts_like_detect() {
         1,
         "fast's one burst: {mine}"
     );
+    let (_, fast_recs) = get(
+        &r,
+        "/detections/brute_force_user/records?user=fast%40contoso.com",
+    )
+    .await;
+    assert_eq!(
+        listed(&fast_recs),
+        10,
+        "only the hits inside the burst: {fast_recs}"
+    );
     let (_, none) = get(&r, "/detections/brute_force_user?user=slow%40contoso.com").await;
     assert!(none.contains("No hits"), "{none}");
     let (_, rec) = get(&r, "/records/slow-0").await;
@@ -744,8 +754,29 @@ async fn the_user_page_pages_pivots_by_phrase_and_narrows_detections() {
     assert_eq!(s, StatusCode::OK);
     assert!(det.contains("eve@evil.example"), "{det}");
     assert!(!det.contains("mallory@evil.example"), "{det}");
+    // its record lists keep the filter
+    let drill = det
+        .split("class=\"drill\" href=\"")
+        .nth(1)
+        .and_then(|x| x.split('"').next())
+        .unwrap()
+        .replace("&#38;", "&");
+    assert!(drill.ends_with("&user=carol%40contoso.com"), "{drill}");
+    let (s, recs) = get(&r, &drill).await;
+    assert_eq!(s, StatusCode::OK, "{drill}");
+    assert!(recs.contains("href=\"/records/carol-share\""), "{recs}");
+    assert!(!recs.contains("dave-share"));
+    let (_, every) = get(
+        &r,
+        "/detections/onedrive_exfiltration/records?user=carol%40contoso.com",
+    )
+    .await;
+    assert!(every.contains("carol-share") && !every.contains("dave-share"));
+    assert!(every.contains("only records by carol@contoso.com"));
     let (_, all) = get(&r, "/detections/onedrive_exfiltration").await;
     assert!(all.contains("mallory@evil.example") && all.contains("eve@evil.example"));
+    let (_, both) = get(&r, "/detections/onedrive_exfiltration/records").await;
+    assert!(both.contains("carol-share") && both.contains("dave-share"));
     // an address in a group column is a pivot
     assert!(
         all.contains("<a class=\"pivot\" href=\"/ip?addr=198.51.100.30\">"),

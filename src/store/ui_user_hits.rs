@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 /// record's CreationTime.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserHit {
+    pub record_rowid: i64,
     pub group_key: String,
     pub details: String,
     pub time: DateTime<Utc>,
@@ -29,7 +30,7 @@ impl Store {
         let b = to.map(|t| t.timestamp()).unwrap_or(i64::MAX);
         self.with_conn(|c| {
             let mut st = c.prepare_cached(
-                "SELECT h.group_key, h.details, h.creation_time \
+                "SELECT h.record_rowid, h.group_key, h.details, h.creation_time \
                  FROM hits h INDEXED BY hits_detection JOIN records r ON r.rowid = h.record_rowid \
                  WHERE h.detection = ?1 AND h.creation_time >= ?2 AND h.creation_time < ?3 \
                  AND r.user_id = ?4 ORDER BY h.creation_time DESC LIMIT ?5",
@@ -38,9 +39,10 @@ impl Store {
                 rusqlite::params![detection, a, b, user, limit.min(i64::MAX as usize) as i64],
                 |r| {
                     Ok(UserHit {
-                        group_key: r.get(0)?,
-                        details: r.get(1)?,
-                        time: db::secs_to_time(r.get(2)?),
+                        record_rowid: r.get(0)?,
+                        group_key: r.get(1)?,
+                        details: r.get(2)?,
+                        time: db::secs_to_time(r.get(3)?),
                     })
                 },
             )?;

@@ -366,6 +366,19 @@ pub trait Backend: Send + Sync + 'static {
         let _ = (id, range, user);
         Err(crate::UsageError("this backend cannot filter a detection by user".into()).into())
     }
+    /// The records of `user` behind one detection (of one group key when given; for a
+    /// threshold detection only those inside its bursts), newest first.
+    fn detection_records_for_user(
+        &self,
+        id: &str,
+        key: Option<&serde_json::Value>,
+        range: TimeRange,
+        user: &str,
+        limit: usize,
+    ) -> anyhow::Result<Option<Vec<RecordRow>>> {
+        let _ = (id, key, range, user, limit);
+        Err(crate::UsageError("this backend cannot filter a detection by user".into()).into())
+    }
     fn ip(&self, ip: &str, range: TimeRange, limit: usize) -> anyhow::Result<IpDetail>;
     fn search(&self, req: &SearchRequest) -> anyhow::Result<SearchResult>;
     /// The tables a query may name.

@@ -379,8 +379,13 @@ pub async fn detection(
             format!("?{}", &s[1..])
         }
     };
+    let user_suffix = if user.is_empty() {
+        String::new()
+    } else {
+        format!("&user={}", enc(&user))
+    };
     let drill = |g: &backend::Group| {
-        let key = enc(&g.key.to_string());
+        let key = format!("{}{user_suffix}", enc(&g.key.to_string()));
         if d.threshold.is_some() {
             // One key may have several bursts: the link names this one's span, inside
             // which every hit of the key counts (`to` is exclusive).
@@ -414,7 +419,7 @@ pub async fn detection(
         rule: d.threshold.as_ref().map(rule_text).unwrap_or_default(),
         csv_href: format!("{base}/csv{}", q(&suffix)),
         json_href: format!("{base}/json{}", q(&suffix)),
-        all_href: format!("{base}/records{}", q(&suffix)),
+        all_href: format!("{base}/records{}", q(&format!("{suffix}{user_suffix}"))),
         records_jsonl_href: format!("{base}/export?format=jsonl{suffix}"),
         records_csv_href: format!("{base}/export?format=csv{suffix}"),
         id: d.id,
@@ -461,6 +466,9 @@ fn rule_text(r: &backend::ThresholdRule) -> String {
 pub struct DrillParams {
     #[serde(default)]
     key: String,
+    /// Only the records of this user.
+    #[serde(default)]
+    user: String,
     #[serde(flatten)]
     range: RangeParams,
 }
@@ -492,19 +500,32 @@ pub async fn detection_records(
     };
     let id2 = id.clone();
     let key2 = key.clone();
+    let user = p.user.trim().to_string();
+    let u2 = user.clone();
     let rs = read(&st, move |b| {
-        b.detection_records(&id2, key2.as_ref(), range, PAGE_ROWS)
+        if u2.is_empty() {
+            b.detection_records(&id2, key2.as_ref(), range, PAGE_ROWS)
+        } else {
+            b.detection_records_for_user(&id2, key2.as_ref(), range, &u2, PAGE_ROWS)
+        }
     })
     .await?
     .ok_or_else(|| AppError::NotFound(format!("there is no detection {id:?}")))?;
-    let note = match &key {
+    let mut note = match &key {
         Some(k) => format!("group {k}"),
         None => "all hits".into(),
     };
+    if !user.is_empty() {
+        note.push_str(&format!(", only records by {user}"));
+    }
     render(RecordsPage {
         title: format!("{id}: records"),
         heading: format!("Records of detection {id}"),
-        back_href: format!("/detections/{}", enc(&id)),
+        back_href: if user.is_empty() {
+            format!("/detections/{}", enc(&id))
+        } else {
+            format!("/detections/{}?user={}", enc(&id), enc(&user))
+        },
         back_label: format!("back to {id}"),
         note: if rs.len() >= PAGE_ROWS {
             format!("{note} — the newest {PAGE_ROWS} shown")

@@ -614,6 +614,17 @@ impl Backend for StoreBackend {
         self.detection_of_user(id, range, user)
     }
 
+    fn detection_records_for_user(
+        &self,
+        id: &str,
+        key: Option<&Value>,
+        range: TimeRange,
+        user: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<RecordRow>>> {
+        self.records_of_user(id, key, range, user, limit)
+    }
+
     fn ip(&self, ip: &str, range: TimeRange, limit: usize) -> Result<IpDetail> {
         let ip = crate::model::normalize_ip(ip);
         let p = self.store.ui_profile(

@@ -216,6 +216,62 @@ impl StoreBackend {
     }
 }
 
+impl StoreBackend {
+    pub(super) fn records_of_user(
+        &self,
+        id: &str,
+        key: Option<&Value>,
+        range: TimeRange,
+        user: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<RecordRow>>> {
+        let meta = self.detections.meta(id);
+        if meta.is_none() && self.store.ui_hit_groups(id, false, None, None, 1)?.0 == 0 {
+            return Ok(None);
+        }
+        let key_text = key.map(|k| k.to_string());
+        let details = by_details(meta);
+        let bursts = match meta.and_then(|m| m.threshold.map(|t| (m, t))) {
+            Some((m, t)) => Some(self.all_time_bursts(m, t)?),
+            None => None,
+        };
+        let hits = self
+            .store
+            .ui_user_hits(id, user, range.from, range.to, USER_HITS_MAX)?;
+        let mut rowids: Vec<i64> = Vec::new();
+        for h in &hits {
+            let k = if details && bursts.is_none() {
+                &h.details
+            } else {
+                &h.group_key
+            };
+            if key_text.as_deref().is_some_and(|want| want != k) {
+                continue;
+            }
+            // A threshold detection's hit is an alert only inside a burst.
+            if let Some(b) = &bursts
+                && !b.contains(&h.group_key, h.time.timestamp())
+            {
+                continue;
+            }
+            if !rowids.contains(&h.record_rowid) {
+                rowids.push(h.record_rowid);
+            }
+            if rowids.len() >= limit {
+                break;
+            }
+        }
+        let mut recs = self.store.records_by_rowids(&rowids)?;
+        recs.sort_by(|x, y| {
+            y.header
+                .creation_time
+                .cmp(&x.header.creation_time)
+                .then(y.rowid.cmp(&x.rowid))
+        });
+        Ok(Some(recs.iter().map(row_of).collect()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
