@@ -66,7 +66,7 @@
 //!    "highest rowid indexed"; on open it catches up from SQLite. Delete it to rebuild.
 //! 6. Expired blobs, blobs that failed for good, records without Id/CreationTime and
 //!    clamped windows are rows in `gaps`, shown by `stats()`.
-//! 8. SQLite, zstd, jaq (via `Detections::run_bytes`) and tantivy run on the writer,
+//! 8. SQLite, zstd, jaq (via `detect::Runner`) and tantivy run on the writer,
 //!    preparer or indexer threads or the caller's own (blocking) thread, never on an
 //!    async worker.
 
