@@ -159,7 +159,9 @@ impl<M> Evaluator<M> {
                     // The declared fields failed to parse: the whole text decides, with its
                     // fallbacks (a lone surrogate escape reads as U+FFFD).
                     let parsed = match (parsed, input) {
-                        (Err(_), Input::Json(j)) if pairs.is_some() => d.parse_for(cands, j.as_bytes()),
+                        (Err(_), Input::Json(j)) if pairs.is_some() => {
+                            d.parse_for(cands, j.as_bytes())
+                        }
                         (Err(_), Input::Text(t)) if pairs.is_some() => d.parse_for(cands, t),
                         (p, _) => p,
                     };

@@ -613,7 +613,12 @@ mod proptest_loader {
             );
             let (_, json) = RecordHeader::scan_json(raw.as_bytes(), &mut String::new()).unwrap();
             let by_json = d.run(&h, Input::Json(json));
-            prop_assert_eq!(&by_json, &d.run(&h, Input::Text(raw.as_bytes())), "on {}", raw);
+            prop_assert_eq!(
+                &by_json,
+                &d.run(&h, Input::Text(raw.as_bytes())),
+                "on {}",
+                raw
+            );
             if d.items[0].accepts(&h) {
                 prop_assert_eq!(
                     &by_json,
