@@ -464,13 +464,13 @@ impl Searcher {
         let top = TopDocs::with_limit(limit.max(1))
             .order_by_fast_field::<tantivy::DateTime>("time", Order::Desc);
         // A query that parses may still ask what the schema cannot answer (`ip:*` wants a
-        // fast field): that is the query's fault too, not the store's.
+        // fast field, `nosuch:*` a field): that is the query's fault too, not the store's.
         let (total, docs) = searcher.search(&q, &(Count, top)).map_err(|e| match e {
-            tantivy::TantivyError::SchemaError(_) | tantivy::TantivyError::InvalidArgument(_) => {
-                anyhow::Error::new(crate::UsageError(format!(
-                    "bad search query {query:?}: {e}"
-                )))
-            }
+            tantivy::TantivyError::SchemaError(_)
+            | tantivy::TantivyError::InvalidArgument(_)
+            | tantivy::TantivyError::FieldNotFound(_) => anyhow::Error::new(crate::UsageError(
+                format!("bad search query {query:?}: {e}"),
+            )),
             e => e.into(),
         })?;
         Ok((total, rowids_of(&searcher, docs, limit)?))
