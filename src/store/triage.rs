@@ -224,6 +224,30 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The group keys of one detection as its page shows them (canonical JSON text): its
+    /// stored group keys, or with `by_details` its distinct emitted details.
+    pub fn group_keys(&self, detection: &str, by_details: bool) -> Result<Vec<String>> {
+        self.with_conn(|c| {
+            let sql = if by_details {
+                "SELECT DISTINCT details FROM hits WHERE detection = ?1"
+            } else {
+                "SELECT group_key FROM agg_hit_groups WHERE detection = ?1"
+            };
+            let mut st = c.prepare_cached(sql)?;
+            let keys = st.query_map([detection], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for k in keys {
+                let k = k?;
+                // Stored as serde_json text already; parsed and written again only to be
+                // sure it compares equal to a key that came back from a page.
+                out.push(canonical_key(&k).unwrap_or(k));
+            }
+            Ok(out)
+        })
+    }
+}
+
 fn read_rows(
     c: &Connection,
     detection: Option<&str>,

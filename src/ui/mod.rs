@@ -3,8 +3,10 @@
 //!
 //! This is the only module that knows HTML and HTTP status codes. It reads through the
 //! [`Backend`] trait (implemented over the store in `store_backend`), always from
-//! `spawn_blocking`, and must never write: the UI has no state-changing request, so there
-//! is nothing to protect against CSRF beyond the token cookie being `SameSite=Strict`.
+//! `spawn_blocking`, and writes triage only: `POST /detections/{id}/triage` (`triage.rs`)
+//! is its one state-changing request, behind a CSRF token, an Origin check and the access
+//! token; `serve --read-only` and a store that cannot be written have none (403). Records,
+//! hits, cursors and config are never written from here.
 //!
 //! Everything rendered is treated as hostile: audit data (file names, subjects, rule names,
 //! user agents) is attacker-controlled. Templates rely on askama's HTML escaping (no
@@ -25,6 +27,7 @@ mod chart;
 pub(crate) mod pages;
 pub mod store_backend;
 pub mod threshold;
+pub mod triage;
 
 pub use backend::Backend;
 
@@ -65,6 +68,8 @@ pub struct AppState {
     pub backend: Arc<dyn Backend>,
     /// The access token; `None` means open (loopback only, enforced by [`serve`]).
     pub token: Option<Arc<AccessToken>>,
+    /// The token triage forms carry (random per process).
+    pub csrf: Arc<triage::CsrfToken>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -80,6 +85,7 @@ impl AppState {
         AppState {
             backend,
             token: None,
+            csrf: Arc::new(triage::CsrfToken::generate()),
         }
     }
 
@@ -185,6 +191,10 @@ pub fn router(state: AppState) -> Router {
         .route("/detections/{id}/csv", get(pages::detection_csv))
         .route("/detections/{id}/json", get(pages::detection_json))
         .route("/detections/{id}/export", get(pages::detection_download))
+        .route(
+            "/detections/{id}/triage",
+            get(triage::page).post(triage::post),
+        )
         .route("/user/export", get(pages::user_download))
         .route("/search/export", get(pages::search_download))
         .route("/records/{id}", get(pages::record))
@@ -366,6 +376,9 @@ pub enum AppError {
     BadRequest(String),
     #[error("access token required")]
     Unauthorized,
+    /// A write this UI refuses (read-only, foreign Origin, no CSRF token).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The data directory lacks a part the page needs; the message says how to restore it.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -398,6 +411,7 @@ impl IntoResponse for AppError {
         let (status, title, message) = match &self {
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", m.clone()),
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad request", m.clone()),
+            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, "Forbidden", m.clone()),
             AppError::Unavailable(m) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "Not available", m.clone())
             }

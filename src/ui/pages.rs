@@ -264,10 +264,12 @@ struct DashboardPage {
     lags: Vec<LagRow>,
     workloads: Vec<WorkloadCard>,
     warnings: Vec<String>,
+    triage: super::triage::DashboardTriage,
 }
 
 pub async fn dashboard(State(st): State<AppState>) -> Page {
     let d = read(&st, |b| b.dashboard(DASHBOARD_HOURS)).await?;
+    let triage = super::triage::dashboard(&st).await;
     let detections: Vec<DetectionCard> = d
         .detections
         .iter()
@@ -316,6 +318,7 @@ pub async fn dashboard(State(st): State<AppState>) -> Page {
             })
             .collect(),
         warnings: d.warnings,
+        triage,
     })
 }
 
@@ -351,6 +354,7 @@ struct DetectionPage {
     /// The records the detection hit, as `m365audit export --detection` writes them.
     records_jsonl_href: String,
     records_csv_href: String,
+    triage: super::triage::DetectionTriage,
 }
 
 async fn load_detection(
@@ -371,6 +375,7 @@ pub async fn detection(
 ) -> Page {
     let range = rp.parse()?;
     let d = load_detection(&st, id, range).await?;
+    let triage = super::triage::for_detection(&st, &d).await?;
     let base = format!("/detections/{}", enc(&d.id));
     let suffix = rp.suffix();
     let q = |s: &str| {
@@ -422,6 +427,7 @@ pub async fn detection(
         hits: d.hits,
         from: rp.from.clone(),
         to: rp.to.clone(),
+        triage,
     })
 }
 

@@ -1,16 +1,19 @@
 //! The [`Backend`] of the real appliance: the pages' data read from the store (its general
-//! read API plus `store::ui_queries`) and the loaded detections. Must not write and must
-//! not run SQL itself (only `store` does); every method is blocking and is called from
+//! read API plus `store::ui_queries`) and the loaded detections. Writes nothing but triage
+//! (through the store's `TriageWriter`, when it was given one) and must not run SQL
+//! itself (only `store` does); every method is blocking and is called from
 //! `spawn_blocking` by the pages.
 //!
 //! Beside this file: `bursts.rs` (the threshold detections' all-time bursts, cached),
 //! `pretty_json.rs` (the record view's JSON text), `record_fields.rs` (the object and user
-//! agent of a record) and `search_query.rs` (a search form as a tantivy query).
+//! agent of a record), `search_query.rs` (a search form as a tantivy query) and
+//! `triage.rs` (triage rows and counts; the one write, through the store's triage writer).
 
 mod bursts;
 mod pretty_json;
 mod record_fields;
 mod search_query;
+mod triage;
 
 pub use pretty_json::pretty_json;
 pub use record_fields::{object_of, user_agent_of};
@@ -57,6 +60,8 @@ pub struct StoreBackend {
     dashboard_cache: std::sync::Mutex<Option<(std::time::Instant, usize, Dashboard)>>,
     /// Per threshold detection, its rule applied to all its hits (see `all_time_bursts`).
     bursts_cache: std::sync::Mutex<HashMap<String, BurstCache>>,
+    /// Set when this UI may write triage (`with_triage_writer`).
+    triage: Option<crate::store::TriageWriter>,
 }
 
 impl StoreBackend {
@@ -76,6 +81,7 @@ impl StoreBackend {
             dashboard_ttl: DASHBOARD_TTL,
             dashboard_cache: std::sync::Mutex::new(None),
             bursts_cache: std::sync::Mutex::new(HashMap::new()),
+            triage: None,
         }
     }
 
@@ -466,6 +472,19 @@ impl StoreBackend {
 }
 
 impl Backend for StoreBackend {
+    fn triage_writable(&self) -> bool {
+        self.triage.is_some()
+    }
+    fn triage(&self, detection: &str) -> Result<Vec<crate::store::TriageRow>> {
+        self.triage_rows(Some(detection))
+    }
+    fn triage_counts(&self) -> Result<Vec<crate::ui::triage::TriageCounts>> {
+        self.triage_counts_all()
+    }
+    fn set_triage(&self, change: &crate::store::TriageChange) -> Result<()> {
+        self.apply_triage(change)
+    }
+
     fn dashboard(&self, hours: usize) -> Result<Dashboard> {
         if let Ok(cache) = self.dashboard_cache.lock()
             && let Some((at, h, d)) = cache.as_ref()
