@@ -14,7 +14,7 @@
 //! `⟨U+202E⟩`), links to records, users and addresses are always our own paths with
 //! the value percent-encoded, and every response carries a strict Content-Security-Policy
 //! without inline script or style, `nosniff`, `frame-ancestors 'none'` and
-//! `Referrer-Policy: no-referrer`.
+//! `Referrer-Policy: same-origin` (no URL of the UI leaves it).
 //!
 //! Access: on a loopback address the UI is open to the local user. On any other address a
 //! token is required (configured, or generated and printed once); [`serve`] refuses to
@@ -232,9 +232,12 @@ async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // `same-origin`, not `no-referrer`: no other site ever sees a URL of this UI either
+    // way, but under `no-referrer` a browser sends `Origin: null` with a form POST, and
+    // the triage form's Origin check needs the real one.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         "cross-origin-opener-policy",

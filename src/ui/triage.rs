@@ -101,8 +101,10 @@ impl TriageCounts {
         .filter(|(n, _)| *n > 0)
         .map(|(n, w)| format!("{n} {w}"))
         .collect();
-        if self.new_hits > 0 {
-            parts.push(format!("{} new hits since triage", self.new_hits));
+        match self.new_hits {
+            0 => {}
+            1 => parts.push("1 new hit since triage".into()),
+            n => parts.push(format!("{n} new hits since triage")),
         }
         parts.join(" · ")
     }
