@@ -194,6 +194,13 @@ impl Store {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .with_context(|| format!("opening {} for triage", path.display()))?;
+        // SQLite opens a file it may not write read-only instead of failing.
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            bail!(
+                "{} cannot be written (read-only file or media)",
+                path.display()
+            );
+        }
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if v != db::SCHEMA_VERSION {

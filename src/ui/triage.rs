@@ -15,7 +15,6 @@ use super::pages::enc;
 use super::{AppError, AppState};
 use crate::store::{TriageChange, TriageRow, TriageState};
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -398,19 +397,34 @@ pub async fn page(
 
 // ---------------------------------------------------------------- the write
 
-/// The form a detection page posts.
-#[derive(Debug, Default, Deserialize)]
+/// The form a detection page posts (`application/x-www-form-urlencoded`).
+#[derive(Debug, Default)]
 pub struct TriageForm {
-    #[serde(default)]
     key: String,
-    #[serde(default)]
     state: String,
     /// Absent: unchanged; present (even empty): set.
     assignee: Option<String>,
-    #[serde(default)]
     note: String,
-    #[serde(default)]
     csrf: String,
+}
+
+impl TriageForm {
+    /// Reads the fields it knows; others are ignored, a repeated one counts once (last).
+    fn parse(body: &[u8]) -> TriageForm {
+        let mut f = TriageForm::default();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            let v = v.into_owned();
+            match k.as_ref() {
+                "key" => f.key = v,
+                "state" => f.state = v,
+                "assignee" => f.assignee = Some(v),
+                "note" => f.note = v,
+                "csrf" => f.csrf = v,
+                _ => {}
+            }
+        }
+        f
+    }
 }
 
 /// True when `origin` names this UI as addressed by `host` (`http://` or `https://`).
@@ -426,7 +440,8 @@ fn same_origin(origin: &str, host: Option<&str>) -> bool {
     })
 }
 
-/// Applies the checks of the module docs; `Err` is the 403 to send.
+/// Applies the checks of the module docs; `Err` is the 403 to send. A read-only UI
+/// refuses whatever the body holds.
 pub fn check_write(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<(), AppError> {
     if !st.backend.triage_writable() {
         return Err(AppError::Forbidden(
@@ -457,8 +472,11 @@ pub async fn post(
     State(st): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Form(f): Form<TriageForm>,
+    body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
+    // Read as bytes, not with `Form`: a body of another type must meet the 403 of a
+    // read-only UI or a foreign Origin, not a 415.
+    let f = TriageForm::parse(&body);
     check_write(&st, &headers, &f.csrf)?;
     let state = match f.state.trim() {
         "" => None,
