@@ -27,9 +27,7 @@ pub struct TriageArgs {
 /// the loaded detections' grouping.
 pub fn rows(store: &Store, detection: Option<&str>) -> Result<Vec<TriageRow>> {
     let dets = super::load_detections(crate::detect::Vars::default())?;
-    store.triage_rows(detection, &|d| {
-        dets.meta(d).is_none_or(|m| m.group_by.is_empty())
-    })
+    store.triage_rows(detection, &dets)
 }
 
 fn default_author() -> String {
@@ -46,7 +44,7 @@ pub fn triage(data: &Path, a: &TriageArgs) -> Result<()> {
         (Some(det), Some(key)) if changing => {
             let state = a.state.as_deref().map(TriageState::parse).transpose()?;
             let w = store.triage_writer()?;
-            let row = w.apply(
+            let key = w.apply(
                 &TriageChange {
                     detection: det.clone(),
                     key: key.clone(),
@@ -57,9 +55,12 @@ pub fn triage(data: &Path, a: &TriageArgs) -> Result<()> {
                 },
                 chrono::Utc::now(),
             )?;
+            let row: Vec<TriageRow> = rows(&store, Some(det))?
+                .into_iter()
+                .filter(|r| r.key == key)
+                .collect();
             let mut out = std::io::stdout().lock();
-            print_rows(&mut out, &[row], &a.format)?;
-            Ok(())
+            print_rows(&mut out, &row, &a.format)
         }
         (_, Some(_)) if !changing => Err(crate::UsageError(
             "a group key without a change: add --state, --assignee or --note (or leave the \

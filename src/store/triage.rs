@@ -112,7 +112,11 @@ pub struct TriageRow {
     /// When the state was last set.
     pub state_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// Hits of the group stored after the state was set.
+    /// The highest hits.id when the state was set.
+    #[serde(skip)]
+    pub hit_mark: i64,
+    /// Hits of the group stored after the state was set (for a threshold detection: only
+    /// those inside a burst).
     pub new_hits: u64,
     /// A closed state (resolved, false positive) with new hits since.
     pub reopened: bool,
@@ -220,14 +224,64 @@ impl Store {
     }
 
     /// Every triaged group (of one detection, or all), with its notes and the reopen rule
-    /// applied. `by_details` says for a detection that its groups are its emitted details
-    /// (no group_by), so new hits are matched on them instead of the stored group key.
+    /// applied, hits matched as `detections` groups them: a detection without group_by
+    /// on its emitted details, and a threshold detection counting only its hits inside a
+    /// burst (raw hits of such a rule are not alerts: they reopen nothing).
     pub fn triage_rows(
         &self,
         detection: Option<&str>,
-        by_details: &dyn Fn(&str) -> bool,
+        detections: &Detections,
     ) -> Result<Vec<TriageRow>> {
-        self.with_conn(|c| read_rows(c, detection, by_details))
+        let mut rows = self.with_conn(|c| read_rows(c, detection))?;
+        for r in &mut rows {
+            let meta = detections.meta(&r.detection);
+            r.new_hits = match meta.and_then(|m| m.threshold.map(|t| (m, t))) {
+                Some((m, t)) => self.new_burst_hits(m, t, &r.key, r.hit_mark)?,
+                None => {
+                    let by_details = meta.is_none_or(|m| m.group_by.is_empty());
+                    self.with_conn(|c| {
+                        new_hits_since(c, &r.detection, &r.key, r.hit_mark, by_details)
+                    })?
+                }
+            };
+            r.reopened = r.state.is_closed() && r.new_hits > 0;
+        }
+        Ok(rows)
+    }
+
+    /// Hits of one key of a threshold detection stored after `mark` that lie inside one of
+    /// the key's bursts (`detect::threshold_groups_of_stored`, the rule every surface
+    /// counts by).
+    fn new_burst_hits(
+        &self,
+        meta: &crate::detect::Meta,
+        t: crate::detect::Threshold,
+        key: &str,
+        mark: i64,
+    ) -> Result<u64> {
+        let times: Vec<i64> = self.with_conn(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT creation_time FROM hits INDEXED BY hits_detection_group \
+                 WHERE detection = ?1 AND group_key = ?2 AND id > ?3",
+            )?;
+            let rows = st.query_map(params![meta.id, key, mark], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })?;
+        if times.is_empty() {
+            return Ok(0);
+        }
+        let events =
+            self.ui_hit_events(&meta.id, Some(key), meta.distinct.as_deref(), None, None)?;
+        let bursts = crate::detect::threshold_groups_of_stored(meta, t, &events);
+        let inside = times
+            .iter()
+            .filter(|s| {
+                bursts
+                    .iter()
+                    .any(|g| g.first_seen.timestamp() <= **s && **s <= g.last_seen.timestamp())
+            })
+            .count();
+        Ok(inside as u64)
     }
 }
 
@@ -255,11 +309,8 @@ impl Store {
     }
 }
 
-fn read_rows(
-    c: &Connection,
-    detection: Option<&str>,
-    by_details: &dyn Fn(&str) -> bool,
-) -> Result<Vec<TriageRow>> {
+/// The stored rows with their notes; `new_hits` and `reopened` are left for the caller.
+fn read_rows(c: &Connection, detection: Option<&str>) -> Result<Vec<TriageRow>> {
     let mut st = c.prepare_cached(
         "SELECT detection, group_key, state, assignee, state_at, hit_mark, updated_at \
          FROM triage WHERE ?1 IS NULL OR detection = ?1 ORDER BY detection, updated_at DESC",
@@ -281,17 +332,17 @@ fn read_rows(
     for (det, key, state, assignee, state_at, mark, updated_at) in rows {
         // A state this build does not know (a newer one wrote it) shows as new.
         let state = TriageState::parse(&state).unwrap_or(TriageState::New);
-        let new_hits = new_hits_since(c, &det, &key, mark, by_details(&det))?;
         out.push(TriageRow {
             notes: notes_of(c, &det, &key)?,
-            reopened: state.is_closed() && new_hits > 0,
+            reopened: false,
             detection: det,
             key,
             state,
             assignee,
             state_at: db::secs_to_time(state_at),
             updated_at: db::secs_to_time(updated_at),
-            new_hits,
+            hit_mark: mark,
+            new_hits: 0,
         });
     }
     Ok(out)
@@ -350,7 +401,8 @@ impl TriageWriter {
     /// Applies one change at `now` in one transaction: the group's row (created as `new`
     /// when missing) and one history entry. Setting a state moves the group's hit mark to
     /// the newest stored hit. A change that changes nothing and has no note is refused.
-    pub fn apply(&self, change: &TriageChange, now: DateTime<Utc>) -> Result<TriageRow> {
+    /// Returns the group key as stored (canonical).
+    pub fn apply(&self, change: &TriageChange, now: DateTime<Utc>) -> Result<String> {
         let detection = change.detection.trim();
         if detection.is_empty() {
             bail!(crate::UsageError("which detection? give its id".into()));
@@ -424,10 +476,7 @@ impl TriageWriter {
             ],
         )?;
         tx.commit()?;
-        let rows = read_rows(&conn, Some(detection), &|_| false)?;
-        rows.into_iter()
-            .find(|r| r.key == key)
-            .context("the triage row just written is missing")
+        Ok(key)
     }
 }
 
@@ -438,9 +487,13 @@ mod tests {
     use chrono::Duration;
 
     fn brute_force_record(id: &str, user: &str, minute: u32) -> String {
+        failure_at(id, user, 10, minute)
+    }
+
+    fn failure_at(id: &str, user: &str, hour: u32, minute: u32) -> String {
         serde_json::json!({
             "Id": id,
-            "CreationTime": format!("2026-05-04T10:{minute:02}:00"),
+            "CreationTime": format!("2026-05-04T{hour:02}:{minute:02}:00"),
             "Operation": "UserLoginFailed",
             "Workload": "AzureActiveDirectory",
             "RecordType": 15,
@@ -472,8 +525,9 @@ mod tests {
     }
 
     fn row(store: &Store, det: &str, key: &str) -> TriageRow {
+        let dets = Detections::load_embedded(crate::detect::Vars::default());
         store
-            .triage_rows(Some(det), &|_| false)
+            .triage_rows(Some(det), &dets)
             .unwrap()
             .into_iter()
             .find(|r| r.key == key)
@@ -642,6 +696,51 @@ mod tests {
         let r = row(&store, &det, &key);
         assert!(!r.reopened);
         assert_eq!(r.since_text(), "1 new hit since investigating");
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn only_hits_inside_a_burst_reopen_a_threshold_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let dets = Arc::new(Detections::load_embedded(crate::detect::Vars::default()));
+        let m = dets
+            .meta("brute_force_user")
+            .expect("brute_force_user is embedded");
+        let need = m.threshold.expect("a threshold rule").count as u32;
+        let store = Store::open(dir.path(), dets.clone()).unwrap();
+        let user = "erin@contoso.com";
+        let burst = |hour: u32, tag: &str| -> Vec<String> {
+            (0..need)
+                .map(|i| failure_at(&format!("{tag}{i}"), user, hour, i))
+                .collect()
+        };
+        store.import_records("t", burst(10, "a")).wait().unwrap();
+        let key = serde_json::json!({"UserId": user}).to_string();
+        let w = store.triage_writer().unwrap();
+        set(
+            &w,
+            "brute_force_user",
+            &key,
+            TriageState::Resolved,
+            Utc::now(),
+        );
+        let row = |s: &Store| {
+            s.triage_rows(Some("brute_force_user"), &dets)
+                .unwrap()
+                .into_iter()
+                .find(|r| r.key == key)
+                .unwrap()
+        };
+        // one more failure hours later is a hit of the key, but below the threshold
+        let lone = vec![failure_at("lone", user, 14, 0)];
+        store.import_records("t", lone).wait().unwrap();
+        let r = row(&store);
+        assert!(!r.reopened && r.new_hits == 0, "{r:?}");
+        // a new burst reopens it, counting the hits inside it only
+        store.import_records("t", burst(18, "b")).wait().unwrap();
+        let r = row(&store);
+        assert!(r.reopened, "{r:?}");
+        assert_eq!(r.new_hits, u64::from(need));
         store.close().unwrap();
     }
 

@@ -15,13 +15,8 @@ impl StoreBackend {
         self
     }
 
-    fn by_details_of(&self, detection: &str) -> bool {
-        by_details(self.detections.meta(detection))
-    }
-
     pub(super) fn triage_rows(&self, detection: Option<&str>) -> Result<Vec<TriageRow>> {
-        self.store
-            .triage_rows(detection, &|d| self.by_details_of(d))
+        self.store.triage_rows(detection, &self.detections)
     }
 
     pub(super) fn triage_counts_all(&self) -> Result<Vec<TriageCounts>> {
