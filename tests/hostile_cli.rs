@@ -301,4 +301,25 @@ fn the_store_is_private_whatever_the_umask_and_a_shared_one_is_named() {
         err.contains("warning") && err.contains("other local users") && err.contains("755"),
         "{err}"
     );
+
+    // An export holds the same audit data: new or reused, the file ends up the owner's only.
+    let out = dir.path().join("export.jsonl");
+    std::fs::write(&out, "old").unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let fresh = dir.path().join("fresh.csv");
+    for (path, format) in [(&out, "jsonl"), (&fresh, "csv")] {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg("umask 022; exec \"$0\" export --data \"$1\" --format \"$2\" --out \"$3\"")
+            .arg(env!("CARGO_BIN_EXE_m365audit"))
+            .arg(&data)
+            .arg(format)
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+        assert!(std::fs::read_to_string(path).unwrap().contains("p-1"));
+    }
 }

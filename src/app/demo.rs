@@ -74,7 +74,8 @@ pub fn demo(listen: SocketAddr, data: Option<&Path>, devo: Option<&Path>) -> Res
         std::fs::write(&ready, sim.ready_line())
             .with_context(|| format!("writing {}", ready.display()))?;
         let cfg_path = dir.join("demo-config.json");
-        std::fs::write(&cfg_path, &text)
+        crate::store::create_private_file(&cfg_path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
             .with_context(|| format!("writing {}", cfg_path.display()))?;
         let cfg = crate::config::parse(&text, &cfg_path.display().to_string())?;
         let r = collect_and_serve(

@@ -90,7 +90,7 @@ pub fn export(a: &ExportArgs) -> Result<()> {
     }
     match &a.out {
         Some(path) => {
-            let f = std::fs::File::create(path)
+            let f = crate::store::create_private_file(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             let n = write_to(&store, &filter, format, std::io::BufWriter::new(f), path)?;
             eprintln!("{n} records written to {}", path.display());

@@ -27,6 +27,15 @@ enum V {
     Root,
     /// A value found in the record, unchanged (any type).
     Sub,
+    /// A value found in the record under this object key (lower-cased, a [`word`]),
+    /// unchanged: when it is not null, the record's text spells the key.
+    Keyed(String),
+    /// `tostring` of a value found in the record: the value itself when a string, else
+    /// its JSON text (which the record's text spells for `true`, `false`, `null` and
+    /// integers).
+    ToStr,
+    /// A constant that is not null and not a string (a number, `true`, `false`).
+    Const,
     /// A value found in the record that is an object.
     SubObj,
     /// A value found in the record that is a string.
@@ -176,7 +185,7 @@ impl Cx {
     fn term<'a, 's>(&mut self, t: &'a T<'s>, input: &[V], env: &Env<'a, 's>) -> Res {
         match t {
             Term::Id => Res::total(input.to_vec()),
-            Term::Num(_) => Res::total(vec![V::Any]),
+            Term::Num(_) => Res::total(vec![V::Const]),
             Term::Str(None, _) => match lit_str(t) {
                 Some(s) => Res::total(vec![V::Lit(s)]),
                 None => Res::any(),
@@ -258,7 +267,7 @@ impl Cx {
                     input
                         .iter()
                         .filter_map(|v| match v {
-                            V::Sub | V::SubStr => Some(V::SubStr),
+                            V::Sub | V::Keyed(_) | V::SubStr => Some(V::SubStr),
                             V::Lit(s) => Some(V::Lit(s.clone())),
                             V::Lower => Some(V::Lower),
                             V::Any => Some(V::Any),
@@ -333,18 +342,33 @@ impl Cx {
                     truth: Vec::new(),
                 }
             }
-            BinaryOp::Cmp(Cmp::Eq) => {
+            BinaryOp::Cmp(cmp @ (Cmp::Eq | Cmp::Ne)) => {
                 let a = self.term(l, input, env);
                 let b = self.term(r, input, env);
-                let eq = equal_words(&a.outs, &b.outs).or_else(|| equal_words(&b.outs, &a.outs));
+                let equal = matches!(cmp, Cmp::Eq);
+                let mut sets = Vec::new();
+                if equal
+                    && let Some(w) =
+                        equal_words(&a.outs, &b.outs).or_else(|| equal_words(&b.outs, &a.outs))
+                {
+                    sets.push(w);
+                }
+                // the key only where no value word says more (one search fewer per record)
+                if sets.is_empty()
+                    && let Some(k) = key_words(&a.outs, &b.outs, equal)
+                        .or_else(|| key_words(&b.outs, &a.outs, equal))
+                {
+                    sets.push(k);
+                }
                 let total = a.total && b.total;
                 let need = and(a.need, &b.need);
                 Res {
                     outs: vec![V::Any],
                     total,
-                    truth: match eq {
-                        Some(w) if total => and(need.clone(), &[w].to_vec()),
-                        _ => need.clone(),
+                    truth: if total {
+                        and(need.clone(), &sets)
+                    } else {
+                        need.clone()
                     },
                     need,
                 }
@@ -426,9 +450,15 @@ impl Cx {
     ) -> Res {
         match (name, args) {
             ("null", []) => Res::total(vec![V::Null]),
-            ("true" | "false" | "type" | "not" | "isstring" | "isobject" | "isarray", []) => {
-                Res::total(vec![V::Any])
-            }
+            ("true" | "false", []) => Res::total(vec![V::Const]),
+            ("type" | "not" | "isstring" | "isobject" | "isarray", []) => Res::total(vec![V::Any]),
+            ("tostring", []) => self.each(input, |_, v| {
+                Res::total(vec![match v {
+                    V::Sub | V::Keyed(_) | V::SubStr => V::ToStr,
+                    V::Lit(s) => V::Lit(s.clone()),
+                    _ => V::Any,
+                }])
+            }),
             ("empty", []) => Res {
                 outs: Vec::new(),
                 total: true,
@@ -438,14 +468,14 @@ impl Cx {
             ("objects", []) => self.each(input, |_, v| {
                 Res::total(match v {
                     V::Root => vec![V::Root],
-                    V::Sub | V::SubObj => vec![V::SubObj],
+                    V::Sub | V::Keyed(_) | V::SubObj => vec![V::SubObj],
                     V::Any => vec![V::Any],
                     _ => Vec::new(),
                 })
             }),
             ("strings", []) => self.each(input, |_, v| {
                 Res::total(match v {
-                    V::Sub | V::SubStr => vec![V::SubStr],
+                    V::Sub | V::Keyed(_) | V::SubStr => vec![V::SubStr],
                     V::Lit(s) => vec![V::Lit(s.clone())],
                     V::Lower => vec![V::Lower],
                     V::Any => vec![V::Any],
@@ -539,11 +569,16 @@ fn path_of(v: &V, parts: &[(Part<T<'_>>, Opt)]) -> Res {
     for (part, opt) in parts {
         let optional = matches!(opt, Opt::Optional);
         let mut next = Vec::new();
+        // a constant key that is a word: a value found under it names it
+        let keyed = || match part {
+            Part::Index(i) => lit_str(i).as_deref().and_then(word).map(V::Keyed),
+            Part::Range(..) => None,
+        };
         for v in &cur {
             let (out, ok) = match (part, v) {
-                (Part::Index(_), V::Root | V::SubObj) => (V::Sub, true),
-                (Part::Index(_), V::Sub) => (V::Sub, optional),
-                (Part::Range(None, None), V::Sub | V::SubObj) => (V::Sub, optional),
+                (Part::Index(_), V::Root | V::SubObj) => (keyed().unwrap_or(V::Sub), true),
+                (Part::Index(_), V::Sub | V::Keyed(_)) => (keyed().unwrap_or(V::Sub), optional),
+                (Part::Range(None, None), V::Sub | V::Keyed(_) | V::SubObj) => (V::Sub, optional),
                 (Part::Range(None, None), V::Lits(l)) => {
                     for s in l {
                         next.push(V::Lit(s.clone()));
@@ -559,12 +594,45 @@ fn path_of(v: &V, parts: &[(Part<T<'_>>, Opt)]) -> Res {
         }
         cur = next;
     }
+    // a truthy value is not null: its key is in the text
+    let truth = match (total, keys_of(&cur)) {
+        (true, Some(keys)) => vec![keys],
+        _ => Vec::new(),
+    };
     Res {
         outs: cur,
         total,
         need: Vec::new(),
-        truth: Vec::new(),
+        truth,
     }
+}
+
+/// The keys the values `vs` were found under, when every one was found under a key.
+fn keys_of(vs: &[V]) -> Option<Vec<String>> {
+    let keys: Vec<String> = vs
+        .iter()
+        .map(|v| match v {
+            V::Keyed(k) => Some(k.clone()),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    (!keys.is_empty()).then_some(keys)
+}
+
+/// `a == b` (or `a != null` when `b` is null) can only be true when the text spells the
+/// key every value of `a` was found under: only a present key holds a value that is not
+/// null.
+fn key_words(a: &[V], b: &[V], equal: bool) -> Option<Vec<String>> {
+    let keys = keys_of(a)?;
+    let other_ok = !b.is_empty()
+        && b.iter().all(|v| {
+            if equal {
+                matches!(v, V::Lit(_) | V::Const)
+            } else {
+                *v == V::Null
+            }
+        });
+    other_ok.then_some(keys)
 }
 
 /// `a == b` can only be true when the text holds one of these words: every value of `a`
@@ -581,14 +649,26 @@ fn equal_words(a: &[V], b: &[V]) -> Option<Vec<String>> {
         return None;
     }
     let ok = a.iter().all(|v| match v {
-        V::Sub | V::SubStr | V::Lower | V::Null => true,
+        V::Sub | V::Keyed(_) | V::SubStr | V::Lower | V::Null => true,
+        V::ToStr => lits.iter().all(|l| spelled_as_is(l)),
         V::Lit(x) => !lits.contains(&x),
         _ => false,
     });
-    if !ok || !a.iter().any(|v| matches!(v, V::Sub | V::SubStr | V::Lower)) {
+    let from_record = |v: &V| matches!(v, V::Sub | V::Keyed(_) | V::SubStr | V::Lower | V::ToStr);
+    if !ok || !a.iter().any(from_record) {
         return None;
     }
     lits.into_iter().map(|s| word(s)).collect()
+}
+
+/// `tostring` of a record value can equal `s` only where the text spells `s` itself: a
+/// string is itself; `true`, `false` and `null` start with a letter and are written as
+/// they read; a number's JSON text starts with a digit or `-`, and only an integer's is
+/// all digits and spelled the same in the record (a float reads back as `100.0` from
+/// `1e2`). Arrays and objects start with `[` or `{`.
+fn spelled_as_is(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `type == "string"` or `isstring`.
@@ -737,11 +817,53 @@ mod tests {
         assert!(w("select((.a | ascii_downcase) == \"x\" and .b == \"y\")").is_empty());
         assert_eq!(w("select(.a == \"x\" and .b.c == \"y\")"), [["x"]]);
         // `or` needs words on both sides
-        assert!(w("select(.a == \"x\" or .b == 1)").is_empty());
+        assert!(w("select(.a == \"x\" or (.b | length) == 1)").is_empty());
         // computed values give none
-        assert!(w("select((.a | tostring) == \"x\")").is_empty());
+        assert!(w("select((.a | ascii_downcase) == \"x\")").is_empty());
+        assert!(w("select((.a | length) == 3)").is_empty());
         assert!(w("select(.a == \"x\" | not)").is_empty());
         assert!(w("select(.a != \"x\")").is_empty());
         assert!(w("keys").is_empty());
+    }
+
+    #[test]
+    fn a_value_that_is_not_null_names_its_key() {
+        let w = |c: &str| words(c, &[]);
+        assert_eq!(w("select(.P.Foreign? == true) | 1"), [["foreign"]]);
+        assert_eq!(w("select(.P.Foreign? == false) | 1"), [["foreign"]]);
+        assert_eq!(w("select(.Count == 3) | 1"), [["count"]]);
+        assert_eq!(
+            w("(.P.Foreign?) as $f | select($f != null) | 1"),
+            [["foreign"]]
+        );
+        assert_eq!(w("select(.P.Foreign?) | 1"), [["foreign"]]);
+        assert_eq!(w("select(.a == \"x\" or .b == 1)"), [["b", "x"]]);
+        // a string constant's own word says more than the key
+        assert_eq!(w("select(.Op == \"x\") | 1"), [["x"]]);
+        // null compares equal to a missing key; `!=` anything else holds without it
+        assert!(w("select(.a == null) | 1").is_empty());
+        assert!(w("select(.a != 1) | 1").is_empty());
+        assert!(w("select((.a // 1) == 1) | 1").is_empty());
+        // `.P.Foreign` fails on a string `.P`: no word
+        assert!(w("select(.P.Foreign == true) | 1").is_empty());
+        // a key that is not a word (quotes, escapes) gives none
+        assert!(w("select(.[\"a\\\"b\"] == 1) | 1").is_empty());
+    }
+
+    #[test]
+    fn tostring_of_a_record_value_equals_only_what_the_text_spells() {
+        let w = |c: &str| words(c, &[]);
+        assert_eq!(
+            w("select(((.E // \"\") | tostring) == \"50053\") | 1"),
+            [["50053"]]
+        );
+        assert_eq!(
+            w("select((.a | tostring) == \"IdsLocked\") | 1"),
+            [["idslocked"]]
+        );
+        // a float's text is not the record's (`1e2` reads back as `100.0`)
+        assert!(w("select((.a | tostring) == \"100.0\") | 1").is_empty());
+        assert!(w("select((.a | tostring) == \"-3\") | 1").is_empty());
+        assert!(w("select((.a | tostring) == \"[1]\") | 1").is_empty());
     }
 }

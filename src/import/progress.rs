@@ -18,6 +18,10 @@ enum Mode {
 
 pub struct Progress {
     mode: Mode,
+    /// Where the bar and lines go: stderr, or a buffer in tests.
+    out: Box<dyn Write>,
+    /// How often a plain line is written.
+    every: Duration,
     file: String,
     total: u64,
     done: u64,
@@ -44,8 +48,14 @@ impl Progress {
     }
 
     fn new(mode: Mode) -> Progress {
+        Progress::to(mode, Box::new(std::io::stderr()), PLAIN_EVERY)
+    }
+
+    fn to(mode: Mode, out: Box<dyn Write>, every: Duration) -> Progress {
         Progress {
             mode,
+            out,
+            every,
             file: String::new(),
             total: 0,
             done: 0,
@@ -79,15 +89,15 @@ impl Progress {
             Mode::Quiet => {}
             Mode::Bar => {
                 let line = self.line(true);
-                let mut e = std::io::stderr().lock();
-                let _ = write!(e, "\r\x1b[K{line}");
-                let _ = e.flush();
+                let _ = write!(self.out, "\r\x1b[K{line}");
+                let _ = self.out.flush();
                 self.bar_drawn = true;
             }
             Mode::Plain => {
-                if self.last_plain.elapsed() >= PLAIN_EVERY {
+                if self.last_plain.elapsed() >= self.every {
                     self.last_plain = Instant::now();
-                    eprintln!("import: {}", self.line(false));
+                    let line = self.line(false);
+                    let _ = writeln!(self.out, "import: {line}");
                 }
             }
         }
@@ -101,9 +111,10 @@ impl Progress {
         self.bad_shown += 1;
         self.clear_bar();
         if self.bad_shown <= SHOWN_BAD {
-            eprintln!("{msg}");
+            let _ = writeln!(self.out, "{msg}");
         } else if self.bad_shown == SHOWN_BAD + 1 {
-            eprintln!(
+            let _ = writeln!(
+                self.out,
                 "{}: more bad records; only the first {SHOWN_BAD} are shown (the summary counts them all)",
                 self.file
             );
@@ -116,7 +127,8 @@ impl Progress {
 
     fn clear_bar(&mut self) {
         if self.bar_drawn {
-            eprint!("\r\x1b[K");
+            let _ = write!(self.out, "\r\x1b[K");
+            let _ = self.out.flush();
             self.bar_drawn = false;
         }
     }
@@ -152,5 +164,138 @@ impl Progress {
             self.records,
             rate
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A sink the test can read after the progress wrote to it.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Shared {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    #[test]
+    fn without_a_terminal_plain_lines_say_file_share_records_and_rate() {
+        let out = Shared::default();
+        let mut p = Progress::to(Mode::Plain, Box::new(out.clone()), Duration::ZERO);
+        p.start_file("audit\x1b[2K.jsonl", 4 * 1048576);
+        p.stored(1000);
+        p.tick(1048576);
+        p.stored(1000);
+        p.tick(2 * 1048576);
+        p.finish_file();
+        let text = out.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text:?}");
+        assert!(
+            lines[0]
+                .starts_with("import: audit\\u{1b}[2K.jsonl 25% 1.0 of 4.0 MiB, 1000 records, "),
+            "{text:?}"
+        );
+        assert!(
+            lines[1].contains(" 50% 2.0 of 4.0 MiB, 2000 records, "),
+            "{text:?}"
+        );
+        assert!(lines.iter().all(|l| l.contains(" rec/s, ETA ")), "{text:?}");
+        assert!(
+            !text.contains('\x1b'),
+            "no control bytes in a log: {text:?}"
+        );
+    }
+
+    #[test]
+    fn plain_lines_come_only_every_interval() {
+        let out = Shared::default();
+        let mut p = Progress::to(
+            Mode::Plain,
+            Box::new(out.clone()),
+            Duration::from_secs(3600),
+        );
+        p.start_file("big.jsonl", 100);
+        for done in 1..=100 {
+            p.tick(done);
+        }
+        assert_eq!(
+            out.text(),
+            "",
+            "nothing before the first interval has passed"
+        );
+    }
+
+    #[test]
+    fn on_a_terminal_the_bar_is_redrawn_in_place_and_cleared_for_bad_records() {
+        let out = Shared::default();
+        let mut p = Progress::to(Mode::Bar, Box::new(out.clone()), PLAIN_EVERY);
+        p.start_file("x.csv", 1000);
+        p.stored(10);
+        p.tick(500);
+        p.bad_line("x.csv:7: not JSON");
+        p.tick(1000);
+        p.finish_file();
+        let text = out.text();
+        assert!(
+            text.starts_with("\r\x1b[Kx.csv [############------------] 50% "),
+            "{text:?}"
+        );
+        assert!(
+            text.contains("\r\x1b[Kx.csv:7: not JSON\n"),
+            "bar cleared first: {text:?}"
+        );
+        assert!(
+            text.contains("[########################] 100% "),
+            "{text:?}"
+        );
+        assert!(
+            text.ends_with("\r\x1b[K"),
+            "the bar is gone at the end: {text:?}"
+        );
+    }
+
+    #[test]
+    fn only_the_first_bad_records_are_printed_then_one_line_says_so() {
+        let out = Shared::default();
+        let mut p = Progress::to(
+            Mode::Plain,
+            Box::new(out.clone()),
+            Duration::from_secs(3600),
+        );
+        p.start_file("f.json", 10);
+        for i in 0..SHOWN_BAD + 5 {
+            p.bad_line(&format!("f.json:{i}: bad"));
+        }
+        let text = out.text();
+        assert_eq!(text.lines().count() as u64, SHOWN_BAD + 1, "{text}");
+        assert!(text.ends_with(
+            "f.json: more bad records; only the first 100 are shown (the summary counts them all)\n"
+        ));
+    }
+
+    #[test]
+    fn quiet_shows_nothing() {
+        let out = Shared::default();
+        let mut p = Progress::to(Mode::Quiet, Box::new(out.clone()), Duration::ZERO);
+        p.start_file("f.json", 10);
+        p.tick(5);
+        p.bad_line("f.json:1: bad");
+        p.finish_file();
+        assert_eq!(out.text(), "");
     }
 }

@@ -95,6 +95,21 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
+/// Creates (or truncates) a file readable by its owner only, whatever the umask, and
+/// restricts a file that already existed with a wider mode: an export or a config holding
+/// a secret must not become readable by every local user because the path was reused.
+pub(crate) fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(f)
+}
+
 /// Restricts an existing file to its owner (the database and its WAL: SQLite creates them
 /// with the umask's mode).
 fn make_private(path: &Path) -> Result<()> {

@@ -87,8 +87,8 @@ mod writes;
 
 pub mod ui_queries;
 
-pub(crate) use handle::create_private_dir;
 pub use handle::{Reply, Store};
+pub(crate) use handle::{create_private_dir, create_private_file};
 pub use outbox::{OutboxItem, OutboxStats, RESENT as OUTBOX_RESENT};
 pub use report::render_stats;
 pub use scan::{PackedDecoder, RawJson, ScanRow};
