@@ -286,25 +286,36 @@ impl Store {
 }
 
 impl Store {
-    /// The group keys of one detection as its page shows them (canonical JSON text): its
-    /// stored group keys, or with `by_details` its distinct emitted details.
-    pub fn group_keys(&self, detection: &str, by_details: bool) -> Result<Vec<String>> {
+    /// How many groups one detection has: stored group keys, or with `by_details` distinct
+    /// emitted details (a detection without group_by). Reads the rollup table, or that
+    /// detection's hits for `by_details`.
+    pub fn group_count(&self, detection: &str, by_details: bool) -> Result<u64> {
         self.with_conn(|c| {
             let sql = if by_details {
-                "SELECT DISTINCT details FROM hits WHERE detection = ?1"
+                "SELECT count(DISTINCT details) FROM hits WHERE detection = ?1"
             } else {
-                "SELECT group_key FROM agg_hit_groups WHERE detection = ?1"
+                "SELECT count(*) FROM agg_hit_groups WHERE detection = ?1"
             };
-            let mut st = c.prepare_cached(sql)?;
-            let keys = st.query_map([detection], |r| r.get::<_, String>(0))?;
-            let mut out = Vec::new();
-            for k in keys {
-                let k = k?;
-                // Stored as serde_json text already; parsed and written again only to be
-                // sure it compares equal to a key that came back from a page.
-                out.push(canonical_key(&k).unwrap_or(k));
-            }
-            Ok(out)
+            let n: i64 = c
+                .prepare_cached(sql)?
+                .query_row([detection], |r| r.get(0))?;
+            Ok(n.max(0) as u64)
+        })
+    }
+
+    /// Whether `key` (canonical JSON text) is a group of the detection, as `group_count`
+    /// counts them.
+    pub fn group_exists(&self, detection: &str, key: &str, by_details: bool) -> Result<bool> {
+        self.with_conn(|c| {
+            let sql = if by_details {
+                "SELECT 1 FROM hits WHERE detection = ?1 AND details = ?2 LIMIT 1"
+            } else {
+                "SELECT 1 FROM agg_hit_groups WHERE detection = ?1 AND group_key = ?2"
+            };
+            Ok(c.prepare_cached(sql)?
+                .query_row(params![detection, key], |_| Ok(()))
+                .optional()?
+                .is_some())
         })
     }
 }
@@ -677,6 +688,9 @@ mod tests {
         // a hit of another group does not count
         let other = vec![brute_force_record("r9", "mallory@contoso.com", 9)];
         store.import_records("t", other).wait().unwrap();
+        assert_eq!(store.group_count(&det, false).unwrap(), 2);
+        assert!(store.group_exists(&det, &key, false).unwrap());
+        assert!(!store.group_exists(&det, "{}", false).unwrap());
         let r = row(&store, &det, &key);
         assert!(r.reopened, "{r:?}");
         assert_eq!(r.new_hits, 2);

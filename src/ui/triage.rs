@@ -503,26 +503,15 @@ pub async fn post(
     Ok(res)
 }
 
-/// A backend's triage counts from its triaged rows and its groups per detection: every
-/// group without a row is new.
-pub fn counts(
-    rows: &[TriageRow],
-    groups: &[(String, std::collections::HashSet<String>)],
-) -> Vec<TriageCounts> {
+/// A backend's triage counts from its triaged rows and, per detection, how many of its
+/// groups have no row (they count as new).
+pub fn counts(rows: &[TriageRow], untriaged: &[(String, u64)]) -> Vec<TriageCounts> {
     let mut by: HashMap<&str, TriageCounts> = HashMap::new();
-    let triaged: std::collections::HashSet<(&str, &str)> = rows
-        .iter()
-        .map(|r| (r.detection.as_str(), r.key.as_str()))
-        .collect();
     for r in rows {
         by.entry(r.detection.as_str()).or_default().add(r);
     }
-    for (det, keys) in groups {
-        let c = by.entry(det.as_str()).or_default();
-        c.new += keys
-            .iter()
-            .filter(|k| !triaged.contains(&(det.as_str(), k.as_str())))
-            .count() as u64;
+    for (det, n) in untriaged {
+        by.entry(det.as_str()).or_default().new += n;
     }
     let mut out: Vec<TriageCounts> = by
         .into_iter()
@@ -560,6 +549,36 @@ mod tests {
         let back: serde_json::Value = serde_json::from_str(&t).unwrap();
         assert_eq!(back, k);
         assert_eq!(crate::store::canonical_key(&t).unwrap(), k.to_string());
+    }
+
+    #[test]
+    fn untriaged_groups_count_as_new_beside_the_triaged() {
+        let row = |det: &str, state, reopened| TriageRow {
+            detection: det.into(),
+            key: "{}".into(),
+            state,
+            assignee: String::new(),
+            state_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            hit_mark: 0,
+            new_hits: u64::from(reopened) * 2,
+            reopened,
+            notes: Vec::new(),
+        };
+        let rows = [
+            row("a", TriageState::Resolved, true),
+            row("a", TriageState::Resolved, false),
+            row("b", TriageState::Investigating, false),
+        ];
+        let c = counts(&rows, &[("a".into(), 5), ("c".into(), 1)]);
+        let by: HashMap<&str, &TriageCounts> =
+            c.iter().map(|c| (c.detection.as_str(), c)).collect();
+        assert_eq!(
+            by["a"].text(),
+            "5 new · 1 resolved · 1 reopened · 2 new hits since triage"
+        );
+        assert_eq!(by["b"].text(), "1 investigating");
+        assert_eq!(by["c"].text(), "1 new");
     }
 
     #[test]

@@ -6,7 +6,6 @@ use super::{StoreBackend, by_details};
 use crate::store::{TriageChange, TriageRow, TriageWriter};
 use crate::ui::triage::{self, TriageCounts};
 use anyhow::Result;
-use std::collections::HashSet;
 
 impl StoreBackend {
     /// Lets this UI write triage through `w`.
@@ -19,27 +18,38 @@ impl StoreBackend {
         self.store.triage_rows(detection, &self.detections)
     }
 
+    /// Counts by state of every loaded detection with hits: its triaged rows, and as new
+    /// its groups without one (all groups less the triaged ones that still are groups).
+    /// Reads counts and single keys, never every group key of a detection.
     pub(super) fn triage_counts_all(&self) -> Result<Vec<TriageCounts>> {
         let rows = self.triage_rows(None)?;
         let stored = self.store.hit_counts()?;
-        let mut groups: Vec<(String, HashSet<String>)> = Vec::new();
+        let mut untriaged: Vec<(String, u64)> = Vec::new();
         for m in self.detections.metas() {
             if stored.get(&m.id).copied().unwrap_or(0) <= 0 {
                 continue;
             }
-            let keys: HashSet<String> = match m.threshold {
-                Some(t) => self.all_time_bursts(m, t)?.spans.keys().cloned().collect(),
-                None => self
-                    .store
-                    .group_keys(&m.id, by_details(Some(m)))?
-                    .into_iter()
-                    .collect(),
+            let mine = rows.iter().filter(|r| r.detection == m.id);
+            let (total, triaged) = match m.threshold {
+                Some(t) => {
+                    let b = self.all_time_bursts(m, t)?;
+                    let n = mine.filter(|r| b.spans.contains_key(&r.key)).count();
+                    (b.spans.len() as u64, n as u64)
+                }
+                None => {
+                    let bd = by_details(Some(m));
+                    let mut n = 0u64;
+                    for r in mine {
+                        if self.store.group_exists(&m.id, &r.key, bd)? {
+                            n += 1;
+                        }
+                    }
+                    (self.store.group_count(&m.id, bd)?, n)
+                }
             };
-            if !keys.is_empty() {
-                groups.push((m.id.clone(), keys));
-            }
+            untriaged.push((m.id.clone(), total.saturating_sub(triaged)));
         }
-        Ok(triage::counts(&rows, &groups))
+        Ok(triage::counts(&rows, &untriaged))
     }
 
     pub(super) fn apply_triage(&self, change: &TriageChange) -> Result<()> {
