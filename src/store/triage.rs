@@ -286,6 +286,14 @@ impl Store {
 }
 
 impl Store {
+    /// The highest hits.id (0 without hits): what a cache of group counts is valid for.
+    pub fn max_hit_id(&self) -> Result<i64> {
+        self.with_conn(|c| {
+            Ok(c.prepare_cached("SELECT coalesce(max(id), 0) FROM hits")?
+                .query_row([], |r| r.get(0))?)
+        })
+    }
+
     /// How many groups one detection has: stored group keys, or with `by_details` distinct
     /// emitted details (a detection without group_by). Reads the rollup table, or that
     /// detection's hits for `by_details`.

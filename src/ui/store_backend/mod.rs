@@ -62,6 +62,8 @@ pub struct StoreBackend {
     bursts_cache: std::sync::Mutex<HashMap<String, BurstCache>>,
     /// Set when this UI may write triage (`with_triage_writer`).
     triage: Option<crate::store::TriageWriter>,
+    /// Groups per detection as of a highest hit id (`triage.rs`).
+    group_totals: std::sync::Mutex<(i64, HashMap<String, u64>)>,
 }
 
 impl StoreBackend {
@@ -82,6 +84,7 @@ impl StoreBackend {
             dashboard_cache: std::sync::Mutex::new(None),
             bursts_cache: std::sync::Mutex::new(HashMap::new()),
             triage: None,
+            group_totals: std::sync::Mutex::new((-1, HashMap::new())),
         }
     }
 

@@ -23,10 +23,16 @@ impl StoreBackend {
     /// Reads counts and single keys, never every group key of a detection.
     pub(super) fn triage_counts_all(&self) -> Result<Vec<TriageCounts>> {
         let rows = self.triage_rows(None)?;
-        let stored = self.store.hit_counts()?;
+        let lit: std::collections::HashSet<String> = self
+            .store
+            .ui_hit_summary()?
+            .into_iter()
+            .filter(|(_, n, _)| *n > 0)
+            .map(|(d, _, _)| d)
+            .collect();
         let mut untriaged: Vec<(String, u64)> = Vec::new();
         for m in self.detections.metas() {
-            if stored.get(&m.id).copied().unwrap_or(0) <= 0 {
+            if !lit.contains(&m.id) {
                 continue;
             }
             let mine = rows.iter().filter(|r| r.detection == m.id);
@@ -44,12 +50,33 @@ impl StoreBackend {
                             n += 1;
                         }
                     }
-                    (self.store.group_count(&m.id, bd)?, n)
+                    (self.group_total(&m.id, bd)?, n)
                 }
             };
             untriaged.push((m.id.clone(), total.saturating_sub(triaged)));
         }
         Ok(triage::counts(&rows, &untriaged))
+    }
+
+    /// A detection's number of groups, kept until a new hit is stored: counting the
+    /// distinct details of a detection without group_by reads its hits, which the
+    /// dashboard must not do on every request.
+    fn group_total(&self, detection: &str, by_details: bool) -> Result<u64> {
+        let upto = self.store.max_hit_id()?;
+        if let Ok(c) = self.group_totals.lock()
+            && c.0 == upto
+            && let Some(n) = c.1.get(detection)
+        {
+            return Ok(*n);
+        }
+        let n = self.store.group_count(detection, by_details)?;
+        if let Ok(mut c) = self.group_totals.lock() {
+            if c.0 != upto {
+                *c = (upto, std::collections::HashMap::new());
+            }
+            c.1.insert(detection.to_string(), n);
+        }
+        Ok(n)
     }
 
     pub(super) fn apply_triage(&self, change: &TriageChange) -> Result<()> {
