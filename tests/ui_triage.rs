@@ -6,7 +6,8 @@
 //!
 //! And the write's guards, without a browser: a POST without the CSRF token, from a foreign
 //! Origin, or without the UI token is refused; `serve --read-only` shows no form and
-//! refuses every POST with 403; what was refused changed nothing.
+//! refuses every POST with 403; what was refused changed nothing. And `m365audit triage`
+//! and `export --table triage`, as a script uses them.
 
 mod collect_common;
 mod support;
@@ -397,4 +398,107 @@ fn writes_without_token_from_other_origins_or_on_read_only_serve_are_refused() {
         assert!(body.contains("read-only"), "{body}");
         assert_eq!(triage_json(&data)[0]["state"], "investigating");
     }
+}
+
+fn cli(args: &[&str], data: &Path) -> std::process::Output {
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend(["--data", data.to_str().unwrap()]);
+    run(&a)
+}
+
+#[test]
+fn the_triage_command_sets_lists_and_exports_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = json!({"LogonError": "InvalidPassword", "UserId": "dave@contoso.com",
+                     "ip": "198.51.100.9", "outcome": "failure"});
+    import(&data, &[record_for(&key, "c-1")], dir.path(), "c.jsonl");
+    let k = key.to_string();
+    // The key in any JSON spelling names the same group.
+    let spaced = serde_json::to_string_pretty(&key).unwrap();
+    let out = cli(
+        &[
+            "triage",
+            DETECTION,
+            &spaced,
+            "--state",
+            "false-positive",
+            "--assignee",
+            "erin",
+            "--note",
+            "a scanner we run",
+            "--author",
+            "erin (SOC)",
+            "--format",
+            "json",
+        ],
+        &data,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let set: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(set.len(), 1);
+    assert_eq!(set[0]["key"], key);
+    assert_eq!(set[0]["state"], "false_positive");
+    assert_eq!(set[0]["notes"][0]["author"], "erin (SOC)");
+
+    // A note alone keeps the state; the table names the state and the note.
+    let out = cli(
+        &["triage", DETECTION, &k, "--note", "second\u{1b}[31m look"],
+        &data,
+    );
+    assert_eq!(out.status.code(), Some(2), "control characters are refused");
+    let out = cli(&["triage", DETECTION, &k, "--note", "second look"], &data);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&cli(&["triage"], &data).stdout);
+    assert!(
+        table.contains("false_positive") && table.contains("second look") && table.contains("erin"),
+        "{table}"
+    );
+
+    // Bad usage: unknown state, a key that is no JSON, a key without a change, a change
+    // without a key.
+    for args in [
+        vec!["triage", DETECTION, k.as_str(), "--state", "closed"],
+        vec!["triage", DETECTION, "dave", "--state", "resolved"],
+        vec!["triage", DETECTION, k.as_str()],
+        vec!["triage", DETECTION, "--state", "resolved"],
+    ] {
+        let out = cli(&args, &data);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(!text(&out.stderr).is_empty());
+    }
+
+    // A new hit reopens the false positive, for scripts too.
+    import(&data, &[record_for(&key, "c-2")], dir.path(), "c2.jsonl");
+    let rows = triage_json(&data);
+    assert_eq!(rows[0]["effective"], "reopened");
+    assert_eq!(rows[0]["new_hits"], 1);
+
+    // Exports: one group per JSON line, or per CSV row with its history.
+    let out = cli(&["export", "--table", "triage"], &data);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["key"], key);
+    assert_eq!(lines[0]["notes"].as_array().unwrap().len(), 2);
+    let out = cli(&["export", "--table", "triage", "--format", "csv"], &data);
+    let csv = text(&out.stdout);
+    assert!(
+        csv.starts_with("detection,key,state,effective,new_hits,assignee"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("a scanner we run") && csv.contains("reopened"),
+        "{csv}"
+    );
+    let out = cli(&["export", "--table", "triage", "--user", "x"], &data);
+    assert_eq!(out.status.code(), Some(2));
 }
