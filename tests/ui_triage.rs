@@ -238,6 +238,23 @@ fn a_group_triaged_in_the_browser_is_kept_and_reopened_by_new_hits() {
         "the page's counts follow:\n{body}"
     );
     c.screenshot(&shots.join("detection.png"));
+    // The group's own page: its history, newest first, with time and author.
+    let history = c
+        .eval(
+            "document.querySelector('form.triage').closest('td').querySelector('a.triage-link').href",
+        )
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.goto(&history);
+    let page_text = c.text();
+    assert!(
+        page_text.contains("known pattern: the helpdesk test account")
+            && page_text.contains("web UI")
+            && page_text.contains("reopened: 1 new hit since resolved"),
+        "{page_text}"
+    );
+    c.screenshot(&shots.join("group-triage.png"));
     c.goto(&format!("{}/", serve.url));
     let reopened = dashboard_triage(&mut c);
     assert!(

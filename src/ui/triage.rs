@@ -198,8 +198,10 @@ pub struct TriageCell {
     /// The group key as the form sends it back.
     pub key: String,
     pub options: Vec<StateOption>,
-    /// Whether the row carries a form (else `page_href` leads to one).
+    /// Whether the row carries a form (else the group's own page, `page_href`, does when
+    /// this UI may write).
     pub form: bool,
+    /// The group's triage page: its history and a form.
     pub page_href: String,
 }
 
