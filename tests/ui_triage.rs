@@ -364,6 +364,13 @@ fn writes_without_token_from_other_origins_or_on_read_only_serve_are_refused() {
             let (code, body) = post(&url, &with(&good, &csrf), &[("origin", foreign)]);
             assert_eq!(code, 403, "Origin {foreign}: {body}");
         }
+        let nogroup = [
+            ("key", r#"{"UserId":"nobody@contoso.com"}"#),
+            ("state", "resolved"),
+            ("csrf", csrf.as_str()),
+        ];
+        let (code, body) = post(&url, &nogroup, &[("origin", &own)]);
+        assert_eq!(code, 400, "a key that is no group: {body}");
         assert!(
             triage_json(&data).is_empty(),
             "a refused write changed triage"

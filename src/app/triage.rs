@@ -43,6 +43,8 @@ pub fn triage(data: &Path, a: &TriageArgs) -> Result<()> {
     match (&a.detection, &a.key) {
         (Some(det), Some(key)) if changing => {
             let state = a.state.as_deref().map(TriageState::parse).transpose()?;
+            let dets = super::load_detections(crate::detect::Vars::default())?;
+            store.check_group(&dets, det, key)?;
             let w = store.triage_writer()?;
             let key = w.apply(
                 &TriageChange {

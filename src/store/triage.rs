@@ -76,6 +76,8 @@ impl TriageState {
 pub const MAX_NOTE_CHARS: usize = 4000;
 /// Longest assignee or author text.
 pub const MAX_NAME_CHARS: usize = 200;
+/// Longest group key (bytes of its JSON text).
+pub const MAX_KEY_BYTES: usize = 64 * 1024;
 
 /// One change to a group's triage. `None` leaves the state or assignee as it is; an empty
 /// note adds none (a change of state or assignee is still written to the history).
@@ -152,6 +154,11 @@ impl TriageRow {
 /// The canonical text of a group key: JSON re-serialised (object keys sorted), as the
 /// store keeps group keys and details, so the page's key and the stored one compare equal.
 pub fn canonical_key(key: &str) -> Result<String> {
+    if key.len() > MAX_KEY_BYTES {
+        bail!(crate::UsageError(format!(
+            "the group key is longer than {MAX_KEY_BYTES} bytes"
+        )));
+    }
     let v: Value = serde_json::from_str(key.trim()).map_err(|e| {
         crate::UsageError(format!(
             "the group key is not JSON ({e}): give it as the detection page or `detect \
@@ -309,6 +316,40 @@ impl Store {
                 .query_row([detection], |r| r.get(0))?;
             Ok(n.max(0) as u64)
         })
+    }
+
+    /// Whether `key` (any JSON spelling) names a group of `detection` as its page shows
+    /// them: a usage error naming what is wrong when not (an unknown detection, a key that
+    /// is no group of it). A change is only written for a group that exists.
+    pub fn check_group(&self, detections: &Detections, detection: &str, key: &str) -> Result<()> {
+        let key = canonical_key(key)?;
+        let meta = detections.meta(detection);
+        let known = match meta {
+            Some(m) => match m.threshold {
+                Some(t) => {
+                    let events =
+                        self.ui_hit_events(&m.id, Some(&key), m.distinct.as_deref(), None, None)?;
+                    !crate::detect::threshold_groups_of_stored(m, t, &events).is_empty()
+                }
+                None => self.group_exists(detection, &key, m.group_by.is_empty())?,
+            },
+            None => {
+                if self.group_count(detection, false)? == 0 {
+                    bail!(crate::UsageError(format!(
+                        "there is no detection {detection:?} with hits in this store"
+                    )));
+                }
+                self.group_exists(detection, &key, true)?
+                    || self.group_exists(detection, &key, false)?
+            }
+        };
+        if !known {
+            bail!(crate::UsageError(format!(
+                "{key} is no group of {detection}: give the key as its detection page or \
+                 `detect --format json` shows it"
+            )));
+        }
+        Ok(())
     }
 
     /// Whether `key` (canonical JSON text) is a group of the detection, as `group_count`
@@ -697,6 +738,12 @@ mod tests {
         let other = vec![brute_force_record("r9", "mallory@contoso.com", 9)];
         store.import_records("t", other).wait().unwrap();
         assert_eq!(store.group_count(&det, false).unwrap(), 2);
+        let dets = Detections::load_embedded(crate::detect::Vars::default());
+        store.check_group(&dets, &det, &spaced).unwrap();
+        for (d, k) in [(det.as_str(), "{}"), ("no_such_detection", key.as_str())] {
+            let e = store.check_group(&dets, d, k).unwrap_err();
+            assert!(e.is::<crate::UsageError>(), "{e:#}");
+        }
         assert!(store.group_exists(&det, &key, false).unwrap());
         assert!(!store.group_exists(&det, "{}", false).unwrap());
         let r = row(&store, &det, &key);
@@ -736,8 +783,13 @@ mod tests {
                 .map(|i| failure_at(&format!("{tag}{i}"), user, hour, i))
                 .collect()
         };
-        store.import_records("t", burst(10, "a")).wait().unwrap();
         let key = serde_json::json!({"UserId": user}).to_string();
+        // hits below the threshold are no group of a threshold rule
+        let few: Vec<String> = burst(8, "f").into_iter().take(2).collect();
+        store.import_records("t", few).wait().unwrap();
+        assert!(store.check_group(&dets, "brute_force_user", &key).is_err());
+        store.import_records("t", burst(10, "a")).wait().unwrap();
+        store.check_group(&dets, "brute_force_user", &key).unwrap();
         let w = store.triage_writer().unwrap();
         set(
             &w,

@@ -83,6 +83,8 @@ impl StoreBackend {
         let Some(w) = &self.triage else {
             anyhow::bail!("this UI is read-only: triage cannot be written");
         };
+        self.store
+            .check_group(&self.detections, &change.detection, &change.key)?;
         w.apply(change, chrono::Utc::now())?;
         Ok(())
     }
