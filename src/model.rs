@@ -274,7 +274,41 @@ pub enum ScanError {
     Record(#[from] RecordError),
 }
 
+/// A record's text known to be JSON: it was parsed whole when it arrived (by
+/// [`RecordHeader::scan_json`]) or read back from the store, which keeps only records it
+/// parsed. Code that holds one may step over parts of it unchecked.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonText<'a>(&'a [u8]);
+
+impl<'a> JsonText<'a> {
+    /// Checks `raw` in full.
+    pub fn check(raw: &'a [u8]) -> Result<JsonText<'a>, serde_json::Error> {
+        serde_json::from_slice::<serde::de::IgnoredAny>(raw)?;
+        Ok(JsonText(raw))
+    }
+
+    /// Text the store kept: it parsed every record before storing it (and its codec
+    /// gives back the exact bytes).
+    pub(crate) fn stored(raw: &'a [u8]) -> JsonText<'a> {
+        JsonText(raw)
+    }
+
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
 impl RecordHeader {
+    /// [`RecordHeader::scan`], which parses the whole record, with the record's text then
+    /// known to be JSON.
+    pub fn scan_json<'a>(
+        raw: &'a [u8],
+        text: &mut String,
+    ) -> Result<(RecordHeader, JsonText<'a>), ScanError> {
+        let header = RecordHeader::scan(raw, text)?;
+        Ok((header, JsonText(raw)))
+    }
+
     /// Reads one raw record in a single pass without building its tree: the header (by the
     /// very rules of [`RecordHeader::from_value`], applied to the header keys only) and every
     /// string value at any depth appended to `text`, one per line (what the search index

@@ -434,7 +434,7 @@ fn jq_available() -> bool {
 /// For every detection: the real jq over all records (no prefilter) prints exactly the
 /// outputs jaq gives record by record behind the prefilter.
 fn jq_agrees_on_every_record(truth: &str, tmp: &Path) {
-    use m365audit::detect::{Detections, Vars};
+    use m365audit::detect::{Detections, Input, Vars};
     use m365audit::model::RecordHeader;
     if !jq_available() {
         return;
@@ -451,7 +451,7 @@ fn jq_agrees_on_every_record(truth: &str, tmp: &Path) {
         .collect();
     let mut jaq: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for (h, v) in &records {
-        let (hits, errors) = d.run(h, v);
+        let (hits, errors) = d.run(h, Input::Value(v));
         assert!(errors.is_empty(), "{errors:?}");
         for hit in hits {
             jaq.entry(hit.detection).or_default().push(hit.details);

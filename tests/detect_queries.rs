@@ -3,7 +3,7 @@
 //! `jq` with identical per-record output. Also: every query has positive and negative
 //! records, the embedded set equals the directory, and the prefilter never changes a result.
 
-use m365audit::detect::{Detections, Vars};
+use m365audit::detect::{Detections, Input, Vars};
 use m365audit::model::RecordHeader;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -110,7 +110,7 @@ fn every_query_has_positive_and_negative_records_and_jaq_agrees() {
         for c in cs {
             let h =
                 RecordHeader::from_value(&c.record).unwrap_or_else(|e| panic!("{}: {e}", c.file));
-            let (hits, errs) = d.run(&h, &c.record);
+            let (hits, errs) = d.run(&h, Input::Value(&c.record));
             let errs: Vec<_> = errs.into_iter().filter(|e| e.detection == id).collect();
             let details: Vec<Value> = hits
                 .iter()
@@ -144,7 +144,7 @@ fn prefilter_never_changes_a_result_on_any_test_record() {
     for id in all_ids(&d) {
         for c in cases(&id) {
             let h = RecordHeader::from_value(&c.record).unwrap();
-            let (filtered, errs) = d.run(&h, &c.record);
+            let (filtered, errs) = d.run(&h, Input::Value(&c.record));
             let (all, _) = d.run_unfiltered(&c.record);
             assert_eq!(
                 filtered, all,
@@ -153,7 +153,7 @@ fn prefilter_never_changes_a_result_on_any_test_record() {
             );
             assert!(errs.is_empty(), "{}: {errs:?}", c.file);
             // from the raw text, where the `# contains` words drop candidates too
-            let (from_text, errs) = d.run_bytes(&h, c.record.to_string().as_bytes());
+            let (from_text, errs) = d.run(&h, Input::Text(c.record.to_string().as_bytes()));
             assert_eq!(
                 from_text, all,
                 "{}: the prefilter (`contains`) changed the hits of {:?}",

@@ -2,7 +2,7 @@
 //! record), printed, never asserted: run it with `cargo test --test detect_throughput --
 //! --ignored --nocapture` (numbers belong to `m365audit bench` in release builds).
 
-use m365audit::detect::{Detections, Grouper, Vars};
+use m365audit::detect::{Detections, Grouper, Input, Vars};
 use m365audit::model::RecordHeader;
 use std::time::Instant;
 
@@ -52,7 +52,7 @@ fn print_detection_throughput() {
         for (h, raw) in headers.iter().zip(&raws) {
             if one.wants(h) {
                 c += 1;
-                let _ = one.run_bytes(h, raw.as_bytes());
+                let _ = one.run(h, Input::Text(raw.as_bytes()));
             }
         }
         let e = t.elapsed().as_secs_f64();

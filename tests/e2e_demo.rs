@@ -257,7 +257,9 @@ async fn demo_in_chromium_lights_the_guide_detections_and_stays_inert() {
     let user_href = href_after(&dom, "<dt>User</dt>").expect("no user link");
     assert!(user_href.starts_with("/user?id="), "{user_href}");
     let dom = render(user_href, "user").await;
-    assert!(dom.contains("<h2>Timeline</h2>") && dom.contains("class=\"record-link\""));
+    assert!(
+        dom.contains("<h2 id=\"timeline\">Timeline</h2>") && dom.contains("class=\"record-link\"")
+    );
     render("/status".into(), "status").await;
     render("/search?q=strategic".into(), "search").await;
 

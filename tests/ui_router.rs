@@ -260,14 +260,159 @@ async fn user_page_is_the_decision_page() {
     assert_safe_page(&g);
     assert!(g.body.contains("alice@contoso.com"));
     assert!(g.body.contains("href=\"/ip?addr=203.0.113.7\""));
+    // its detections open filtered to this user
     assert!(
         g.body
-            .contains("href=\"/detections/onedrive_exfiltration\"")
+            .contains("href=\"/detections/onedrive_exfiltration?user=alice%40contoso.com\""),
+        "{}",
+        g.body
     );
     assert!(g.body.contains("<h3>User agents</h3>"));
-    assert!(g.body.contains("<h2>Timeline</h2>"));
+    assert!(g.body.contains("<h2 id=\"timeline\">Timeline</h2>"));
+    // the activity chart: one bar per day, with its dates
+    assert!(g.body.contains("class=\"chart activity\""));
+    assert!(g.body.contains("aria-label=\"day, peak 400\""));
+    assert!(g.body.contains("<title>2026-05-04: 400</title>"));
+    // the user agent pivot is one phrase, not its words ANDed
+    assert!(
+        g.body.contains("href=\"/search?q=%22curl%20%3Cscript%3E"),
+        "{}",
+        g.body
+    );
+    assert!(!g.body.contains("curl%20AND"));
     let missing = get("/user").await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_user_timeline_pages_through_every_record() {
+    let first = get("/user?id=alice%40contoso.com&range=7d").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.body.contains("records 1–200 of 450, newest first"));
+    assert!(first.body.contains("href=\"/records/rec-200\""));
+    assert!(!first.body.contains("href=\"/records/rec-201\""));
+    assert!(!first.body.contains("← newer"));
+    // the next page keeps the user and the time range
+    let next = "/user?id=alice%40contoso.com&range=7d&page=1";
+    assert!(
+        first
+            .body
+            .contains(&format!("href=\"{}#timeline\"", next.replace('&', "&#38;"))),
+        "{}",
+        first.body
+    );
+    let second = get(next).await;
+    assert!(second.body.contains("records 201–400 of 450"));
+    assert!(second.body.contains("href=\"/records/rec-201\""));
+    assert!(
+        second
+            .body
+            .contains("href=\"/user?id=alice%40contoso.com&#38;range=7d&#38;page=0#timeline\"")
+    );
+    let last = get("/user?id=alice%40contoso.com&page=2").await;
+    assert!(last.body.contains("records 401–450 of 450"));
+    assert!(last.body.contains("href=\"/records/rec-450\""));
+    assert!(!last.body.contains("older →"));
+    assert_eq!(
+        get("/user?id=alice%40contoso.com&page=x").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn a_detection_page_narrows_to_a_user_and_links_users_and_addresses() {
+    let all = get("/detections/onedrive_exfiltration").await;
+    assert_eq!(all.status, StatusCode::OK);
+    // a group column holding an address is a pivot
+    assert!(
+        all.body
+            .contains("<a class=\"pivot\" href=\"/ip?addr=203.0.113.7\">")
+    );
+    assert!(!all.body.contains("Only the hits of records by"));
+    let alice = get("/detections/onedrive_exfiltration?user=alice%40contoso.com").await;
+    assert_safe_page(&alice);
+    assert!(
+        alice
+            .body
+            .contains("Only the hits of records by <a href=\"/user?id=alice%40contoso.com\">")
+    );
+    assert!(
+        alice
+            .body
+            .contains("id=\"all-users\" href=\"/detections/onedrive_exfiltration\"")
+    );
+    assert!(
+        alice
+            .body
+            .contains("<input type=\"hidden\" name=\"user\" value=\"alice@contoso.com\">")
+    );
+    assert!(alice.body.contains("class=\"drill\""));
+    let bob = get("/detections/onedrive_exfiltration?user=bob%40contoso.com").await;
+    assert!(bob.body.contains("No hits"), "{}", bob.body);
+    assert!(!bob.body.contains("class=\"drill\""));
+}
+
+#[tokio::test]
+async fn time_filters_take_relative_and_absolute_ranges_without_fake_values() {
+    // the fake's hits are on 2026-05-04: inside that day, outside the last 24 h
+    let day = get("/detections/onedrive_exfiltration?from=2026-05-04&to=2026-05-05").await;
+    assert!(day.body.contains("class=\"drill\""));
+    let recent = get("/detections/onedrive_exfiltration?range=24h").await;
+    assert_eq!(recent.status, StatusCode::OK);
+    assert!(recent.body.contains("No hits in this time range"));
+    assert!(
+        recent
+            .body
+            .contains("<option value=\"24h\" selected>last 24 h</option>")
+    );
+    assert!(
+        recent
+            .body
+            .contains("href=\"/detections/onedrive_exfiltration/csv?range=24h\"")
+    );
+    let all = get("/detections/onedrive_exfiltration?range=all").await;
+    assert!(all.body.contains("class=\"drill\""));
+    for bad in [
+        "/detections/onedrive_exfiltration?range=2d",
+        "/detections/onedrive_exfiltration?range=24h&from=2026-05-04",
+        "/search?q=x&range=forever",
+    ] {
+        let g = get(bad).await;
+        assert_eq!(g.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    // every page with a time filter offers the ranges, and no field shows a made-up time
+    for uri in [
+        "/detections/onedrive_exfiltration",
+        "/user?id=alice",
+        "/ip?addr=203.0.113.7",
+        "/search",
+        "/query",
+    ] {
+        let g = get(uri).await;
+        assert_eq!(g.status, StatusCode::OK, "{uri}");
+        for v in ["1h", "24h", "7d", "30d", "all"] {
+            assert!(
+                g.body.contains(&format!("<option value=\"{v}\"")),
+                "{uri}: {v}"
+            );
+        }
+        assert!(!g.body.contains("placeholder=\"2026"), "{uri}");
+        assert!(!g.body.contains("placeholder=\"(now)"), "{uri}");
+    }
+    let search = get("/search?q=x&range=1h").await;
+    assert!(search.body.contains("range=1h"), "links keep the range");
+}
+
+#[tokio::test]
+async fn the_dashboard_charts_the_last_7_days_per_day_and_24_h_per_hour() {
+    let g = get("/").await;
+    assert_eq!(g.status, StatusCode::OK);
+    assert!(g.body.contains("Last 7 days, per day"));
+    assert!(g.body.contains("Last 24 h, per hour"));
+    assert!(g.body.contains("aria-label=\"per day, peak"));
+    assert!(g.body.contains("aria-label=\"per hour, peak"));
+    // the fake's now is 2026-05-04 10:00: a bar for that day
+    assert!(g.body.contains("<title>2026-05-04: "), "{}", g.body);
 }
 
 #[tokio::test]
@@ -387,6 +532,7 @@ async fn healthz_and_metrics() {
         "m365audit_gaps_total{kind=\"expired\"} 1\n",
         "m365audit_lag_seconds{content_type=\"Audit.Exchange\"} 60\n",
         "m365audit_errors_total 2\n",
+        "m365audit_collector_running 1\n",
     ] {
         assert!(m.body.contains(want), "missing {want:?} in\n{}", m.body);
     }

@@ -45,6 +45,11 @@ fn records() -> Vec<String> {
 }
 
 async fn setup() -> (tempfile::TempDir, Store, axum::Router) {
+    setup_with(records()).await
+}
+
+async fn setup_with(records: Vec<String>) -> (tempfile::TempDir, Store, axum::Router) {
+    let n = records.len();
     let dir = tempfile::tempdir().unwrap();
     let vars = Vars {
         collector_id: "12345".into(),
@@ -53,8 +58,8 @@ async fn setup() -> (tempfile::TempDir, Store, axum::Router) {
     let dets = Arc::new(Detections::load_embedded(vars));
     assert!(dets.errors().is_empty(), "{:?}", dets.errors());
     let store = Store::open(dir.path(), dets.clone()).unwrap();
-    let out = store.import_records("tenant-1", records()).await.unwrap();
-    assert_eq!(out.new, 3);
+    let out = store.import_records("tenant-1", records).await.unwrap();
+    assert_eq!(out.new, n);
     store.flush().await.unwrap();
     let backend = StoreBackend::new(store.clone(), dets, "12345".into(), "tenant-1".into());
     let router = ui::router(AppState::new(Arc::new(backend)));
@@ -155,7 +160,7 @@ async fn every_page_reads_the_real_store() {
         user.contains("curl/8.0"),
         "user agent from ExtendedProperties"
     );
-    assert!(user.contains("href=\"/detections/onedrive_exfiltration\""));
+    assert!(user.contains("href=\"/detections/onedrive_exfiltration?user=bob%40contoso.com\""));
     assert!(user.contains("AzureActiveDirectory") && user.contains("OneDrive"));
 
     let (s, ip) = get(&r, "/ip?addr=198.51.100.9").await;
@@ -420,12 +425,12 @@ async fn threshold_detections_show_only_bursts_like_detect() {
     let (_, slow) = get(&r, "/user?id=slow%40contoso.com").await;
     assert!(slow.contains("9 records"), "{slow}");
     assert!(
-        !slow.contains("href=\"/detections/brute_force_user\""),
+        !slow.contains("href=\"/detections/brute_force_user?user=slow%40contoso.com\""),
         "{slow}"
     );
     let (_, fast) = get(&r, "/user?id=fast%40contoso.com").await;
     let bf = fast
-        .split("href=\"/detections/brute_force_user\"")
+        .split("href=\"/detections/brute_force_user?user=fast%40contoso.com\"")
         .nth(1)
         .expect("fast's brute force is listed");
     let bf = &bf[..bf.find("</tr>").unwrap()];
@@ -433,6 +438,25 @@ async fn threshold_detections_show_only_bursts_like_detect() {
         bf.contains(">10<"),
         "10 of its 11 hits are in the burst: {bf}"
     );
+    // narrowed to fast, the detection shows fast's burst whole; slow has none
+    let (_, mine) = get(&r, "/detections/brute_force_user?user=fast%40contoso.com").await;
+    assert_eq!(
+        mine.matches("class=\"drill\"").count(),
+        1,
+        "fast's one burst: {mine}"
+    );
+    let (_, fast_recs) = get(
+        &r,
+        "/detections/brute_force_user/records?user=fast%40contoso.com",
+    )
+    .await;
+    assert_eq!(
+        listed(&fast_recs),
+        10,
+        "only the hits inside the burst: {fast_recs}"
+    );
+    let (_, none) = get(&r, "/detections/brute_force_user?user=slow%40contoso.com").await;
+    assert!(none.contains("No hits"), "{none}");
     let (_, rec) = get(&r, "/records/slow-0").await;
     assert!(
         rec.contains("class=\"below-threshold\" href=\"/detections/brute_force_user\""),
@@ -647,5 +671,116 @@ async fn the_status_page_and_metrics_show_the_devo_outbox_and_alert_when_the_rec
         .unwrap();
     let (_, st) = get(&r, "/status").await;
     assert!(!st.contains("role=\"alert\""), "{st}");
+    store.close().unwrap();
+}
+
+/// The user page over a real store: every record reachable page by page, the user agent
+/// pivot finds that agent as a phrase (not records that merely share its words), and the
+/// detection link shows only the groups of this user's hits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_page_pages_pivots_by_phrase_and_narrows_detections() {
+    const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Edge/120";
+    let now = chrono::Utc::now() - chrono::Duration::hours(2);
+    let t = |s: i64| m365audit::model::format_record_time(now + chrono::Duration::seconds(s));
+    let mut recs: Vec<String> = (0..205)
+        .map(|i| {
+            serde_json::json!({
+                "Id": format!("carol-{i:03}"), "CreationTime": t(i), "RecordType": 15,
+                "Operation": "UserLoggedIn", "Workload": "AzureActiveDirectory",
+                "UserId": "carol@contoso.com", "ClientIP": "198.51.100.20",
+                "UserAgent": UA, "OrganizationId": "org-1"
+            })
+            .to_string()
+        })
+        .collect();
+    let share = |id: &str, user: &str, to: &str, ua: &str| {
+        serde_json::json!({
+            "Id": id, "CreationTime": t(300), "RecordType": 6, "Operation": "SharingSet",
+            "Workload": "OneDrive", "UserId": user, "ClientIP": "198.51.100.30",
+            "ObjectId": "https://contoso-my.sharepoint.com/personal/x/Strategic_plan.docx",
+            "TargetUserOrGroupName": to, "UserAgent": ua, "OrganizationId": "org-1"
+        })
+        .to_string()
+    };
+    recs.push(share(
+        "carol-share",
+        "carol@contoso.com",
+        "eve@evil.example",
+        UA,
+    ));
+    // the same words as carol's agent, in another order: a phrase search must miss it
+    recs.push(share(
+        "dave-share",
+        "dave@contoso.com",
+        "mallory@evil.example",
+        "x64 Win64 Windows NT 10.0 Edge/120 Mozilla/5.0",
+    ));
+    let (_dir, store, r) = setup_with(recs).await;
+
+    let (s, page0) = get(&r, "/user?id=carol%40contoso.com").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page0.contains("records 1–200 of 206, newest first"),
+        "{page0}"
+    );
+    assert!(page0.contains("href=\"/records/carol-share\""));
+    assert!(page0.contains("class=\"chart activity\""));
+    let (_, page1) = get(&r, "/user?id=carol%40contoso.com&page=1").await;
+    assert!(page1.contains("records 201–206 of 206"), "{page1}");
+    for i in 0..6 {
+        assert!(
+            page1.contains(&format!("href=\"/records/carol-{i:03}\"")),
+            "{i}"
+        );
+    }
+    assert!(!page1.contains("href=\"/records/carol-006\""));
+
+    // the user agent pivot
+    let pivot = page0
+        .split("<a href=\"/search?q=")
+        .nth(1)
+        .and_then(|x| x.split('"').next())
+        .map(|q| format!("/search?q={}", q.replace("&#38;", "&")))
+        .unwrap();
+    let (s, found) = get(&r, &pivot).await;
+    assert_eq!(s, StatusCode::OK, "{pivot}");
+    assert!(found.contains("206 records"), "{pivot}: {found}");
+    assert!(!found.contains("dave-share"), "{pivot}");
+
+    // the detection narrowed to carol: her recipient, not dave's
+    let link = "/detections/onedrive_exfiltration?user=carol%40contoso.com";
+    assert!(page0.contains(&format!("href=\"{link}\"")), "{page0}");
+    let (s, det) = get(&r, link).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(det.contains("eve@evil.example"), "{det}");
+    assert!(!det.contains("mallory@evil.example"), "{det}");
+    // its record lists keep the filter
+    let drill = det
+        .split("class=\"drill\" href=\"")
+        .nth(1)
+        .and_then(|x| x.split('"').next())
+        .unwrap()
+        .replace("&#38;", "&");
+    assert!(drill.ends_with("&user=carol%40contoso.com"), "{drill}");
+    let (s, recs) = get(&r, &drill).await;
+    assert_eq!(s, StatusCode::OK, "{drill}");
+    assert!(recs.contains("href=\"/records/carol-share\""), "{recs}");
+    assert!(!recs.contains("dave-share"));
+    let (_, every) = get(
+        &r,
+        "/detections/onedrive_exfiltration/records?user=carol%40contoso.com",
+    )
+    .await;
+    assert!(every.contains("carol-share") && !every.contains("dave-share"));
+    assert!(every.contains("only records by carol@contoso.com"));
+    let (_, all) = get(&r, "/detections/onedrive_exfiltration").await;
+    assert!(all.contains("mallory@evil.example") && all.contains("eve@evil.example"));
+    let (_, both) = get(&r, "/detections/onedrive_exfiltration/records").await;
+    assert!(both.contains("carol-share") && both.contains("dave-share"));
+    // an address in a group column is a pivot
+    assert!(
+        all.contains("<a class=\"pivot\" href=\"/ip?addr=198.51.100.30\">"),
+        "{all}"
+    );
     store.close().unwrap();
 }

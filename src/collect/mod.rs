@@ -20,7 +20,9 @@
 //!                      terminal error (404, AF20051, bad id, foreign host) → give_up_blob (gap)
 //!                      malformed body → attempts++, failed + gap after MAX_MALFORMED_ATTEMPTS
 //!                      anything else → retry_blob_later (pending, attempts++, backoff)
-//! stream state (state, last_error, lag) and auth state → store, for `stats` and the UI
+//! stream state (state, last_error, lag) and auth state → store, for `stats` and the UI:
+//!   "backfilling (window n of m)" / "catching up (window n of m)" while a long poll runs,
+//!   "ok" when caught up, the error state otherwise; "backfill done" is logged once per run
 //! ```
 //!
 //! Beside the streams, the inactivity monitor (the guide's "Monitor It") is re-evaluated
@@ -177,6 +179,9 @@ struct Shared {
     cancel: CancellationToken,
     progress: Arc<Progress>,
     once: bool,
+    /// Content types collected, and how many of them caught up to now in this run.
+    streams: usize,
+    backfilled: std::sync::atomic::AtomicUsize,
 }
 
 /// Collects every configured content type until `cancel` fires (or, with `once`, until
@@ -201,8 +206,13 @@ pub async fn run(
         cancel: cancel.clone(),
         progress: progress.clone(),
         once: opts.once,
+        streams: o.content_types.len(),
+        backfilled: Default::default(),
     });
-    set_running(&store, "running").await;
+    let since = Utc::now();
+    set_running(&store, "running", since).await;
+    let heartbeat_stop = CancellationToken::new();
+    let heartbeat = tokio::spawn(beat(store.clone(), since, heartbeat_stop.clone()));
     let reporter_stop = CancellationToken::new();
     let reporter = opts
         .progress
@@ -235,10 +245,12 @@ pub async fn run(
     }
     monitor_stop.cancel();
     let _ = monitor.await;
+    heartbeat_stop.cancel();
+    let _ = heartbeat.await;
     let _ = store
         .set_status("auth", serde_json::to_value(sh.api.auth_state())?)
         .await;
-    set_running(&store, "stopped").await;
+    set_running(&store, "stopped", Utc::now()).await;
     summary.records_new = progress.records_new.load(Ordering::Relaxed);
     summary.duplicates = progress.duplicates.load(Ordering::Relaxed);
     summary.blobs_done = progress.blobs_done.load(Ordering::Relaxed);
@@ -247,13 +259,20 @@ pub async fn run(
 }
 
 /// Tells `stats` and the UI whether a collector runs on this store, so a stream state
-/// ("ok") is not read as current after the collector stopped. A failed write is logged:
-/// it never stops collection.
-async fn set_running(store: &Store, state: &str) {
-    let value = serde_json::json!({
+/// ("ok") is not read as current after the collector stopped. While running, the row
+/// carries this process's id and machine and a heartbeat, so a collector killed without
+/// a word is still seen as stopped (`store::liveness`). A failed write is logged: it never
+/// stops collection.
+async fn set_running(store: &Store, state: &str, since: DateTime<Utc>) {
+    let mut value = serde_json::json!({
         "state": state,
-        "since": crate::model::format_api_time(Utc::now()),
+        "since": crate::model::format_api_time(since),
     });
+    if state == "running" {
+        value["heartbeat"] = crate::model::format_api_time(Utc::now()).into();
+        value["pid"] = std::process::id().into();
+        value["machine"] = crate::store::liveness::machine_id().into();
+    }
     if let Err(e) = store
         .set_status(crate::store::COLLECTOR_STATUS_KEY, value)
         .await
@@ -263,6 +282,20 @@ async fn set_running(store: &Store, state: &str) {
             state,
             "storing the collector state"
         );
+    }
+}
+
+/// Rewrites the "running" row every [`crate::store::liveness::HEARTBEAT_EVERY_SECS`] until
+/// `stop` fires.
+async fn beat(store: Store, since: DateTime<Utc>, stop: CancellationToken) {
+    let every =
+        std::time::Duration::from_secs(crate::store::liveness::HEARTBEAT_EVERY_SECS.unsigned_abs());
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        set_running(&store, "running", since).await;
     }
 }
 
@@ -397,6 +430,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 /// Runs one content type until cancelled, or (once) until caught up or given up.
 async fn run_stream(sh: Arc<Shared>, ct: ContentType) -> std::result::Result<(), String> {
     let mut subscribed = false;
+    let mut backfilled = false;
     let mut failures = 0u32;
     loop {
         if sh.cancel.is_cancelled() {
@@ -405,6 +439,10 @@ async fn run_stream(sh: Arc<Shared>, ct: ContentType) -> std::result::Result<(),
         let delay = match poll(&sh, ct, &mut subscribed).await {
             Ok(caught_up) => {
                 failures = 0;
+                if caught_up && !backfilled {
+                    backfilled = true;
+                    note_backfill_done(&sh, ct);
+                }
                 if sh.once && caught_up {
                     return Ok(());
                 }
@@ -447,6 +485,24 @@ async fn run_stream(sh: Arc<Shared>, ct: ContentType) -> std::result::Result<(),
     }
 }
 
+/// Logs that a content type caught up to now for the first time in this run, and once
+/// more when every content type has.
+fn note_backfill_done(sh: &Shared, ct: ContentType) {
+    let done = sh.backfilled.fetch_add(1, Ordering::Relaxed) + 1;
+    tracing::info!(
+        content_type = ct.as_str(),
+        records_new = sh.progress.records_new.load(Ordering::Relaxed),
+        "backfill done: caught up to now"
+    );
+    if done == sh.streams {
+        tracing::info!(
+            content_types = done,
+            records_new = sh.progress.records_new.load(Ordering::Relaxed),
+            "backfill done for every content type: caught up to now"
+        );
+    }
+}
+
 async fn lag(sh: &Arc<Shared>, ct: ContentType) -> Option<i64> {
     let (store, tenant) = (sh.store.clone(), sh.tenant.clone());
     let cursor = blocking(move || store.cursor(&tenant, ct)).await.ok()??;
@@ -465,6 +521,8 @@ async fn poll(
             r.map_err(|e| PollError::api(&e))?;
         }
         *subscribed = true;
+        // The first token was just obtained: show it now, not after the backfill.
+        store_auth_state(sh).await;
     }
     let now = sh.api.server_now();
     let (store, tenant) = (sh.store.clone(), sh.tenant.clone());
@@ -499,10 +557,32 @@ async fn poll(
         .windows_left
         .fetch_add(n_windows, Ordering::Relaxed);
     let mut left = n_windows;
+    // A poll of more than the usual window or two (the first backfill, or a catch-up
+    // after a pause) says how far it is, window by window, for `stats` and the UI.
+    let verb = match cursor {
+        None => Some("backfilling"),
+        Some(_) if n_windows > 2 => Some("catching up"),
+        Some(_) => None,
+    };
     let result = async {
-        for (start, end) in plan.windows {
+        for (i, (start, end)) in plan.windows.into_iter().enumerate() {
             if sh.cancel.is_cancelled() {
                 return Ok(false);
+            }
+            if let Some(verb) = verb {
+                let _ = sh
+                    .store
+                    .set_stream_state(
+                        &sh.tenant,
+                        ct,
+                        StreamState {
+                            state: format!("{verb} (window {} of {n_windows})", i + 1),
+                            last_error: None,
+                            lag_secs: lag(sh, ct).await,
+                        },
+                    )
+                    .await;
+                store_auth_state(sh).await;
             }
             let blobs = sh
                 .api
@@ -537,6 +617,12 @@ async fn poll(
             },
         )
         .await;
+    store_auth_state(sh).await;
+    Ok(caught_up)
+}
+
+/// The token state as the collector sees it, for `stats` and the UI (no secret in it).
+async fn store_auth_state(sh: &Arc<Shared>) {
     let _ = sh
         .store
         .set_status(
@@ -544,7 +630,6 @@ async fn poll(
             serde_json::to_value(sh.api.auth_state()).unwrap_or_default(),
         )
         .await;
-    Ok(caught_up)
 }
 
 /// Expires, then fetches every due pending blob. Returns true when none is left pending.

@@ -51,7 +51,13 @@ pub(crate) struct Memo<T> {
 }
 
 impl<T> Memo<T> {
+    #[cfg(test)]
     pub(crate) fn new(detections: usize) -> Memo<T> {
+        Memo::with_budget(detections, BUDGET)
+    }
+
+    /// A memo whose entries weigh at most `budget` bytes.
+    pub(crate) fn with_budget(detections: usize, budget: usize) -> Memo<T> {
         Memo {
             tables: (0..detections)
                 .map(|_| Table {
@@ -65,7 +71,7 @@ impl<T> Memo<T> {
                 .collect(),
             key: Vec::with_capacity(512),
             used: 0,
-            budget: BUDGET,
+            budget,
         }
     }
 

@@ -18,11 +18,12 @@
 //! `fields` (`project.rs`: only the top-level fields the candidates read are parsed into a jaq
 //! value). Re-running over a table ([`Grouper::stream`]) evaluates batches of candidates on
 //! worker threads while the caller scans, and folds hits into per-thread groups straight
-//! from the jaq values; [`Detections::run`]/[`Detections::run_bytes`] (the store's per-record
-//! path) use the same filters and return [`Hit`]s.
+//! from the jaq values; [`Runner`] (the store's per-record path) and [`Detections::run`]
+//! return [`Hit`]s. Both go through one evaluation core (`evaluate.rs`).
 
 pub mod command;
 mod engine;
+mod evaluate;
 pub mod group;
 pub mod measure;
 mod memo;
@@ -34,6 +35,7 @@ pub mod report;
 mod words;
 
 pub use engine::{Limits, RunFailure};
+pub use evaluate::{Input, Runner};
 pub use group::{
     Group, StoredHitEvent, group_hits, group_key, threshold_groups, threshold_groups_distinct,
     threshold_groups_of_stored,
@@ -197,6 +199,15 @@ pub struct Detections {
     errors: Vec<LoadError>,
     vars: Vars,
     limits: Limits,
+    /// Tells one set of detections from another (a [`Runner`] keeps per-set state):
+    /// every constructor and every change of the set takes a fresh one.
+    id: u64,
+}
+
+/// A new [`Detections::id`].
+fn fresh_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl fmt::Debug for Detections {
@@ -225,7 +236,10 @@ struct Source {
 impl Detections {
     /// No detections at all (tests of the store that do not care about hits).
     pub fn empty() -> Detections {
-        Detections::default()
+        Detections {
+            id: fresh_id(),
+            ..Detections::default()
+        }
     }
 
     /// The detections built into the binary (`queries/*.jq` at build time). A query that
@@ -402,6 +416,7 @@ impl Detections {
     }
 
     fn index(&mut self) {
+        self.id = fresh_id();
         self.by_op.clear();
         self.open.clear();
         for (i, d) in self.items.iter().enumerate() {
@@ -460,6 +475,7 @@ impl Detections {
                 vec![finders(&d.meta.contains)]
             };
         }
+        self.id = fresh_id();
         self
     }
 
@@ -476,6 +492,7 @@ impl Detections {
     /// The same detections with other per-record limits.
     pub fn with_limits(mut self, limits: Limits) -> Detections {
         self.limits = limits;
+        self.id = fresh_id();
         self
     }
 
@@ -523,27 +540,11 @@ impl Detections {
                 .any(|&i| self.items[usize::from(i)].accepts(header))
     }
 
-    /// Runs every detection whose table matches the record; returns its hits and the
-    /// detections that failed on it.
-    pub fn run(&self, header: &RecordHeader, raw: &serde_json::Value) -> (Vec<Hit>, Vec<RunError>) {
-        self.run_with(header, None, |cands| match self.fields_for(cands) {
-            Some(f) => project::from_value(raw, &f),
-            None => Val::deserialize(raw).map_err(|e| e.to_string()),
-        })
-    }
-
-    /// Like [`Detections::run`] on the record's raw JSON text: the text is parsed only
-    /// when a detection's prefilter accepts the header, and then only the fields the
-    /// accepting detections read (`# fields`).
-    pub fn run_bytes(&self, header: &RecordHeader, raw: &[u8]) -> (Vec<Hit>, Vec<RunError>) {
-        self.run_with(header, Some(raw), |cands| self.parse_for(cands, raw, false))
-    }
-
-    /// [`Detections::run_bytes`] on a text its caller knows to be JSON (the store's
-    /// preparer has just parsed it): the declared fields are found by
-    /// [`project::scan_json`], which steps over the rest unchecked. Same hits and errors.
-    pub fn run_json(&self, header: &RecordHeader, raw: &[u8]) -> (Vec<Hit>, Vec<RunError>) {
-        self.run_with(header, Some(raw), |cands| self.parse_for(cands, raw, true))
+    /// Runs every detection whose prefilter accepts the record; returns its hits and the
+    /// detections that failed on it. The one way to run detections on a record (a
+    /// [`Runner`] does the same and remembers what it learnt for the next record).
+    pub fn run(&self, header: &RecordHeader, input: Input<'_>) -> (Vec<Hit>, Vec<RunError>) {
+        Runner::new(None).run(self, header, input)
     }
 
     /// The union of the fields of the detections `cands`; None when one of them reads the
@@ -594,20 +595,11 @@ impl Detections {
         }
     }
 
-    /// Parses a candidate record for the detections `cands` (indices into `items`): only
-    /// the fields they read when all of them declare theirs. When the caller knows `raw`
-    /// is JSON, those fields are found by [`project::scan_json`].
-    pub(crate) fn parse_for(
-        &self,
-        cands: &[u16],
-        raw: &[u8],
-        known_json: bool,
-    ) -> Result<Val, String> {
+    /// Parses and checks a candidate record for the detections `cands` (indices into
+    /// `items`): only the fields they read when none of them needs the whole record.
+    pub(crate) fn parse_for(&self, cands: &[u16], raw: &[u8]) -> Result<Val, String> {
         match self.fields_for(cands) {
-            Some(f) => match known_json.then(|| project::scan_json(raw, &f)).flatten() {
-                Some(pairs) => project::build(&pairs),
-                None => project::parse(raw, &f),
-            },
+            Some(f) => project::parse(raw, &f),
             None => serde_json::from_slice::<Val>(raw).map_err(|e| e.to_string()),
         }
     }
@@ -651,68 +643,16 @@ impl Detections {
         (hits, errors)
     }
 
-    /// With the raw text at hand, the `# contains` words drop candidates before parsing.
-    fn run_with(
-        &self,
-        header: &RecordHeader,
-        text: Option<&[u8]>,
-        make_input: impl FnOnce(&[u16]) -> Result<Val, String>,
-    ) -> (Vec<Hit>, Vec<RunError>) {
-        let mut hits = Vec::new();
-        let mut errors = Vec::new();
-        let mut cands = Vec::new();
-        self.candidate_indices(header, &mut cands);
-        if let Some(raw) = text
-            && !cands.is_empty()
-        {
-            let mut admitted = Vec::with_capacity(cands.len());
-            self.admitted(&cands, raw, &mut Vec::new(), &mut admitted);
-            cands = admitted;
-        }
-        if cands.is_empty() {
-            return (hits, errors);
-        }
-        let input = match make_input(&cands) {
-            Ok(v) => v,
-            Err(e) => {
-                for c in cands {
-                    errors.push(RunError {
-                        detection: self.items[usize::from(c)].meta.id.clone(),
-                        message: format!("record is not JSON: {e}"),
-                    });
-                }
-                return (hits, errors);
-            }
-        };
-        for c in cands {
-            let (h, e) = self.eval(&self.items[usize::from(c)], &input);
-            hits.extend(h);
-            errors.extend(e);
-        }
-        (hits, errors)
-    }
-
+    /// One detection on one parsed input, outside the core (the test oracles above).
     fn eval(&self, d: &Detection, input: &Val) -> (Vec<Hit>, Option<RunError>) {
         let (outs, failure) = d.program.run(input.clone(), self.vars.vals(), &self.limits);
         let hits = outs
-            .into_iter()
-            .map(|v| {
-                let details = val_to_json(&v);
-                let group_key =
-                    group::group_key_with(&d.meta.group_by, &details, |path| val_path(input, path));
-                Hit {
-                    detection: d.meta.id.clone(),
-                    details,
-                    group_key,
-                }
-            })
+            .iter()
+            .map(|v| evaluate::hit(&d.meta, v, input))
             .collect();
         let err = failure.map(|f| RunError {
             detection: d.meta.id.clone(),
-            message: match f {
-                RunFailure::Error(m) => format!("jq error: {m}"),
-                RunFailure::Limit(m) => m,
-            },
+            message: evaluate::failure_message(f),
         });
         (hits, err)
     }

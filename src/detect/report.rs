@@ -9,10 +9,10 @@
 //! same for any number of threads and equals grouping the [`Hit`]s of `Detections::run`
 //! (a unit test checks both).
 
+use super::evaluate::{Evaluator, Input, Sink};
 use super::group::{Group, TimedValue, bursts, group_key_with, sort_groups};
-use super::memo::{Lookup, Memo};
-use super::meta::Field;
-use super::{Detections, Hit, Meta, RunFailure, val_to_json};
+use super::{Detections, Hit, Meta, val_to_json};
+use crate::model::JsonText;
 use crate::model::RecordHeader;
 use chrono::{DateTime, Utc};
 use foldhash::HashMap;
@@ -310,7 +310,7 @@ impl<'a> Grouper<'a> {
                 .map(|rx| {
                     s.spawn(move || {
                         let mut agg = Agg::new(n);
-                        let mut worker = Worker::new(make, n);
+                        let mut worker = Worker::new(make, detections);
                         while let Ok(mut batch) = rx.recv() {
                             eval_items(
                                 detections,
@@ -468,7 +468,7 @@ impl<'a> Grouper<'a> {
                 &batch,
                 0..n,
                 &mut self.agg,
-                &mut Worker::new(None, detections.items.len()),
+                &mut Worker::new(None, detections),
             );
             return;
         }
@@ -486,7 +486,7 @@ impl<'a> Grouper<'a> {
                             batch,
                             range,
                             &mut agg,
-                            &mut Worker::new(None, detections.items.len()),
+                            &mut Worker::new(None, detections),
                         );
                         agg
                     })
@@ -556,10 +556,8 @@ impl<'a> Grouper<'a> {
     }
 }
 
-/// Evaluates `items` of a batch into `agg`: scan each record once for the fields its
-/// candidate detections read, serve a candidate from the memo when an earlier record had
-/// the same fields (see `memo.rs`), else parse (only those fields, see
-/// [`Detections::parse_for`]), run it and fold the hits in.
+/// Evaluates `items` of a batch into `agg` through the evaluation core (see
+/// `evaluate.rs`); a stored record is decoded first.
 fn eval_items(
     d: &Detections,
     b: &Batch,
@@ -567,137 +565,96 @@ fn eval_items(
     agg: &mut Agg,
     w: &mut Worker,
 ) {
-    let vars = d.vars.vals();
-    let Worker {
-        dec,
-        memo,
-        interned,
-        unions,
-    } = w;
-    let (mut lower, mut cands) = (Vec::new(), Vec::new());
+    let Worker { dec, ev, interned } = w;
     for k in items {
         let it = &b.items[k];
         let (text_start, cand_start) = match k.checked_sub(1) {
             Some(p) => (b.items[p].text_end, b.items[p].cand_end),
             None => (0, 0),
         };
-        let mut text = &b.text[text_start..it.text_end];
-        if let Some(tag) = it.packed {
-            match dec.decode(tag, text) {
-                Ok(t) => text = t,
+        let text = &b.text[text_start..it.text_end];
+        let cands = &b.cands[cand_start..it.cand_end];
+        let input = match it.packed {
+            // a stored record: the store parsed it when it arrived
+            Some(tag) => match dec.decode(tag, text) {
+                Ok(t) => Input::Json(JsonText::stored(t)),
                 Err(e) => {
-                    for &c in &b.cands[cand_start..it.cand_end] {
+                    for &c in cands {
                         let id = &d.items[usize::from(c)].meta.id;
                         agg.error(id, it.seq, format!("stored record does not decode: {e:#}"));
                     }
                     continue;
                 }
-            }
+            },
+            None => Input::Text(text),
+        };
+        let mut sink = AggSink {
+            agg: &mut *agg,
+            interned: &mut *interned,
+            time: it.time,
+            seq: it.seq,
+        };
+        ev.eval(d, cands, input, &mut sink);
+    }
+    agg.parsed += std::mem::take(&mut ev.parsed);
+    agg.memo_hits += std::mem::take(&mut ev.memo_hits);
+}
+
+/// Folds a record's outputs into a thread's groups; memoizes them as shared parts.
+struct AggSink<'a> {
+    agg: &'a mut Agg,
+    interned: &'a mut Interned,
+    time: DateTime<Utc>,
+    seq: u64,
+}
+
+impl Sink for AggSink<'_> {
+    type Made = Vec<Rc<HitParts>>;
+
+    fn make(
+        &mut self,
+        d: &Detections,
+        i: usize,
+        outs: &[Val],
+        record: &Val,
+    ) -> (Vec<Rc<HitParts>>, usize) {
+        let meta = &d.items[i].meta;
+        let mut weight = 0;
+        let parts = outs
+            .iter()
+            .map(|v| {
+                self.interned
+                    .get(i, hit_parts(meta, v, record), &mut weight)
+            })
+            .collect();
+        (parts, weight)
+    }
+
+    fn take(&mut self, d: &Detections, i: usize, made: &Vec<Rc<HitParts>>) {
+        let meta = &d.items[i].meta;
+        for h in made {
+            self.agg.add(
+                i,
+                meta,
+                &h.enc,
+                || h.key.clone(),
+                || h.distinct.clone(),
+                self.time,
+            );
         }
-        cands.clear();
-        d.admitted(
-            &b.cands[cand_start..it.cand_end],
-            text,
-            &mut lower,
-            &mut cands,
-        );
-        if cands.is_empty() {
-            continue;
-        }
-        let cands = &cands[..];
-        if !unions.contains_key(cands) {
-            unions.insert(cands.to_vec(), d.fields_for(cands));
-        }
-        let pairs = unions
-            .get(cands)
-            .and_then(Option::as_ref)
-            .and_then(|f| match it.packed {
-                // a stored record: the store parsed it when it arrived
-                Some(_) => super::project::scan_json(text, f),
-                None => super::project::scan(text, f),
-            });
-        let mut input: Option<Val> = None;
-        for (n, &c) in cands.iter().enumerate() {
-            let i = usize::from(c);
-            let det = &d.items[i];
-            let key = match (&pairs, &det.proj) {
-                (Some(p), Some(f)) => match memo.get(i, f, p) {
-                    Lookup::Hit(parts) => {
-                        for h in parts {
-                            agg.add(
-                                i,
-                                &det.meta,
-                                &h.enc,
-                                || h.key.clone(),
-                                || h.distinct.clone(),
-                                it.time,
-                            );
-                        }
-                        agg.memo_hits += 1;
-                        continue;
-                    }
-                    Lookup::Miss(key) => Some(key),
-                    Lookup::Off => None,
-                },
-                _ => None,
-            };
-            let record = match &input {
-                Some(v) => v,
-                None => {
-                    agg.parsed += 1;
-                    let parsed = match &pairs {
-                        Some(p) => super::project::build(p),
-                        // the scan above found no pairs: parse and check it all
-                        None => d.parse_for(cands, text, false),
-                    };
-                    match parsed {
-                        Ok(v) => input.insert(v),
-                        Err(e) => {
-                            for &c in &cands[n..] {
-                                let id = &d.items[usize::from(c)].meta.id;
-                                agg.error(id, it.seq, format!("record is not JSON: {e}"));
-                            }
-                            break;
-                        }
-                    }
-                }
-            };
-            let (outs, failure) = det.program.run(record.clone(), vars.clone(), &d.limits);
-            let mut weight = 0;
-            let parts: Vec<Rc<HitParts>> = outs
-                .iter()
-                .map(|v| interned.get(i, hit_parts(&det.meta, v, record), &mut weight))
-                .collect();
-            for h in &parts {
-                agg.add(
-                    i,
-                    &det.meta,
-                    &h.enc,
-                    || h.key.clone(),
-                    || h.distinct.clone(),
-                    it.time,
-                );
-            }
-            match failure {
-                Some(f) => agg.error(&det.meta.id, it.seq, failure_message(f)),
-                // only a complete run stands for every record with these fields
-                None => {
-                    if let Some(key) = key {
-                        memo.insert(i, key, parts, weight);
-                    }
-                }
-            }
-        }
+    }
+
+    fn failed(&mut self, d: &Detections, i: usize, message: String) {
+        self.agg.error(&d.items[i].meta.id, self.seq, message);
     }
 }
 
-/// A worker thread's state: its decoder and its memo (whose values share their parts).
+/// A worker thread's state: its decoder, its evaluator (whose memo keeps shared parts)
+/// and the parts it shares.
 struct Worker {
     dec: Decoding,
-    memo: Memo<Vec<Rc<HitParts>>>,
+    ev: Evaluator<Vec<Rc<HitParts>>>,
     interned: Interned,
-    /// The fields to scan per set of candidate detections (few distinct sets recur).
-    unions: HashMap<Vec<u16>, Option<Vec<Field>>>,
 }
 
 /// One [`HitParts`] per detection and group (many memo keys land in the same group).
@@ -735,15 +692,14 @@ impl Interned {
 }
 
 impl Worker {
-    fn new(make: Option<MakeDecoder>, detections: usize) -> Worker {
+    fn new(make: Option<MakeDecoder>, d: &Detections) -> Worker {
         Worker {
             dec: Decoding {
                 dec: make.map(|m| m()),
                 out: Vec::new(),
             },
-            memo: Memo::new(detections),
+            ev: Evaluator::new(d, Some(super::memo::BUDGET)),
             interned: Interned::default(),
-            unions: HashMap::default(),
         }
     }
 }
@@ -829,13 +785,6 @@ fn hit_parts(meta: &Meta, v: &Val, record: &Val) -> HitParts {
             None => String::new(),
         };
         HitParts { enc, key, distinct }
-    }
-}
-
-fn failure_message(f: RunFailure) -> String {
-    match f {
-        RunFailure::Error(m) => format!("jq error: {m}"),
-        RunFailure::Limit(m) => m,
     }
 }
 
@@ -1085,11 +1034,11 @@ mod tests {
         report
     }
 
-    /// The hits `run_bytes` gives, grouped the old way.
+    /// The hits `Detections::run` gives, grouped the old way.
     fn grouped_hits(d: &Detections, recs: &[(RecordHeader, String)]) -> Report {
         let mut hits = Grouper::new(d);
         for (h, raw) in recs {
-            let (hs, _) = d.run_bytes(h, raw.as_bytes());
+            let (hs, _) = d.run(h, Input::Text(raw.as_bytes()));
             hits.add_hits(&hs, h.creation_time);
         }
         hits.finish()

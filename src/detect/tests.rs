@@ -32,7 +32,7 @@ fn runs_with_vars_helpers_and_group_key() {
     )]);
     assert!(d.errors().is_empty(), "{:?}", d.errors());
     let r = rec("UserLoginFailed", "AzureActiveDirectory");
-    let (hits, errs) = d.run(&header(&r), &r);
+    let (hits, errs) = d.run(&header(&r), Input::Value(&r));
     assert!(errs.is_empty());
     assert_eq!(hits.len(), 1);
     assert_eq!(
@@ -43,7 +43,7 @@ fn runs_with_vars_helpers_and_group_key() {
         hits[0].group_key,
         json!({"UserId": "a@x.com", "collector_id": "12345"})
     );
-    let (hits2, _) = d.run_bytes(&header(&r), r.to_string().as_bytes());
+    let (hits2, _) = d.run(&header(&r), Input::Text(r.to_string().as_bytes()));
     assert_eq!(hits, hits2);
 }
 
@@ -65,7 +65,7 @@ fn prefilter_skips_other_tables_and_operations() {
         (rec("UserLoggedIn", "AzureActiveDirectory"), vec!["b"]),
     ];
     for (r, want) in cases {
-        let (hits, _) = d.run(&header(&r), &r);
+        let (hits, _) = d.run(&header(&r), Input::Value(&r));
         let got: Vec<&str> = hits.iter().map(|h| h.detection.as_str()).collect();
         assert_eq!(got, want, "{r}");
         assert_eq!(d.wants(&header(&r)), !want.is_empty());
@@ -154,7 +154,7 @@ fn guard_rails_stop_runaway_filters_and_others_still_run() {
     });
     assert!(d.errors().is_empty(), "{:?}", d.errors());
     let r = rec("UserLoggedIn", "AzureActiveDirectory");
-    let (hits, errs) = d.run(&header(&r), &r);
+    let (hits, errs) = d.run(&header(&r), Input::Value(&r));
     let failed: Vec<&str> = errs.iter().map(|e| e.detection.as_str()).collect();
     assert_eq!(
         failed,
@@ -193,7 +193,7 @@ fn time_limit_stops_a_slow_filter() {
         max_time: std::time::Duration::from_millis(50),
     });
     let r = rec("UserLoggedIn", "AzureActiveDirectory");
-    let (hits, errs) = d.run(&header(&r), &r);
+    let (hits, errs) = d.run(&header(&r), Input::Value(&r));
     assert!(hits.is_empty());
     assert!(errs[0].message.contains("time limit"), "{errs:?}");
 }
@@ -289,7 +289,7 @@ fn fields_are_derived_and_a_claim_that_leaves_one_out_is_refused_at_its_line() {
     assert_eq!(proj, full);
     assert_eq!(proj[0].group_key, json!({"ActorIpAddress": "1.2.3.4"}));
     // the engine's own path parses the union of the candidates' fields
-    let (hits, _) = d.run_bytes(&header(&r), r.to_string().as_bytes());
+    let (hits, _) = d.run(&header(&r), Input::Text(r.to_string().as_bytes()));
     assert_eq!(hits, full);
 }
 
@@ -348,7 +348,7 @@ fn contains_words_skip_records_without_them_unless_an_escape_could_hide_them() {
     assert!(d.errors().is_empty(), "{:?}", d.errors());
     let run = |text: &str| {
         let v: serde_json::Value = serde_json::from_str(text).unwrap();
-        let (hits, _) = d.run_bytes(&header(&v), text.as_bytes());
+        let (hits, _) = d.run(&header(&v), Input::Text(text.as_bytes()));
         let (want, _) = d.run_unfiltered(&v);
         assert_eq!(hits, want, "{text}");
         hits.len()
@@ -434,14 +434,17 @@ def err(f): try f catch "error: \(.)";
     );
 }
 
-/// `run_json` (the store's preparer: text it has just parsed) finds the same hits and
-/// errors as `run_bytes` on every test record of every embedded detection, as written.
+/// Known JSON (the store's preparer: text it has just parsed) finds the same hits and
+/// errors as unchecked text on every test record of every embedded detection, as
+/// written; and a [`Runner`] with its memo, fed every record three times, gives what a
+/// plain run gives each time (the evaluation core's invariant 1).
 #[test]
-fn run_json_finds_what_run_bytes_finds() {
+fn a_runner_with_its_memo_gives_what_a_plain_run_gives() {
     let d = Detections::load_embedded(Vars::default());
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/tests");
     let wrapper = [meta::Field::whole("record")];
     let (mut records, mut hits) = (0, 0);
+    let mut seen = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "jsonl") {
@@ -459,12 +462,65 @@ fn run_json_finds_what_run_bytes_finds() {
                 continue;
             };
             let text = raw.get().as_bytes();
-            let (a, b) = (d.run_json(&h, text), d.run_bytes(&h, text));
+            let json = crate::model::JsonText::check(text).unwrap();
+            let (a, b) = (d.run(&h, Input::Json(json)), d.run(&h, Input::Text(text)));
             assert_eq!(a.0, b.0, "{}: {line}", path.display());
             assert_eq!(a.1, b.1, "{}: {line}", path.display());
             records += 1;
             hits += a.0.len();
+            seen.push((h, text.to_vec(), a));
         }
     }
     assert!(records > 150 && hits > 50, "{records} records, {hits} hits");
+    let mut runner = Runner::new(Some(1 << 20));
+    for round in 0..3 {
+        for (h, text, want) in &seen {
+            let json = crate::model::JsonText::check(text).unwrap();
+            let got = runner.run(&d, h, Input::Json(json));
+            assert_eq!(
+                &got,
+                want,
+                "round {round}: {}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+}
+
+/// A run that failed is not memoized (invariant 2): the next record with the same fields
+/// is run again and fails again, so every failing record is counted.
+#[test]
+fn a_failed_run_is_run_again_not_served_from_the_memo() {
+    let d = load(&[(
+        "f.jq",
+        "# title: F\n# table: auth.all\n# group_by: UserId\nselect(.Operation == \"UserLoginFailed\") | {UserId}, error(\"boom\")\n",
+    )]);
+    assert!(d.errors().is_empty(), "{:?}", d.errors());
+    let r = rec("UserLoginFailed", "AzureActiveDirectory");
+    let text = r.to_string();
+    let mut runner = Runner::new(Some(1 << 20));
+    for _ in 0..3 {
+        let json = crate::model::JsonText::check(text.as_bytes()).unwrap();
+        let (hits, errs) = runner.run(&d, &header(&r), Input::Json(json));
+        assert_eq!(hits.len(), 1);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].message.contains("boom"), "{errs:?}");
+    }
+}
+
+/// A runner used with another set of detections starts afresh: what it memoized for one
+/// set is never served for another.
+#[test]
+fn a_runner_keeps_its_memo_to_one_set_of_detections() {
+    let one = "# title: A\n# table: auth.all\n# group_by: UserId\nselect(.Operation == \"UserLoginFailed\") | {UserId, n: 1}\n";
+    let two = "# title: A\n# table: auth.all\n# group_by: UserId\nselect(.Operation == \"UserLoginFailed\") | {UserId, n: 2}\n";
+    let (d1, d2) = (load(&[("a.jq", one)]), load(&[("a.jq", two)]));
+    let r = rec("UserLoginFailed", "AzureActiveDirectory");
+    let text = r.to_string();
+    let mut runner = Runner::new(Some(1 << 20));
+    for (d, n) in [(&d1, 1), (&d1, 1), (&d2, 2), (&d1, 1)] {
+        let json = crate::model::JsonText::check(text.as_bytes()).unwrap();
+        let (hits, _) = runner.run(d, &header(&r), Input::Json(json));
+        assert_eq!(hits[0].details["n"], n);
+    }
 }

@@ -38,6 +38,8 @@
 //! outbox.rs   the Devo forwarder's queue: outbox on/off, batches in id order, deletes
 //!             after the receiver accepted (invariant 5), backfill, forwarding state
 //! activity.rs  status values, the monitor's state and the activity it evaluates
+//! liveness.rs  whether a collector runs: the `collector` row judged by pid and heartbeat
+//! ui_user_hits.rs  a detection's hits on one user's records (the user-filtered page)
 //! triage.rs   triage of detection groups: its own writer connection, the reopen rule
 //! ```
 //!
@@ -67,7 +69,7 @@
 //!    "highest rowid indexed"; on open it catches up from SQLite. Delete it to rebuild.
 //! 6. Expired blobs, blobs that failed for good, records without Id/CreationTime and
 //!    clamped windows are rows in `gaps`, shown by `stats()`.
-//! 8. SQLite, zstd, jaq (via `Detections::run_bytes`) and tantivy run on the writer,
+//! 8. SQLite, zstd, jaq (via `detect::Runner`) and tantivy run on the writer,
 //!    preparer or indexer threads or the caller's own (blocking) thread, never on an
 //!    async worker.
 
@@ -75,6 +77,7 @@ mod activity;
 mod db;
 mod handle;
 mod index;
+pub mod liveness;
 mod outbox;
 mod reads;
 mod report;
@@ -86,6 +89,7 @@ mod writer;
 mod writes;
 
 pub mod ui_queries;
+pub mod ui_user_hits;
 
 pub use handle::{Reply, Store};
 pub(crate) use handle::{create_private_dir, create_private_file};
@@ -277,7 +281,7 @@ pub enum BlobIngest {
 /// Per content type collection state shown by `stats` and the UI.
 #[derive(Debug, Clone, Default)]
 pub struct StreamState {
-    /// e.g. "ok", "backfilling", "subscription_disabled", "audit_disabled", "auth_failed", "error".
+    /// e.g. "ok", "backfilling (window 3 of 30)", "catching up (window 2 of 5)", "subscription_disabled", "audit_disabled", "auth_failed", "error".
     pub state: String,
     pub last_error: Option<String>,
     pub lag_secs: Option<i64>,

@@ -35,9 +35,13 @@ pub fn render_stats(s: &Stats) -> String {
     let stopped = field("state") == Some("stopped");
     match (field("state"), field("since")) {
         (Some(state), since) => {
+            // How a stop was found out when no "stopped" was written (`liveness`).
+            let why = field("stopped_why")
+                .map(|w| format!(" ({})", terminal_safe(w)))
+                .unwrap_or_default();
             let _ = writeln!(
                 o,
-                "collector          {state} since {}",
+                "collector          {state} since {}{why}",
                 since.unwrap_or("?")
             );
         }

@@ -37,8 +37,9 @@ pub struct IndexStats {
     pub records_behind: i64,
 }
 
-/// The `status` row in which the collector says whether it runs (written when it starts
-/// and when it stops; a killed collector leaves "running", its lag then grows).
+/// The `status` row in which the collector says whether it runs (written when it starts,
+/// every few seconds as a heartbeat, and when it stops; `liveness` judges a "running" that
+/// a killed collector left behind).
 pub const COLLECTOR_STATUS_KEY: &str = "collector";
 
 /// `stats --json` (docs/architecture.md, CLI).
@@ -52,8 +53,9 @@ pub struct Stats {
     pub hits: BTreeMap<String, i64>,
     pub counters: BTreeMap<String, i64>,
     pub auth: Option<Value>,
-    /// Whether a collector runs on this store: `{"state": "running"|"stopped", "since": …}`
-    /// as the collector left it ([`COLLECTOR_STATUS_KEY`]); None until one ran.
+    /// Whether a collector runs on this store: `{"state": "running"|"stopped", "since": …,
+    /// "heartbeat": …, "pid": …}` as the collector left it ([`COLLECTOR_STATUS_KEY`]), with
+    /// "stopped" and `stopped_why` when it is known gone (`liveness`); None until one ran.
     pub collector: Option<Value>,
     /// The inactivity monitor, judged at the time of `stats()`; None until a collector ran.
     pub monitor: Option<MonitorStats>,
@@ -220,7 +222,9 @@ impl Store {
             s
         })?;
         stats.hits = self.hit_counts()?;
-        stats.collector = self.status(COLLECTOR_STATUS_KEY)?;
+        // A "running" left by a killed collector reads as stopped (`liveness`).
+        stats.collector =
+            super::liveness::judged_row(self.status(COLLECTOR_STATUS_KEY)?, Utc::now());
         stats.imports = self.imports()?;
         stats.monitor = self.monitor_stats(Utc::now())?;
         stats.outbox = self.outbox_stats()?;

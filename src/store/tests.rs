@@ -805,6 +805,24 @@ fn stats_measure_lag_to_now_and_say_when_the_collector_stopped() {
         "{text}"
     );
     assert!(text.contains("state stopped (last: ok)"), "{text}");
+    // A collector killed with SIGKILL leaves "running" behind: its process is gone.
+    s.set_status(
+        COLLECTOR_STATUS_KEY,
+        json!({"state": "running", "since": "2026-11-20T00:00:00.000Z",
+            "heartbeat": crate::model::format_api_time(chrono::Utc::now()),
+            "pid": 2_000_000_000i64, "machine": super::liveness::machine_id()}),
+    )
+    .wait()
+    .unwrap();
+    let st = s.stats().unwrap();
+    assert_eq!(st.collector.as_ref().unwrap()["state"], json!("stopped"));
+    let text = render_stats(&st);
+    assert!(
+        text.contains("collector          stopped since")
+            && text.contains("(process 2000000000 is gone (killed or crashed))"),
+        "{text}"
+    );
+    assert!(text.contains("state stopped (last: ok)"), "{text}");
     assert_eq!(s.tenant_names().unwrap(), vec![T.to_string()]);
 }
 

@@ -107,6 +107,8 @@ pub struct Profile {
     pub total: i64,
     /// Every matching record's rowid, newest first (`total` of them).
     pub rowids: Vec<i64>,
+    /// Their CreationTimes in seconds, in the same order (for an activity chart).
+    pub times: Vec<i64>,
     /// The newest records, newest first.
     pub records: Vec<StoredRecord>,
     /// One tally per requested column, in the order requested.
@@ -145,7 +147,7 @@ fn placeholders(n: usize) -> String {
 
 impl Store {
     /// The records with these rowids (any order), read `ROWID_CHUNK` at a time.
-    fn records_by_rowids(&self, rowids: &[i64]) -> Result<Vec<StoredRecord>> {
+    pub fn records_by_rowids(&self, rowids: &[i64]) -> Result<Vec<StoredRecord>> {
         let mut out = Vec::with_capacity(rowids.len());
         for chunk in rowids.chunks(ROWID_CHUNK) {
             out.extend(self.query_records(
@@ -646,7 +648,8 @@ impl Store {
     }
 
     /// Everything the user and IP pages show of the records where `filter` (a user or an
-    /// address) equals `value` in a range `(from, to)`: their number, the newest `limit`, a tally of
+    /// address) equals `value` in a range `(from, to)`: their number, `limit` of them after the
+    /// newest `offset` (a page, newest first), a tally of
     /// each column of `groups` (`tally_limit` values each) and every matching rowid (for
     /// `ui_detections_of_rowids`, which only the user page needs).
     ///
@@ -659,7 +662,7 @@ impl Store {
         filter: RecordColumn,
         value: &str,
         (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
-        limit: usize,
+        (offset, limit): (usize, usize),
         groups: &[RecordColumn],
         tally_limit: usize,
     ) -> Result<Profile> {
@@ -699,7 +702,8 @@ impl Store {
             })
             .collect();
         let rowids: Vec<i64> = heads.iter().map(|h| h.rowid).collect();
-        let newest: Vec<i64> = rowids.iter().take(limit).copied().collect();
+        let times: Vec<i64> = heads.iter().map(|h| h.time).collect();
+        let newest: Vec<i64> = rowids.iter().skip(offset).take(limit).copied().collect();
         let mut records = self.records_by_rowids(&newest)?;
         records.sort_by(|x, y| {
             y.header
@@ -710,6 +714,7 @@ impl Store {
         Ok(Profile {
             total: heads.len() as i64,
             rowids,
+            times,
             records,
             tallies,
         })
@@ -1031,11 +1036,18 @@ mod tests {
                 RecordColumn::UserId,
                 user,
                 (None, None),
-                5,
+                (0, 5),
                 &[RecordColumn::ClientIp, RecordColumn::Operation],
                 1000,
             )
             .unwrap();
+        // a later page holds the next records, newest first
+        let page2 = store
+            .ui_profile(RecordColumn::UserId, user, (None, None), (2, 2), &[], 0)
+            .unwrap();
+        let ids = |rs: &[StoredRecord]| rs.iter().map(|r| r.rowid).collect::<Vec<_>>();
+        assert_eq!(ids(&page2.records), p.rowids[2..4.min(p.rowids.len())]);
+        assert_eq!(page2.times.len(), p.rowids.len());
         let (total, recs) = store
             .ui_records_where(RecordColumn::UserId, user, None, None, 5)
             .unwrap();

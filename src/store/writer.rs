@@ -16,7 +16,7 @@
 
 use super::index::{IndexDoc, IndexMsg};
 use super::{BlobIngest, GapKind, ImportRow, IngestOutcome, NewGap, StreamState, db};
-use crate::detect::Detections;
+use crate::detect::{Detections, Input, Runner};
 use crate::model::{BlobRef, ContentType, RecordHeader, parse_time};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -727,7 +727,15 @@ pub struct Prepared {
 /// The newest committed zstd dictionary, shared with the preparers.
 pub type SharedDict = Arc<std::sync::RwLock<Option<Arc<(i64, Vec<u8>)>>>>;
 
+/// The memo of each preparer thread: sign-ins and mail access repeat a few shapes per
+/// user, so most candidates are served without a parse or a jq run; small, because a
+/// collector keeps running beside everything else.
+const INGEST_MEMO_BYTES: usize = 8 << 20;
+
 thread_local! {
+    /// Each preparer runs the detections with its own memo (see `detect::Runner`).
+    static RUNNER: std::cell::RefCell<Runner> =
+        std::cell::RefCell::new(Runner::new(Some(INGEST_MEMO_BYTES)));
     /// Each preparer keeps one compressor with the dictionary loaded (loading is costly).
     static COMPRESSOR: std::cell::RefCell<Option<(i64, zstd::bulk::Compressor<'static>)>> =
         const { std::cell::RefCell::new(None) };
@@ -756,13 +764,14 @@ fn prepare_one(
     dict: &SharedDict,
 ) -> std::result::Result<Result<PreparedRecord>, String> {
     let mut text = String::with_capacity(raw.len());
-    let header = RecordHeader::scan(raw.as_bytes(), &mut text).map_err(|e| e.to_string())?;
+    let (header, json) =
+        RecordHeader::scan_json(raw.as_bytes(), &mut text).map_err(|e| e.to_string())?;
     let (data, dict_id) = match compress(raw.as_bytes(), dict) {
         Ok(x) => x,
         Err(e) => return Ok(Err(e)),
     };
-    // the scan above parsed the whole record: it is JSON
-    let (hits, errors) = detections.run_json(&header, raw.as_bytes());
+    let (hits, errors) =
+        RUNNER.with(|r| r.borrow_mut().run(detections, &header, Input::Json(json)));
     for e in &errors {
         tracing::debug!(detection = %e.detection, record_id = %header.id, error = %e.message, "detection failed on a record");
     }

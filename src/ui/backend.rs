@@ -168,12 +168,23 @@ pub struct Tally {
     pub last_seen: Option<DateTime<Utc>>,
 }
 
+/// Records over time: one count per bucket of `unit` ("hour", "day", "week" or "30 days"),
+/// oldest first, each with the bucket's start; empty buckets included.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Activity {
+    pub unit: &'static str,
+    pub buckets: Vec<(DateTime<Utc>, u64)>,
+}
+
 /// Everything one UserId did.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct UserDetail {
     pub user_id: String,
     pub total: u64,
+    /// One page of the timeline, newest first (the `offset` asked for is skipped).
     pub timeline: Vec<RecordRow>,
+    /// All `total` records over time.
+    pub activity: Activity,
     pub detections: Vec<Tally>,
     pub ips: Vec<Tally>,
     pub user_agents: Vec<Tally>,
@@ -251,6 +262,8 @@ pub struct GapRow {
 /// shown.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Status {
+    /// "running since …", "stopped since … (why)" or "never ran on this store".
+    pub collector_state: String,
     pub collector_id: String,
     pub tenant_id: String,
     pub records: u64,
@@ -301,6 +314,8 @@ pub struct Metrics {
     pub outbox_depth: Option<u64>,
     /// sent, resent, oversized, receiver down (0/1): present when forwarding was used.
     pub outbox_counts: Option<(u64, u64, u64, u64)>,
+    /// Whether a collector runs on this store (the rule of `stats`); None until one ran.
+    pub collector_running: Option<bool>,
 }
 
 /// The records behind a download, written by [`crate::export`] exactly as `m365audit
@@ -331,7 +346,39 @@ pub trait Backend: Send + Sync + 'static {
         limit: usize,
     ) -> anyhow::Result<Option<Vec<RecordRow>>>;
     fn record(&self, id: &str) -> anyhow::Result<Option<RecordDetail>>;
-    fn user(&self, user_id: &str, range: TimeRange, limit: usize) -> anyhow::Result<UserDetail>;
+    /// A user's records: tallies and activity over all of them, and `limit` timeline rows
+    /// after the newest `offset`.
+    fn user(
+        &self,
+        user_id: &str,
+        range: TimeRange,
+        offset: usize,
+        limit: usize,
+    ) -> anyhow::Result<UserDetail>;
+    /// A detection's groups made only of the hits of records by `user` (for a threshold
+    /// detection: the bursts those hits fall in).
+    fn detection_for_user(
+        &self,
+        id: &str,
+        range: TimeRange,
+        user: &str,
+    ) -> anyhow::Result<Option<DetectionDetail>> {
+        let _ = (id, range, user);
+        Err(crate::UsageError("this backend cannot filter a detection by user".into()).into())
+    }
+    /// The records of `user` behind one detection (of one group key when given; for a
+    /// threshold detection only those inside its bursts), newest first.
+    fn detection_records_for_user(
+        &self,
+        id: &str,
+        key: Option<&serde_json::Value>,
+        range: TimeRange,
+        user: &str,
+        limit: usize,
+    ) -> anyhow::Result<Option<Vec<RecordRow>>> {
+        let _ = (id, key, range, user, limit);
+        Err(crate::UsageError("this backend cannot filter a detection by user".into()).into())
+    }
     fn ip(&self, ip: &str, range: TimeRange, limit: usize) -> anyhow::Result<IpDetail>;
     fn search(&self, req: &SearchRequest) -> anyhow::Result<SearchResult>;
     /// The tables a query may name.

@@ -25,6 +25,8 @@ pub mod backend;
 pub mod bench;
 mod chart;
 pub(crate) mod pages;
+mod pivots;
+pub mod range;
 pub mod store_backend;
 pub mod threshold;
 pub mod triage;

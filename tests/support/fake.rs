@@ -174,23 +174,53 @@ impl Backend for Fake {
         }))
     }
 
-    fn user(&self, user_id: &str, _range: TimeRange, _limit: usize) -> anyhow::Result<UserDetail> {
+    /// 450 records, so the timeline has three pages of 200.
+    fn user(
+        &self,
+        user_id: &str,
+        _range: TimeRange,
+        offset: usize,
+        limit: usize,
+    ) -> anyhow::Result<UserDetail> {
         boom(user_id)?;
         let tally = |v: &str| Tally {
             value: v.into(),
             count: 2,
             last_seen: Some(t(9)),
         };
+        let total = 450;
         Ok(UserDetail {
             user_id: user_id.into(),
-            total: 2,
-            timeline: vec![self.row("rec-1"), self.row("rec-2")],
+            total: total as u64,
+            timeline: (offset..(offset + limit).min(total))
+                .map(|i| self.row(&format!("rec-{}", i + 1)))
+                .collect(),
+            activity: Activity {
+                unit: "day",
+                buckets: vec![(t(0), 400), (t(0) + chrono::Duration::days(1), 50)],
+            },
             detections: vec![tally("onedrive_exfiltration")],
             ips: vec![tally("203.0.113.7")],
             user_agents: vec![tally(&format!("curl {EVIL}", EVIL = self.evil))],
             workloads: vec![tally("OneDrive")],
             operations: vec![tally("FileDownloaded")],
         })
+    }
+
+    /// Alice's records are the whole detection; anyone else has no hits in it.
+    fn detection_for_user(
+        &self,
+        id: &str,
+        range: TimeRange,
+        user: &str,
+    ) -> anyhow::Result<Option<DetectionDetail>> {
+        Ok(self.detection(id, range)?.map(|mut d| {
+            if user != "alice@contoso.com" {
+                d.groups.clear();
+                d.hits = 0;
+            }
+            d
+        }))
     }
 
     fn ip(&self, ip: &str, _range: TimeRange, _limit: usize) -> anyhow::Result<IpDetail> {
@@ -268,6 +298,7 @@ impl Backend for Fake {
 
     fn status(&self) -> anyhow::Result<Status> {
         Ok(Status {
+            collector_state: "running since 2026-05-04 09:00:00 UTC".into(),
             collector_id: "12345".into(),
             tenant_id: "tenant-1".into(),
             records: 42,
@@ -321,6 +352,7 @@ impl Backend for Fake {
             blobs_pending: 1,
             outbox_depth: None,
             outbox_counts: None,
+            collector_running: Some(true),
         })
     }
 }

@@ -6,18 +6,22 @@
 //!
 //! Beside this file: `bursts.rs` (the threshold detections' all-time bursts, cached),
 //! `pretty_json.rs` (the record view's JSON text), `record_fields.rs` (the object and user
-//! agent of a record), `search_query.rs` (a search form as a tantivy query) and
-//! `triage.rs` (triage rows and counts; the one write, through the store's triage writer).
+//! agent of a record), `search_query.rs` (a search form as a tantivy query),
+//! `collector_state.rs` (the collector's state in words), `user_view.rs` (the user
+//! page's timeline pages and activity, detections narrowed to a user) and `triage.rs`
+//! (triage rows and counts; the one write, through the store's triage writer).
 
 mod bursts;
+mod collector_state;
 mod pretty_json;
 mod record_fields;
 mod search_query;
 mod triage;
+mod user_view;
 
 pub use pretty_json::pretty_json;
 pub use record_fields::{object_of, user_agent_of};
-pub use search_query::search_query;
+pub use search_query::{phrase, search_query};
 
 use super::backend::*;
 use super::threshold::{self, Bursts};
@@ -39,8 +43,6 @@ const QUERY_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 pub(crate) const MAX_GROUPS: usize = 2000;
 /// Other records of the same blob listed on a record page (a blob holds up to thousands).
 const SAME_BLOB_ROWS: usize = 50;
-/// Records read to tally a user's user agents.
-const UA_SAMPLE: usize = 2000;
 /// How long a computed dashboard is served again. Its aggregates come from small rollup
 /// tables (no scan), but the page shows "as of" and reloads itself every 30 s, so a few
 /// seconds of staleness cost nothing and spare the store under many open tabs.
@@ -125,6 +127,18 @@ impl StoreBackend {
             }
         }
         Ok(out.into_iter().collect())
+    }
+}
+
+impl StoreBackend {
+    /// Whether a collector runs on this store, by the rule `stats` uses.
+    fn collector_liveness(&self) -> Result<crate::store::liveness::Liveness> {
+        Ok(crate::store::liveness::judge(
+            self.store
+                .status(crate::store::COLLECTOR_STATUS_KEY)?
+                .as_ref(),
+            Utc::now(),
+        ))
     }
 }
 
@@ -265,6 +279,7 @@ impl StoreBackend {
         });
 
         let streams = self.store.ui_streams()?;
+        let live = self.collector_liveness()?;
         // The collector's stored monitor (its id, start and quiet period) when one ran on
         // this store; this process's own start otherwise (a `serve` over an import).
         let (collector_id, watched_since, quiet) = match self.store.monitor_state()? {
@@ -330,7 +345,7 @@ impl StoreBackend {
                 .map(|s| Lag {
                     content_type: s.content_type.clone(),
                     lag_secs: s.lag_secs,
-                    state: s.state.clone().unwrap_or_else(|| "—".into()),
+                    state: collector_state::stream_label(s.state.as_deref(), &live),
                 })
                 .collect(),
             workloads,
@@ -602,55 +617,34 @@ impl Backend for StoreBackend {
         }))
     }
 
-    fn user(&self, user_id: &str, range: TimeRange, limit: usize) -> Result<UserDetail> {
-        let col = RecordColumn::UserId;
-        let groups = [
-            RecordColumn::ClientIp,
-            RecordColumn::Workload,
-            RecordColumn::Operation,
-        ];
-        let p = self.store.ui_profile(
-            col,
-            user_id,
-            (range.from, range.to),
-            limit.max(UA_SAMPLE),
-            &groups,
-            50,
-        )?;
-        let recs = p.records;
-        let mut agents: HashMap<String, (u64, DateTime<Utc>)> = HashMap::new();
-        for r in &recs {
-            if let Ok(v) = serde_json::from_str::<Value>(&r.raw) {
-                let ua = user_agent_of(&v);
-                if !ua.is_empty() {
-                    let e = agents.entry(ua).or_insert((0, r.header.creation_time));
-                    e.0 += 1;
-                    e.1 = e.1.max(r.header.creation_time);
-                }
-            }
-        }
-        let mut user_agents: Vec<Tally> = agents
-            .into_iter()
-            .map(|(value, (count, last))| Tally {
-                value,
-                count,
-                last_seen: Some(last),
-            })
-            .collect();
-        user_agents.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
-        let mut detections = tally(self.store.ui_detections_of_rowids(&p.rowids)?);
-        self.burst_tally(&mut detections, &p.rowids)?;
-        let mut tallies = p.tallies.into_iter().map(tally);
-        Ok(UserDetail {
-            user_id: user_id.to_string(),
-            total: p.total.max(0) as u64,
-            timeline: recs.iter().take(limit).map(row_of).collect(),
-            detections,
-            ips: tallies.next().unwrap_or_default(),
-            user_agents,
-            workloads: tallies.next().unwrap_or_default(),
-            operations: tallies.next().unwrap_or_default(),
-        })
+    fn user(
+        &self,
+        user_id: &str,
+        range: TimeRange,
+        offset: usize,
+        limit: usize,
+    ) -> Result<UserDetail> {
+        self.user_detail(user_id, range, offset, limit)
+    }
+
+    fn detection_for_user(
+        &self,
+        id: &str,
+        range: TimeRange,
+        user: &str,
+    ) -> Result<Option<DetectionDetail>> {
+        self.detection_of_user(id, range, user)
+    }
+
+    fn detection_records_for_user(
+        &self,
+        id: &str,
+        key: Option<&Value>,
+        range: TimeRange,
+        user: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<RecordRow>>> {
+        self.records_of_user(id, key, range, user, limit)
     }
 
     fn ip(&self, ip: &str, range: TimeRange, limit: usize) -> Result<IpDetail> {
@@ -659,7 +653,7 @@ impl Backend for StoreBackend {
             RecordColumn::ClientIp,
             &ip,
             (range.from, range.to),
-            limit,
+            (0, limit),
             &[RecordColumn::UserId, RecordColumn::Operation],
             50,
         )?;
@@ -795,12 +789,13 @@ impl Backend for StoreBackend {
 
     fn status(&self) -> Result<Status> {
         let stats = self.store.stats()?;
+        let live = self.collector_liveness()?;
         let streams = self
             .store
             .ui_streams()?
             .into_iter()
             .map(|s| StreamStatus {
-                subscription: s.state.unwrap_or_else(|| "not started".into()),
+                subscription: collector_state::stream_label(s.state.as_deref(), &live),
                 cursor: s.cursor,
                 lag_secs: s.lag_secs,
                 last_error: s.last_error.unwrap_or_default(),
@@ -825,29 +820,9 @@ impl Backend for StoreBackend {
             })
             .collect();
         let auth = stats.auth.clone().unwrap_or(Value::Null);
-        let token_state = if auth.is_null() {
-            "no token requested yet (the collector has not run here)".to_string()
-        } else {
-            let label = auth.get("label").and_then(Value::as_str).unwrap_or("?");
-            let state = auth.get("state").and_then(Value::as_str).unwrap_or("?");
-            let head = if label == state {
-                state.to_string()
-            } else {
-                format!("{state} ({label})")
-            };
-            match auth
-                .get("token_expires_at")
-                .and_then(Value::as_str)
-                .and_then(crate::model::parse_time)
-            {
-                Some(t) => format!(
-                    "{head}; current token valid until {} UTC",
-                    t.format("%Y-%m-%d %H:%M:%S")
-                ),
-                None => head,
-            }
-        };
+        let token_state = collector_state::token_label(&auth, &live);
         Ok(Status {
+            collector_state: collector_state::collector_label(&live),
             collector_id: self.collector_id.clone(),
             tenant_id: self.tenant_id.clone(),
             records: stats.records.total.max(0) as u64,
@@ -915,6 +890,7 @@ impl Backend for StoreBackend {
 
     fn metrics(&self) -> Result<Metrics> {
         let stats = self.store.stats()?;
+        let live = self.collector_liveness()?;
         let mut gaps: BTreeMap<String, u64> = BTreeMap::new();
         for g in &stats.gaps {
             *gaps.entry(g.kind.clone()).or_default() += g.count.max(0) as u64;
@@ -945,6 +921,10 @@ impl Backend for StoreBackend {
                     u64::from(o.down_since.is_some()),
                 )
             }),
+            collector_running: match live {
+                crate::store::liveness::Liveness::NeverRan => None,
+                l => Some(l.is_running()),
+            },
         })
     }
 }

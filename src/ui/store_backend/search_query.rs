@@ -8,6 +8,12 @@ fn quoted(v: &str) -> String {
     format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// A free-text query that finds `v` as a phrase: its words in order, as in the record
+/// (a user agent, a file name), not each word anywhere.
+pub fn phrase(v: &str) -> String {
+    quoted(v.trim())
+}
+
 /// Builds the tantivy query of a search request: the free text in parentheses, AND each
 /// field filter, AND the time range.
 pub fn search_query(req: &SearchRequest) -> String {
@@ -61,5 +67,19 @@ mod tests {
             r#"(strategic) AND user:"a\"b@x" AND table:"auth.all""#
         );
         assert_eq!(search_query(&SearchRequest::default()), "*");
+    }
+
+    #[test]
+    fn a_pivot_is_one_phrase() {
+        let ua = r#"Mozilla/5.0 (Windows NT 10.0; Win64; x64) "x\y""#;
+        assert_eq!(
+            phrase(ua),
+            r#""Mozilla/5.0 (Windows NT 10.0; Win64; x64) \"x\\y\"""#
+        );
+        let req = SearchRequest {
+            text: phrase("a b"),
+            ..Default::default()
+        };
+        assert_eq!(search_query(&req), r#"("a b")"#);
     }
 }
