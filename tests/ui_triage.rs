@@ -276,7 +276,8 @@ fn a_group_triaged_in_the_browser_is_kept_and_reopened_by_new_hits() {
     c.screenshot(&shots.join("user.png"));
 }
 
-/// Blocking form POSTs with chosen headers.
+/// Blocking form POSTs with chosen headers: the status and the body (for a redirect, its
+/// Location).
 fn post(url: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> (u16, String) {
     m365audit::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -300,6 +301,9 @@ fn post(url: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> (u16, Str
         }
         let r = req.send().await.expect("POST");
         let s = r.status().as_u16();
+        if let Some(loc) = r.headers().get("location") {
+            return (s, loc.to_str().unwrap().to_string());
+        }
         (s, r.text().await.unwrap())
     })
 }
@@ -375,8 +379,25 @@ fn writes_without_token_from_other_origins_or_on_read_only_serve_are_refused() {
             triage_json(&data).is_empty(),
             "a refused write changed triage"
         );
-        let (code, _) = post(&url, &with(&good, &csrf), &[("origin", &own)]);
+        let (code, to) = post(&url, &with(&good, &csrf), &[("origin", &own)]);
         assert_eq!(code, 303, "the form's own POST");
+        assert_eq!(to, format!("/detections/{DETECTION}"));
+        // A save returns to the page with its filters, and only to that page.
+        let page = format!("/detections/{DETECTION}?range=7d&user=bob%40contoso.com");
+        for (back, expect) in [
+            (page.as_str(), page.as_str()),
+            ("//evil.example/", "/detections/authentication_outcomes"),
+            (
+                "/detections/other?x=1",
+                "/detections/authentication_outcomes",
+            ),
+        ] {
+            let mut f = with(&good, &csrf);
+            f.push(("back", back));
+            f.retain(|(k, _)| *k != "note");
+            let (code, to) = post(&url, &f, &[("origin", &own)]);
+            assert_eq!((code, to.as_str()), (303, expect), "back={back}");
+        }
         let t = triage_json(&data);
         assert_eq!(t.len(), 1);
         assert_eq!(

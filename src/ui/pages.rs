@@ -363,6 +363,7 @@ pub async fn detection(
     Path(id): Path<String>,
     Query(rp): Query<RangeParams>,
     Query(uf): Query<UserFilter>,
+    uri: axum::http::Uri,
 ) -> Page {
     let range = rp.parse()?;
     let user = uf.user.trim().to_string();
@@ -374,7 +375,7 @@ pub async fn detection(
             .await?
             .ok_or_else(|| AppError::NotFound(format!("there is no detection {id:?}")))?
     };
-    let triage = super::triage::for_detection(&st, &d).await?;
+    let triage = super::triage::for_detection(&st, &d, uri.query()).await?;
     let base = format!("/detections/{}", enc(&d.id));
     let suffix = rp.suffix();
     let q = |s: &str| {

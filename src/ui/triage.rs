@@ -210,6 +210,8 @@ pub struct DetectionTriage {
     /// False when this UI cannot write: no forms at all.
     pub writable: bool,
     pub csrf: String,
+    /// Where a save returns to (the page with its query), or empty for the plain page.
+    pub back: String,
     pub action: String,
     /// Counts by state in words.
     pub summary: String,
@@ -275,10 +277,12 @@ async fn rows_of(st: &AppState, id: &str) -> Result<Vec<TriageRow>, AppError> {
         .map_err(AppError::from)
 }
 
-/// The triage part of a detection page, aligned with its groups.
+/// The triage part of a detection page, aligned with its groups. `query` is the page's
+/// own query string: a save returns to the page as it was (its range, its user filter).
 pub async fn for_detection(
     st: &AppState,
     d: &DetectionDetail,
+    query: Option<&str>,
 ) -> Result<DetectionTriage, AppError> {
     let rows = rows_of(st, &d.id).await?;
     let by_key: HashMap<&str, &TriageRow> = rows.iter().map(|r| (r.key.as_str(), r)).collect();
@@ -302,9 +306,14 @@ pub async fn for_detection(
         cells.push(cell_of(row, key, writable && i < FORMS_ON_PAGE, page_href));
     }
     let summary = counts.text();
+    let back = match query {
+        Some(q) if !q.is_empty() => format!("/detections/{}?{q}", enc(&d.id)),
+        _ => String::new(),
+    };
     Ok(DetectionTriage {
         writable,
         csrf: st.csrf.value().to_string(),
+        back,
         action,
         summary: if summary.is_empty() {
             "no groups".into()
@@ -408,6 +417,8 @@ pub struct TriageForm {
     assignee: Option<String>,
     note: String,
     csrf: String,
+    /// The page to return to (only a page of the same detection is followed).
+    back: String,
 }
 
 impl TriageForm {
@@ -422,6 +433,7 @@ impl TriageForm {
                 "assignee" => f.assignee = Some(v),
                 "note" => f.note = v,
                 "csrf" => f.csrf = v,
+                "back" => f.back = v,
                 _ => {}
             }
         }
@@ -497,9 +509,17 @@ pub async fn post(
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("a triage write panicked: {e}")))?
         .map_err(AppError::from)?;
+    let page = format!("/detections/{}", enc(&id));
+    // Only back to this detection's own page: never another path or host.
+    let target = match f.back.strip_prefix(&page) {
+        Some(rest) if rest.starts_with('?') && !rest.contains(['\\', '\r', '\n', '#']) => {
+            f.back.clone()
+        }
+        _ => page,
+    };
     let mut res = Response::new(axum::body::Body::empty());
     *res.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(v) = header::HeaderValue::from_str(&format!("/detections/{}", enc(&id))) {
+    if let Ok(v) = header::HeaderValue::from_str(&target) {
         res.headers_mut().insert(header::LOCATION, v);
     }
     Ok(res)
