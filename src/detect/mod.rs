@@ -21,10 +21,12 @@
 //! from the jaq values; [`Runner`] (the store's per-record path) and [`Detections::run`]
 //! return [`Hit`]s. Both go through one evaluation core (`evaluate.rs`).
 
+mod aggregate;
 pub mod command;
 mod engine;
 mod evaluate;
 pub mod group;
+mod grouper;
 pub mod measure;
 mod memo;
 mod meta;
@@ -40,8 +42,9 @@ pub use group::{
     Group, StoredHitEvent, group_hits, group_key, threshold_groups, threshold_groups_distinct,
     threshold_groups_of_stored,
 };
+pub use grouper::{Decoder, Grouper, MakeDecoder};
 pub use meta::{Field, Meta, Seed, Severity, Threshold};
-pub use report::{Decoder, DetectionResult, Grouper, MakeDecoder, Report};
+pub use report::{DetectionResult, Report};
 
 use crate::model::{RecordHeader, is_auth_operation};
 use engine::{Libs, Program};
