@@ -69,15 +69,19 @@ pub enum Command {
     },
     /// Serve the web UI over an existing data directory.
     #[command(
-        after_help = "Example:\n  m365audit serve --data ./m365audit-data --listen 127.0.0.1:8365"
+        after_help = "Example:\n  m365audit serve --data ./m365audit-data --listen 127.0.0.1:8365\n  m365audit serve --data /mnt/evidence --read-only"
     )]
     Serve {
-        /// Data directory to read (opened read-only; a collector may keep writing to it).
+        /// Data directory to read (records read-only; a collector may keep writing to it);
+        /// the UI writes triage only, where the store can be written.
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
         /// Address the web UI listens on; a non-loopback address needs M365AUDIT_UI_TOKEN.
         #[arg(long, default_value = DEFAULT_LISTEN)]
         listen: SocketAddr,
+        /// Write nothing, not even triage: no triage forms, and a triage POST is 403.
+        #[arg(long)]
+        read_only: bool,
     },
     /// Run the practice tenant: a Management Activity API simulator.
     #[command(
@@ -194,7 +198,8 @@ pub enum Command {
         /// Data directory to read (opened read-only; read-only media work).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
-        /// Table to export, e.g. cloud.office365.management.exchange or auth.all.
+        /// Table to export, e.g. cloud.office365.management.exchange or auth.all; `triage`
+        /// exports the triage of detection groups instead of records.
         #[arg(long, default_value = crate::model::TABLE_ALL)]
         table: String,
         /// CreationTime at or after this time.
@@ -233,6 +238,41 @@ pub enum Command {
         /// after TIME (2026-12-01, 2026-12-01T10:00:00 or RFC 3339).
         #[arg(long, value_name = "TIME")]
         backfill_since: Option<String>,
+    },
+    /// List triaged detection groups, or set a group's triage state, assignee and note.
+    #[command(
+        long_about = "List triaged detection groups (state, assignee, new hits since triage, \
+            last note), or change one group's triage: a group is a detection id and its group \
+            key as the detection page and `detect --format json` show it. A resolved or \
+            false-positive group that gets new hits reads as reopened until its state is set \
+            again. Only the triage tables are written, never records, hits or cursors.",
+        after_help = "Examples:\n  m365audit triage --data ./m365audit-data\n  m365audit triage --data ./m365audit-data --format json authentication_outcomes\n  m365audit triage --data ./m365audit-data mfa_disabled '{\"UserId\":\"bob@contoso.com\",\"target\":\"bob@contoso.com\"}' --state investigating --assignee alice --note 'called the user'\n  m365audit triage --data ./m365audit-data mfa_disabled '{\"UserId\":\"bob@contoso.com\",\"target\":\"bob@contoso.com\"}' --state resolved --author 'alice (SOC)'"
+    )]
+    Triage {
+        /// Data directory whose triage is listed or changed (listing works read-only).
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// Detection id, e.g. mfa_disabled: list only its groups, or the one to change.
+        detection: Option<String>,
+        /// Group key as JSON, as the detection page shows it, e.g.
+        /// '{"UserId":"bob@contoso.com"}'; with --state, --assignee or --note: the group
+        /// to change.
+        key: Option<String>,
+        /// New state: new, investigating, false_positive or resolved.
+        #[arg(long)]
+        state: Option<String>,
+        /// Who works on the group (free text; an empty value clears it).
+        #[arg(long)]
+        assignee: Option<String>,
+        /// A note added to the group's history, with the time and the author.
+        #[arg(long)]
+        note: Option<String>,
+        /// Author text of the change (default: cli:$USER).
+        #[arg(long)]
+        author: Option<String>,
+        /// table: one line per group, for people; json: every group with its history.
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
     },
     /// Sizing benchmark: every stage, one table.
     #[command(after_help = "Example:\n  m365audit bench --records 1000000 --json")]
@@ -285,6 +325,7 @@ impl Command {
                 | Command::Search { .. }
                 | Command::Import { .. }
                 | Command::Export { .. }
+                | Command::Triage { .. }
         )
     }
 }
@@ -322,7 +363,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             listen,
         } => app::run::run(&config, &data, listen),
         Command::Collect { config, data, once } => app::collect::collect(&config, &data, once),
-        Command::Serve { data, listen } => app::serve::serve(&data, listen),
+        Command::Serve {
+            data,
+            listen,
+            read_only,
+        } => app::serve::serve(&data, listen, read_only),
         Command::Simulate(a) => app::simulate::simulate(&app::simulate::SimulateFlags {
             listen: a.listen,
             seed: a.seed,
@@ -378,6 +423,27 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             out,
         }),
         Command::Bench { records, json } => app::bench::bench(records, json),
+        Command::Triage {
+            data,
+            detection,
+            key,
+            state,
+            assignee,
+            note,
+            author,
+            format,
+        } => app::triage::triage(
+            &data,
+            &app::triage::TriageArgs {
+                detection,
+                key,
+                state,
+                assignee,
+                note,
+                author,
+                format,
+            },
+        ),
         Command::Forward {
             config,
             data,

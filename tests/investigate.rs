@@ -656,8 +656,15 @@ fn a_read_only_store_answers_every_read_command_and_page_without_changing_a_byte
     }
     assert!(det_pages > 0, "the dashboard links its detections");
     for page in &pages {
-        get(page);
+        let body = get(page);
+        // A store that cannot be written cannot be triaged: no form anywhere.
+        assert!(!body.contains("name=\"csrf\""), "{page}: a write control");
     }
+    let (code, body) = http.post(
+        &format!("{url}/detections/authentication_outcomes/triage"),
+        "key=%7B%7D&state=resolved&csrf=x".into(),
+    );
+    assert_eq!(code, 403, "a triage POST on the read-only store: {body}");
     // the user download is what `export --user` writes
     let (_, body) = http.get(&format!("{url}/user/export?id={}&format=jsonl", enc(user)));
     assert_eq!(body, as_user(&["export", "--user", user]));

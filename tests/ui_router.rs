@@ -46,7 +46,7 @@ fn assert_safe_page(g: &Got) {
     );
     assert!(csp.contains("frame-ancestors 'none'"));
     assert_eq!(g.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-    assert_eq!(g.headers[header::REFERRER_POLICY], "no-referrer");
+    assert_eq!(g.headers[header::REFERRER_POLICY], "same-origin");
     assert!(
         !g.body.contains("<script>fetch"),
         "raw payload in page:\n{}",

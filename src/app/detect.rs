@@ -20,11 +20,7 @@ fn stored_vars(store: &Store) -> Result<crate::detect::Vars> {
 pub fn detect(data: &Path, detection: Option<&str>, format: &str) -> Result<()> {
     let store = Store::open_read_only(data)?;
     // headers first, raw JSON only for candidates, decompressed on the workers
-    let decoder = store.packed_decoder()?;
-    let make = || -> Result<crate::detect::Decoder> {
-        let mut d = decoder.clone();
-        Ok(Box::new(move |dict, data, out| d.decode(dict, data, out)))
-    };
+    let make = store.unpackers()?;
     crate::detect::command::detect_command_lazy(
         stored_vars(&store)?,
         detection,
@@ -35,7 +31,6 @@ pub fn detect(data: &Path, detection: Option<&str>, format: &str) -> Result<()> 
                 f(
                     &SourceRecord {
                         header: row.header,
-                        raw: &[],
                         content_type: row.content_type,
                         ingested_at: row.ingested_at,
                     },
@@ -52,12 +47,14 @@ pub fn query(data: &Path, table: &str, timeout: std::time::Duration, jq: &str) -
     let store = Store::open_read_only(data)?;
     crate::detect::command::query_command(stored_vars(&store)?, jq, timeout, &mut |f| {
         store.for_each_record(table, 0, |r| {
-            Ok(f(&SourceRecord {
-                header: &r.header,
-                raw: r.raw.as_bytes(),
-                content_type: r.content_type,
-                ingested_at: r.ingested_at,
-            }))
+            Ok(f(
+                &SourceRecord {
+                    header: &r.header,
+                    content_type: r.content_type,
+                    ingested_at: r.ingested_at,
+                },
+                r.raw.as_bytes(),
+            ))
         })
     })
 }

@@ -1,6 +1,7 @@
 //! `m365audit export [--data DIR] [--table T] [--since T] [--until T] [--detection ID]
 //! [--user U] [--format jsonl|csv] [--out FILE]`: the selected records, exactly as stored,
 //! streamed to a file or stdout. Opens the store read-only (works on read-only media).
+//! `--table triage` writes the triage of detection groups instead (`app::triage`).
 
 use crate::export::{Filter, Format, RecordWriter};
 use crate::store::Store;
@@ -33,8 +34,44 @@ fn time_arg(flag: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>> {
     }
 }
 
+/// The pseudo-table `export --table triage` names: the triage of detection groups.
+pub const TRIAGE_TABLE: &str = "triage";
+
+/// `export --table triage`: the triage rows (`app::triage::write_export`), not records.
+fn export_triage(a: &ExportArgs, format: Format) -> Result<()> {
+    if a.since.is_some() || a.until.is_some() || a.detection.is_some() || a.user.is_some() {
+        return Err(crate::UsageError(
+            "--table triage exports every triaged group; --since, --until, --detection and \
+             --user select records and do not apply"
+                .into(),
+        )
+        .into());
+    }
+    let store = Store::open_read_only(&a.data)?;
+    let csv = format == Format::Csv;
+    match &a.out {
+        Some(path) => {
+            let f = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            let n = super::triage::write_export(&store, csv, &mut w)?;
+            w.flush()?;
+            eprintln!("{n} triaged groups written to {}", path.display());
+        }
+        None => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            super::triage::write_export(&store, csv, &mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(())
+}
+
 pub fn export(a: &ExportArgs) -> Result<()> {
     let format = Format::parse(&a.format)?;
+    if a.table == TRIAGE_TABLE {
+        return export_triage(a, format);
+    }
     let filter = Filter {
         table: a.table.clone(),
         since: time_arg("--since", &a.since)?,

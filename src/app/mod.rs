@@ -19,6 +19,7 @@ pub mod run;
 pub mod serve;
 pub mod simulate;
 pub mod stats;
+pub mod triage;
 
 use anyhow::{Context, Result};
 use std::sync::Arc;

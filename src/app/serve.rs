@@ -1,4 +1,5 @@
-//! `serve` (the UI over an existing data directory, read-only) and what the commands that
+//! `serve` (the UI over an existing data directory: records read-only, triage written
+//! where the store can be written, nothing with `--read-only`) and what the commands that
 //! serve the UI share: `run` and `demo` collect and serve through [`collect_and_serve`].
 //!
 //! Each prints one line `m365audit <cmd>: open <URL>` on stdout once the UI listens (tests
@@ -60,9 +61,22 @@ async fn serve_ui(
     )))
 }
 
-/// `m365audit serve [--data DIR] [--listen ADDR]`: the UI over an existing store,
-/// read-only (safe next to a running collector).
-pub fn serve(data: &Path, listen: SocketAddr) -> Result<()> {
+/// Gives the UI its triage writer when the store can be written; says so when it cannot
+/// (the UI then shows triage without forms).
+fn with_triage(backend: StoreBackend, store: &Store) -> StoreBackend {
+    match store.triage_writer() {
+        Ok(w) => backend.with_triage_writer(w),
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "triage is read-only in this UI");
+            backend
+        }
+    }
+}
+
+/// `m365audit serve [--data DIR] [--listen ADDR] [--read-only]`: the UI over an existing
+/// store, its records read-only (safe next to a running collector); triage is written
+/// unless `read_only` or the store cannot be written.
+pub fn serve(data: &Path, listen: SocketAddr, read_only: bool) -> Result<()> {
     init_tracing();
     let store = Store::open_read_only(data)?;
     // The same detections the collector runs (their titles, severities and group_by).
@@ -73,12 +87,11 @@ pub fn serve(data: &Path, listen: SocketAddr) -> Result<()> {
         tenant_id: store.tenant_names()?.join(", "),
     };
     let dets = load_detections(vars.clone())?;
-    let backend = Arc::new(StoreBackend::new(
-        store,
-        dets,
-        vars.collector_id,
-        vars.tenant_id,
-    ));
+    let mut backend = StoreBackend::new(store.clone(), dets, vars.collector_id, vars.tenant_id);
+    if !read_only {
+        backend = with_triage(backend, &store);
+    }
+    let backend = Arc::new(backend);
     let rt = runtime()?;
     rt.block_on(async {
         let cancel = CancellationToken::new();
@@ -116,11 +129,14 @@ pub(crate) async fn collect_and_serve(
     };
     let result = async {
         let api = crate::collect::api::ApiClient::new(&o)?;
-        let backend = Arc::new(StoreBackend::new(
-            store.clone(),
-            dets,
-            o.collector_id.clone(),
-            o.tenant_id.clone(),
+        let backend = Arc::new(with_triage(
+            StoreBackend::new(
+                store.clone(),
+                dets,
+                o.collector_id.clone(),
+                o.tenant_id.clone(),
+            ),
+            &store,
         ));
         let cancel = CancellationToken::new();
         warm(&backend);

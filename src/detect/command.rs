@@ -14,13 +14,14 @@ use std::io::Write as _;
 /// One stored record as the commands see it.
 pub struct SourceRecord<'r> {
     pub header: &'r RecordHeader,
-    pub raw: &'r [u8],
     pub content_type: ContentType,
     pub ingested_at: DateTime<Utc>,
 }
 
-/// A record source: calls `f(record)` for every record in order until `f` returns false.
-pub type ForEach<'a> = dyn FnMut(&mut dyn FnMut(&SourceRecord) -> bool) -> anyhow::Result<()> + 'a;
+/// A record source: calls `f(record, raw JSON)` for every record in order until `f`
+/// returns false.
+pub type ForEach<'a> =
+    dyn FnMut(&mut dyn FnMut(&SourceRecord, &[u8]) -> bool) -> anyhow::Result<()> + 'a;
 
 /// Environment variable: quiet period of the inactivity monitor, in hours.
 pub const QUIET_HOURS_ENV: &str = "M365AUDIT_QUIET_HOURS";
@@ -101,9 +102,9 @@ fn quiet_period() -> anyhow::Result<Duration> {
 pub trait RawSource {
     fn bytes(&mut self) -> anyhow::Result<&[u8]>;
 
-    /// The record as its source stored it (tag, bytes) for a [`super::Decoder`] on the
+    /// The record as its source keeps it, for the source's [`super::Unpack`] on the
     /// worker threads; None: use [`RawSource::bytes`].
-    fn packed(&self) -> Option<(i64, &[u8])> {
+    fn packed(&self) -> Option<super::Packed<'_>> {
         None
     }
 }
@@ -115,7 +116,7 @@ impl RawSource for &[u8] {
 }
 
 /// A record source whose raw JSON is fetched on demand: calls `f(record, raw)` for every
-/// record in order until `f` returns false (`record.raw` is not used).
+/// record in order until `f` returns false.
 pub type ForEachLazy<'a> = dyn FnMut(
         &mut dyn FnMut(&SourceRecord, &mut dyn RawSource) -> anyhow::Result<bool>,
     ) -> anyhow::Result<()>
@@ -125,13 +126,13 @@ pub type ForEachLazy<'a> = dyn FnMut(
 /// them) over the records and prints their grouped results as `table`, `json` or `csv`.
 /// The source reads a record's raw JSON only for candidates (the store's
 /// `for_each_candidate`): records the prefilter skips are never decompressed.
-/// With `make`, candidates whose [`RawSource::packed`] is known are decoded on the worker
-/// threads (the store's `packed_decoder`).
+/// With `make`, candidates whose [`RawSource::packed`] is known are unpacked on the
+/// worker threads (the store's `unpackers`).
 pub fn detect_command_lazy(
     vars: Vars,
     detection: Option<&str>,
     format: &str,
-    make: Option<super::MakeDecoder>,
+    make: Option<super::MakeUnpack>,
     for_each: &mut ForEachLazy,
 ) -> anyhow::Result<()> {
     let mut all = Detections::load_default(vars.clone())?;
@@ -160,9 +161,7 @@ pub fn detect_command_lazy(
         for_each(&mut |r, raw| {
             watch.add(r.header, r.content_type, r.ingested_at);
             match raw.packed() {
-                Some((tag, stored)) if make.is_some() => {
-                    grouper.add_packed(r.header, tag, stored)?
-                }
+                Some(packed) if make.is_some() => grouper.add_packed(r.header, packed)?,
                 _ => grouper.add_lazy(r.header, || raw.bytes())?,
             }
             Ok(true)
@@ -230,13 +229,13 @@ pub fn query_command(
     let deadline = std::time::Instant::now() + timeout;
     let mut records = 0u64;
     let mut timed_out = false;
-    for_each(&mut |r| {
+    for_each(&mut |r, raw| {
         if std::time::Instant::now() > deadline {
             timed_out = true;
             return false;
         }
         records += 1;
-        match q.run_bytes(r.raw) {
+        match q.run_bytes(raw) {
             Ok(values) => {
                 for v in values {
                     if let Err(e) = writeln!(out, "{v}") {

@@ -28,20 +28,32 @@ struct Batch {
 struct Item {
     text_end: usize,
     cand_end: usize,
-    /// The text is the record as its source stored it (e.g. zstd with this dictionary),
-    /// decoded by the worker's [`Decoder`].
+    /// The text is the record as its source keeps it, with this [`Packed::tag`]; the
+    /// worker's [`Unpack`] gives its JSON text.
     packed: Option<i64>,
     time: DateTime<Utc>,
     /// Position of the record in the input: "first error" means the lowest.
     seq: u64,
 }
 
-/// Turns a record as its source stored it (`tag`, e.g. a zstd dictionary id, and the bytes)
-/// into its raw JSON text; each worker thread gets its own.
-pub type Decoder = Box<dyn FnMut(i64, &[u8], &mut Vec<u8>) -> anyhow::Result<()> + Send>;
+/// A record as its source keeps it (the store: zstd with a dictionary): an opaque tag and
+/// the bytes, turned into the record's JSON text by the source's [`Unpack`] on a worker
+/// thread, beside evaluation rather than on the thread that reads the source.
+#[derive(Debug, Clone, Copy)]
+pub struct Packed<'a> {
+    pub tag: i64,
+    pub bytes: &'a [u8],
+}
 
-/// Makes one [`Decoder`] per worker thread.
-pub type MakeDecoder<'m> = &'m (dyn Fn() -> anyhow::Result<Decoder> + Sync);
+/// Turns [`Packed`] records back into their JSON text; each worker thread gets its own.
+/// An implementation vouches that the text is JSON (the store keeps only records it
+/// parsed), so the scan for the fields detections read steps over the rest unchecked.
+pub trait Unpack: Send {
+    fn unpack(&mut self, packed: Packed<'_>, out: &mut Vec<u8>) -> anyhow::Result<()>;
+}
+
+/// Makes one [`Unpack`] per worker thread.
+pub type MakeUnpack<'m> = &'m (dyn Fn() -> anyhow::Result<Box<dyn Unpack>> + Sync);
 
 /// Candidates per batch, and the text size at which a batch is sent early.
 const BATCH: usize = 4096;
@@ -66,7 +78,8 @@ pub struct Grouper<'a> {
     senders: Vec<SyncSender<Batch>>,
     /// Emptied batches the workers hand back, so their buffers are reused.
     pool: Arc<Mutex<Vec<Batch>>>,
-    packed_ok: bool,
+    /// Where packed records can be unpacked ([`Grouper::stream_with`]).
+    make: Option<MakeUnpack<'a>>,
 }
 
 impl<'a> Grouper<'a> {
@@ -83,7 +96,7 @@ impl<'a> Grouper<'a> {
             threads,
             senders: Vec::new(),
             pool: Arc::default(),
-            packed_ok: false,
+            make: None,
         }
     }
 
@@ -97,16 +110,15 @@ impl<'a> Grouper<'a> {
         Grouper::stream_with(detections, None, feed)
     }
 
-    /// [`Grouper::stream`] where `feed` may also add records as stored
-    /// ([`Grouper::add_packed`]): the workers decode them with decoders from `make`, so
-    /// decompression runs beside evaluation instead of on the scanning thread.
+    /// [`Grouper::stream`] where `feed` may also add records as their source keeps them
+    /// ([`Grouper::add_packed`]): the workers unpack them with unpackers from `make`.
     pub fn stream_with<T>(
         detections: &'a Detections,
-        make: Option<MakeDecoder>,
+        make: Option<MakeUnpack<'a>>,
         feed: impl FnOnce(&mut Grouper<'a>) -> T,
     ) -> (T, Report) {
         let mut g = Grouper::new(detections);
-        g.packed_ok = make.is_some();
+        g.make = make;
         let pool = g.pool.clone();
         let pool = &pool;
         let threads = g.threads;
@@ -204,18 +216,11 @@ impl<'a> Grouper<'a> {
         Ok(())
     }
 
-    /// Like [`Grouper::add_record`] for a record as its source stored it (`tag` and
-    /// `stored`, see [`Decoder`]): only inside [`Grouper::stream_with`] with a decoder.
-    /// The source vouches that the decoded text is JSON (the store keeps only records it
-    /// parsed), so the scan for declared fields steps over the rest unchecked.
-    pub fn add_packed(
-        &mut self,
-        header: &RecordHeader,
-        tag: i64,
-        stored: &[u8],
-    ) -> anyhow::Result<()> {
-        if !self.packed_ok {
-            anyhow::bail!("add_packed needs Grouper::stream_with and a decoder");
+    /// Like [`Grouper::add_record`] for a record as its source keeps it: only inside
+    /// [`Grouper::stream_with`] with an unpacker.
+    pub fn add_packed(&mut self, header: &RecordHeader, packed: Packed<'_>) -> anyhow::Result<()> {
+        if self.make.is_none() {
+            anyhow::bail!("a packed record needs Grouper::stream_with and an unpacker");
         }
         self.records += 1;
         let lane = self.lane(header);
@@ -226,11 +231,11 @@ impl<'a> Grouper<'a> {
             return Ok(());
         }
         self.candidates += 1;
-        batch.text.extend_from_slice(stored);
+        batch.text.extend_from_slice(packed.bytes);
         batch.items.push(Item {
             text_end: batch.text.len(),
             cand_end: batch.cands.len(),
-            packed: Some(tag),
+            packed: Some(packed.tag),
             time: header.creation_time,
             seq: self.records,
         });
@@ -272,13 +277,14 @@ impl<'a> Grouper<'a> {
         }
         let n = batch.items.len();
         let detections = self.detections;
+        let make = self.make;
         if self.threads <= 1 || n < 64 {
             eval_items(
                 detections,
                 &batch,
                 0..n,
                 &mut self.agg,
-                &mut Worker::new(None, detections),
+                &mut Worker::new(make, detections),
             );
             return;
         }
@@ -296,7 +302,7 @@ impl<'a> Grouper<'a> {
                             batch,
                             range,
                             &mut agg,
-                            &mut Worker::new(None, detections),
+                            &mut Worker::new(make, detections),
                         );
                         agg
                     })
@@ -419,7 +425,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(make: Option<MakeDecoder>, d: &Detections) -> Worker {
+    fn new(make: Option<MakeUnpack>, d: &Detections) -> Worker {
         Worker {
             dec: Decoding {
                 dec: make.map(|m| m()),
@@ -431,21 +437,21 @@ impl Worker {
     }
 }
 
-/// A worker's decoder and its output buffer.
+/// A worker's unpacker and its output buffer.
 struct Decoding {
-    dec: Option<anyhow::Result<Decoder>>,
+    dec: Option<anyhow::Result<Box<dyn Unpack>>>,
     out: Vec<u8>,
 }
 
 impl Decoding {
-    fn decode(&mut self, tag: i64, stored: &[u8]) -> anyhow::Result<&[u8]> {
+    fn decode(&mut self, tag: i64, bytes: &[u8]) -> anyhow::Result<&[u8]> {
         match &mut self.dec {
             Some(Ok(dec)) => {
-                dec(tag, stored, &mut self.out)?;
+                dec.unpack(Packed { tag, bytes }, &mut self.out)?;
                 Ok(&self.out)
             }
-            Some(Err(e)) => anyhow::bail!("no decoder: {e:#}"),
-            None => anyhow::bail!("no decoder"),
+            Some(Err(e)) => anyhow::bail!("no unpacker: {e:#}"),
+            None => anyhow::bail!("no unpacker"),
         }
     }
 }

@@ -42,7 +42,7 @@ pub use group::{
     Group, StoredHitEvent, group_hits, group_key, threshold_groups, threshold_groups_distinct,
     threshold_groups_of_stored,
 };
-pub use grouper::{Decoder, Grouper, MakeDecoder};
+pub use grouper::{Grouper, MakeUnpack, Packed, Unpack};
 pub use meta::{Field, Meta, Seed, Severity, Threshold};
 pub use report::{DetectionResult, Report};
 

@@ -43,6 +43,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_create_imports",
         include_str!("../../migrations/0006_create_imports.sql"),
     ),
+    (
+        "0007_create_triage",
+        include_str!("../../migrations/0007_create_triage.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -40,13 +40,16 @@
 //! activity.rs  status values, the monitor's state and the activity it evaluates
 //! liveness.rs  whether a collector runs: the `collector` row judged by pid and heartbeat
 //! ui_user_hits.rs  a detection's hits on one user's records (the user-filtered page)
+//! triage.rs   triage of detection groups: its own writer connection, the reopen rule
 //! ```
 //!
 //! Tables (`migrations/`): `records` (header columns, zstd raw JSON with a trained
 //! dictionary), `blobs` (the ledger: pending/done/failed/expired, attempts, last_error),
 //! `cursors`, `gaps` (the loss ledger), `hits`, `counters`, `outbox` (the forwarder's queue,
 //! `outbox.rs`), `streams` (per content type state), `status`, `tenants`, `dicts`, `imports`
-//! (the evidence ledger: one row per imported file, listed by `stats` and the status page).
+//! (the evidence ledger: one row per imported file, listed by `stats` and the status page),
+//! `triage` and `triage_notes` (the analyst's decisions per detection group, `triage.rs`:
+//! the only rows written from outside the writer thread, by the UI and `m365audit triage`).
 //!
 //! A store this process cannot write (read-only media, another user's directory) opens
 //! read-only without creating or changing a file: SQLite `immutable=1` when the ordinary
@@ -81,6 +84,7 @@ mod report;
 mod scan;
 mod stats;
 mod tokenizer;
+mod triage;
 mod writer;
 mod writes;
 
@@ -96,6 +100,7 @@ pub use stats::{
     COLLECTOR_STATUS_KEY, ContentTypeStats, GapSummary, IndexStats, MonitorStats, RecordCounts,
     Stats, dir_bytes,
 };
+pub use triage::{TriageChange, TriageNote, TriageRow, TriageState, TriageWriter, canonical_key};
 pub use writer::MAX_MALFORMED_ATTEMPTS;
 #[cfg(test)]
 pub(crate) use writer::{SharedDict, prepare_blob};

@@ -36,10 +36,13 @@ pub struct RawJson<'r> {
 }
 
 impl RawJson<'_> {
-    /// The record as stored: its dictionary id and zstd frame, for decoding elsewhere
-    /// (e.g. on worker threads) with a [`PackedDecoder`].
-    pub fn packed(&self) -> (i64, &[u8]) {
-        (self.dict, self.data)
+    /// The record as stored (its dictionary id as the tag, the zstd frame), for
+    /// unpacking elsewhere (e.g. on worker threads) with a [`PackedDecoder`].
+    pub fn packed(&self) -> crate::detect::Packed<'_> {
+        crate::detect::Packed {
+            tag: self.dict,
+            bytes: self.data,
+        }
     }
 
     /// The record's raw JSON text exactly as received.
@@ -138,6 +141,14 @@ fn set(dst: &mut String, src: rusqlite::types::ValueRef<'_>) -> Result<()> {
 }
 
 impl Store {
+    /// Unpackers for `detect::Grouper::stream_with`: one [`PackedDecoder`] per worker.
+    pub fn unpackers(
+        &self,
+    ) -> Result<impl Fn() -> Result<Box<dyn crate::detect::Unpack>> + Sync + use<>> {
+        let d = self.packed_decoder()?;
+        Ok(move || Ok(Box::new(d.clone()) as Box<dyn crate::detect::Unpack>))
+    }
+
     /// A decoder for [`RawJson::packed`] records (the dictionaries are read once here).
     pub fn packed_decoder(&self) -> Result<PackedDecoder> {
         self.with_conn(|c| {
@@ -218,12 +229,18 @@ impl Store {
 }
 
 /// `detect` reads candidates through this (the detect module cannot name store types).
+impl crate::detect::Unpack for PackedDecoder {
+    fn unpack(&mut self, p: crate::detect::Packed<'_>, out: &mut Vec<u8>) -> Result<()> {
+        self.decode(p.tag, p.bytes, out)
+    }
+}
+
 impl crate::detect::command::RawSource for RawJson<'_> {
     fn bytes(&mut self) -> Result<&[u8]> {
         RawJson::bytes(self)
     }
 
-    fn packed(&self) -> Option<(i64, &[u8])> {
+    fn packed(&self) -> Option<crate::detect::Packed<'_>> {
         Some(RawJson::packed(self))
     }
 }
@@ -293,41 +310,16 @@ mod tests {
             plain.add_record(&r.header, r.raw.as_bytes());
         }
         let plain = plain.finish();
-        let decoder = s.packed_decoder().unwrap();
-        let make = || -> anyhow::Result<crate::detect::Decoder> {
-            let mut d = decoder.clone();
-            Ok(Box::new(move |dict, data, out| d.decode(dict, data, out)))
-        };
+        let make = s.unpackers().unwrap();
         let (scanned, packed) = crate::detect::Grouper::stream_with(&d, Some(&make), |g| {
             s.for_each_candidate(crate::model::TABLE_ALL, 0, |row, raw| {
-                let (dict, data) = raw.packed();
-                g.add_packed(row.header, dict, data)?;
+                g.add_packed(row.header, raw.packed())?;
                 Ok(true)
             })
         });
         scanned.unwrap();
         assert!(plain.detections.iter().any(|r| r.hits > 0));
         assert_eq!(plain, packed);
-        // the glue `m365audit detect` needs (cli.rs), as one piece
-        let make: crate::detect::MakeDecoder = &make;
-        crate::detect::command::detect_command_lazy(
-            crate::detect::Vars::default(),
-            Some("authentication"),
-            "csv",
-            Some(make),
-            &mut |f| {
-                s.for_each_candidate(crate::model::TABLE_ALL, 0, |row, raw| {
-                    let r = crate::detect::command::SourceRecord {
-                        header: row.header,
-                        raw: &[],
-                        content_type: row.content_type,
-                        ingested_at: row.ingested_at,
-                    };
-                    f(&r, raw)
-                })
-            },
-        )
-        .unwrap();
         s.close().unwrap();
     }
 }

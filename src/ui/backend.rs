@@ -394,6 +394,25 @@ pub trait Backend: Send + Sync + 'static {
     ) -> anyhow::Result<crate::linq::Output>;
     fn status(&self) -> anyhow::Result<Status>;
     fn metrics(&self) -> anyhow::Result<Metrics>;
+    /// Whether this UI may write triage (the only write it has; `ui::triage`). False for
+    /// `serve --read-only` and a store that cannot be written: no forms, POST is 403.
+    fn triage_writable(&self) -> bool {
+        false
+    }
+    /// The triaged groups of one detection, the reopen rule applied.
+    fn triage(&self, detection: &str) -> anyhow::Result<Vec<crate::store::TriageRow>> {
+        let _ = detection;
+        Ok(Vec::new())
+    }
+    /// Per detection with groups: its groups by triage state (the dashboard).
+    fn triage_counts(&self) -> anyhow::Result<Vec<super::triage::TriageCounts>> {
+        Ok(Vec::new())
+    }
+    /// Applies one triage change (only called when `triage_writable`).
+    fn set_triage(&self, change: &crate::store::TriageChange) -> anyhow::Result<()> {
+        let _ = change;
+        anyhow::bail!("this backend cannot write triage")
+    }
     /// The body of a records download (JSON lines or Purview CSV).
     fn download(&self, what: &Download, format: crate::export::Format) -> anyhow::Result<Vec<u8>> {
         let _ = (what, format);

@@ -3,8 +3,10 @@
 //!
 //! This is the only module that knows HTML and HTTP status codes. It reads through the
 //! [`Backend`] trait (implemented over the store in `store_backend`), always from
-//! `spawn_blocking`, and must never write: the UI has no state-changing request, so there
-//! is nothing to protect against CSRF beyond the token cookie being `SameSite=Strict`.
+//! `spawn_blocking`, and writes triage only: `POST /detections/{id}/triage` (`triage.rs`)
+//! is its one state-changing request, behind a CSRF token, an Origin check and the access
+//! token; `serve --read-only` and a store that cannot be written have none (403). Records,
+//! hits, cursors and config are never written from here.
 //!
 //! Everything rendered is treated as hostile: audit data (file names, subjects, rule names,
 //! user agents) is attacker-controlled. Templates rely on askama's HTML escaping (no
@@ -12,7 +14,7 @@
 //! `⟨U+202E⟩`), links to records, users and addresses are always our own paths with
 //! the value percent-encoded, and every response carries a strict Content-Security-Policy
 //! without inline script or style, `nosniff`, `frame-ancestors 'none'` and
-//! `Referrer-Policy: no-referrer`.
+//! `Referrer-Policy: same-origin` (no URL of the UI leaves it).
 //!
 //! Access: on a loopback address the UI is open to the local user. On any other address a
 //! token is required (configured, or generated and printed once); [`serve`] refuses to
@@ -27,6 +29,7 @@ mod pivots;
 pub mod range;
 pub mod store_backend;
 pub mod threshold;
+pub mod triage;
 
 pub use backend::Backend;
 
@@ -67,6 +70,8 @@ pub struct AppState {
     pub backend: Arc<dyn Backend>,
     /// The access token; `None` means open (loopback only, enforced by [`serve`]).
     pub token: Option<Arc<AccessToken>>,
+    /// The token triage forms carry (random per process).
+    pub csrf: Arc<triage::CsrfToken>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -82,6 +87,7 @@ impl AppState {
         AppState {
             backend,
             token: None,
+            csrf: Arc::new(triage::CsrfToken::generate()),
         }
     }
 
@@ -187,6 +193,10 @@ pub fn router(state: AppState) -> Router {
         .route("/detections/{id}/csv", get(pages::detection_csv))
         .route("/detections/{id}/json", get(pages::detection_json))
         .route("/detections/{id}/export", get(pages::detection_download))
+        .route(
+            "/detections/{id}/triage",
+            get(triage::page).post(triage::post),
+        )
         .route("/user/export", get(pages::user_download))
         .route("/search/export", get(pages::search_download))
         .route("/records/{id}", get(pages::record))
@@ -224,9 +234,12 @@ async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // `same-origin`, not `no-referrer`: no other site ever sees a URL of this UI either
+    // way, but under `no-referrer` a browser sends `Origin: null` with a form POST, and
+    // the triage form's Origin check needs the real one.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         "cross-origin-opener-policy",
@@ -368,6 +381,9 @@ pub enum AppError {
     BadRequest(String),
     #[error("access token required")]
     Unauthorized,
+    /// A write this UI refuses (read-only, foreign Origin, no CSRF token).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The data directory lacks a part the page needs; the message says how to restore it.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -400,6 +416,7 @@ impl IntoResponse for AppError {
         let (status, title, message) = match &self {
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", m.clone()),
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad request", m.clone()),
+            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, "Forbidden", m.clone()),
             AppError::Unavailable(m) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "Not available", m.clone())
             }

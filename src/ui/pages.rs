@@ -230,10 +230,12 @@ struct DashboardPage {
     lags: Vec<LagRow>,
     workloads: Vec<WorkloadCard>,
     warnings: Vec<String>,
+    triage: super::triage::DashboardTriage,
 }
 
 pub async fn dashboard(State(st): State<AppState>) -> Page {
     let d = read(&st, |b| b.dashboard(DASHBOARD_HOURS)).await?;
+    let triage = super::triage::dashboard(&st).await;
     let detections: Vec<DetectionCard> = d
         .detections
         .iter()
@@ -290,6 +292,7 @@ pub async fn dashboard(State(st): State<AppState>) -> Page {
             })
             .collect(),
         warnings: d.warnings,
+        triage,
     })
 }
 
@@ -334,6 +337,7 @@ struct DetectionPage {
     /// The records the detection hit, as `m365audit export --detection` writes them.
     records_jsonl_href: String,
     records_csv_href: String,
+    triage: super::triage::DetectionTriage,
 }
 
 async fn load_detection(
@@ -359,6 +363,7 @@ pub async fn detection(
     Path(id): Path<String>,
     Query(rp): Query<RangeParams>,
     Query(uf): Query<UserFilter>,
+    uri: axum::http::Uri,
 ) -> Page {
     let range = rp.parse()?;
     let user = uf.user.trim().to_string();
@@ -370,6 +375,7 @@ pub async fn detection(
             .await?
             .ok_or_else(|| AppError::NotFound(format!("there is no detection {id:?}")))?
     };
+    let triage = super::triage::for_detection(&st, &d, uri.query()).await?;
     let base = format!("/detections/{}", enc(&d.id));
     let suffix = rp.suffix();
     let q = |s: &str| {
@@ -436,6 +442,7 @@ pub async fn detection(
         user_href: user_href(&user),
         unfiltered_href: format!("{base}{}", q(&suffix)),
         user,
+        triage,
     })
 }
 

@@ -46,6 +46,11 @@ impl Chromium {
         None
     }
 
+    /// The browser's executable (for a session driven over DevTools: `support::cdp`).
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
     /// Runs Chromium once on `url` with `extra` flags; returns stdout.
     fn run(&self, url: &str, extra: &[String]) -> String {
         let profile = tempfile::tempdir().expect("profile dir");

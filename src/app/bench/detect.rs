@@ -31,7 +31,7 @@ pub(super) fn stage_detect(ctx: &mut BenchCtx) -> Result<Row> {
         Ok(sample.len() < 20_000)
     })?;
     let _hold = crate::alloc::hold_freed_pages(crate::alloc::DETECT_HOLD);
-    let decoder = store.packed_decoder()?;
+    let make = store.unpackers()?;
     let run = |detections: &Detections| -> Result<(f64, f64, f64, crate::detect::Report)> {
         let cpu0 = cpu_seconds();
         let load0 = load_average();
@@ -39,14 +39,9 @@ pub(super) fn stage_detect(ctx: &mut BenchCtx) -> Result<Row> {
         // as `detect` reads the store: header columns for every record; the raw JSON of the
         // candidates only, decompressed on the worker threads beside evaluation (the
         // scanning thread was the bottleneck when it decompressed)
-        let make = || -> Result<crate::detect::Decoder> {
-            let mut d = decoder.clone();
-            Ok(Box::new(move |dict, data, out| d.decode(dict, data, out)))
-        };
         let (scanned, report) = Grouper::stream_with(detections, Some(&make), |g| {
             store.for_each_candidate(crate::model::TABLE_ALL, 0, |row, raw| {
-                let (dict, data) = raw.packed();
-                g.add_packed(row.header, dict, data)?;
+                g.add_packed(row.header, raw.packed())?;
                 Ok(true)
             })
         });

@@ -1,19 +1,22 @@
 //! The [`Backend`] of the real appliance: the pages' data read from the store (its general
-//! read API plus `store::ui_queries`) and the loaded detections. Must not write and must
-//! not run SQL itself (only `store` does); every method is blocking and is called from
+//! read API plus `store::ui_queries`) and the loaded detections. Writes nothing but triage
+//! (through the store's `TriageWriter`, when it was given one) and must not run SQL
+//! itself (only `store` does); every method is blocking and is called from
 //! `spawn_blocking` by the pages.
 //!
 //! Beside this file: `bursts.rs` (the threshold detections' all-time bursts, cached),
 //! `pretty_json.rs` (the record view's JSON text), `record_fields.rs` (the object and user
 //! agent of a record), `search_query.rs` (a search form as a tantivy query),
-//! `collector_state.rs` (the collector's state in words) and `user_view.rs` (the user
-//! page's timeline pages and activity, detections narrowed to a user).
+//! `collector_state.rs` (the collector's state in words), `user_view.rs` (the user
+//! page's timeline pages and activity, detections narrowed to a user) and `triage.rs`
+//! (triage rows and counts; the one write, through the store's triage writer).
 
 mod bursts;
 mod collector_state;
 mod pretty_json;
 mod record_fields;
 mod search_query;
+mod triage;
 mod user_view;
 
 pub use pretty_json::pretty_json;
@@ -59,6 +62,10 @@ pub struct StoreBackend {
     dashboard_cache: std::sync::Mutex<Option<(std::time::Instant, usize, Dashboard)>>,
     /// Per threshold detection, its rule applied to all its hits (see `all_time_bursts`).
     bursts_cache: std::sync::Mutex<HashMap<String, BurstCache>>,
+    /// Set when this UI may write triage (`with_triage_writer`).
+    triage: Option<crate::store::TriageWriter>,
+    /// Groups per detection as of a highest hit id (`triage.rs`).
+    group_totals: std::sync::Mutex<(i64, HashMap<String, u64>)>,
 }
 
 impl StoreBackend {
@@ -78,6 +85,8 @@ impl StoreBackend {
             dashboard_ttl: DASHBOARD_TTL,
             dashboard_cache: std::sync::Mutex::new(None),
             bursts_cache: std::sync::Mutex::new(HashMap::new()),
+            triage: None,
+            group_totals: std::sync::Mutex::new((-1, HashMap::new())),
         }
     }
 
@@ -481,6 +490,19 @@ impl StoreBackend {
 }
 
 impl Backend for StoreBackend {
+    fn triage_writable(&self) -> bool {
+        self.triage.is_some()
+    }
+    fn triage(&self, detection: &str) -> Result<Vec<crate::store::TriageRow>> {
+        self.triage_rows(Some(detection))
+    }
+    fn triage_counts(&self) -> Result<Vec<crate::ui::triage::TriageCounts>> {
+        self.triage_counts_all()
+    }
+    fn set_triage(&self, change: &crate::store::TriageChange) -> Result<()> {
+        self.apply_triage(change)
+    }
+
     fn dashboard(&self, hours: usize) -> Result<Dashboard> {
         if let Ok(cache) = self.dashboard_cache.lock()
             && let Some((at, h, d)) = cache.as_ref()
