@@ -36,6 +36,11 @@ enum V {
     ToStr,
     /// A constant that is not null and not a string (a number, `true`, `false`).
     Const,
+    /// An array collected from a generator (`[f]`): not empty only when `f` emitted, and
+    /// then these word sets hold.
+    Coll(Need),
+    /// The `length` of a [`V::Coll`]: above 0 only when its word sets hold.
+    Len(Need),
     /// A value found in the record that is an object.
     SubObj,
     /// A value found in the record that is a string.
@@ -202,7 +207,14 @@ impl Cx {
                     .collect();
                 match lits {
                     Some(l) if r.total && comma_only(x) => Res::total(vec![V::Lits(l)]),
-                    _ => Res::any(),
+                    // always an array (empty when `x` emits nothing): nothing is needed
+                    // for it, but whoever tests it for emptiness learns `x`'s words
+                    _ => Res {
+                        outs: vec![V::Coll(r.need)],
+                        total: r.total,
+                        need: Vec::new(),
+                        truth: Vec::new(),
+                    },
                 }
             }
             Term::Var(v) => match lookup_var(env, v) {
@@ -373,6 +385,32 @@ impl Cx {
                     need,
                 }
             }
+            BinaryOp::Cmp(c @ (Cmp::Gt | Cmp::Ge)) if is_num(r, matches!(c, Cmp::Gt)) => {
+                // `length > 0` / `length >= 1` of a collected array: its generator emitted
+                let a = self.term(l, input, env);
+                let lens: Option<Vec<&Need>> = a
+                    .outs
+                    .iter()
+                    .map(|v| match v {
+                        V::Len(n) => Some(n),
+                        _ => None,
+                    })
+                    .collect();
+                let sets = match lens {
+                    Some(ns) if a.total => ns
+                        .into_iter()
+                        .cloned()
+                        .reduce(|x, y| either(&x, &y))
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                Res {
+                    outs: vec![V::Any],
+                    total: a.total,
+                    truth: and(a.need.clone(), &sets),
+                    need: a.need,
+                }
+            }
             BinaryOp::Cmp(_) => {
                 let a = self.term(l, input, env);
                 let b = self.term(r, input, env);
@@ -497,6 +535,10 @@ impl Cx {
                 r.truth = r.need.clone();
                 r
             }
+            ("length", []) => self.each(input, |_, v| match v {
+                V::Coll(n) => Res::total(vec![V::Len(n.clone())]),
+                _ => Res::any(),
+            }),
             ("ascii_downcase", []) => self.each(input, |_, v| match v {
                 V::SubStr | V::Lower => Res::total(vec![V::Lower]),
                 V::Lit(s) => Res::total(vec![V::Lit(s.to_ascii_lowercase())]),
@@ -669,6 +711,11 @@ fn equal_words(a: &[V], b: &[V]) -> Option<Vec<String>> {
 fn spelled_as_is(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_alphabetic())
         || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The number constant `0` (`zero`) or `1`.
+fn is_num(t: &T<'_>, zero: bool) -> bool {
+    matches!(t, Term::Num(n) if *n == if zero { "0" } else { "1" })
 }
 
 /// `type == "string"` or `isstring`.
@@ -865,5 +912,26 @@ mod tests {
         assert!(w("select((.a | tostring) == \"100.0\") | 1").is_empty());
         assert!(w("select((.a | tostring) == \"-3\") | 1").is_empty());
         assert!(w("select((.a | tostring) == \"[1]\") | 1").is_empty());
+    }
+
+    #[test]
+    fn a_collected_array_tested_for_emptiness_gives_its_generators_words() {
+        let w = |c: &str| words(c, &[]);
+        assert_eq!(
+            w(
+                "[.Items[]? | objects | .Subject | strings | select(ci_any([\"mfa\", \"new device\"]))] as $s | select($s | length > 0) | 1"
+            ),
+            [["mfa", "new device"]]
+        );
+        assert_eq!(
+            w("select([.a[]? | select(. == \"x\")] | length >= 1) | 1"),
+            [["x"]]
+        );
+        // an empty array is still an array: no word without the emptiness test
+        assert!(w("[.a[]? | select(. == \"x\")] | 1").is_empty());
+        assert!(w("select([.a[]? | select(. == \"x\")] | length > 1) | 1").is_empty());
+        assert!(w("select([.a[]? | select(. == \"x\")] | length == 0) | 1").is_empty());
+        // `.a[]` (not optional) may fail on a string: no word
+        assert!(w("select([.a[] | select(. == \"x\")] | length > 0) | 1").is_empty());
     }
 }
