@@ -598,3 +598,50 @@ fn sigterm_stops_a_running_collector_gracefully() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_store_equals_truth(&s.data, &sim.truth());
 }
+
+/// The service can drop a tenant's subscriptions mid-run (listing answers AF20022): a
+/// running collector starts them again and collects what came after, instead of reporting
+/// `subscription_missing` forever.
+#[test]
+fn a_subscription_dropped_mid_run_is_started_again() {
+    let sim = Sim::start(&["--days", "1", "--records-per-day", "2000"]);
+    sim.freeze();
+    let s = setup(&sim, json!({"poll_interval_secs": 1}));
+    let child = std::process::Command::new(BIN)
+        .args(["collect", "--config"])
+        .arg(&s.config)
+        .arg("--data")
+        .arg(&s.data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _collector = collect_common::Proc(child);
+    let wait_for_truth = |what: &str| {
+        let want = sim.truth().len();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let have = m365audit::store::Store::open_read_only(&s.data)
+                .and_then(|st| st.stats())
+                .map(|st| st.records.total)
+                .unwrap_or(0);
+            if have as usize == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: {have} of {want} records stored within 120 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    wait_for_truth("first backfill");
+    let (code, body) = sim
+        .http
+        .post(&sim.control("/__control/drop_subscriptions"), String::new());
+    assert!(code < 300, "drop_subscriptions: {code} {body}");
+    // an hour of new content, listed only for a client that starts its subscriptions again
+    sim.advance(3600);
+    wait_for_truth("after the subscriptions were dropped");
+    assert_store_equals_truth(&s.data, &sim.truth());
+}

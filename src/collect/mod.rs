@@ -389,6 +389,9 @@ struct PollError {
     retry_after: std::time::Duration,
     /// Under `--once`, give up at once (retrying would not help within this run).
     fatal_for_once: bool,
+    /// The API no longer has the subscription (AF20022): start it again before the next
+    /// listing, or nothing is collected for this content type again.
+    resubscribe: bool,
 }
 
 impl PollError {
@@ -398,7 +401,8 @@ impl PollError {
             ApiError::AuditDisabled => ("audit_disabled", 900, true),
             ApiError::PermissionMissing => ("permission_missing", 900, true),
             ApiError::Auth(_) => ("auth_failed", 300, true),
-            ApiError::SubscriptionMissing => ("subscription_missing", 60, false),
+            // started again before the next listing (`resubscribe`), so soon
+            ApiError::SubscriptionMissing => ("subscription_missing", 2, false),
             ApiError::Throttled { .. } => ("throttled", 30, false),
             ApiError::NoRoute(_) => ("no_route", 900, true),
             _ => ("error", 15, false),
@@ -408,6 +412,7 @@ impl PollError {
             message: e.to_string(),
             retry_after: std::time::Duration::from_secs(retry_after),
             fatal_for_once: fatal,
+            resubscribe: matches!(e, ApiError::SubscriptionMissing),
         }
     }
 
@@ -417,6 +422,7 @@ impl PollError {
             message: format!("{e:#}"),
             retry_after: std::time::Duration::from_secs(5),
             fatal_for_once: true,
+            resubscribe: false,
         }
     }
 }
@@ -455,6 +461,9 @@ async fn run_stream(sh: Arc<Shared>, ct: ContentType) -> std::result::Result<(),
             Err(e) => {
                 failures += 1;
                 tracing::warn!(content_type = ct.as_str(), state = e.state, error = %e.message, "poll failed");
+                if e.resubscribe {
+                    subscribed = false;
+                }
                 let _ = sh
                     .store
                     .set_stream_state(
@@ -691,6 +700,7 @@ async fn drain(sh: &Arc<Shared>, ct: ContentType) -> std::result::Result<bool, P
                 ),
                 retry_after: std::time::Duration::from_secs(60),
                 fatal_for_once: true,
+                resubscribe: false,
             });
         }
         let cancel = sh.cancel.clone();

@@ -30,6 +30,7 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .route("/__control/faults", get(faults_get).post(faults_set))
         .route("/__control/inject", post(inject))
         .route("/__control/freeze", post(freeze))
+        .route("/__control/drop_subscriptions", post(drop_subscriptions))
         .route("/__control/unfreeze", post(unfreeze))
         .route("/__control/clock", get(clock))
         .route("/__control/info", get(info))
@@ -151,6 +152,17 @@ fn clock_json(sim: &Sim) -> Value {
 async fn freeze(State(sim): S) -> Response {
     sim.clock.freeze();
     jr(StatusCode::OK, clock_json(&sim))
+}
+
+/// Forgets every subscription, as the service does when it drops a tenant's subscriptions:
+/// listing then answers AF20022 until a client starts them again.
+async fn drop_subscriptions(State(sim): S) -> Response {
+    let mut d = sim.dyn_lock();
+    for s in d.subs.iter_mut() {
+        *s = None;
+    }
+    drop(d);
+    jr(StatusCode::OK, json!({"subscriptions": 0}))
 }
 
 async fn unfreeze(State(sim): S) -> Response {
