@@ -48,9 +48,10 @@ pub enum Command {
         /// Data directory: the store (SQLite database and search index).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
-        /// Address the web UI listens on; a non-loopback address needs a UI token.
-        #[arg(long, default_value = DEFAULT_LISTEN)]
-        listen: SocketAddr,
+        /// Address the web UI listens on [default: the config's ui.listen, else
+        /// 127.0.0.1:8365]; a non-loopback address needs a UI token.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
     },
     /// Collect from the Management Activity API into the store.
     #[command(
