@@ -4,14 +4,14 @@
 //! `serve`, which has no config, shows the collector id and tenant the collector stored.
 
 mod collect_common;
+mod support;
 
 use collect_common::{BIN, Proc, Sim, collect_once, run, setup, stats_json, text};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
+
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 /// Starts `m365audit serve` over `data` and returns it with the URL of its `open` line.
 fn serve(data: &Path) -> (Proc, String) {
@@ -27,21 +27,7 @@ fn serve(data: &Path) -> (Proc, String) {
         .expect("starting m365audit serve");
     let stdout = child.stdout.take().expect("stdout");
     let proc = Proc(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("serve printed no URL line within 120 s");
-    let url = line
-        .trim()
-        .split(": open ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-        .to_string();
+    let url = support::ui_url::first_line_url(stdout);
     (proc, url)
 }
 

@@ -5,16 +5,16 @@
 //! cannot write it, answers every read command and UI page without changing a byte.
 
 mod collect_common;
+mod support;
 
 use collect_common::{BIN, Proc, Sim, collect_once, run, setup, text};
 use serde_json::{Value, json};
 use sha2::Digest;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 const ORG: &str = "0b6a3c52-1b7e-4a5e-9f0e-1f2f3a4b5c6d";
 
@@ -592,21 +592,7 @@ fn a_read_only_store_answers_every_read_command_and_page_without_changing_a_byte
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let server = Proc(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("no URL line from serve");
-    let url = line
-        .split(": open ")
-        .nth(1)
-        .expect("URL line")
+    let url = support::ui_url::first_line_url(stdout)
         .trim_end_matches('/')
         .to_string();
     let http = collect_common::Http::new();

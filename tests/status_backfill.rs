@@ -10,9 +10,10 @@
 //! some 170 windows per content type: long enough to be seen. Waits poll with deadlines.
 
 mod collect_common;
+mod support;
 
 use collect_common::{BIN, Http, Proc, Sim, setup, stats_json};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,22 +46,7 @@ fn start(args: &[&str]) -> (Proc, String, Arc<Mutex<String>>) {
         }
     });
     let proc = Proc(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("no URL line");
-    let url = line
-        .split(": open ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-        .to_string();
+    let url = support::ui_url::first_line_url(stdout);
     (proc, url, log)
 }
 

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,22 +28,7 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> (KillOnDrop, String) {
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let guard = KillOnDrop(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("no URL line");
-    let url = line
-        .split(": open ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-        .to_string();
+    let url = support::ui_url::first_line_url(stdout);
     (guard, url)
 }
 

@@ -14,10 +14,8 @@ mod support;
 
 use collect_common::{BIN, Proc, Sim, collect_once, run, setup, text};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 use support::cdp::Cdp;
 use support::chromium::Chromium;
 
@@ -45,21 +43,8 @@ impl Serve {
         let mut child = cmd.spawn().expect("starting serve");
         let stdout = child.stdout.take().unwrap();
         let proc = Proc(child);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("no URL line from serve");
-        let url = line
-            .split(": open ")
-            .nth(1)
-            .expect("URL line")
+        let url = support::ui_url::first_line_url(stdout);
+        let url = url
             .split('?')
             .next()
             .unwrap()

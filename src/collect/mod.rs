@@ -184,6 +184,9 @@ struct Shared {
     backfilled: std::sync::atomic::AtomicUsize,
 }
 
+/// The stream state of a content type whose first listing has not finished yet.
+pub const STARTING: &str = "starting (subscribing, first listing)";
+
 /// Collects every configured content type until `cancel` fires (or, with `once`, until
 /// caught up). Returns an error only for a broken store; per content type failures are
 /// in the summary.
@@ -224,6 +227,18 @@ pub async fn run(
         Duration::hours(i64::from(o.quiet_hours)),
         monitor_stop.clone(),
     ));
+    // Every content type has its row before any stream lists: the status page shows each
+    // one as starting, not missing or "not started", while the first listings run.
+    for &ct in &o.content_types {
+        let state = StreamState {
+            state: STARTING.into(),
+            last_error: None,
+            lag_secs: None,
+        };
+        if let Err(e) = store.set_stream_state(&sh.tenant, ct, state).await {
+            tracing::warn!(content_type = ct.as_str(), error = %format!("{e:#}"), "cannot store the stream state");
+        }
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for &ct in &o.content_types {
         let sh = sh.clone();

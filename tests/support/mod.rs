@@ -6,3 +6,4 @@ pub mod cdp;
 pub mod chromium;
 pub mod fake;
 pub mod groups;
+pub mod ui_url;
