@@ -34,6 +34,7 @@ pub mod monitor;
 mod project;
 mod reads;
 pub mod report;
+mod scope;
 mod words;
 
 pub use engine::{Limits, RunFailure};

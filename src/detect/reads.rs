@@ -17,11 +17,11 @@
 //! filter can see. It must not run jq or know about headers other than `# fields`.
 
 use super::meta::Field;
+use super::scope::{self, Bound, bind};
 use jaq_core::load::lex::StrPart;
 use jaq_core::load::parse::{BinaryOp, Def, Pattern, Term};
 use jaq_core::path::{Opt, Part};
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 type T<'s> = Term<&'s str>;
 
@@ -69,25 +69,7 @@ fn push(out: &mut Kinds, k: Kind) {
     }
 }
 
-enum Bound<'a, 's> {
-    Var(&'s str, Kinds),
-    Fun(&'a Def<&'s str>, Env<'a, 's>),
-    Arg(&'s str, &'a T<'s>, Env<'a, 's>),
-}
-
-struct Node<'a, 's> {
-    b: Bound<'a, 's>,
-    next: Env<'a, 's>,
-}
-
-type Env<'a, 's> = Option<Rc<Node<'a, 's>>>;
-
-fn bind<'a, 's>(env: &Env<'a, 's>, b: Bound<'a, 's>) -> Env<'a, 's> {
-    Some(Rc::new(Node {
-        b,
-        next: env.clone(),
-    }))
-}
+type Env<'a, 's> = scope::Env<'a, 's, Kinds>;
 
 /// jaq functions whose input may be the record without exposing it: they ignore their
 /// input (beyond its being an object) and evaluate their arguments on it.
@@ -291,11 +273,7 @@ impl Cx<'_> {
             Term::Label(_, x) => self.term(x, &input, env),
             Term::Var(v) => self.var(v, env),
             Term::Def(defs, rest) => {
-                let mut env = env.clone();
-                for d in defs {
-                    let e = env.clone();
-                    env = bind(&e, Bound::Fun(d, e.clone()));
-                }
+                let env = scope::with_defs(env.clone(), defs);
                 self.term(rest, &input, &env)
             }
             Term::TryCatch(x, c) => {
@@ -370,14 +348,8 @@ impl Cx<'_> {
     }
 
     fn var<'a, 's>(&mut self, v: &'s str, env: &Env<'a, 's>) -> Kinds {
-        let mut cur = env.clone();
-        while let Some(n) = cur {
-            if let Bound::Var(name, ks) = &n.b
-                && *name == v
-            {
-                return ks.clone();
-            }
-            cur = n.next.clone();
+        if let Some(ks) = scope::var(env, v) {
+            return ks.clone();
         }
         if v != "$collector_id" && v != "$tenant_id" {
             self.whole(&format!("`{v}`"), v);
@@ -764,13 +736,7 @@ pub(crate) fn derive(body: &T<'_>, libs: &[&[Def<&str>]], srcs: &[Src<'_>]) -> R
         whole: None,
         depth: 0,
     };
-    let mut env: Env = None;
-    for defs in libs {
-        for d in defs.iter() {
-            let e = env.clone();
-            env = bind(&e, Bound::Fun(d, e.clone()));
-        }
-    }
+    let env: Env = scope::with_defs(None, libs.iter().flat_map(|defs| defs.iter()));
     let out = cx.term(body, &vec![Kind::Root], &env);
     cx.value(out, "the record as an output", first_str(body));
     match cx.whole {

@@ -12,11 +12,11 @@
 //! that would make the filter fail is never skipped. Anything not understood gives no word
 //! (the detection runs on every candidate). It must not run jq.
 
+use super::scope::{self, Bound, bind};
 use jaq_core::load::lex::StrPart;
 use jaq_core::load::parse::{BinaryOp, Def, Pattern, Term};
 use jaq_core::ops::Cmp;
 use jaq_core::path::{Opt, Part};
-use std::rc::Rc;
 
 type T<'s> = Term<&'s str>;
 
@@ -91,25 +91,7 @@ impl Res {
     }
 }
 
-enum Bound<'a, 's> {
-    Var(&'s str, Vec<V>),
-    Fun(&'a Def<&'s str>, Env<'a, 's>),
-    Arg(&'s str, &'a T<'s>, Env<'a, 's>),
-}
-
-struct Node<'a, 's> {
-    b: Bound<'a, 's>,
-    next: Env<'a, 's>,
-}
-
-type Env<'a, 's> = Option<Rc<Node<'a, 's>>>;
-
-fn bind<'a, 's>(env: &Env<'a, 's>, b: Bound<'a, 's>) -> Env<'a, 's> {
-    Some(Rc::new(Node {
-        b,
-        next: env.clone(),
-    }))
-}
+type Env<'a, 's> = scope::Env<'a, 's, Vec<V>>;
 
 /// One word set that holds when either side's first set does (`a or b`).
 fn either(a: &Need, b: &Need) -> Need {
@@ -217,8 +199,8 @@ impl Cx {
                     },
                 }
             }
-            Term::Var(v) => match lookup_var(env, v) {
-                Some(vs) => Res::total(vs),
+            Term::Var(v) => match scope::var(env, v) {
+                Some(vs) => Res::total(vs.clone()),
                 None => Res::total(vec![V::Any]),
             },
             Term::Path(x, path) => {
@@ -239,11 +221,7 @@ impl Cx {
             Term::BinOp(l, op, r) => self.binop(l, op, r, input, env),
             Term::Call(name, args) => self.call(name, args, input, env),
             Term::Def(defs, rest) => {
-                let mut env = env.clone();
-                for d in defs {
-                    let e = env.clone();
-                    env = bind(&e, Bound::Fun(d, e.clone()));
-                }
+                let env = scope::with_defs(env.clone(), defs);
                 self.term(rest, input, &env)
             }
             _ => Res::any(),
@@ -738,30 +716,11 @@ fn comma_only(t: &T<'_>) -> bool {
     }
 }
 
-fn lookup_var<'a, 's>(env: &Env<'a, 's>, v: &str) -> Option<Vec<V>> {
-    let mut cur = env.clone();
-    while let Some(n) = cur {
-        if let Bound::Var(name, vs) = &n.b
-            && *name == v
-        {
-            return Some(vs.clone());
-        }
-        cur = n.next.clone();
-    }
-    None
-}
-
 /// The word sets of the filter `body` with `libs` (the definitions of the modules it
 /// includes, in order) in scope: the record's text holds a word of each set whenever the
 /// filter emits or fails. Sets implied by the `operations` header are left out.
 pub(crate) fn derive(body: &T<'_>, libs: &[&[Def<&str>]], operations: &[String]) -> Need {
-    let mut env: Env = None;
-    for defs in libs {
-        for d in defs.iter() {
-            let e = env.clone();
-            env = bind(&e, Bound::Fun(d, e.clone()));
-        }
-    }
+    let env: Env = scope::with_defs(None, libs.iter().flat_map(|defs| defs.iter()));
     let r = Cx { depth: 0 }.term(body, &[V::Root], &env);
     let exact: Vec<String> = operations
         .iter()
