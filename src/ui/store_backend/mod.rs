@@ -142,6 +142,30 @@ impl StoreBackend {
     }
 }
 
+/// Bursts of a threshold detection as the page's groups, in the UI's order (largest first,
+/// like every other detection, then the newest).
+fn ranked_bursts<'g>(
+    bursts: impl Iterator<Item = &'g crate::detect::Group>,
+) -> Vec<(Value, RawGroup)> {
+    let mut groups: Vec<(Value, RawGroup)> = bursts
+        .map(|g| {
+            let raw = RawGroup {
+                count: g.count,
+                first_seen: g.first_seen,
+                last_seen: g.last_seen,
+            };
+            (g.key.clone(), raw)
+        })
+        .collect();
+    groups.sort_by(|(_, a), (_, b)| {
+        b.count
+            .cmp(&a.count)
+            .then(b.last_seen.cmp(&a.last_seen))
+            .then(a.first_seen.cmp(&b.first_seen))
+    });
+    groups
+}
+
 fn load_errors(d: &Detections) -> Vec<String> {
     d.errors().iter().map(|e| e.to_string()).collect()
 }
@@ -359,25 +383,7 @@ impl StoreBackend {
             && let Some(t) = m.threshold
         {
             let b = self.bursts_for(m, t, None, range)?;
-            let mut groups: Vec<(Value, RawGroup)> = b
-                .groups
-                .iter()
-                .map(|g| {
-                    let raw = RawGroup {
-                        count: g.count,
-                        first_seen: g.first_seen,
-                        last_seen: g.last_seen,
-                    };
-                    (g.key.clone(), raw)
-                })
-                .collect();
-            // The UI's order (largest first, like every other detection), then the newest.
-            groups.sort_by(|(_, a), (_, b)| {
-                b.count
-                    .cmp(&a.count)
-                    .then(b.last_seen.cmp(&a.last_seen))
-                    .then(a.first_seen.cmp(&b.first_seen))
-            });
+            let mut groups = ranked_bursts(b.groups.iter());
             groups.truncate(MAX_GROUPS);
             let rule = ThresholdRule {
                 count: t.count,

@@ -2,7 +2,7 @@
 //! buckets, and a detection's groups narrowed to the hits of one user's records (the
 //! user page's detection links lead there).
 
-use super::{RawGroup, StoreBackend, by_details, row_of, tally, user_agent_of};
+use super::{RawGroup, StoreBackend, by_details, ranked_bursts, row_of, tally, user_agent_of};
 use crate::store::ui_queries::RecordColumn;
 use crate::ui::backend::*;
 use anyhow::Result;
@@ -152,30 +152,11 @@ impl StoreBackend {
         {
             // The bursts this user's hits fall in, whole (a burst is the alert).
             let b = self.bursts_for(m, t, None, range)?;
-            let mut groups: Vec<(Value, RawGroup)> = b
-                .groups
-                .iter()
-                .filter(|g| {
-                    let key = g.key.to_string();
-                    hits.iter().any(|h| {
-                        h.group_key == key && h.time >= g.first_seen && h.time <= g.last_seen
-                    })
-                })
-                .map(|g| {
-                    let raw = RawGroup {
-                        count: g.count,
-                        first_seen: g.first_seen,
-                        last_seen: g.last_seen,
-                    };
-                    (g.key.clone(), raw)
-                })
-                .collect();
-            groups.sort_by(|(_, a), (_, b)| {
-                b.count
-                    .cmp(&a.count)
-                    .then(b.last_seen.cmp(&a.last_seen))
-                    .then(a.first_seen.cmp(&b.first_seen))
-            });
+            let groups = ranked_bursts(b.groups.iter().filter(|g| {
+                let key = g.key.to_string();
+                hits.iter()
+                    .any(|h| h.group_key == key && h.time >= g.first_seen && h.time <= g.last_seen)
+            }));
             let total = groups.iter().map(|(_, g)| g.count).sum();
             let rule = ThresholdRule {
                 count: t.count,
