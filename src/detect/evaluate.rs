@@ -9,7 +9,7 @@
 //! It owns the per-thread state of evaluation (memo, field unions, buffers); it must not
 //! decide what becomes of a hit (the sink does) nor know where records come from.
 //!
-//! Invariants (each guarded by a test in `tests.rs` or `report.rs`):
+//! Invariants (each guarded by a test in `tests.rs` or `grouper.rs`):
 //! 1. The outcome of a record does not depend on the memo, the words or the projection: a
 //!    memoized run gives what a plain run gives (`memoized_runs_group_exactly_as_plain_runs`,
 //!    `a_runner_with_its_memo_gives_what_a_plain_run_gives`), and the prefilters never change

@@ -9,7 +9,7 @@
 //! stores only complete, error-free runs) nor see the store.
 //!
 //! Invariants (each guarded by a test below; `memoized_runs_group_exactly_as_plain_runs`
-//! in `report.rs` checks that memoized and plain evaluation group the same):
+//! in `grouper.rs` checks that memoized and plain evaluation group the same):
 //! 1. A key is the exact raw text of the detection's fields present in the record, in
 //!    record order, each with its name, length-prefixed: equal keys mean equal projected
 //!    values (raw text equality is stricter than value equality).
