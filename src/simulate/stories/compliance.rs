@@ -3,7 +3,7 @@
 
 use super::scene::*;
 
-/// The side stream of Microsoft's alerts (see [`Rec::on_side`]).
+/// The side stream of Microsoft's alerts (see [`Row::on_side`]).
 const ALERTS: u64 = 0xA1;
 
 pub(super) fn audit_tamper_scc(s: &mut Scene) {
@@ -15,12 +15,12 @@ pub(super) fn audit_tamper_scc(s: &mut Scene) {
         must_not_fire: &[],
         about: &admin.upn,
         summary: "Remove-AuditConfigurationPolicy in the Security & Compliance shape (RecordType 18, Workload SecurityComplianceCenter, Parameters a string); the faithful guide query (Workload Exchange) misses it.",
-        records: vec![at(0, Scc {
-            by: admin,
+        records: rows![Scc {
             cmdlet: "Remove-AuditConfigurationPolicy",
             object: "a415dcce-19a0-4153-b137-eb6fd67995b5",
             params: r#"-Identity "a415dcce-19a0-4153-b137-eb6fd67995b5" -Confirm "False""#,
-        })],
+            ..Scc::by(admin)
+        }],
     });
 }
 
@@ -33,34 +33,27 @@ pub(super) fn insider_risk_policy_changes(s: &mut Scene) {
         must_not_fire: &[],
         about: &admin.upn,
         summary: "An admin creates, disables and removes Insider Risk policies (S&C cmdlets).",
-        records: vec![
-            at(
-                0,
-                Scc {
-                    by: admin,
-                    cmdlet: "New-InsiderRiskPolicy",
-                    object: "Data leaks",
-                    params: r#"-Name "Data leaks" -InsiderRiskScenario "LeakOfIP""#,
-                },
-            ),
-            at(
-                300,
-                Scc {
-                    by: admin,
-                    cmdlet: "Set-InsiderRiskPolicy",
-                    object: "Data leaks",
-                    params: r#"-Identity "Data leaks" -Enabled "False""#,
-                },
-            ),
-            at(
-                600,
-                Scc {
-                    by: admin,
-                    cmdlet: "Remove-InsiderRiskPolicy",
-                    object: "Departing users",
-                    params: r#"-Identity "Departing users" -Confirm "False""#,
-                },
-            ),
+        records: rows![
+            Scc {
+                cmdlet: "New-InsiderRiskPolicy",
+                object: "Data leaks",
+                params: r#"-Name "Data leaks" -InsiderRiskScenario "LeakOfIP""#,
+                ..Scc::by(admin)
+            },
+            Scc {
+                at: 300,
+                cmdlet: "Set-InsiderRiskPolicy",
+                object: "Data leaks",
+                params: r#"-Identity "Data leaks" -Enabled "False""#,
+                ..Scc::by(admin)
+            },
+            Scc {
+                at: 600,
+                cmdlet: "Remove-InsiderRiskPolicy",
+                object: "Departing users",
+                params: r#"-Identity "Departing users" -Confirm "False""#,
+                ..Scc::by(admin)
+            },
         ],
     });
 }
@@ -74,12 +67,12 @@ pub(super) fn insider_risk_entity_list(s: &mut Scene) {
         must_not_fire: &[],
         about: &admin.upn,
         summary: "New-InsiderRiskEntityList: the corrected rule (insider_risk_policy_changes) fires, the faithful has(\"InsiderRiskPolicy\") does not.",
-        records: vec![at(0, Scc {
-            by: admin,
+        records: rows![Scc {
             cmdlet: "New-InsiderRiskEntityList",
             object: "Priority users",
             params: r#"-Name "Priority users" -Type "CustomPriorityUserGroup""#,
-        })],
+            ..Scc::by(admin)
+        }],
     });
 }
 
@@ -92,20 +85,21 @@ pub(super) fn insider_risk_near_miss(s: &mut Scene) {
         must_not_fire: &["insider_risk_policies", "s2.2#25"],
         about: &admin.upn,
         summary: "Get-InsiderRiskPolicy and an InsiderRiskManagement alert update: no policy change.",
-        records: vec![
-            at(0, Scc {
-                by: admin,
+        records: rows![
+            Scc {
                 cmdlet: "Get-InsiderRiskPolicy",
                 object: "Data leaks",
                 params: r#"-Identity "Data leaks""#,
-            }),
-            at(120, Alert {
+                ..Scc::by(admin)
+            },
+            Alert {
+                at: 120,
                 op: "AlertUpdated",
                 name: "Insider risk alert triaged",
                 severity: "Low",
                 category: "InsiderRiskManagement",
-                about: &admin.upn,
-            }),
+                ..Alert::about(&admin.upn)
+            },
         ],
     });
 }
@@ -119,12 +113,12 @@ pub(super) fn pst_export(s: &mut Scene) {
         must_not_fire: &[],
         about: &admin.upn,
         summary: "A compliance search of all mailboxes exported as PST.",
-        records: vec![at(0, Scc {
-            by: admin,
+        records: rows![Scc {
             cmdlet: "New-ComplianceSearchAction",
             object: "All mailboxes_Export",
             params: r#"-SearchName "All mailboxes" -Export -Format "FxStream" -ExchangeArchiveFormat "PerUserPst" -Scope "IndexedItemsOnly""#,
-        })],
+            ..Scc::by(admin)
+        }],
     });
 }
 
@@ -137,28 +131,17 @@ pub(super) fn pst_near_miss(s: &mut Scene) {
         must_not_fire: &["s2.2#24"],
         about: &admin.upn,
         summary: "A compliance search preview.",
-        records: vec![at(
-            0,
-            Scc {
-                by: admin,
-                cmdlet: "New-ComplianceSearchAction",
-                object: "Legal hold_Preview",
-                params: r#"-SearchName "Legal hold" -Preview"#,
-            },
-        )],
+        records: rows![Scc {
+            cmdlet: "New-ComplianceSearchAction",
+            object: "Legal hold_Preview",
+            params: r#"-SearchName "Legal hold" -Preview"#,
+            ..Scc::by(admin)
+        }],
     });
 }
 
 /// Microsoft's alert about the forwarding of `mail_forwarding`.
-fn forwarding_alert<'a>(op: &'a str, about: &'a str) -> Alert<'a> {
-    Alert {
-        op,
-        name: "Suspicious email forwarding activity",
-        severity: "High",
-        category: "ThreatManagement",
-        about,
-    }
-}
+const FORWARDING_ALERT: &str = "Suspicious email forwarding activity";
 
 pub(super) fn microsoft_alerts(s: &mut Scene) {
     let v = s.user(12);
@@ -169,9 +152,20 @@ pub(super) fn microsoft_alerts(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "Microsoft's own alert about the forwarding (Data is a JSON string, RecordType a string).",
-        records: vec![
-            at(0, forwarding_alert("AlertTriggered", &v.upn)).on_side(ALERTS),
-            at(5, forwarding_alert("AlertEntityGenerated", &v.upn)).on_side(ALERTS),
+        records: rows![
+            Alert {
+                op: "AlertTriggered",
+                name: FORWARDING_ALERT,
+                ..Alert::about(&v.upn)
+            }
+            .on_side(ALERTS),
+            Alert {
+                at: 5,
+                op: "AlertEntityGenerated",
+                name: FORWARDING_ALERT,
+                ..Alert::about(&v.upn)
+            }
+            .on_side(ALERTS),
         ],
     });
 }
@@ -185,6 +179,13 @@ pub(super) fn alert_near_miss(s: &mut Scene) {
         must_not_fire: &["s2.2#25"],
         about: &v.upn,
         summary: "The same alert updated (AlertUpdated is not forwarded).",
-        records: vec![at(0, forwarding_alert("AlertUpdated", &v.upn)).on_side(ALERTS)],
+        records: rows![
+            Alert {
+                op: "AlertUpdated",
+                name: FORWARDING_ALERT,
+                ..Alert::about(&v.upn)
+            }
+            .on_side(ALERTS),
+        ],
     });
 }

@@ -3,7 +3,7 @@
 
 use super::scene::*;
 
-/// The side stream of the consent records (see [`Rec::on_side`]).
+/// The side stream of the consent records (see [`Row::on_side`]).
 const CONSENT: u64 = 0xC0;
 
 pub(super) fn mfa_removed(s: &mut Scene) {
@@ -15,9 +15,8 @@ pub(super) fn mfa_removed(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "An admin clears a user's MFA methods (StrongAuthenticationMethod → \"[]\", values are JSON strings) and disables strong auth.",
-        records: vec![
-            at(0, Aad {
-                by: admin,
+        records: rows![
+            Aad {
                 op: "Update user.",
                 target: &v.upn,
                 mods: &[
@@ -28,8 +27,14 @@ pub(super) fn mfa_removed(s: &mut Scene) {
                     ),
                     ("Included Updated Properties", "", "StrongAuthenticationMethod"),
                 ],
-            }),
-            at(30, Aad { by: admin, op: "Disable Strong Authentication.", target: &v.upn, mods: &[] }),
+                ..Aad::by(admin)
+            },
+            Aad {
+                at: 30,
+                op: "Disable Strong Authentication.",
+                target: &v.upn,
+                ..Aad::by(admin)
+            },
         ],
     });
 }
@@ -43,26 +48,23 @@ pub(super) fn mfa_near_miss(s: &mut Scene) {
         must_not_fire: &["s2.2#6"],
         about: &v.upn,
         summary: "A user registers MFA (from [] to a method).",
-        records: vec![at(
-            0,
-            Aad {
-                by: v,
-                op: "Update user.",
-                target: &v.upn,
-                mods: &[
-                    (
-                        "StrongAuthenticationMethod",
-                        "[]",
-                        r#"[{"MethodType":6,"Default":true}]"#,
-                    ),
-                    (
-                        "Included Updated Properties",
-                        "",
-                        "StrongAuthenticationMethod",
-                    ),
-                ],
-            },
-        )],
+        records: rows![Aad {
+            op: "Update user.",
+            target: &v.upn,
+            mods: &[
+                (
+                    "StrongAuthenticationMethod",
+                    "[]",
+                    r#"[{"MethodType":6,"Default":true}]"#
+                ),
+                (
+                    "Included Updated Properties",
+                    "",
+                    "StrongAuthenticationMethod"
+                ),
+            ],
+            ..Aad::by(v)
+        }],
     });
 }
 
@@ -75,19 +77,16 @@ pub(super) fn global_admin_granted(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "Global Administrator granted to a regular user.",
-        records: vec![at(
-            0,
-            Aad {
-                by: admin,
-                op: "Add member to role.",
-                target: &v.upn,
-                mods: &[
-                    ("Role.ObjectID", "", "62e90394-69f5-4237-9190-012177145e10"),
-                    ("Role.DisplayName", "", "Global Administrator"),
-                    ("Role.WellKnownObjectName", "", "TenantAdmins"),
-                ],
-            },
-        )],
+        records: rows![Aad {
+            op: "Add member to role.",
+            target: &v.upn,
+            mods: &[
+                ("Role.ObjectID", "", "62e90394-69f5-4237-9190-012177145e10"),
+                ("Role.DisplayName", "", "Global Administrator"),
+                ("Role.WellKnownObjectName", "", "TenantAdmins"),
+            ],
+            ..Aad::by(admin)
+        }],
     });
 }
 
@@ -100,15 +99,12 @@ pub(super) fn role_near_miss(s: &mut Scene) {
         must_not_fire: &["s2.2#8"],
         about: &v.upn,
         summary: "Reports Reader granted: not privileged.",
-        records: vec![at(
-            0,
-            Aad {
-                by: admin,
-                op: "Add member to role.",
-                target: &v.upn,
-                mods: &[("Role.DisplayName", "", "Reports Reader")],
-            },
-        )],
+        records: rows![Aad {
+            op: "Add member to role.",
+            target: &v.upn,
+            mods: &[("Role.DisplayName", "", "Reports Reader")],
+            ..Aad::by(admin)
+        }],
     });
 }
 
@@ -122,25 +118,20 @@ pub(super) fn federated_domain(s: &mut Scene) {
         must_not_fire: &[],
         about: &admin.upn,
         summary: "A federated domain is added and switched to federated authentication.",
-        records: vec![
-            at(
-                0,
-                Exo {
-                    cmdlet: "Add-FederatedDomain",
-                    object: &sso,
-                    params: &[("DomainName", &sso)],
-                    ..Exo::by(admin)
-                },
-            ),
-            at(
-                60,
-                Aad {
-                    by: admin,
-                    op: "Set domain authentication.",
-                    target: &sso,
-                    mods: &[("LiveType", "Managed", "Federated")],
-                },
-            ),
+        records: rows![
+            Exo {
+                cmdlet: "Add-FederatedDomain",
+                object: &sso,
+                params: &[("DomainName", &sso)],
+                ..Exo::by(admin)
+            },
+            Aad {
+                at: 60,
+                op: "Set domain authentication.",
+                target: &sso,
+                mods: &[("LiveType", "Managed", "Federated")],
+                ..Aad::by(admin)
+            },
         ],
     });
 }
@@ -154,15 +145,11 @@ pub(super) fn domain_near_miss(s: &mut Scene) {
         must_not_fire: &["s2.2#10"],
         about: &admin.upn,
         summary: "A managed subdomain is verified.",
-        records: vec![at(
-            0,
-            Aad {
-                by: admin,
-                op: "Verify domain.",
-                target: &format!("mail.{}", s.tenant().domain),
-                mods: &[],
-            },
-        )],
+        records: rows![Aad {
+            op: "Verify domain.",
+            target: &format!("mail.{}", s.tenant().domain),
+            ..Aad::by(admin)
+        }],
     });
 }
 
@@ -175,21 +162,23 @@ pub(super) fn illicit_consent(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "A user consents to an unknown app asking Mail.Read, Mail.Send and offline_access.",
-        records: vec![at(0, Aad {
-            by: v,
-            op: "Consent to application.",
-            target: "MailSync Pro",
-            mods: &[
-                ("ConsentContext.IsAdminConsent", "", "False"),
-                ("ConsentContext.OnBehalfOfAll", "", "False"),
-                (
-                    "ConsentAction.Permissions",
-                    "",
-                    "[] => [[Id: x, ClientId: 7b2f1c9e-0000-4d6a-9a51-3e2d1c0b9a87, PrincipalId: y, ResourceId: z, ConsentType: Principal, Scope:  Mail.Read Mail.Send offline_access User.Read]]; ",
-                ),
-            ],
-        })
-        .on_side(CONSENT)],
+        records: rows![
+            Aad {
+                op: "Consent to application.",
+                target: "MailSync Pro",
+                mods: &[
+                    ("ConsentContext.IsAdminConsent", "", "False"),
+                    ("ConsentContext.OnBehalfOfAll", "", "False"),
+                    (
+                        "ConsentAction.Permissions",
+                        "",
+                        "[] => [[Id: x, ClientId: 7b2f1c9e-0000-4d6a-9a51-3e2d1c0b9a87, PrincipalId: y, ResourceId: z, ConsentType: Principal, Scope:  Mail.Read Mail.Send offline_access User.Read]]; ",
+                    ),
+                ],
+                ..Aad::by(v)
+            }
+            .on_side(CONSENT),
+        ],
     });
 }
 
@@ -202,20 +191,17 @@ pub(super) fn consent_near_miss(s: &mut Scene) {
         must_not_fire: &["s2.2#11"],
         about: &admin.upn,
         summary: "An admin consents for the organisation to a known app.",
-        records: vec![
-            at(
-                0,
-                Aad {
-                    by: admin,
-                    op: "Consent to application.",
-                    target: "Zoom",
-                    mods: &[
-                        ("ConsentContext.IsAdminConsent", "", "True"),
-                        ("ConsentContext.OnBehalfOfAll", "", "True"),
-                        ("ConsentAction.Permissions", "", "Scope: User.Read"),
-                    ],
-                },
-            )
+        records: rows![
+            Aad {
+                op: "Consent to application.",
+                target: "Zoom",
+                mods: &[
+                    ("ConsentContext.IsAdminConsent", "", "True"),
+                    ("ConsentContext.OnBehalfOfAll", "", "True"),
+                    ("ConsentAction.Permissions", "", "Scope: User.Read"),
+                ],
+                ..Aad::by(admin)
+            }
             .on_side(CONSENT),
         ],
     });

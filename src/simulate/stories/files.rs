@@ -4,7 +4,7 @@
 
 use super::scene::*;
 
-/// The side stream of the tenant sharing-policy change (see [`Rec::on_side`]).
+/// The side stream of the tenant sharing-policy change (see [`Row::on_side`]).
 const POLICY: u64 = 0x5A;
 /// The side stream of the searches.
 const SEARCH: u64 = 0x5E;
@@ -19,29 +19,20 @@ pub(super) fn onedrive_strategic_share(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "A user shares Strategic_Roadmap_FY26.pptx from OneDrive with an external guest.",
-        records: vec![
-            at(
-                0,
-                Share {
-                    user: v,
-                    op: "SharingSet",
-                    place: Place::OneDrive,
-                    file,
-                    target: "partner_fabrikam-partners.com#ext#@contoso.onmicrosoft.com",
-                    target_type: "Guest",
-                },
-            ),
-            at(
-                30,
-                Share {
-                    user: v,
-                    op: "SharingInvitationCreated",
-                    place: Place::OneDrive,
-                    file,
-                    target: "partner@fabrikam-partners.com",
-                    target_type: "Guest",
-                },
-            ),
+        records: rows![
+            Share {
+                op: "SharingSet",
+                file,
+                target: "partner_fabrikam-partners.com#ext#@contoso.onmicrosoft.com",
+                ..Share::by(v)
+            },
+            Share {
+                at: 30,
+                op: "SharingInvitationCreated",
+                file,
+                target: "partner@fabrikam-partners.com",
+                ..Share::by(v)
+            },
         ],
     });
 }
@@ -55,23 +46,23 @@ pub(super) fn onedrive_share_near_miss(s: &mut Scene) {
         must_not_fire: &["onedrive_exfiltration", "s2.2#17"],
         about: &v.upn,
         summary: "Internal shares: a OneDrive photo and a file on the StrategicPlanning team site (the word is in the site URL only, and the workload is SharePoint).",
-        records: vec![
-            at(0, Share {
-                user: v,
+        records: rows![
+            Share {
                 op: "SharingSet",
-                place: Place::OneDrive,
                 file: "Holiday photos.jpg",
                 target: &colleague.upn,
                 target_type: "Member",
-            }),
-            at(60, Share {
-                user: v,
+                ..Share::by(v)
+            },
+            Share {
+                at: 60,
                 op: "SharingSet",
                 place: Place::Site(11),
                 file: "Agenda.docx",
                 target: &colleague.upn,
                 target_type: "Member",
-            }),
+                ..Share::by(v)
+            },
         ],
     });
 }
@@ -79,24 +70,18 @@ pub(super) fn onedrive_share_near_miss(s: &mut Scene) {
 pub(super) fn version_history_wipe(s: &mut Scene) {
     let v = s.user(11);
     let ledgers: Vec<String> = (1..=30).map(|n| format!("Ledger {n:02}.xlsx")).collect();
-    let mut records = vec![at(
-        0,
-        File {
-            op: "FileVersionsAllDeleted",
-            file: "Budget 2026.xlsx",
-            ..File::by(v)
-        },
-    )];
-    records.extend((0..).zip(&ledgers).map(|(i, file)| {
-        at(
-            60 + i * 15,
-            File {
+    let recycled: Vec<Rec> = (0..)
+        .zip(&ledgers)
+        .map(|(i, file)| {
+            let row = File {
+                at: 60 + i * 15,
                 op: "FileRecycled",
                 file,
                 ..File::by(v)
-            },
-        )
-    }));
+            };
+            row.into()
+        })
+        .collect();
     s.tell(Plot {
         name: "version_history_wipe",
         near_miss: false,
@@ -104,7 +89,15 @@ pub(super) fn version_history_wipe(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "FileVersionsAllDeleted on the Finance site, then 30 files recycled in under 10 minutes.",
-        records,
+        records: [
+            rows![File {
+                op: "FileVersionsAllDeleted",
+                file: "Budget 2026.xlsx",
+                ..File::by(v)
+            }],
+            recycled,
+        ]
+        .concat(),
     });
 }
 
@@ -117,12 +110,12 @@ pub(super) fn version_history_wipe_onedrive(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "FileVersionsAllDeleted in OneDrive: the faithful guide query (Workload SharePoint) misses it; a corrected one covers both workloads.",
-        records: vec![at(0, File {
+        records: rows![File {
             op: "FileVersionsAllDeleted",
             place: Place::OneDrive,
             file: "Cap table.xlsx",
             ..File::by(v)
-        })],
+        }],
     });
 }
 
@@ -140,37 +133,28 @@ pub(super) fn deletion_near_miss(s: &mut Scene) {
         must_not_fire: &["sharepoint_data_destruction", "s2.2#19"],
         about: &w.upn,
         summary: "Three recycled files and one FileDeleted (old name): ordinary housekeeping.",
-        records: vec![
-            at(
-                0,
-                File {
-                    file: "Old price list.xlsx",
-                    ..recycle
-                },
-            ),
-            at(
-                120,
-                File {
-                    file: "Draft.docx",
-                    ..recycle
-                },
-            ),
-            at(
-                240,
-                File {
-                    place: Place::OneDrive,
-                    file: "Copy of notes.txt",
-                    ..recycle
-                },
-            ),
-            at(
-                300,
-                File {
-                    op: "FileDeleted",
-                    file: "Scratch.txt",
-                    ..recycle
-                },
-            ),
+        records: rows![
+            File {
+                file: "Old price list.xlsx",
+                ..recycle
+            },
+            File {
+                at: 120,
+                file: "Draft.docx",
+                ..recycle
+            },
+            File {
+                at: 240,
+                place: Place::OneDrive,
+                file: "Copy of notes.txt",
+                ..recycle
+            },
+            File {
+                at: 300,
+                op: "FileDeleted",
+                file: "Scratch.txt",
+                ..recycle
+            },
         ],
     });
 }
@@ -181,15 +165,14 @@ pub(super) fn mass_download(s: &mut Scene) {
     let records = (0..)
         .zip(&contracts)
         .map(|(i, file)| {
-            at(
-                i * 10,
-                File {
-                    op: "FileDownloaded",
-                    file,
-                    ip: &v.home_ip,
-                    ..File::by(v)
-                },
-            )
+            let row = File {
+                at: i * 10,
+                op: "FileDownloaded",
+                file,
+                ip: &v.home_ip,
+                ..File::by(v)
+            };
+            row.into()
         })
         .collect();
     s.tell(Plot {
@@ -209,15 +192,14 @@ pub(super) fn mass_download_near_miss(s: &mut Scene) {
     let records = (0..)
         .zip(&decks)
         .map(|(i, file)| {
-            at(
-                i * 60,
-                File {
-                    op: "FileDownloaded",
-                    place: Place::Site(2),
-                    file,
-                    ..File::by(w)
-                },
-            )
+            let row = File {
+                at: i * 60,
+                op: "FileDownloaded",
+                place: Place::Site(2),
+                file,
+                ..File::by(w)
+            };
+            row.into()
         })
         .collect();
     s.tell(Plot {
@@ -246,17 +228,18 @@ pub(super) fn scripted_download(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "Downloads by PnP PowerShell and Windows PowerShell from a new IP.",
-        records: vec![
-            at(0, File {
+        records: rows![
+            File {
                 file: "Client list.xlsx",
                 ua: "Microsoft.SharePoint.Client/16.0 PnPPowerShell/2.4.0",
                 ..download
-            }),
-            at(60, File {
+            },
+            File {
+                at: 60,
                 file: "NDA template.docx",
                 ua: "Mozilla/5.0 (Windows NT; Windows NT 10.0; en-US) WindowsPowerShell/5.1.19041.5129",
                 ..download
-            }),
+            },
         ],
     });
 }
@@ -270,15 +253,12 @@ pub(super) fn scripted_near_miss(s: &mut Scene) {
         must_not_fire: &["s2.2#16"],
         about: &v.upn,
         summary: "The same download from a browser at the office.",
-        records: vec![at(
-            0,
-            File {
-                op: "FileDownloaded",
-                place: Place::Site(5),
-                file: "Client list.xlsx",
-                ..File::by(v)
-            },
-        )],
+        records: rows![File {
+            op: "FileDownloaded",
+            place: Place::Site(5),
+            file: "Client list.xlsx",
+            ..File::by(v)
+        }],
     });
 }
 
@@ -294,38 +274,37 @@ pub(super) fn anonymous_sharing(s: &mut Scene) {
         summary: "An Anyone link, a secure link to gmail, an external invitation, and the tenant sharing policy loosened.",
         // The policy change is made first (its Id comes first from the story's stream)
         // but comes out last, in time order.
-        records: vec![
-            at(180, Policy {
-                by: admin,
+        records: rows![
+            Policy {
+                at: 180,
                 setting: "SharingCapability",
                 old: "ExternalUserSharingOnly",
                 new: "ExternalUserAndGuestSharing",
-            })
+                ..Policy::by(admin)
+            }
             .on_side(POLICY),
-            at(0, Share {
-                user: v,
+            Share {
                 op: "AnonymousLinkCreated",
-                place: Place::OneDrive,
                 file: export,
                 target: "SharingLinks.7f06ab3a-bd98-41d3-a0b2-ad270d71e4d8.AnonymousEdit.32d45261-ee92-408d-9c93-bc4c8cfe98f6",
                 target_type: "SharePointGroup",
-            }),
-            at(60, Share {
-                user: v,
+                ..Share::by(v)
+            },
+            Share {
+                at: 60,
                 op: "AddedToSecureLink",
-                place: Place::OneDrive,
                 file: export,
                 target: "j.doe@gmail.com",
-                target_type: "Guest",
-            }),
-            at(120, Share {
-                user: v,
+                ..Share::by(v)
+            },
+            Share {
+                at: 120,
                 op: "SharingInvitationCreated",
                 place: Place::Site(2),
                 file: "Price list.xlsx",
                 target: "invoices@supplier-eu.com",
-                target_type: "Guest",
-            }),
+                ..Share::by(v)
+            },
         ],
     });
 }
@@ -339,23 +318,23 @@ pub(super) fn sharing_near_miss(s: &mut Scene) {
         must_not_fire: &["s2.2#17", "onedrive_exfiltration"],
         about: &v.upn,
         summary: "An organisation-only link and an invitation to a colleague.",
-        records: vec![
-            at(0, Share {
-                user: v,
+        records: rows![
+            Share {
                 op: "CompanyLinkCreated",
-                place: Place::OneDrive,
                 file: "Team lunch.docx",
                 target: "SharingLinks.9e8d7c6b-5a4f-4e3d-2c1b-0a9f8e7d6c5b.OrganizationView.0a1b2c3d-4000-5000-6000-708090a0b0c0",
                 target_type: "SharePointGroup",
-            }),
-            at(60, Share {
-                user: v,
+                ..Share::by(v)
+            },
+            Share {
+                at: 60,
                 op: "SharingInvitationCreated",
                 place: Place::Site(2),
                 file: "Price list.xlsx",
                 target: &colleague.upn,
                 target_type: "Member",
-            }),
+                ..Share::by(v)
+            },
         ],
     });
 }
@@ -374,24 +353,19 @@ pub(super) fn malware_upload(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "An executable is uploaded to OneDrive and flagged as malware.",
-        records: vec![
-            at(
-                0,
-                File {
-                    op: "FileUploaded",
-                    ip: &v.home_ip,
-                    ..exe
-                },
-            ),
-            at(
-                300,
-                File {
-                    op: "FileMalwareDetected",
-                    ua: "",
-                    ip: "",
-                    ..exe
-                },
-            ),
+        records: rows![
+            File {
+                op: "FileUploaded",
+                ip: &v.home_ip,
+                ..exe
+            },
+            File {
+                at: 300,
+                op: "FileMalwareDetected",
+                ua: "",
+                ip: "",
+                ..exe
+            },
         ],
     });
 }
@@ -405,15 +379,12 @@ pub(super) fn malware_near_miss(s: &mut Scene) {
         must_not_fire: &["s2.2#18"],
         about: &v.upn,
         summary: "A document whose name mentions exe.",
-        records: vec![at(
-            0,
-            File {
-                op: "FileUploaded",
-                place: Place::OneDrive,
-                file: "exe-install-notes.docx",
-                ..File::by(v)
-            },
-        )],
+        records: rows![File {
+            op: "FileUploaded",
+            place: Place::OneDrive,
+            file: "exe-install-notes.docx",
+            ..File::by(v)
+        }],
     });
 }
 
@@ -427,24 +398,19 @@ pub(super) fn sensitive_search(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "SharePoint searches for password and vpn credentials.",
-        records: vec![
-            at(
-                0,
-                Search {
-                    user: v,
-                    ip,
-                    query: "password",
-                },
-            )
+        records: rows![
+            Search {
+                ip,
+                query: "password",
+                ..Search::by(v)
+            }
             .on_side(SEARCH),
-            at(
-                30,
-                Search {
-                    user: v,
-                    ip,
-                    query: "vpn credentials",
-                },
-            )
+            Search {
+                at: 30,
+                ip,
+                query: "vpn credentials",
+                ..Search::by(v)
+            }
             .on_side(SEARCH),
         ],
     });
@@ -459,15 +425,11 @@ pub(super) fn search_near_miss(s: &mut Scene) {
         must_not_fire: &["s2.2#23"],
         about: &v.upn,
         summary: "A search for the quarterly report.",
-        records: vec![
-            at(
-                0,
-                Search {
-                    user: v,
-                    ip: &v.office_ip,
-                    query: "quarterly report",
-                },
-            )
+        records: rows![
+            Search {
+                query: "quarterly report",
+                ..Search::by(v)
+            }
             .on_side(SEARCH),
         ],
     });

@@ -48,6 +48,13 @@
 //! | pst_export | users\[1\] | New-ComplianceSearchAction -Export PST | pst_near_miss: -Preview |
 //! | microsoft_alerts | — | AlertTriggered / AlertEntityGenerated High | alert_near_miss: AlertUpdated |
 
+/// The records of a story: rows of any kind (see `scene`), in the order they are made.
+macro_rules! rows {
+    ($($row:expr),* $(,)?) => {
+        vec![$($crate::simulate::stories::scene::Rec::from($row)),*]
+    };
+}
+
 mod compliance;
 mod directory;
 mod exchange;

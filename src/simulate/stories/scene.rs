@@ -32,40 +32,49 @@ pub(super) struct Plot<'a> {
     /// Whom the story is about (`Story::user`).
     pub about: &'a str,
     pub summary: &'static str,
+    /// Rows of the kinds below, usually written with `rows![…]`.
     pub records: Vec<Rec<'a>>,
 }
 
-/// One record of a story: `secs` after the story's start, of one kind.
+/// One record of a story: a row of one of the kinds below.
+#[derive(Clone, Copy)]
 pub(super) struct Rec<'a> {
+    /// Seconds after the story's start (the row's `at`).
     secs: i64,
-    /// The salt of a side stream its random fields come from (see [`Rec::on_side`]).
+    /// The salt of a side stream its random fields come from (see [`Row::on_side`]).
     side: Option<u64>,
     kind: Kind<'a>,
 }
 
-/// A record of kind `row`, `secs` after the story's start.
-pub(super) fn at<'a>(secs: i64, row: impl Into<Kind<'a>>) -> Rec<'a> {
-    Rec {
-        secs,
-        side: None,
-        kind: row.into(),
-    }
-}
-
-impl Rec<'_> {
+/// What every row can do besides becoming a record.
+pub(super) trait Row<'a>: Into<Rec<'a>> {
     /// Draw the record's random fields (not its `Id`) from the side stream `salt`, which
     /// every story naming the same salt continues. A few stories were written so; the
     /// practice tenant's records stay as they have been.
-    pub(super) fn on_side(self, salt: u64) -> Self {
+    fn on_side(self, salt: u64) -> Rec<'a> {
         Rec {
             side: Some(salt),
-            ..self
+            ..self.into()
         }
+    }
+
+    /// `n` such records, `step` seconds apart from the row's `at`.
+    fn repeated(self, n: i64, step: i64) -> Vec<Rec<'a>> {
+        let first: Rec = self.into();
+        (0..n)
+            .map(|i| Rec {
+                secs: first.secs + i * step,
+                ..first
+            })
+            .collect()
     }
 }
 
+impl<'a, T: Into<Rec<'a>>> Row<'a> for T {}
+
 /// The record kinds stories are written in.
-pub(super) enum Kind<'a> {
+#[derive(Clone, Copy)]
+enum Kind<'a> {
     Login(Login<'a>),
     Exo(Exo<'a>),
     Scc(Scc<'a>),
@@ -75,7 +84,7 @@ pub(super) enum Kind<'a> {
     Mail(Mail<'a>),
     Ome(Ome<'a>),
     Alert(Alert<'a>),
-    Chat(TeamsChat<'a>),
+    Chat(Chat<'a>),
     Team(Team<'a>),
     Access(Access<'a>),
     Search(Search<'a>),
@@ -83,23 +92,29 @@ pub(super) enum Kind<'a> {
 }
 
 macro_rules! kinds {
-    ($($row:ident => $kind:ident),* $(,)?) => {
-        $(impl<'a> From<$row<'a>> for Kind<'a> {
-            fn from(row: $row<'a>) -> Self {
-                Kind::$kind(row)
+    ($($kind:ident),* $(,)?) => {
+        $(impl<'a> From<$kind<'a>> for Rec<'a> {
+            fn from(row: $kind<'a>) -> Self {
+                Rec {
+                    secs: row.at,
+                    side: None,
+                    kind: Kind::$kind(row),
+                }
             }
         })*
     };
 }
 kinds!(
-    Login => Login, Exo => Exo, Scc => Scc, Aad => Aad, File => File, Share => Share,
-    Mail => Mail, Ome => Ome, Alert => Alert, TeamsChat => Chat, Team => Team,
-    Access => Access, Search => Search, Policy => Policy,
+    Login, Exo, Scc, Aad, File, Share, Mail, Ome, Alert, Chat, Team, Access, Search, Policy,
 );
+
+// Every row kind: `at` is the record's offset in seconds from the story's start, and the
+// constructor (`by`, …) fills the usual values, `at` 0 among them.
 
 /// An Entra sign-in (RecordType 15): UserLoggedIn, or UserLoginFailed when `error` is set.
 #[derive(Clone, Copy)]
 pub(super) struct Login<'a> {
+    pub at: i64,
     /// None: an account Entra does not know (UserId "Not Available", UserType 4).
     pub user: Option<&'a User>,
     pub ip: &'a str,
@@ -130,6 +145,7 @@ impl<'a> Login<'a> {
     /// A sign-in for an unknown account, otherwise as [`Login::by`] (set `ip`).
     pub(super) fn unknown() -> Self {
         Login {
+            at: 0,
             user: None,
             ip: "",
             ua: UA_BROWSER,
@@ -156,6 +172,7 @@ impl<'a> Login<'a> {
 /// An Exchange admin cmdlet (RecordType 1), from the admin's office.
 #[derive(Clone, Copy)]
 pub(super) struct Exo<'a> {
+    pub at: i64,
     /// None: Exchange's own service host (NT AUTHORITY\SYSTEM, UserType 4, no ClientIP).
     pub by: Option<&'a User>,
     pub cmdlet: &'a str,
@@ -169,6 +186,15 @@ impl<'a> Exo<'a> {
     pub(super) fn by(u: &'a User) -> Self {
         Exo {
             by: Some(u),
+            ..Exo::system()
+        }
+    }
+
+    /// A cmdlet Exchange's service host runs.
+    pub(super) fn system() -> Self {
+        Exo {
+            at: 0,
+            by: None,
             cmdlet: "",
             object: "",
             params: &[],
@@ -181,20 +207,46 @@ impl<'a> Exo<'a> {
 /// office.
 #[derive(Clone, Copy)]
 pub(super) struct Scc<'a> {
+    pub at: i64,
     pub by: &'a User,
     pub cmdlet: &'a str,
     pub object: &'a str,
     pub params: &'a str,
 }
 
+impl<'a> Scc<'a> {
+    pub(super) fn by(u: &'a User) -> Self {
+        Scc {
+            at: 0,
+            by: u,
+            cmdlet: "",
+            object: "",
+            params: "",
+        }
+    }
+}
+
 /// A directory audit event (RecordType 8).
 #[derive(Clone, Copy)]
 pub(super) struct Aad<'a> {
+    pub at: i64,
     pub by: &'a User,
     pub op: &'a str,
     pub target: &'a str,
     /// `ModifiedProperties`: (name, old value, new value).
     pub mods: &'a [(&'a str, &'a str, &'a str)],
+}
+
+impl<'a> Aad<'a> {
+    pub(super) fn by(u: &'a User) -> Self {
+        Aad {
+            at: 0,
+            by: u,
+            op: "",
+            target: "",
+            mods: &[],
+        }
+    }
 }
 
 /// Where a SharePoint or OneDrive item lives.
@@ -209,6 +261,7 @@ pub(super) enum Place {
 /// A SharePoint or OneDrive file operation (RecordType 6).
 #[derive(Clone, Copy)]
 pub(super) struct File<'a> {
+    pub at: i64,
     pub user: &'a User,
     pub op: &'a str,
     pub place: Place,
@@ -218,9 +271,10 @@ pub(super) struct File<'a> {
 }
 
 impl<'a> File<'a> {
-    /// `op` on a file of the first team site, from a browser at the user's office.
+    /// On a file of the first team site, from a browser at the user's office.
     pub(super) fn by(u: &'a User) -> Self {
         File {
+            at: 0,
             user: u,
             op: "",
             place: Place::Site(0),
@@ -234,6 +288,7 @@ impl<'a> File<'a> {
 /// A sharing operation (RecordType 14), from a browser at the user's office.
 #[derive(Clone, Copy)]
 pub(super) struct Share<'a> {
+    pub at: i64,
     pub user: &'a User,
     pub op: &'a str,
     pub place: Place,
@@ -243,9 +298,25 @@ pub(super) struct Share<'a> {
     pub target_type: &'a str,
 }
 
+impl<'a> Share<'a> {
+    /// A file of the user's OneDrive shared with a guest.
+    pub(super) fn by(u: &'a User) -> Self {
+        Share {
+            at: 0,
+            user: u,
+            op: "",
+            place: Place::OneDrive,
+            file: "",
+            target: "",
+            target_type: "Guest",
+        }
+    }
+}
+
 /// A mailbox item operation (RecordType 2/3), in Outlook on the web at the user's office.
 #[derive(Clone, Copy)]
 pub(super) struct Mail<'a> {
+    pub at: i64,
     pub user: &'a User,
     pub op: &'a str,
     pub subject: &'a str,
@@ -259,6 +330,7 @@ pub(super) struct Mail<'a> {
 impl<'a> Mail<'a> {
     pub(super) fn by(u: &'a User) -> Self {
         Mail {
+            at: 0,
             user: u,
             op: "",
             subject: "",
@@ -268,9 +340,10 @@ impl<'a> Mail<'a> {
     }
 }
 
-/// The encrypted-message portal (RecordType 154): `sender` is `UserId`.
+/// The encrypted-message portal (RecordType 154): the sender is `UserId`.
 #[derive(Clone, Copy)]
 pub(super) struct Ome<'a> {
+    pub at: i64,
     pub sender: &'a User,
     pub op: &'a str,
     pub recipient: &'a str,
@@ -278,9 +351,23 @@ pub(super) struct Ome<'a> {
     pub subject: &'a str,
 }
 
+impl<'a> Ome<'a> {
+    pub(super) fn by(sender: &'a User) -> Self {
+        Ome {
+            at: 0,
+            sender,
+            op: "",
+            recipient: "",
+            attachment: None,
+            subject: "",
+        }
+    }
+}
+
 /// A Security & Compliance alert (RecordType 40) about `about`.
 #[derive(Clone, Copy)]
 pub(super) struct Alert<'a> {
+    pub at: i64,
     pub op: &'a str,
     pub name: &'a str,
     pub severity: &'a str,
@@ -288,18 +375,83 @@ pub(super) struct Alert<'a> {
     pub about: &'a str,
 }
 
+impl<'a> Alert<'a> {
+    /// A threat-management alert of high severity about the user `about`.
+    pub(super) fn about(about: &'a str) -> Self {
+        Alert {
+            at: 0,
+            op: "",
+            name: "",
+            severity: "High",
+            category: "ThreatManagement",
+            about,
+        }
+    }
+}
+
+/// A Teams chat or message (RecordType 25).
+#[derive(Clone, Copy)]
+pub(super) struct Chat<'a> {
+    pub at: i64,
+    pub user: &'a User,
+    pub op: &'a str,
+    pub ip: &'a str,
+    /// `CommunicationType`: OneOnOne, GroupChat.
+    pub comm: &'a str,
+    pub members: &'a [Member<'a>],
+    /// `ParticipantInfo`: (HasForeignTenantUsers, HasGuestUsers); None: no such block.
+    pub participant: Option<(bool, bool)>,
+    pub domains: &'a [&'a str],
+    pub tenants: &'a [&'a str],
+    /// `ChatName`.
+    pub name: &'a str,
+}
+
+impl<'a> Chat<'a> {
+    /// A one-on-one chat from the user's office, without `ParticipantInfo`.
+    pub(super) fn by(u: &'a User) -> Self {
+        Chat {
+            at: 0,
+            user: u,
+            op: "",
+            ip: &u.office_ip,
+            comm: "OneOnOne",
+            members: &[],
+            participant: None,
+            domains: &[],
+            tenants: &[],
+            name: "",
+        }
+    }
+}
+
 /// A team-level Teams event (RecordType 25), e.g. TeamDeleted.
 #[derive(Clone, Copy)]
 pub(super) struct Team<'a> {
+    pub at: i64,
     pub user: &'a User,
     pub op: &'a str,
     pub ip: &'a str,
     pub team: &'a str,
 }
 
+impl<'a> Team<'a> {
+    /// From the user's office.
+    pub(super) fn by(u: &'a User) -> Self {
+        Team {
+            at: 0,
+            user: u,
+            op: "",
+            ip: &u.office_ip,
+            team: "",
+        }
+    }
+}
+
 /// MailItemsAccessed (RecordType 50), aggregated.
 #[derive(Clone, Copy)]
 pub(super) struct Access<'a> {
+    pub at: i64,
     pub user: &'a User,
     pub ip: &'a str,
     /// `OperationCount`.
@@ -309,21 +461,61 @@ pub(super) struct Access<'a> {
     pub app: &'a str,
 }
 
+impl<'a> Access<'a> {
+    /// One item read in Outlook at the user's office.
+    pub(super) fn by(u: &'a User) -> Self {
+        Access {
+            at: 0,
+            user: u,
+            ip: &u.office_ip,
+            count: 1,
+            throttled: false,
+            app: APP_OFFICE,
+        }
+    }
+}
+
 /// SearchQueryPerformed (SharePoint).
 #[derive(Clone, Copy)]
 pub(super) struct Search<'a> {
+    pub at: i64,
     pub user: &'a User,
     pub ip: &'a str,
     pub query: &'a str,
 }
 
+impl<'a> Search<'a> {
+    /// From the user's office.
+    pub(super) fn by(u: &'a User) -> Self {
+        Search {
+            at: 0,
+            user: u,
+            ip: &u.office_ip,
+            query: "",
+        }
+    }
+}
+
 /// A tenant sharing-policy change (SharingPolicyChanged) by an admin at the office.
 #[derive(Clone, Copy)]
 pub(super) struct Policy<'a> {
+    pub at: i64,
     pub by: &'a User,
     pub setting: &'a str,
     pub old: &'a str,
     pub new: &'a str,
+}
+
+impl<'a> Policy<'a> {
+    pub(super) fn by(u: &'a User) -> Self {
+        Policy {
+            at: 0,
+            by: u,
+            setting: "",
+            old: "",
+            new: "",
+        }
+    }
 }
 
 /// Where the stories are told: the tenant, the seed, the history and the random streams.
@@ -389,7 +581,7 @@ impl<'t> Scene<'t> {
                 time,
                 id: &id,
             };
-            made.push((rec.secs, render(g, rec.secs, &rec.kind)));
+            made.push((rec.secs, render(g, &rec.kind)));
         }
         made.sort_by_key(|(secs, _)| *secs);
         let mut records = Vec::with_capacity(made.len());
@@ -434,8 +626,8 @@ fn side_stream(side: &mut Vec<(u64, Rng)>, seed: u64, salt: u64) -> &mut Rng {
     &mut side[i].1
 }
 
-/// The record text of one row, `secs` after the story's start.
-fn render(g: Gen<'_>, secs: i64, kind: &Kind) -> String {
+/// The record text of one row.
+fn render(g: Gen<'_>, kind: &Kind) -> String {
     let t = g.t;
     match *kind {
         Kind::Login(l) => {
@@ -466,7 +658,7 @@ fn render(g: Gen<'_>, secs: i64, kind: &Kind) -> String {
                     u.upn.as_str(),
                     u.puid.as_str(),
                     2,
-                    format!("{}:{}", u.office_ip, 50000 + secs.rem_euclid(9999)),
+                    format!("{}:{}", u.office_ip, 50000 + e.at.rem_euclid(9999)),
                 ),
                 None => (SYSTEM, SYSTEM, 4, String::new()),
             };
@@ -493,6 +685,7 @@ fn render(g: Gen<'_>, secs: i64, kind: &Kind) -> String {
             let site_url = site_url(t, s.user, s.place);
             let f = File {
                 user: s.user,
+                at: s.at,
                 op: s.op,
                 place: s.place,
                 file: s.file,
@@ -521,7 +714,20 @@ fn render(g: Gen<'_>, secs: i64, kind: &Kind) -> String {
         }
         Kind::Ome(o) => ome(g, o.op, &o.sender.upn, o.recipient, o.attachment, o.subject),
         Kind::Alert(a) => scc_alert(g, a.op, a.name, a.severity, a.category, a.about),
-        Kind::Chat(ref c) => teams_chat(t, g.r, g.time, g.id, c),
+        Kind::Chat(c) => {
+            let chat = TeamsChat {
+                op: c.op,
+                user: c.user,
+                ip: c.ip,
+                comm: c.comm,
+                members: c.members,
+                participant: c.participant,
+                domains: c.domains,
+                tenants: c.tenants,
+                chat_name: c.name,
+            };
+            teams_chat(t, g.r, g.time, g.id, &chat)
+        }
         Kind::Team(m) => teams_team(g, m.op, m.user, m.ip, m.team),
         Kind::Access(a) => mail_items_accessed(g, a.user, a.ip, a.count, a.throttled, a.app),
         Kind::Search(s) => sp_search(t, g.r, g.time, g.id, s.user, s.ip, s.query),

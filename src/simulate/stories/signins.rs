@@ -14,10 +14,6 @@ pub(super) fn brute_force(s: &mut Scene) {
         app: APP_EXO,
         ..Login::by(v)
     };
-    let mut records: Vec<Rec> = (0..25)
-        .map(|i| at(i * 60, script.failed(BAD_PASSWORD)))
-        .collect();
-    records.push(at(25 * 60, script));
     s.tell(Plot {
         name: "brute_force",
         near_miss: false,
@@ -25,26 +21,16 @@ pub(super) fn brute_force(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "25 failed sign-ins (50126) for one user from one IP in 25 minutes, then a success from that IP.",
-        records,
+        records: [
+            script.failed(BAD_PASSWORD).repeated(25, 60),
+            rows![Login { at: 25 * 60, ..script }],
+        ]
+        .concat(),
     });
 }
 
 pub(super) fn brute_force_near_miss(s: &mut Scene) {
     let v = s.user(6);
-    let mfa_interrupt = Login {
-        error: Some(("50074", "UserStrongAuthClientAuthNRequired")),
-        ..Login::by(v)
-    };
-    let mut records: Vec<Rec> = (0..4)
-        .map(|i| at(i * 120, Login::by(v).failed(BAD_PASSWORD)))
-        .collect();
-    records.extend((0..3).map(|i| at(600 + i * 30, mfa_interrupt)));
-    let token = Login {
-        request: "OAuth2:Token",
-        status: "Succeeded",
-        ..Login::by(v)
-    };
-    records.push(at(700, token));
     s.tell(Plot {
         name: "brute_force_near_miss",
         near_miss: true,
@@ -52,7 +38,22 @@ pub(super) fn brute_force_near_miss(s: &mut Scene) {
         must_not_fire: &["s2.2#7"],
         about: &v.upn,
         summary: "4 mistyped passwords and 3 MFA interrupts (UserLoginFailed with ResultStatus \"Success\") then a success: below any brute-force threshold.",
-        records,
+        records: [
+            Login::by(v).failed(BAD_PASSWORD).repeated(4, 120),
+            Login {
+                at: 600,
+                error: Some(("50074", "UserStrongAuthClientAuthNRequired")),
+                ..Login::by(v)
+            }
+            .repeated(3, 30),
+            rows![Login {
+                at: 700,
+                request: "OAuth2:Token",
+                status: "Succeeded",
+                ..Login::by(v)
+            }],
+        ]
+        .concat(),
     });
 }
 
@@ -60,13 +61,14 @@ pub(super) fn password_spray(s: &mut Scene) {
     let records = (0..15)
         .map(|i| {
             let attempt = Login {
+                at: i as i64 * 40,
                 ip: "203.0.113.77",
                 ua: UA_PYTHON,
                 request: "OAuth2:Token",
                 app: APP_EXO,
                 ..Login::by(s.user(30 + i))
             };
-            at(i as i64 * 40, attempt.failed(BAD_PASSWORD))
+            attempt.failed(BAD_PASSWORD).into()
         })
         .collect();
     s.tell(Plot {
@@ -89,10 +91,6 @@ pub(super) fn account_lockout(s: &mut Scene) {
         app: APP_EXO,
         ..Login::by(v)
     };
-    let mut records: Vec<Rec> = (0..3)
-        .map(|i| at(i * 20, script.failed(BAD_PASSWORD)))
-        .collect();
-    records.push(at(80, script.failed(("50053", "IdsLocked"))));
     s.tell(Plot {
         name: "account_lockout",
         near_miss: false,
@@ -100,7 +98,14 @@ pub(super) fn account_lockout(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "Failures end in an account lockout (ErrorNumber 50053, LogonError IdsLocked).",
-        records,
+        records: [
+            script.failed(BAD_PASSWORD).repeated(3, 20),
+            rows![Login {
+                at: 80,
+                ..script.failed(("50053", "IdsLocked"))
+            }],
+        ]
+        .concat(),
     });
 }
 
@@ -108,6 +113,7 @@ pub(super) fn not_available_failures(s: &mut Scene) {
     let records = (0..12)
         .map(|i| {
             let attempt = Login {
+                at: i * 50,
                 ip: "203.0.113.90",
                 ua: UA_PYTHON,
                 request: "OAuth2:Token",
@@ -115,7 +121,7 @@ pub(super) fn not_available_failures(s: &mut Scene) {
                 rt_as_string: i % 3 == 0,
                 ..Login::unknown()
             };
-            at(i * 50, attempt.failed(("50034", "UserAccountNotFound")))
+            attempt.failed(("50034", "UserAccountNotFound")).into()
         })
         .collect();
     s.tell(Plot {
@@ -138,9 +144,21 @@ pub(super) fn device_code_phish(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "Device-code sign-in (Cmsi:Cmsi) to the Authentication Broker, then a token from an axios client on another IP.",
-        records: vec![
-            at(0, Login { ip: "203.0.113.120", request: "Cmsi:Cmsi", app: APP_BROKER, ..Login::by(v) }),
-            at(90, Login { ip: "203.0.113.121", ua: "axios/1.7.7", request: "OAuth2:Token", app: APP_OFFICE, ..Login::by(v) }),
+        records: rows![
+            Login {
+                ip: "203.0.113.120",
+                request: "Cmsi:Cmsi",
+                app: APP_BROKER,
+                ..Login::by(v)
+            },
+            Login {
+                at: 90,
+                ip: "203.0.113.121",
+                ua: "axios/1.7.7",
+                request: "OAuth2:Token",
+                app: APP_OFFICE,
+                ..Login::by(v)
+            },
         ],
     });
 }
@@ -154,14 +172,11 @@ pub(super) fn device_code_near_miss(s: &mut Scene) {
         must_not_fire: &["s2.2#12", "s2.2#13"],
         about: &v.upn,
         summary: "An ordinary browser token request.",
-        records: vec![at(
-            0,
-            Login {
-                request: "OAuth2:Token",
-                app: APP_OFFICE,
-                ..Login::by(v)
-            },
-        )],
+        records: rows![Login {
+            request: "OAuth2:Token",
+            app: APP_OFFICE,
+            ..Login::by(v)
+        }],
     });
 }
 
@@ -174,16 +189,13 @@ pub(super) fn ropc_legacy_auth(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "Legacy ROPC sign-in (UserAgent BAV2ROPC).",
-        records: vec![at(
-            0,
-            Login {
-                ip: "203.0.113.140",
-                ua: "BAV2ROPC",
-                request: "OAuth2:Token",
-                app: APP_EXO,
-                ..Login::by(v)
-            },
-        )],
+        records: rows![Login {
+            ip: "203.0.113.140",
+            ua: "BAV2ROPC",
+            request: "OAuth2:Token",
+            app: APP_EXO,
+            ..Login::by(v)
+        }],
     });
 }
 
@@ -196,15 +208,12 @@ pub(super) fn ropc_near_miss(s: &mut Scene) {
         must_not_fire: &["s2.2#13"],
         about: &v.upn,
         summary: "Outlook desktop sign-in.",
-        records: vec![at(
-            0,
-            Login {
-                ua: UAS[4],
-                request: "OAuth2:Token",
-                app: APP_EXO,
-                ..Login::by(v)
-            },
-        )],
+        records: rows![Login {
+            ua: UAS[4],
+            request: "OAuth2:Token",
+            app: APP_EXO,
+            ..Login::by(v)
+        }],
     });
 }
 
@@ -217,9 +226,13 @@ pub(super) fn impossible_travel(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "Sign-in from the office (198.51.100.0/24, Netherlands in the practice geo table) and 20 minutes later from 203.0.113.200 (Brazil in the practice geo table).",
-        records: vec![
-            at(0, Login::by(v)),
-            at(1200, Login { ip: "203.0.113.200", ..Login::by(v) }),
+        records: rows![
+            Login::by(v),
+            Login {
+                at: 1200,
+                ip: "203.0.113.200",
+                ..Login::by(v)
+            },
         ],
     });
 }
@@ -233,15 +246,13 @@ pub(super) fn travel_near_miss(s: &mut Scene) {
         must_not_fire: &["s2.2#14"],
         about: &v.upn,
         summary: "Office then home (192.0.2.0/24, same country) 20 minutes later.",
-        records: vec![
-            at(0, Login::by(v)),
-            at(
-                1200,
-                Login {
-                    ip: &v.home_ip,
-                    ..Login::by(v)
-                },
-            ),
+        records: rows![
+            Login::by(v),
+            Login {
+                at: 1200,
+                ip: &v.home_ip,
+                ..Login::by(v)
+            },
         ],
     });
 }

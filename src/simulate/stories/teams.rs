@@ -1,7 +1,7 @@
 //! Teams stories: a rogue "IT Help Desk" from another tenant and teams deleted in bulk;
 //! a guest chat as the near-miss.
 
-use super::super::factory::{Member, TeamsChat};
+use super::super::factory::Member;
 use super::scene::*;
 
 pub(super) fn teams_rogue_helpdesk(s: &mut Scene) {
@@ -20,20 +20,13 @@ pub(super) fn teams_rogue_helpdesk(s: &mut Scene) {
             org: &t.id,
         },
     ];
-    let chat = TeamsChat {
-        op: "ChatCreated",
-        user: v,
+    let chat = Chat {
         ip: &v.home_ip,
-        comm: "OneOnOne",
         members: &members,
         participant: Some((true, false)),
         domains: &[&t.domain, "m365-support-team.onmicrosoft.com"],
         tenants: &[&t.id, evil],
-        chat_name: "",
-    };
-    let sent = TeamsChat {
-        op: "MessageSent",
-        ..chat
+        ..Chat::by(v)
     };
     s.tell(Plot {
         name: "teams_rogue_helpdesk",
@@ -42,7 +35,17 @@ pub(super) fn teams_rogue_helpdesk(s: &mut Scene) {
         must_not_fire: &[],
         about: &v.upn,
         summary: "A one-on-one chat from another tenant's \"IT Help Desk\" (HasForeignTenantUsers true).",
-        records: vec![at(0, chat), at(45, sent)],
+        records: rows![
+            Chat {
+                op: "ChatCreated",
+                ..chat
+            },
+            Chat {
+                at: 45,
+                op: "MessageSent",
+                ..chat
+            },
+        ],
     });
 }
 
@@ -68,17 +71,16 @@ pub(super) fn teams_guest_chat_near_miss(s: &mut Scene) {
         must_not_fire: &["teams_exfiltration", "s2.2#20"],
         about: &v.upn,
         summary: "A guest chat: ParticipantInfo present with HasForeignTenantUsers false. The faithful guide query (isnotnull) fires; the corrected one must not.",
-        records: vec![at(0, TeamsChat {
+        records: rows![Chat {
             op: "ChatCreated",
-            user: v,
-            ip: &v.office_ip,
             comm: "GroupChat",
             members: &members,
             participant: Some((false, true)),
             domains: &[&t.domain],
             tenants: &[&t.id],
-            chat_name: "Project review",
-        })],
+            name: "Project review",
+            ..Chat::by(v)
+        }],
     });
 }
 
@@ -87,15 +89,14 @@ pub(super) fn teams_mass_delete(s: &mut Scene) {
     let records = (0..)
         .zip(["Project Phoenix", "Sales EMEA", "Board Members"])
         .map(|(i, team)| {
-            at(
-                i * 120,
-                Team {
-                    user: v,
-                    op: "TeamDeleted",
-                    ip: &v.home_ip,
-                    team,
-                },
-            )
+            let row = Team {
+                at: i * 120,
+                op: "TeamDeleted",
+                ip: &v.home_ip,
+                team,
+                ..Team::by(v)
+            };
+            row.into()
         })
         .collect();
     s.tell(Plot {
