@@ -10,6 +10,14 @@
 //! the *corrected* rule of docs/detections.md (The guide's seven) unless the summary says "faithful", and
 //! `s2.2#N` for row N of docs/detections.md (Beyond the seven).
 //!
+//! Each story is one function in the module of its workload (`signins`, `exchange`,
+//! `compliance`, `directory`, `files`, `teams`): it takes its cast from the tenant's users
+//! and tells a `Plot` — name, labels, summary, and its records as rows
+//! (`rows![Login { at: 60, ip: "203.0.113.66", ..Login::by(v) }, …]`) that name only what
+//! differs from the usual values of the row's kind (`scene`). `STORIES` lists them in time
+//! order with where each starts in the history. A new story is one function, one line in
+//! that list and one row in the table below.
+//!
 //! | story | user (index) | operations | near-miss story |
 //! |---|---|---|---|
 //! | brute_force | users\[5\] | 25× UserLoginFailed 50126 from 203.0.113.66, then UserLoggedIn | brute_force_near_miss: users\[6\], 4 failures + MFA interrupts with ResultStatus "Success" |

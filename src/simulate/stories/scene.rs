@@ -5,7 +5,8 @@
 //!
 //! Each row draws its `Id` and then its random fields from the story's random stream, in
 //! the order the rows are written, so a story's records depend only on the seed, the
-//! story's place in the history and its own rows.
+//! story's place in the history and its own rows (and, for the few rows on a side stream,
+//! on the earlier stories sharing it). The records come out in time order.
 
 use super::super::factory::*;
 use super::super::json::nv;
