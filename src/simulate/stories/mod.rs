@@ -198,6 +198,30 @@ mod tests {
     use super::*;
     use chrono::Duration;
 
+    /// The practice tenant's stories are fixed: same records, ids, times and text for a
+    /// seed, volume and start. A change here is deliberate: check the golden outputs under
+    /// `tests/golden/` and then pin the new digest.
+    #[test]
+    fn stories_of_seed_1_are_pinned() {
+        use sha2::{Digest, Sha256};
+        let now = DateTime::parse_from_rfc3339("2026-05-08T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let opts = crate::simulate::SimOptions {
+            seed: 1,
+            records_per_day: 2000,
+            days: 7,
+            now: Some(now),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&stories(&opts)).unwrap();
+        let digest = format!("{:x}", Sha256::digest(json.as_bytes()));
+        assert_eq!(
+            digest,
+            "ef38a579e5caa7b13be967d896e6a78b518afdadca0f6af5eed0b9e8c0e24f1e"
+        );
+    }
+
     #[test]
     fn stories_are_listed_in_time_order_with_streams_of_their_own() {
         let ats: Vec<f64> = STORIES.iter().map(|(at, _)| *at).collect();
