@@ -654,6 +654,8 @@ fn render(g: Gen<'_>, kind: &Kind) -> String {
         }
         Kind::Exo(e) => {
             const SYSTEM: &str = "NT AUTHORITY\\SYSTEM (Microsoft.Exchange.ServiceHost)";
+            // An admin's ClientIP carries a source port, here one that varies with the
+            // row's offset; the service host has no ClientIP.
             let (user, user_key, user_type, ip) = match e.by {
                 Some(u) => (
                     u.upn.as_str(),
@@ -706,6 +708,8 @@ fn render(g: Gen<'_>, kind: &Kind) -> String {
             if m.properties.is_empty() {
                 rec
             } else {
+                // The builder writes no OperationProperties: append them as the record's
+                // last field, before its closing brace.
                 let mut rec = rec[..rec.len() - 1].to_string();
                 rec.push_str(",\"OperationProperties\":");
                 rec.push_str(&nv(m.properties));
