@@ -76,6 +76,7 @@
 mod activity;
 mod db;
 mod handle;
+mod hit_keys;
 mod index;
 pub mod liveness;
 mod outbox;
