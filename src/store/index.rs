@@ -479,8 +479,26 @@ impl Searcher {
     /// Rowids of the records whose typed field (`user`, `ip`, `operation`, …) equals
     /// `value` (case-insensitive where the field is), newest first.
     pub fn rowids_for_term(&self, field: &str, value: &str, limit: usize) -> Result<Vec<i64>> {
-        use tantivy::query::TermQuery;
         self.reader.reload()?;
+        let q = self.term_query(field, value)?;
+        let searcher = self.reader.searcher();
+        let top = TopDocs::with_limit(limit.max(1))
+            .order_by_fast_field::<tantivy::DateTime>("time", Order::Desc);
+        let docs = searcher.search(&q, &top)?;
+        rowids_of(&searcher, docs, limit)
+    }
+
+    /// Every record whose typed field (`user`, `ip`, …) equals `value` (case-insensitive
+    /// where the field is): (rowid, CreationTime seconds) each, in no particular order.
+    /// One pass over the term's postings, no sort: for the pages that tally all of a
+    /// user's or an address's records (tens of thousands) and show one page of them.
+    pub fn rows_for_term(&self, field: &str, value: &str) -> Result<Vec<(i64, i64)>> {
+        self.reader.reload()?;
+        let q = self.term_query(field, value)?;
+        Ok(self.reader.searcher().search(&q, &RowTimes)?)
+    }
+
+    fn term_query(&self, field: &str, value: &str) -> Result<tantivy::query::TermQuery> {
         let f = self.index.schema().get_field(field)?;
         let value = if [
             self.fields.user,
@@ -493,15 +511,10 @@ impl Searcher {
         } else {
             value.to_string()
         };
-        let q = TermQuery::new(
+        Ok(tantivy::query::TermQuery::new(
             tantivy::Term::from_field_text(f, &value),
             IndexRecordOption::Basic,
-        );
-        let searcher = self.reader.searcher();
-        let top = TopDocs::with_limit(limit.max(1))
-            .order_by_fast_field::<tantivy::DateTime>("time", Order::Desc);
-        let docs = searcher.search(&q, &top)?;
-        rowids_of(&searcher, docs, limit)
+        ))
     }
 
     pub fn indexed_upto(&self) -> Result<i64> {
@@ -515,21 +528,84 @@ impl Searcher {
     }
 }
 
-/// The `rowid` fast field of the first `limit` documents found, in their order.
+/// The `rowid` fast field of the first `limit` documents found, in their order. Each
+/// segment's column is opened once: opening it decodes the column's block headers, which
+/// per document cost more than the whole search.
 fn rowids_of<S>(
     searcher: &tantivy::Searcher,
     docs: Vec<(S, tantivy::DocAddress)>,
     limit: usize,
 ) -> Result<Vec<i64>> {
     let mut rowids = Vec::with_capacity(docs.len().min(limit));
+    let mut cols: Vec<Option<tantivy::columnar::Column<u64>>> = Vec::new();
     for (_, addr) in docs.into_iter().take(limit) {
-        let col = searcher
-            .segment_reader(addr.segment_ord)
-            .fast_fields()
-            .u64("rowid")?;
+        let seg = addr.segment_ord as usize;
+        if cols.len() <= seg {
+            cols.resize_with(seg + 1, || None);
+        }
+        let col = match &mut cols[seg] {
+            Some(c) => c,
+            slot => slot.insert(
+                searcher
+                    .segment_reader(addr.segment_ord)
+                    .fast_fields()
+                    .u64("rowid")?,
+            ),
+        };
         if let Some(r) = col.first(addr.doc_id) {
             rowids.push(r as i64);
         }
     }
     Ok(rowids)
+}
+
+/// Collects (rowid, CreationTime seconds) of every match, in no order: the fast fields
+/// are read once per segment and nothing is sorted or scored.
+struct RowTimes;
+
+struct RowTimesSegment {
+    rowid: tantivy::columnar::Column<u64>,
+    time: tantivy::columnar::Column<tantivy::DateTime>,
+    out: Vec<(i64, i64)>,
+}
+
+impl tantivy::collector::Collector for RowTimes {
+    type Fruit = Vec<(i64, i64)>;
+    type Child = RowTimesSegment;
+
+    fn for_segment(
+        &self,
+        _ord: tantivy::SegmentOrdinal,
+        segment: &tantivy::SegmentReader,
+    ) -> tantivy::Result<RowTimesSegment> {
+        let ff = segment.fast_fields();
+        Ok(RowTimesSegment {
+            rowid: ff.u64("rowid")?,
+            time: ff.date("time")?,
+            out: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<(i64, i64)>>) -> tantivy::Result<Vec<(i64, i64)>> {
+        Ok(fruits.concat())
+    }
+}
+
+impl tantivy::collector::SegmentCollector for RowTimesSegment {
+    type Fruit = Vec<(i64, i64)>;
+
+    fn collect(&mut self, doc: tantivy::DocId, _score: tantivy::Score) {
+        // Every document has both (see `document`); one without a rowid names no record.
+        if let (Some(r), Some(t)) = (self.rowid.first(doc), self.time.first(doc)) {
+            self.out.push((r as i64, t.into_timestamp_secs()));
+        }
+    }
+
+    fn harvest(self) -> Vec<(i64, i64)> {
+        self.out
+    }
 }
