@@ -901,7 +901,10 @@ impl Store {
         let heads = self.profile_headers(
             RecordColumn::UserId,
             user,
-            (t.saturating_sub(secs), t.saturating_add(secs).saturating_add(1)),
+            (
+                t.saturating_sub(secs),
+                t.saturating_add(secs).saturating_add(1),
+            ),
             &[],
         )?;
         let mut rows: Vec<(i64, i64)> = heads
@@ -1143,5 +1146,268 @@ mod tests {
         e.sort();
         assert_eq!(d, e);
         store.close().unwrap();
+    }
+
+    /// Records for the profile tests: few users and addresses, so each has hundreds of
+    /// records; one user also appears with other letter case (the index matches both,
+    /// the pages must not), some records have no address.
+    fn profile_raws(n: u64) -> Vec<String> {
+        let users = [
+            "user1@contoso.onmicrosoft.com",
+            "User1@Contoso.onmicrosoft.com",
+            "user2@contoso.onmicrosoft.com",
+            "user3@contoso.onmicrosoft.com",
+            "user4@contoso.onmicrosoft.com",
+        ];
+        let ips = [
+            "203.0.113.1",
+            "203.0.113.2",
+            "203.0.113.3",
+            "198.51.100.7",
+            "",
+        ];
+        crate::corpus::synthetic_records(n, 11)
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let mut v: serde_json::Value = serde_json::from_str(&raw).unwrap();
+                // uneven shares, so counts differ and tallies have an order to keep
+                v["UserId"] = users[(i * i + i / 3) % users.len()].into();
+                v["ClientIP"] = ips[(i / 2 + i % 3) % ips.len()].into();
+                v.to_string()
+            })
+            .collect()
+    }
+
+    /// Copies the store files of `from` into a new directory, the search index only
+    /// when `index` names the index directory to take (it may come from elsewhere).
+    fn copy_store(from: &std::path::Path, index: Option<&std::path::Path>) -> tempfile::TempDir {
+        let to = tempfile::tempdir().unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), to.path().join(e.file_name())).unwrap();
+            }
+        }
+        if let Some(ix) = index {
+            let dst = to.path().join(super::super::index::INDEX_DIR);
+            std::fs::create_dir(&dst).unwrap();
+            for e in std::fs::read_dir(ix).unwrap() {
+                let e = e.unwrap();
+                std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+            }
+        }
+        to
+    }
+
+    fn column(r: &StoredRecord, c: RecordColumn) -> &str {
+        match c {
+            RecordColumn::UserId => &r.header.user_id,
+            RecordColumn::ClientIp => &r.header.client_ip,
+            RecordColumn::Workload => &r.header.workload,
+            RecordColumn::Operation => &r.header.operation,
+        }
+    }
+
+    /// The user and IP pages (`ui_profile`) and the record page's neighbours
+    /// (`ui_neighbours`) equal a plain computation over every stored record: total, order
+    /// and times, the page, and each tally (values, counts, newest times, order, limit),
+    /// with and without a time range; through the search index, through an index that
+    /// lacks the newest records (the rows above its payload), and without an index.
+    #[test]
+    fn profiles_equal_a_plain_computation() {
+        let raws = profile_raws(2400);
+        let src = tempfile::tempdir().unwrap();
+        let dets = Arc::new(Detections::load_embedded(Vars::default()));
+        let ix = src.path().join(super::super::index::INDEX_DIR);
+        let early_index = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(src.path(), dets.clone()).unwrap();
+            store
+                .import_records("t", raws[..1700].to_vec())
+                .wait()
+                .unwrap();
+            store.flush().wait().unwrap();
+            store.close().unwrap();
+        }
+        for e in std::fs::read_dir(&ix).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), early_index.path().join(e.file_name())).unwrap();
+        }
+        {
+            let store = Store::open(src.path(), dets).unwrap();
+            store
+                .import_records("t", raws[1700..].to_vec())
+                .wait()
+                .unwrap();
+            store.flush().wait().unwrap();
+            store.close().unwrap();
+        }
+        let full = copy_store(src.path(), Some(&ix));
+        let partial = copy_store(src.path(), Some(early_index.path()));
+        let none = copy_store(src.path(), None);
+
+        let all = Store::open_read_only(full.path())
+            .unwrap()
+            .query_records("1 = 1", vec![], "")
+            .unwrap();
+        assert_eq!(all.len(), 2400);
+        assert!(
+            all.iter()
+                .any(|r| r.header.user_id == "User1@Contoso.onmicrosoft.com")
+                && all.iter().any(|r| r.header.client_ip.is_empty()),
+            "the records hold the cases the test is about"
+        );
+        let times: Vec<i64> = {
+            let mut t: Vec<i64> = all
+                .iter()
+                .map(|r| r.header.creation_time.timestamp())
+                .collect();
+            t.sort();
+            t
+        };
+        let at = |q: usize| DateTime::from_timestamp(times[times.len() * q / 4], 0).unwrap();
+        let ranges = [
+            (None, None),
+            (Some(at(1)), Some(at(3))),
+            (Some(at(2)), None),
+        ];
+        let user_groups = [
+            RecordColumn::ClientIp,
+            RecordColumn::Workload,
+            RecordColumn::Operation,
+        ];
+        let ip_groups = [RecordColumn::UserId, RecordColumn::Operation];
+        let cases: Vec<(RecordColumn, &str, &[RecordColumn])> = vec![
+            (
+                RecordColumn::UserId,
+                "user1@contoso.onmicrosoft.com",
+                &user_groups,
+            ),
+            (
+                RecordColumn::UserId,
+                "User1@Contoso.onmicrosoft.com",
+                &user_groups,
+            ),
+            (
+                RecordColumn::UserId,
+                "USER1@CONTOSO.ONMICROSOFT.COM",
+                &user_groups,
+            ),
+            (
+                RecordColumn::UserId,
+                "user3@contoso.onmicrosoft.com",
+                &user_groups,
+            ),
+            (RecordColumn::ClientIp, "203.0.113.1", &ip_groups),
+            (RecordColumn::ClientIp, "198.51.100.7", &ip_groups),
+            (RecordColumn::ClientIp, "192.0.2.99", &ip_groups),
+            (RecordColumn::ClientIp, "", &ip_groups),
+        ];
+
+        for (name, dir) in [
+            ("index", &full),
+            ("index and tail", &partial),
+            ("scan", &none),
+        ] {
+            let store = Store::open_read_only(dir.path()).unwrap();
+            match (name, &store.inner.searcher) {
+                ("scan", s) => assert!(s.is_none()),
+                ("index and tail", Some(s)) => {
+                    let upto = s.indexed_upto().unwrap();
+                    assert!(upto > 0 && all.iter().any(|r| r.rowid > upto));
+                }
+                (_, s) => assert!(s.is_some()),
+            }
+            for (filter, value, groups) in &cases {
+                for (from, to) in ranges {
+                    let (a, b) = bounds(from, to);
+                    let mut want: Vec<&StoredRecord> = all
+                        .iter()
+                        .filter(|r| {
+                            let t = r.header.creation_time.timestamp();
+                            !value.is_empty() && column(r, *filter) == *value && t >= a && t < b
+                        })
+                        .collect();
+                    want.sort_by(|x, y| {
+                        y.header
+                            .creation_time
+                            .cmp(&x.header.creation_time)
+                            .then(y.rowid.cmp(&x.rowid))
+                    });
+                    let ctx = format!("{name}: {filter:?} {value:?} {from:?}..{to:?}");
+                    let p = store
+                        .ui_profile(*filter, value, (from, to), (7, 5), groups, 3)
+                        .unwrap();
+                    assert_eq!(p.total as usize, want.len(), "{ctx}");
+                    let ids = |rs: &[&StoredRecord]| rs.iter().map(|r| r.rowid).collect::<Vec<_>>();
+                    assert_eq!(p.rowids, ids(&want), "{ctx}");
+                    let t: Vec<i64> = want
+                        .iter()
+                        .map(|r| r.header.creation_time.timestamp())
+                        .collect();
+                    assert_eq!(p.times, t, "{ctx}");
+                    let page: Vec<i64> = p.records.iter().map(|r| r.rowid).collect();
+                    let want_page: Vec<&StoredRecord> =
+                        want.iter().skip(7).take(5).copied().collect();
+                    assert_eq!(page, ids(&want_page), "{ctx}");
+                    assert_eq!(p.tallies.len(), groups.len());
+                    for (g, got) in groups.iter().zip(&p.tallies) {
+                        let mut m: std::collections::BTreeMap<&str, (i64, i64)> =
+                            Default::default();
+                        for r in &want {
+                            let v = column(r, *g);
+                            if !v.is_empty() {
+                                let t = r.header.creation_time.timestamp();
+                                let e = m.entry(v).or_insert((0, t));
+                                e.0 += 1;
+                                e.1 = e.1.max(t);
+                            }
+                        }
+                        let mut expect: Vec<(String, i64, i64)> = m
+                            .into_iter()
+                            .map(|(v, (n, t))| (v.to_string(), n, t))
+                            .collect();
+                        expect
+                            .sort_by(|x, y| y.1.cmp(&x.1).then(y.2.cmp(&x.2)).then(x.0.cmp(&y.0)));
+                        expect.truncate(3);
+                        let got: Vec<(String, i64, i64)> = got
+                            .iter()
+                            .map(|v| (v.value.clone(), v.count, v.last_seen.timestamp()))
+                            .collect();
+                        assert_eq!(got, expect, "{ctx}: tally of {g:?}");
+                    }
+                }
+            }
+            // the record page's neighbours: same user exactly, within the window
+            for r in all.iter().step_by(97) {
+                let t0 = r.header.creation_time.timestamp();
+                let secs = 3600;
+                let mut want: Vec<&StoredRecord> = all
+                    .iter()
+                    .filter(|x| {
+                        let t = x.header.creation_time.timestamp();
+                        x.header.user_id == r.header.user_id
+                            && x.rowid != r.rowid
+                            && t >= t0 - secs
+                            && t <= t0 + secs
+                    })
+                    .collect();
+                want.sort_by_key(|x| (x.header.creation_time, x.rowid));
+                want.truncate(4);
+                let got: Vec<i64> = store
+                    .ui_neighbours(r, secs, 4)
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.rowid)
+                    .collect();
+                assert_eq!(
+                    got,
+                    want.iter().map(|x| x.rowid).collect::<Vec<_>>(),
+                    "{name}: neighbours of {}",
+                    r.rowid
+                );
+            }
+        }
     }
 }
