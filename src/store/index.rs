@@ -498,6 +498,26 @@ impl Searcher {
         Ok(self.reader.searcher().search(&q, &RowTimes)?)
     }
 
+    /// The most frequent term of a typed field (`ip`, `user`, …) in the committed index
+    /// and the number of documents holding it, from the term dictionaries' document
+    /// frequencies (no document is read); ties go to the smallest term.
+    pub fn most_frequent_term(&self, field: &str) -> Result<Option<(String, u64)>> {
+        self.reader.reload()?;
+        let f = self.index.schema().get_field(field)?;
+        let mut freq: std::collections::HashMap<Vec<u8>, u64> = Default::default();
+        for seg in self.reader.searcher().segment_readers() {
+            let inv = seg.inverted_index(f)?;
+            let mut terms = inv.terms().stream()?;
+            while terms.advance() {
+                *freq.entry(terms.key().to_vec()).or_default() += u64::from(terms.value().doc_freq);
+            }
+        }
+        Ok(freq
+            .into_iter()
+            .max_by(|x, y| x.1.cmp(&y.1).then(y.0.cmp(&x.0)))
+            .map(|(k, n)| (String::from_utf8_lossy(&k).into_owned(), n)))
+    }
+
     fn term_query(&self, field: &str, value: &str) -> Result<tantivy::query::TermQuery> {
         let f = self.index.schema().get_field(field)?;
         let value = if [

@@ -846,6 +846,23 @@ impl Store {
         Ok(heads)
     }
 
+    /// The address with most records (not the empty one), for the bench's page of the
+    /// busiest address: from the search index's term statistics, else a scan.
+    pub fn ui_busiest_address(&self) -> Result<Option<String>> {
+        if let Some(s) = &self.inner.searcher {
+            return Ok(s.most_frequent_term("ip")?.map(|(ip, _)| ip));
+        }
+        self.with_conn(|c| {
+            Ok(c.query_row(
+                "SELECT client_ip FROM records WHERE client_ip <> '' GROUP BY client_ip \
+                 ORDER BY count(*) DESC, client_ip LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
     /// Detections that fired on these records: hit count and newest hit time each,
     /// most hits first.
     pub fn ui_detections_of_rowids(&self, rowids: &[i64]) -> Result<Vec<ValueCount>> {
@@ -1378,6 +1395,17 @@ mod tests {
                         assert_eq!(got, expect, "{ctx}: tally of {g:?}");
                     }
                 }
+            }
+            if name != "index and tail" {
+                let mut per: std::collections::BTreeMap<&str, i64> = Default::default();
+                for r in all.iter().filter(|r| !r.header.client_ip.is_empty()) {
+                    *per.entry(&r.header.client_ip).or_default() += 1;
+                }
+                let busiest = per
+                    .into_iter()
+                    .max_by(|x, y| x.1.cmp(&y.1).then(y.0.cmp(x.0)))
+                    .map(|(ip, _)| ip.to_string());
+                assert_eq!(store.ui_busiest_address().unwrap(), busiest, "{name}");
             }
             // the record page's neighbours: same user exactly, within the window
             for r in all.iter().step_by(97) {
