@@ -126,7 +126,7 @@ struct Heads {
     vals: Vec<u32>,
     cols: usize,
     names: Vec<String>,
-    ids: std::collections::HashMap<String, u32>,
+    ids: foldhash::HashMap<String, u32>,
 }
 
 impl Heads {
