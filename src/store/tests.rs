@@ -653,32 +653,47 @@ fn rows_of(c: &Connection, sql: &str) -> Vec<String> {
 
 /// Every UI rollup table equals the GROUP BY over `records` / `hits` it summarizes.
 fn assert_rollups_equal_scans(c: &Connection) {
+    // Hits with names and text: the table itself before migration 0008, its view after.
+    let named: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'hits_named'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let hits = if named == 1 { "hits_named" } else { "hits" };
     let pairs = [
         (
             "SELECT workload, hour, count FROM agg_record_hours ORDER BY 1, 2",
             "SELECT workload, creation_time / 3600, count(*) FROM records GROUP BY 1, 2 \
-             ORDER BY 1, 2",
+             ORDER BY 1, 2"
+                .to_string(),
         ),
         (
             "SELECT workload, content_type, count, last_ingested FROM agg_record_sources \
              ORDER BY 1, 2",
             "SELECT workload, content_type, count(*), max(ingested_at) FROM records \
-             GROUP BY 1, 2 ORDER BY 1, 2",
+             GROUP BY 1, 2 ORDER BY 1, 2"
+                .to_string(),
         ),
         (
             "SELECT detection, hour, count, last_seen FROM agg_hit_hours ORDER BY 1, 2",
-            "SELECT detection, creation_time / 3600, count(*), max(creation_time) FROM hits \
-             GROUP BY 1, 2 ORDER BY 1, 2",
+            format!(
+                "SELECT detection, creation_time / 3600, count(*), max(creation_time) \
+                 FROM {hits} GROUP BY 1, 2 ORDER BY 1, 2"
+            ),
         ),
         (
             "SELECT detection, group_key, count, first_seen, last_seen FROM agg_hit_groups \
              ORDER BY 1, 2",
-            "SELECT detection, group_key, count(*), min(creation_time), max(creation_time) \
-             FROM hits GROUP BY 1, 2 ORDER BY 1, 2",
+            format!(
+                "SELECT detection, group_key, count(*), min(creation_time), max(creation_time) \
+                 FROM {hits} GROUP BY 1, 2 ORDER BY 1, 2"
+            ),
         ),
     ];
     for (rollup, scan) in pairs {
-        let want = rows_of(c, scan);
+        let want = rows_of(c, &scan);
         assert!(!want.is_empty(), "{scan}");
         assert_eq!(rows_of(c, rollup), want, "{rollup}");
     }
@@ -687,6 +702,8 @@ fn assert_rollups_equal_scans(c: &Connection) {
 /// Migration 0004 moves the rollups from triggers into the writer: a store filled by the
 /// schema-3 triggers migrates, keeps its rollups, and the writer's per-blob sums (blobs,
 /// duplicates, imports, hits of the embedded detections) equal the tables afterwards.
+/// Migration 0008 (hits by id, details equal to the key stored once) on the way keeps
+/// every hit as it read before.
 #[test]
 fn rollups_kept_by_the_writer_equal_the_tables_also_after_migrating_a_schema_3_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -713,19 +730,49 @@ fn rollups_kept_by_the_writer_equal_the_tables_also_after_migrating_a_schema_3_s
                 ],
             )
             .unwrap();
+            let key = format!("{{\"UserId\":\"u{}\"}}", i % 2);
+            // every third hit emitted exactly its key (stored once after 0008)
+            let details = if i % 3 == 0 { key.clone() } else { "{}".into() };
+            let detection = if i % 2 == 0 {
+                "authentication"
+            } else {
+                "mass_download"
+            };
             c.execute(
                 "INSERT INTO hits (detection, record_rowid, record_id, creation_time, \
-                 group_key, details) VALUES ('authentication', ?1, ?2, ?3, ?4, '{}')",
+                 group_key, details) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
+                    detection,
                     c.last_insert_rowid(),
                     format!("old{i}"),
                     1_790_000_000 + i * 2000,
-                    format!("{{\"UserId\":\"u{}\"}}", i % 2)
+                    key,
+                    details
                 ],
             )
             .unwrap();
         }
         assert_rollups_equal_scans(&c);
+    }
+    let hit_columns = "SELECT id, detection, record_rowid, record_id, creation_time, group_key, \
+                       details FROM {} ORDER BY id";
+    let old_hits = {
+        let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        rows_of(&c, &hit_columns.replace("{}", "hits"))
+    };
+    {
+        let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        db::migrate(&c).unwrap();
+        assert_eq!(
+            rows_of(&c, &hit_columns.replace("{}", "hits_named")),
+            old_hits
+        );
+        let stored_once: i64 = c
+            .query_row("SELECT count(*) FROM hits WHERE details IS NULL", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(stored_once, 2, "hits 0 and 3 emitted their key");
     }
     let vars = crate::detect::Vars::default();
     let s = Store::open(dir.path(), Arc::new(Detections::load_embedded(vars))).unwrap();

@@ -14,6 +14,7 @@
 //! added up in memory per blob and written as one UPSERT per touched key ([`Rollups`])
 //! instead of per-row triggers (migration 0004).
 
+use super::hit_keys::HitKeys;
 use super::index::{IndexDoc, IndexMsg};
 use super::{BlobIngest, GapKind, ImportRow, IngestOutcome, NewGap, StreamState, db};
 use crate::detect::{Detections, Input, Runner};
@@ -55,6 +56,8 @@ pub struct Writer {
     /// Forwarding is on: every new record gets an outbox row in its own savepoint
     /// (invariant 1). Kept in the store (`outbox.rs`), so `import` queues too.
     pub(super) outbox_on: bool,
+    /// The ids of detection names and group keys hits refer to.
+    hit_keys: HitKeys,
 }
 
 fn now_secs() -> i64 {
@@ -81,6 +84,7 @@ impl Writer {
             training: None,
             pending_docs: Vec::new(),
             outbox_on: false,
+            hit_keys: HitKeys::default(),
         };
         w.reload_dict()?;
         w.outbox_on = super::outbox::forwarding_on(&w.conn)?;
@@ -224,7 +228,7 @@ impl Writer {
 
     /// TX2: stores the prepared records of one pending blob and marks it done
     /// (invariant 1).
-    pub fn ingest_prepared(&mut self, blob_id: i64, p: Prepared) -> Result<BlobIngest> {
+    pub fn ingest_prepared(&mut self, blob_id: i64, mut p: Prepared) -> Result<BlobIngest> {
         let row: Option<(i64, String, i64, String)> = self
             .conn
             .prepare_cached("SELECT tenant, state, attempts, content_id FROM blobs WHERE id = ?1")?
@@ -248,6 +252,7 @@ impl Writer {
             first_bad: p.first_bad,
             ..Default::default()
         };
+        self.hit_keys.resolve(&self.conn, &mut p.records)?;
         let tx = self.conn.savepoint()?;
         let mut docs = Vec::new();
         insert_prepared(
@@ -424,7 +429,11 @@ impl Writer {
 
     /// Stores prepared offline records (import); each record's tenant is its
     /// OrganizationId, or `default_tenant` without one.
-    pub fn import_prepared(&mut self, default_tenant: &str, p: Prepared) -> Result<IngestOutcome> {
+    pub fn import_prepared(
+        &mut self,
+        default_tenant: &str,
+        mut p: Prepared,
+    ) -> Result<IngestOutcome> {
         let mut tenants = Vec::with_capacity(p.records.len());
         for r in &p.records {
             let t = if r.organization_id.is_empty() {
@@ -442,6 +451,7 @@ impl Writer {
             bad_at: p.bad_at,
             ..Default::default()
         };
+        self.hit_keys.resolve(&self.conn, &mut p.records)?;
         let tx = self.conn.savepoint()?;
         let mut docs = Vec::new();
         insert_prepared(
@@ -566,6 +576,7 @@ impl Writer {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 self.pending_docs.clear();
                 self.tenants.clear();
+                self.hit_keys.clear();
                 if let Err(e2) = self.reload_dict() {
                     tracing::error!(error = %format!("{e2:#}"), "reloading the compression dictionary failed");
                 }
@@ -709,6 +720,9 @@ pub struct PreparedHit {
     pub detection: String,
     pub group_key: String,
     pub details: String,
+    /// The ids of `detection` and (`detection`, `group_key`), filled in by the writer
+    /// before the hit is inserted ([`HitKeys`]).
+    pub ids: (i64, i64),
 }
 
 /// A prepared blob (or import batch).
@@ -781,6 +795,7 @@ fn prepare_one(
             detection: h.detection,
             group_key: h.group_key.to_string(),
             details: h.details.to_string(),
+            ids: (0, 0),
         })
         .collect();
     Ok(Ok(PreparedRecord {
@@ -868,8 +883,8 @@ fn insert_prepared(
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
     )?;
     let mut hit = tx.prepare_cached(
-        "INSERT INTO hits (detection, record_rowid, record_id, creation_time, group_key, details) \
-         VALUES (?1,?2,?3,?4,?5,?6)",
+        "INSERT INTO hits (detection, grp, record_rowid, creation_time, details) \
+         VALUES (?1,?2,?3,?4,?5)",
     )?;
     let mut queue = if outbox {
         Some(tx.prepare_cached("INSERT INTO outbox (record_rowid, created_at) VALUES (?1, ?2)")?)
@@ -913,14 +928,10 @@ fn insert_prepared(
             s.push(r.raw.into_bytes());
         }
         for h in &r.hits {
-            hit.execute(params![
-                h.detection,
-                rowid,
-                header.id,
-                creation_time,
-                h.group_key,
-                h.details
-            ])?;
+            // A detection that groups by everything it emits has details equal to the key:
+            // stored once (NULL reads as the key, migration 0008).
+            let details = (h.details != h.group_key).then_some(h.details.as_str());
+            hit.execute(params![h.ids.0, h.ids.1, rowid, creation_time, details])?;
             rollups.hit(&h.detection, &h.group_key, creation_time);
             out.hits += 1;
         }
