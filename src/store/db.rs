@@ -84,7 +84,14 @@ const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
 
 fn set_common_pragmas(conn: &Connection) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
-    conn.pragma_update(None, "cache_size", -std::env::var("M365X_CACHE").ok().and_then(|v| v.parse::<i64>().ok()).unwrap_or(16_000))?; // KiB
+    conn.pragma_update(
+        None,
+        "cache_size",
+        -std::env::var("M365X_CACHE")
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(16_000),
+    )?; // KiB
     Ok(())
 }
 

@@ -75,6 +75,7 @@
 
 mod activity;
 mod db;
+mod dict_sampler;
 mod handle;
 mod hit_keys;
 mod index;

@@ -14,6 +14,7 @@
 //! added up in memory per blob and written as one UPSERT per touched key ([`Rollups`])
 //! instead of per-row triggers (migration 0004).
 
+use super::dict_sampler::DictSampler;
 use super::hit_keys::HitKeys;
 use super::index::{IndexDoc, IndexMsg};
 use super::{BlobIngest, GapKind, ImportRow, IngestOutcome, NewGap, StreamState, db};
@@ -31,8 +32,7 @@ use std::sync::mpsc::SyncSender;
 /// A malformed blob body is retried this many times (it may be a truncated transfer)
 /// before the blob is marked failed and a gap is written.
 pub const MAX_MALFORMED_ATTEMPTS: i64 = 3;
-/// Records kept as samples to train the zstd dictionary, and its size.
-const DICT_SAMPLES: usize = 2000;
+/// Size of a zstd dictionary.
 const DICT_BYTES: usize = 64 * 1024;
 const ZSTD_LEVEL: i32 = 3;
 /// Records per message to the indexer (the channel holds a few messages).
@@ -46,8 +46,9 @@ pub struct Writer {
     dict: SharedDict,
     /// A dictionary trained in the open transaction, published after its commit.
     new_dict: Option<Arc<(i64, Vec<u8>)>>,
-    /// Samples for the dictionary; `None` once trained (or given up).
-    samples: Option<Vec<Vec<u8>>>,
+    /// Chooses the records the next dictionary is trained on; `None` while one trains
+    /// and once the store has every dictionary.
+    sampler: Option<DictSampler>,
     /// A dictionary being trained on its own thread (training takes ~0.6 s: on the writer
     /// thread it stalled every blob of a backfill meanwhile); None when it failed.
     training: Option<std::sync::mpsc::Receiver<Option<Vec<u8>>>>,
@@ -80,7 +81,7 @@ impl Writer {
             index_tx: Some(index_tx),
             dict,
             new_dict: None,
-            samples: None,
+            sampler: None,
             training: None,
             pending_docs: Vec::new(),
             outbox_on: false,
@@ -263,7 +264,7 @@ impl Writer {
                 now,
                 outbox: self.outbox_on,
             },
-            &mut self.samples,
+            &mut self.sampler,
             &mut docs,
             &mut out,
         )?;
@@ -462,7 +463,7 @@ impl Writer {
                 now,
                 outbox: self.outbox_on,
             },
-            &mut self.samples,
+            &mut self.sampler,
             &mut docs,
             &mut out,
         )?;
@@ -597,11 +598,11 @@ impl Writer {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        if dict.is_none() && self.samples.is_none() {
-            self.samples = Some(Vec::new());
-        }
-        if dict.is_some() {
-            self.samples = None;
+        let stored: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM dicts", [], |r| r.get(0))?;
+        if self.training.is_none() {
+            self.sampler = DictSampler::for_store(stored.max(0) as usize);
         }
         if let Ok(mut g) = self.dict.write() {
             *g = dict.map(Arc::new);
@@ -623,21 +624,21 @@ impl Writer {
                 }
             };
             self.training = None;
-            self.samples = None;
             self.conn.execute(
                 "INSERT INTO dicts (created_at, bytes) VALUES (?1, ?2)",
                 params![now_secs(), dict],
             )?;
             self.new_dict = Some(Arc::new((self.conn.last_insert_rowid(), dict)));
+            let stored: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM dicts", [], |r| r.get(0))?;
+            self.sampler = DictSampler::for_store(stored.max(0) as usize);
             return Ok(());
         }
-        let Some(samples) = &self.samples else {
+        let Some(samples) = self.sampler.as_mut().and_then(|s| s.take_if_done()) else {
             return Ok(());
         };
-        if samples.len() < DICT_SAMPLES {
-            return Ok(());
-        }
-        let samples = self.samples.take().unwrap_or_default();
+        self.sampler = None;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("store-dict".into())
@@ -868,7 +869,7 @@ fn insert_prepared(
     tx: &Connection,
     items: impl Iterator<Item = (i64, PreparedRecord)>,
     origin: Origin,
-    samples: &mut Option<Vec<Vec<u8>>>,
+    sampler: &mut Option<DictSampler>,
     docs: &mut Vec<IndexDoc>,
     out: &mut IngestOutcome,
 ) -> Result<()> {
@@ -922,10 +923,8 @@ fn insert_prepared(
             q.execute(params![rowid, now])?;
         }
         rollups.record(&header.workload, creation_time, content_type, now);
-        if let Some(s) = samples.as_mut()
-            && s.len() < DICT_SAMPLES
-        {
-            s.push(r.raw.into_bytes());
+        if let Some(s) = sampler.as_mut() {
+            s.offer(r.raw);
         }
         for h in &r.hits {
             // A detection that groups by everything it emits has details equal to the key:
