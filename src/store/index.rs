@@ -58,11 +58,13 @@ const LOWER_RAW: &str = "lower_raw";
 /// The `text` field's analyzer: [`super::tokenizer::RecordTokenizer`] (GUIDs whole),
 /// tokens over 40 bytes dropped, lower-cased — tantivy's `default` but for GUIDs.
 const RECORD_TEXT: &str = "record_text";
-/// Memory budget of the index writer (tantivy's minimum is 15 MB per thread).
-const WRITER_HEAP: usize = 64_000_000;
-/// Indexing threads: one per core here. tantivy is the most expensive stage of a
-/// backfill (docs/architecture.md, Design choices), and one thread left a core idle while the other indexed.
-const WRITER_THREADS: usize = 2;
+/// Memory budget of the index writer (tantivy's minimum is 15 MB per thread): the largest
+/// single item of a collector's memory. 30 MB on one thread printed the same collect rate
+/// and CPU seconds as 64 MB on two, with 80 MiB less peak RSS (`bench`).
+const WRITER_HEAP: usize = 30_000_000;
+/// Indexing threads. With detections on, the preparers keep the second core busy while
+/// one thread indexes (two threads each needed their own share of the heap).
+const WRITER_THREADS: usize = 1;
 /// Commit after this many documents or this long after the first uncommitted one.
 const COMMIT_DOCS: usize = 200_000;
 const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
@@ -299,7 +301,7 @@ pub struct Indexer {
 
 impl Indexer {
     pub fn new(index: &Index, fields: Fields) -> Result<Indexer> {
-        let writer: IndexWriter = index.writer_with_num_threads(std::env::var("M365X_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(WRITER_THREADS), std::env::var("M365X_HEAP").ok().and_then(|v| v.parse::<usize>().ok()).map(|m| m * 1_000_000).unwrap_or(WRITER_HEAP)).context(
+        let writer: IndexWriter = index.writer_with_num_threads(WRITER_THREADS, WRITER_HEAP).context(
             "opening the search index writer (is another m365audit collecting into this data dir?)",
         )?;
         let upto = indexed_upto(index)?;

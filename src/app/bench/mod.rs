@@ -143,9 +143,7 @@ pub fn bench(records: u64, json: bool) -> Result<()> {
             }
         }
     }
-    if std::env::var("M365X_KEEP").is_err() {
-        let _ = std::fs::remove_dir_all(&ctx.dir);
-    }
+    let _ = std::fs::remove_dir_all(&ctx.dir);
     result?;
     if json {
         println!(
