@@ -18,6 +18,7 @@
 use super::db;
 use crate::model::RecordHeader;
 use anyhow::{Context, Result};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -65,6 +66,56 @@ const WRITER_HEAP: usize = 30_000_000;
 /// Indexing threads. With detections on, the preparers keep the second core busy while
 /// one thread indexes (two threads each needed their own share of the heap).
 const WRITER_THREADS: usize = 1;
+/// The most documents one merge reads. A merge maps every segment it reads, so its
+/// size is the collector's peak memory: with tantivy's defaults a store of a million
+/// records merged ~800,000 documents at once (~300 MiB of index files resident).
+/// Segments stop growing at about this size; a bigger store has more of them.
+const MERGE_MAX_DOCS: u32 = 150_000;
+
+/// tantivy's log merge policy, with no merge reading more than [`MERGE_MAX_DOCS`]
+/// documents: a candidate that would is cut down to its smallest segments that fit
+/// (nothing when fewer than two do).
+#[derive(Debug)]
+struct CappedMerges(tantivy::indexer::LogMergePolicy);
+
+impl CappedMerges {
+    fn new() -> CappedMerges {
+        let mut log = tantivy::indexer::LogMergePolicy::default();
+        log.set_max_docs_before_merge(MERGE_MAX_DOCS as usize);
+        CappedMerges(log)
+    }
+}
+
+impl tantivy::indexer::MergePolicy for CappedMerges {
+    fn compute_merge_candidates(
+        &self,
+        segments: &[tantivy::index::SegmentMeta],
+    ) -> Vec<tantivy::indexer::MergeCandidate> {
+        let docs: HashMap<tantivy::index::SegmentId, u32> =
+            segments.iter().map(|m| (m.id(), m.num_docs())).collect();
+        self.0
+            .compute_merge_candidates(segments)
+            .into_iter()
+            .filter_map(|c| cap_merge(c.0, &docs).map(tantivy::indexer::MergeCandidate))
+            .collect()
+    }
+}
+
+/// The smallest segments of a merge candidate that together hold at most
+/// [`MERGE_MAX_DOCS`] documents, if at least two.
+fn cap_merge<K: Copy + Eq + std::hash::Hash>(
+    mut ids: Vec<K>,
+    docs: &HashMap<K, u32>,
+) -> Option<Vec<K>> {
+    ids.sort_by_key(|id| docs.get(id).copied().unwrap_or(u32::MAX));
+    let mut total = 0u64;
+    ids.retain(|id| {
+        total += u64::from(docs.get(id).copied().unwrap_or(u32::MAX));
+        total <= u64::from(MERGE_MAX_DOCS)
+    });
+    (ids.len() >= 2).then_some(ids)
+}
+
 /// Commit after this many documents or this long after the first uncommitted one.
 const COMMIT_DOCS: usize = 200_000;
 const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
@@ -304,6 +355,7 @@ impl Indexer {
         let writer: IndexWriter = index.writer_with_num_threads(WRITER_THREADS, WRITER_HEAP).context(
             "opening the search index writer (is another m365audit collecting into this data dir?)",
         )?;
+        writer.set_merge_policy(Box::new(CappedMerges::new()));
         let upto = indexed_upto(index)?;
         Ok(Indexer {
             writer: Some(writer),
@@ -628,5 +680,25 @@ impl tantivy::collector::SegmentCollector for RowTimesSegment {
 
     fn harvest(self) -> Vec<(i64, i64)> {
         self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_merge_reads_at_most_the_cap_smallest_segments_first() {
+        let docs: HashMap<u8, u32> = [(1, 90_000), (2, 40_000), (3, 30_000), (4, 100_000)]
+            .into_iter()
+            .collect();
+        // 30k + 40k fit, adding 90k would not
+        assert_eq!(cap_merge(vec![1, 2, 3, 4], &docs), Some(vec![3, 2]));
+        // under the cap: all of it
+        let small: HashMap<u8, u32> = [(1, 10), (2, 20), (3, 30)].into_iter().collect();
+        assert_eq!(cap_merge(vec![3, 1, 2], &small), Some(vec![1, 2, 3]));
+        // one segment alone is no merge
+        let big: HashMap<u8, u32> = [(1, 140_000), (2, 100_000)].into_iter().collect();
+        assert_eq!(cap_merge(vec![1, 2], &big), None);
     }
 }
