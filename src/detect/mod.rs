@@ -171,9 +171,9 @@ struct Detection {
     /// the first step of every `group_by`/`distinct` path, which grouping may read from the
     /// record); None: all.
     proj: Option<Vec<Field>>,
-    /// Prefilter words (`words.rs`) as searchers, each with whether it holds a `/` (which
-    /// the JSON text may spell `\\/`): the text must hold a word of every set.
-    words: Vec<Vec<(memmem::Finder<'static>, bool)>>,
+    /// Prefilter words and type guards (`words.rs`) as searchers: the text must hold one
+    /// of every set.
+    words: Vec<Vec<Probe>>,
     /// What derivation found the filter reads.
     reads: reads::Reads,
 }
@@ -385,7 +385,9 @@ impl Detections {
                     let words = derived_words
                         .iter()
                         .filter(|set| match &table {
-                            TableSel::Workload(w) => !set.contains(&w.to_ascii_lowercase()),
+                            TableSel::Workload(w) => {
+                                !set.contains(&words::Atom::Word(w.to_ascii_lowercase()))
+                            }
                             _ => true,
                         })
                         .map(|set| finders(set))
@@ -476,7 +478,13 @@ impl Detections {
             d.words = if d.meta.contains.is_empty() {
                 Vec::new()
             } else {
-                vec![finders(&d.meta.contains)]
+                let set: Vec<words::Atom> = d
+                    .meta
+                    .contains
+                    .iter()
+                    .map(|w| words::Atom::Word(w.clone()))
+                    .collect();
+                vec![finders(&set)]
             };
         }
         self.id = fresh_id();
@@ -563,9 +571,9 @@ impl Detections {
         Some(fields)
     }
 
-    /// Appends to `out` the detections of `cands` whose `# contains` words admit the
-    /// record's JSON text (those without such words always). Where the text could spell a
-    /// word with an escape (`\u0041`, `\/`), every word is taken as present.
+    /// Appends to `out` the detections of `cands` whose prefilter sets (words and type
+    /// guards) admit the record's JSON text (those without any always). Where the text
+    /// could spell a word with an escape (`\u0041`, `\/`), every word is taken as present.
     pub(crate) fn admitted(
         &self,
         cands: &[u16],
@@ -582,15 +590,16 @@ impl Detections {
         lower.extend(raw.iter().map(u8::to_ascii_lowercase));
         let plain = std::str::from_utf8(lower).is_ok() && memmem::find(lower, b"\\u").is_none();
         let mut slash_escape = None;
+        let mut slash = |lower: &[u8]| {
+            *slash_escape.get_or_insert_with(|| memmem::find(lower, b"\\/").is_some())
+        };
         for &c in cands {
             let sets = &self.items[usize::from(c)].words;
             let admit = !plain
-                || sets.iter().all(|words| {
-                    words.iter().any(|(w, slash)| {
-                        w.find(lower).is_some()
-                            || (*slash
-                                && *slash_escape
-                                    .get_or_insert_with(|| memmem::find(lower, b"\\/").is_some()))
+                || sets.iter().all(|set| {
+                    set.iter().any(|p| match p {
+                        Probe::Word(w, s) => w.find(lower).is_some() || (*s && slash(lower)),
+                        Probe::NotString(k, s) => not_a_string(lower, k) || (*s && slash(lower)),
                     })
                 });
             if admit {
@@ -668,18 +677,50 @@ impl Detections {
     }
 }
 
-/// Searchers for one set of prefilter words, each with whether it holds a `/`.
-fn finders(words: &[String]) -> Vec<(memmem::Finder<'static>, bool)> {
-    words
-        .iter()
-        .map(|w| {
-            let w = w.to_ascii_lowercase();
-            (
-                memmem::Finder::new(w.as_bytes()).into_owned(),
-                w.contains('/'),
-            )
+/// One atom of a prefilter set, as it is looked for in a record's lower-cased text. Each
+/// says whether it holds a `/`, which the text may spell `\\/` (then the atom is taken
+/// as present).
+enum Probe {
+    /// The word anywhere.
+    Word(memmem::Finder<'static>, bool),
+    /// `"key"` (quotes included) followed by `:` and a value that is not a string.
+    NotString(memmem::Finder<'static>, bool),
+}
+
+/// Searchers for one prefilter set.
+fn finders(set: &[words::Atom]) -> Vec<Probe> {
+    set.iter()
+        .map(|a| match a {
+            words::Atom::Word(w) => {
+                let w = w.to_ascii_lowercase();
+                Probe::Word(
+                    memmem::Finder::new(w.as_bytes()).into_owned(),
+                    w.contains('/'),
+                )
+            }
+            words::Atom::NotString(k) => {
+                let quoted = format!("\"{}\"", k.to_ascii_lowercase());
+                Probe::NotString(
+                    memmem::Finder::new(quoted.as_bytes()).into_owned(),
+                    k.contains('/'),
+                )
+            }
         })
         .collect()
+}
+
+/// Whether the JSON text has the key `key` (a searcher for it in quotes) followed by a
+/// value that is not a string, anywhere. Wherever the record has that key with such a
+/// value, its text (without `\\u` escapes) spells exactly this; elsewhere a match only
+/// admits a record that did not need to be.
+fn not_a_string(text: &[u8], key: &memmem::Finder<'_>) -> bool {
+    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    key.find_iter(text).any(|at| {
+        let mut rest = text[at + key.needle().len()..]
+            .iter()
+            .skip_while(|b| space(b));
+        rest.next() == Some(&b':') && rest.find(|b| !space(b)).is_some_and(|b| *b != b'"')
+    })
 }
 
 /// A hand-written `# fields` line must name everything the filter reads (what

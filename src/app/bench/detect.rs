@@ -110,7 +110,24 @@ pub(super) fn stage_detect(ctx: &mut BenchCtx) -> Result<Row> {
         }
         _ => format!("{counts}; jq not installed; load avg {load:.1}"),
     };
-    let note = format!("{note}; {versus}");
+    // where the two differ, per detection: which derivation admits or runs more
+    let ids = detections.metas();
+    let apart: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let get = |v: &[u64]| v.get(i).copied().unwrap_or(0);
+            let (a, ha) = (get(&report.admitted), get(&claimed_report.admitted));
+            let (r, hr) = (get(&report.runs), get(&claimed_report.runs));
+            (a != ha || r != hr).then(|| format!("{} admitted {a}/{ha}, jq runs {r}/{hr}", m.id))
+        })
+        .collect();
+    let apart = if apart.is_empty() {
+        "every detection admits and runs the same records either way".to_string()
+    } else {
+        format!("derived/hand-written per detection: {}", apart.join("; "))
+    };
+    let note = format!("{note}; {versus}; {apart}");
     Ok(Row {
         stage: "detect".into(),
         records: n,
