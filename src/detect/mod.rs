@@ -174,17 +174,25 @@ struct Detection {
     /// Prefilter words and type guards (`words.rs`) as searchers: the text must hold one
     /// of every set.
     words: Vec<Vec<Probe>>,
+    /// Prefilter sets the header decides (`.Workload == "x" or …`): the record's header
+    /// field must equal one value of every set.
+    heads: Vec<Vec<(words::Head, String)>>,
     /// What derivation found the filter reads.
     reads: reads::Reads,
 }
 
 impl Detection {
     fn table_accepts(&self, h: &RecordHeader) -> bool {
-        match &self.table {
+        let table = match &self.table {
             TableSel::All => true,
             TableSel::Auth => is_auth_operation(&h.operation),
             TableSel::Workload(w) => h.workload.eq_ignore_ascii_case(w),
-        }
+        };
+        table
+            && self
+                .heads
+                .iter()
+                .all(|set| set.iter().any(|(f, v)| f.in_header(h) == v))
     }
 
     fn accepts(&self, h: &RecordHeader) -> bool {
@@ -382,16 +390,29 @@ impl Detections {
                         &meta.operations,
                     );
                     // a set naming the table's workload holds for every candidate
-                    let words = derived_words
-                        .iter()
-                        .filter(|set| match &table {
-                            TableSel::Workload(w) => {
-                                !set.contains(&words::Atom::Word(w.to_ascii_lowercase()))
-                            }
-                            _ => true,
-                        })
-                        .map(|set| finders(set))
-                        .collect();
+                    let sets = derived_words.iter().filter(|set| match &table {
+                        TableSel::Workload(w) => !set.iter().any(|a| match a {
+                            words::Atom::Word(x) => x.eq_ignore_ascii_case(w),
+                            words::Atom::Is(words::Head::Workload, x) => x.eq_ignore_ascii_case(w),
+                            _ => false,
+                        }),
+                        _ => true,
+                    });
+                    // sets of header values only are checked against the header
+                    let (mut words, mut heads) = (Vec::new(), Vec::new());
+                    for set in sets {
+                        let head: Option<Vec<(words::Head, String)>> = set
+                            .iter()
+                            .map(|a| match a {
+                                words::Atom::Is(h, v) => Some((*h, v.clone())),
+                                _ => None,
+                            })
+                            .collect();
+                        match head {
+                            Some(h) => heads.push(h),
+                            None => words.push(finders(set)),
+                        }
+                    }
                     let ops = OpFilter::new(&meta.operations);
                     let proj = match &reads {
                         reads::Reads::Fields(f) => Some(projection(f, &meta)),
@@ -404,6 +425,7 @@ impl Detections {
                         ops,
                         proj,
                         words,
+                        heads,
                         reads,
                     });
                 }
@@ -474,6 +496,7 @@ impl Detections {
     /// claims beyond the load-time check of `# fields`.
     pub fn trusting_claims(mut self) -> Detections {
         for d in &mut self.items {
+            d.heads = Vec::new();
             d.proj = (!d.meta.fields.is_empty()).then(|| projection(&d.meta.fields, &d.meta));
             d.words = if d.meta.contains.is_empty() {
                 Vec::new()
@@ -488,6 +511,19 @@ impl Detections {
             };
         }
         self.id = fresh_id();
+        self
+    }
+
+    /// The same detections with nothing derived to spare work: no prefilter words, type
+    /// guards or header sets, whole records parsed. Tests compare it with the engine as it
+    /// runs (the table and `operations` prefilter stay); nothing else should need it.
+    pub fn without_derived_prefilters(mut self) -> Detections {
+        for d in &mut self.items {
+            d.heads = Vec::new();
+            d.words = Vec::new();
+            d.proj = None;
+        }
+        self.index();
         self
     }
 
@@ -691,7 +727,8 @@ enum Probe {
 fn finders(set: &[words::Atom]) -> Vec<Probe> {
     set.iter()
         .map(|a| match a {
-            words::Atom::Word(w) => {
+            // in the text, the value is spelled as it is (it is a word)
+            words::Atom::Word(w) | words::Atom::Is(_, w) => {
                 let w = w.to_ascii_lowercase();
                 Probe::Word(
                     memmem::Finder::new(w.as_bytes()).into_owned(),

@@ -30,8 +30,9 @@ enum V {
     Sub,
     /// A value found in the record under this object key (lower-cased, a [`word`]),
     /// unchanged: when it is not null, the record's text spells the key. True: known to be
-    /// neither null nor false (`.k // x`), so the key is present.
-    Keyed(String, bool),
+    /// neither null nor false (`.k // x`), so the key is present. A header field: the
+    /// record's own field of that name (the record header holds its value).
+    Keyed(String, bool, Option<Head>),
     /// `tostring` of a value found in the record: the value itself when a string, else
     /// its JSON text (which the record's text spells for `true`, `false`, `null` and
     /// integers).
@@ -59,9 +60,37 @@ enum V {
     Any,
 }
 
-/// One thing a record's text may hold (ASCII case ignored).
+/// A top-level field of the record that its header holds as it is (when a string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Head {
+    Operation,
+    Workload,
+}
+
+impl Head {
+    fn of_key(k: &str) -> Option<Head> {
+        match k {
+            "Operation" => Some(Head::Operation),
+            "Workload" => Some(Head::Workload),
+            _ => None,
+        }
+    }
+
+    /// The header's value of this field (empty when the record's is not a string).
+    pub(crate) fn in_header(self, h: &crate::model::RecordHeader) -> &str {
+        match self {
+            Head::Operation => &h.operation,
+            Head::Workload => &h.workload,
+        }
+    }
+}
+
+/// One thing a record may hold (a word: ASCII case ignored).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Atom {
+    /// The record's header field equals this string exactly (its text then also spells
+    /// it: it is a [`word`]).
+    Is(Head, String),
     /// The word, lower-cased, anywhere in the text.
     Word(String),
     /// The key (lower-cased, a [`word`]) followed by a value that is not a string: a type
@@ -72,6 +101,7 @@ pub(crate) enum Atom {
 impl fmt::Display for Atom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Atom::Is(h, v) => write!(f, "{h:?}={v}"),
             Atom::Word(w) => f.write_str(w),
             Atom::NotString(k) => write!(f, "\"{k}\": not a string"),
         }
@@ -405,7 +435,7 @@ impl Cx {
                     .outs
                     .into_iter()
                     .map(|v| match v {
-                        V::Keyed(k, _) => V::Keyed(k, true),
+                        V::Keyed(k, _, h) => V::Keyed(k, true, h),
                         v => v,
                     })
                     .collect();
@@ -601,7 +631,7 @@ impl Cx {
             ("ascii_downcase", []) => self.each(input, |_, v| match v {
                 V::SubStr | V::Lower => Res::total(vec![V::Lower]),
                 // present (not null): fails only on a value that is not a string
-                V::Keyed(k, true) => Res {
+                V::Keyed(k, true, _) => Res {
                     outs: vec![V::Lower],
                     fail: Some(vec![Atom::NotString(k.clone())]),
                     need: Vec::new(),
@@ -674,17 +704,21 @@ fn path_of(v: &V, parts: &[(Part<T<'_>>, Opt)]) -> Res {
         let optional = matches!(opt, Opt::Optional);
         let mut next = Vec::new();
         // a constant key that is a word: a value found under it names it
-        let keyed = || match part {
-            Part::Index(i) => lit_str(i)
-                .as_deref()
-                .and_then(word)
-                .map(|k| V::Keyed(k, false)),
+        // (of the record itself: `top`, a header field perhaps)
+        let keyed = |top: bool| match part {
+            Part::Index(i) => lit_str(i).and_then(|k| {
+                let head = if top { Head::of_key(&k) } else { None };
+                word(&k).map(|w| V::Keyed(w, false, head))
+            }),
             Part::Range(..) => None,
         };
         for v in &cur {
             let (out, ok) = match (part, v) {
-                (Part::Index(_), V::Root | V::SubObj) => (keyed().unwrap_or(V::Sub), true),
-                (Part::Index(_), V::Sub | V::Keyed(..)) => (keyed().unwrap_or(V::Sub), optional),
+                (Part::Index(_), V::Root) => (keyed(true).unwrap_or(V::Sub), true),
+                (Part::Index(_), V::SubObj) => (keyed(false).unwrap_or(V::Sub), true),
+                (Part::Index(_), V::Sub | V::Keyed(..)) => {
+                    (keyed(false).unwrap_or(V::Sub), optional)
+                }
                 (Part::Range(None, None), V::Sub | V::Keyed(..) | V::SubObj) => (V::Sub, optional),
                 (Part::Range(None, None), V::Lits(l)) => {
                     for s in l {
@@ -719,7 +753,7 @@ fn keys_of(vs: &[V]) -> Option<Vec<String>> {
     let keys: Vec<String> = vs
         .iter()
         .map(|v| match v {
-            V::Keyed(k, _) => Some(k.clone()),
+            V::Keyed(k, ..) => Some(k.clone()),
             _ => None,
         })
         .collect::<Option<_>>()?;
@@ -765,6 +799,23 @@ fn equal_words(a: &[V], b: &[V]) -> Option<Vec<Atom>> {
     if !ok || !a.iter().any(from_record) {
         return None;
     }
+    // every value is the record's own header field: the header decides
+    let heads: Option<Vec<Head>> = a
+        .iter()
+        .map(|v| match v {
+            V::Keyed(_, _, h) => *h,
+            _ => None,
+        })
+        .collect();
+    if let Some(hs) = heads
+        && let Some(&h) = hs.first()
+        && hs.iter().all(|x| *x == h)
+    {
+        return lits
+            .into_iter()
+            .map(|s| word(s).map(|_| Atom::Is(h, s.clone())))
+            .collect();
+    }
     lits.into_iter().map(|s| word(s).map(Atom::Word)).collect()
 }
 
@@ -809,15 +860,14 @@ fn comma_only(t: &T<'_>) -> bool {
 pub(crate) fn derive(body: &T<'_>, libs: &[&[Def<&str>]], operations: &[String]) -> Need {
     let env: Env = scope::with_defs(None, libs.iter().flat_map(|defs| defs.iter()));
     let r = Cx { depth: 0 }.term(body, &[V::Root], &env);
-    let exact: Vec<Atom> = operations
-        .iter()
-        .filter(|o| !o.contains('*'))
-        .map(|o| Atom::Word(o.to_ascii_lowercase()))
-        .collect();
+    let exact: Vec<&String> = operations.iter().filter(|o| !o.contains('*')).collect();
     let implied = |set: &Vec<Atom>| {
         !exact.is_empty()
             && exact.len() == operations.len()
-            && exact.iter().all(|o| set.contains(o))
+            && exact.iter().all(|o| {
+                set.contains(&Atom::Word(o.to_ascii_lowercase()))
+                    || set.contains(&Atom::Is(Head::Operation, o.to_string()))
+            })
     };
     let mut out: Need = Vec::new();
     for mut set in r.need {
@@ -878,7 +928,10 @@ mod tests {
     #[test]
     fn constants_a_selected_value_must_equal_or_contain_are_words() {
         let w = |c: &str| words(c, &[]);
-        assert_eq!(w("select(.Operation == \"X\") | {UserId}"), [["x"]]);
+        assert_eq!(
+            w("select(.Operation == \"X\") | {UserId}"),
+            [["Operation=X"]]
+        );
         assert_eq!(
             w("select(.A == \"a\" or .B == \"b\") | select(.C == \"c\")"),
             [vec!["a", "b"], vec!["c"]]
@@ -897,6 +950,55 @@ mod tests {
         );
         // implied by the operations header: left out
         assert!(words("select(.Operation == \"X\") | 1", &["X"]).is_empty());
+    }
+
+    #[test]
+    fn the_records_own_operation_or_workload_is_a_header_value() {
+        let w = |c: &str| words(c, &[]);
+        assert_eq!(
+            w("select(.Workload == \"SharePoint\" or .Workload == \"OneDrive\") | 1"),
+            [["Workload=OneDrive", "Workload=SharePoint"]]
+        );
+        // another field, or one further down, is a word of the text
+        assert_eq!(
+            w("select(.Workload == \"A\" or .Operation == \"B\") | 1"),
+            [["Operation=B", "Workload=A"]]
+        );
+        assert_eq!(
+            w("select(.P.Workload == \"A\") | 1"),
+            Vec::<Vec<String>>::new()
+        );
+        assert_eq!(w("select(.P?.Workload? == \"A\") | 1"), [["a"]]);
+        assert_eq!(w("select(.workload == \"A\") | 1"), [["a"]]);
+        // a value not from the field itself: words only
+        assert_eq!(w("select((.Workload // \"B\") == \"A\") | 1"), [["a"]]);
+    }
+
+    #[test]
+    fn a_value_that_fails_only_when_not_a_string_keeps_its_words_under_a_type_guard() {
+        let w = |c: &str| words(c, &[]);
+        let guarded = vec!["exe", "js", "\"ext\": not a string"];
+        assert_eq!(
+            w("select((.Ext // \"\") | ascii_downcase | one_of([\"exe\", \"js\"])) | 1"),
+            [guarded.clone()]
+        );
+        assert_eq!(
+            w(
+                "select(.Op == \"u\" and ((.Ext // \"\") | ascii_downcase | . == \"exe\" or . == \"js\")) | 1"
+            ),
+            [vec!["u"], guarded]
+        );
+        // `or` keeps every pair of sets
+        assert_eq!(
+            w(
+                "select(.A == \"m\" or (.Op == \"u\" and ((.Ext // \"\") | ascii_downcase) == \"exe\")) | 1"
+            ),
+            [vec!["m", "u"], vec!["exe", "m", "\"ext\": not a string"]]
+        );
+        // a missing key is null, and null fails too: no guard without `//`
+        assert!(w("select(.Ext | ascii_downcase | . == \"exe\") | 1").is_empty());
+        // a failure after the guarded step still ends the walk
+        assert!(w("select((.Ext // \"\") | ascii_downcase | .x == \"exe\") | 1").is_empty());
     }
 
     #[test]
