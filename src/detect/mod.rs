@@ -12,11 +12,13 @@
 //!
 //! Evaluating jq dominates (perf on 1 M practice-tenant records: ~65 % of the CPU in jaq's
 //! interpreter), then parsing. So a record reaches jaq only through three filters, each
-//! declared in the query's header and each proven by `tests/detect_queries.rs` on every
-//! test record: `table`/`operations` (from the stored header columns, before the raw JSON is
-//! even decompressed — see `store::scan`), `contains` (words the raw text must hold), and
-//! `fields` (`project.rs`: only the top-level fields the candidates read are parsed into a jaq
-//! value). Re-running over a table ([`Grouper::stream`]) evaluates batches of candidates on
+//! proven by `tests/detect_queries.rs` on every test record (and, for what the engine
+//! derives, on each with values of every type in place of its own): `table`/`operations`
+//! from the header, and the `Operation`/`Workload` values the filter compares with (from
+//! the stored header columns, before the raw JSON is even decompressed — see
+//! `store::scan`), words the raw text must hold, with type guards (`words.rs`), and the
+//! fields read (`reads.rs`, `project.rs`: only the top-level fields the candidates read
+//! are parsed into a jaq value). Re-running over a table ([`Grouper::stream`]) evaluates batches of candidates on
 //! worker threads while the caller scans, and folds hits into per-thread groups straight
 //! from the jaq values; [`Runner`] (the store's per-record path) and [`Detections::run`]
 //! return [`Hit`]s. Both go through one evaluation core (`evaluate.rs`).

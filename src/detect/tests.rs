@@ -740,36 +740,3 @@ mod proptest_loader {
         }
     }
 }
-
-#[test]
-fn zz_debug_print_words() {
-    for d in &Detections::load_embedded(Vars::default()).items {
-        let src = embedded::EMBEDDED_QUERIES
-            .iter()
-            .find(|(f, _)| module_name(f) == d.meta.id)
-            .unwrap()
-            .1;
-        let (masked, includes) = engine::masked_and_includes(src);
-        let w = words::derive_file(
-            &masked,
-            &includes,
-            |_| {
-                Some((
-                    "m365.jq".into(),
-                    include_str!("../../queries/lib/m365.jq").into(),
-                ))
-            },
-            &d.meta.operations,
-        );
-        println!(
-            "{}: derived {:?} / hand {:?}",
-            d.meta.id, w, d.meta.contains
-        );
-        let claimed: Vec<String> = d.meta.fields.iter().map(|f| f.to_string()).collect();
-        let got = d
-            .proj
-            .as_ref()
-            .map(|p| p.iter().map(|f| f.to_string()).collect::<Vec<_>>());
-        println!("    fields derived {:?} / hand {:?}", got, claimed);
-    }
-}

@@ -1,7 +1,8 @@
 //! Prefilter words worked out from a detection's parse tree: sets of words (ASCII case
 //! ignored) of which the record's JSON text must hold one whenever the filter emits
 //! anything or fails. A record whose text lacks every word of one set skips the detection
-//! unparsed (`Detections::admitted`).
+//! unparsed (`Detections::admitted`); a set of header values only is checked against the
+//! record's header, before the record is a candidate (`Detection::table_accepts`).
 //!
 //! The walk follows the filter's pipeline from the record on: a `select` whose condition can
 //! only be true when a value of the record equals a string constant (`.Operation == "x"`,
@@ -9,8 +10,12 @@
 //! contains("x")`, `ci_any([...])`), gives that constant as a word; `and` keeps the words of
 //! each side that must hold, `or` joins them. Errors count like outputs: a step that may
 //! fail (`.a.b` on a string, `ascii_downcase` on a number) ends the walk there, so a record
-//! that would make the filter fail is never skipped. Anything not understood gives no word
-//! (the detection runs on every candidate). It must not run jq.
+//! that would make the filter fail is never skipped — unless it fails only on a value of
+//! another type under a known key (`.k // "" | ascii_downcase`): then what follows holds
+//! under a type guard ([`Atom::NotString`]), a set that also holds when the text has that
+//! key with a value that is not a string. A value compared that is the record's own
+//! `Operation` or `Workload` gives [`Atom::Is`], which the header can decide. Anything not
+//! understood gives no word (the detection runs on every candidate). It must not run jq.
 
 use super::scope::{self, Bound, bind};
 use jaq_core::load::lex::StrPart;
