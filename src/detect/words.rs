@@ -985,7 +985,7 @@ mod tests {
         let guarded = vec!["exe", "js", "\"ext\": not a string"];
         assert_eq!(
             w("select((.Ext // \"\") | ascii_downcase | one_of([\"exe\", \"js\"])) | 1"),
-            [guarded.clone()]
+            std::slice::from_ref(&guarded)
         );
         assert_eq!(
             w(
