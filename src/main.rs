@@ -20,7 +20,12 @@ fn tune_allocator() {
         // SAFETY: sets a plain integer option; mimalloc reads options atomically.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ms) };
     }
-    let default = std::time::Duration::from_millis(50);
+    let default = std::time::Duration::from_millis(
+        std::env::var("M365X_PURGE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(50),
+    );
     set_purge_delay(default);
     m365audit::alloc::install(set_purge_delay, default);
 }

@@ -3,7 +3,7 @@
 //! OneDrive file and sharing operations, Teams, Security & Compliance, DLP) and the quirks
 //! listed there (numbers as strings, Parameters as a string, ClientIP with ports/brackets/`"<null>"`,
 //! CreationTime without zone). Background records are drawn from a seeded mix per content
-//! type; the planted attack stories (`stories.rs`) use the same builders with fixed values.
+//! type; the planted attack stories (`stories/`) use the same builders with fixed values.
 //! Pure functions of their input; no clock, no I/O.
 
 use super::json::{Obj, esc_into, js, nv, raw_array, str_array};

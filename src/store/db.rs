@@ -17,6 +17,26 @@ use std::sync::{Arc, Mutex};
 pub(crate) const LAG_TO_NOW: &str =
     "lag_secs + max(0, CAST(strftime('%s', 'now') AS INTEGER) - updated_at)";
 
+/// The id of the detection whose name is the SQL parameter `param` (hits refer to
+/// detections and group keys by id: migration 0008). A constant subquery: SQLite runs it
+/// once per statement.
+pub(crate) fn detection_id(param: &str) -> String {
+    format!("(SELECT id FROM hit_detections WHERE name = {param})")
+}
+
+/// The id of the group key `key` of the detection named `detection` (SQL parameters).
+pub(crate) fn group_id(detection: &str, key: &str) -> String {
+    format!(
+        "(SELECT id FROM hit_groups WHERE detection = {} AND group_key = {key})",
+        detection_id(detection)
+    )
+}
+
+/// A hit's emitted details as text, for a hit row named `h` (NULL stored means the
+/// details are the group key's text).
+pub(crate) const HIT_DETAILS: &str =
+    "coalesce(h.details, (SELECT group_key FROM hit_groups WHERE id = h.grp))";
+
 /// Every migration, in order; index + 1 is the `user_version` after it.
 const MIGRATIONS: &[(&str, &str)] = &[
     (
@@ -47,6 +67,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_create_triage",
         include_str!("../../migrations/0007_create_triage.sql"),
     ),
+    (
+        "0008_compact_hits",
+        include_str!("../../migrations/0008_compact_hits.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
@@ -60,7 +84,14 @@ const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
 
 fn set_common_pragmas(conn: &Connection) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
-    conn.pragma_update(None, "cache_size", -16_000)?; // KiB
+    conn.pragma_update(
+        None,
+        "cache_size",
+        -std::env::var("M365X_CACHE")
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(16_000),
+    )?; // KiB
     Ok(())
 }
 

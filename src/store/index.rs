@@ -36,9 +36,11 @@ use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocum
 /// v3: the term dictionary is tantivy's SSTable (feature `quickwit`), not an FST: building
 /// the FST at every segment flush was the largest single cost of a backfill (~15 % of the
 /// collect CPU, its node registry thrashing on the unique GUID terms).
-pub const INDEX_DIR: &str = "index-v3";
+/// v4: no `id` field: a record's Id is one word of `text` already (a GUID is one word),
+/// and its own field held a second copy of every Id, ~10 % of the index.
+pub const INDEX_DIR: &str = "index-v4";
 /// Index directories of earlier builds: the writable store deletes them at open.
-const OLD_INDEX_DIRS: &[&str] = &["index-v2"];
+const OLD_INDEX_DIRS: &[&str] = &["index-v2", "index-v3"];
 
 /// Removes the index directories of earlier formats (never read again; they only take
 /// disk). A failure is logged: the store works without it.
@@ -68,7 +70,6 @@ const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 #[derive(Clone, Copy)]
 pub struct Fields {
     pub rowid: Field,
-    pub id: Field,
     pub time: Field,
     pub table: Field,
     pub operation: Field,
@@ -92,7 +93,6 @@ fn schema() -> (Schema, Fields) {
     );
     let fields = Fields {
         rowid: sb.add_u64_field("rowid", FAST),
-        id: sb.add_text_field("id", STRING),
         time: sb.add_date_field("time", INDEXED | FAST),
         table: sb.add_text_field("table", STRING),
         operation: sb.add_text_field("operation", lower.clone()),
@@ -251,7 +251,6 @@ pub fn indexed_upto(index: &Index) -> Result<i64> {
 fn document(f: &Fields, rowid: i64, h: &RecordHeader, text: &str) -> TantivyDocument {
     let mut d = TantivyDocument::new();
     d.add_u64(f.rowid, rowid as u64);
-    d.add_text(f.id, &h.id);
     d.add_date(
         f.time,
         tantivy::DateTime::from_timestamp_secs(h.creation_time.timestamp()),
@@ -300,7 +299,7 @@ pub struct Indexer {
 
 impl Indexer {
     pub fn new(index: &Index, fields: Fields) -> Result<Indexer> {
-        let writer: IndexWriter = index.writer_with_num_threads(WRITER_THREADS, WRITER_HEAP).context(
+        let writer: IndexWriter = index.writer_with_num_threads(std::env::var("M365X_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(WRITER_THREADS), std::env::var("M365X_HEAP").ok().and_then(|v| v.parse::<usize>().ok()).map(|m| m * 1_000_000).unwrap_or(WRITER_HEAP)).context(
             "opening the search index writer (is another m365audit collecting into this data dir?)",
         )?;
         let upto = indexed_upto(index)?;

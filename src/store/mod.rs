@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! <data>/m365audit.db   SQLite (WAL, 8 KiB pages): the single source of truth
-//! <data>/index-v3/      tantivy: derived from SQLite, rebuildable by deleting it
+//! <data>/index-v4/      tantivy: derived from SQLite, rebuildable by deleting it
 //! ```
 //!
 //! * **Records** (`ingest_blob`, `import_records`) are first *prepared* on two preparer
@@ -75,7 +75,9 @@
 
 mod activity;
 mod db;
+mod dict_sampler;
 mod handle;
+mod hit_keys;
 mod index;
 pub mod liveness;
 mod outbox;

@@ -243,7 +243,7 @@ impl Store {
         self.with_conn(|c| {
             let sql = format!(
                 "SELECT id, detection, record_rowid, record_id, creation_time, group_key, details \
-                 FROM hits WHERE {sql_where} {tail}"
+                 FROM hits_named WHERE {sql_where} {tail}"
             );
             let mut st = c.prepare_cached(&sql)?;
             let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
@@ -312,8 +312,10 @@ impl Store {
     /// Number of hits per detection.
     pub fn hit_counts(&self) -> Result<BTreeMap<String, i64>> {
         self.with_conn(|c| {
-            let mut st =
-                c.prepare_cached("SELECT detection, count(*) FROM hits GROUP BY detection")?;
+            let mut st = c.prepare_cached(
+                "SELECT d.name, n.count FROM (SELECT detection, count(*) AS count FROM hits \
+                 GROUP BY detection) n JOIN hit_detections d ON d.id = n.detection",
+            )?;
             let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })

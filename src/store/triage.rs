@@ -267,10 +267,12 @@ impl Store {
         mark: i64,
     ) -> Result<u64> {
         let times: Vec<i64> = self.with_conn(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT creation_time FROM hits INDEXED BY hits_detection_group \
-                 WHERE detection = ?1 AND group_key = ?2 AND id > ?3",
-            )?;
+            let mut st = c.prepare_cached(&format!(
+                "SELECT creation_time FROM hits INDEXED BY hits_group \
+                 WHERE detection = {} AND grp = {} AND id > ?3",
+                db::detection_id("?1"),
+                db::group_id("?1", "?2")
+            ))?;
             let rows = st.query_map(params![meta.id, key, mark], |r| r.get(0))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })?;
@@ -307,12 +309,16 @@ impl Store {
     pub fn group_count(&self, detection: &str, by_details: bool) -> Result<u64> {
         self.with_conn(|c| {
             let sql = if by_details {
-                "SELECT count(DISTINCT details) FROM hits WHERE detection = ?1"
+                format!(
+                    "SELECT count(DISTINCT {}) FROM hits h WHERE h.detection = {}",
+                    db::HIT_DETAILS,
+                    db::detection_id("?1")
+                )
             } else {
-                "SELECT count(*) FROM agg_hit_groups WHERE detection = ?1"
+                "SELECT count(*) FROM agg_hit_groups WHERE detection = ?1".to_string()
             };
             let n: i64 = c
-                .prepare_cached(sql)?
+                .prepare_cached(&sql)?
                 .query_row([detection], |r| r.get(0))?;
             Ok(n.max(0) as u64)
         })
@@ -357,11 +363,15 @@ impl Store {
     pub fn group_exists(&self, detection: &str, key: &str, by_details: bool) -> Result<bool> {
         self.with_conn(|c| {
             let sql = if by_details {
-                "SELECT 1 FROM hits WHERE detection = ?1 AND details = ?2 LIMIT 1"
+                format!(
+                    "SELECT 1 FROM hits h WHERE h.detection = {} AND {} = ?2 LIMIT 1",
+                    db::detection_id("?1"),
+                    db::HIT_DETAILS
+                )
             } else {
-                "SELECT 1 FROM agg_hit_groups WHERE detection = ?1 AND group_key = ?2"
+                "SELECT 1 FROM agg_hit_groups WHERE detection = ?1 AND group_key = ?2".to_string()
             };
-            Ok(c.prepare_cached(sql)?
+            Ok(c.prepare_cached(&sql)?
                 .query_row(params![detection, key], |_| Ok(()))
                 .optional()?
                 .is_some())
@@ -409,7 +419,7 @@ fn read_rows(c: &Connection, detection: Option<&str>) -> Result<Vec<TriageRow>> 
 }
 
 /// Hits of one group stored after `mark` (a hits.id). The stored group key is read from
-/// the covering index `hits_detection_group`; emitted details from the hits themselves.
+/// the covering index `hits_group` (by group id); emitted details from the hits themselves.
 fn new_hits_since(
     c: &Connection,
     detection: &str,
@@ -417,14 +427,21 @@ fn new_hits_since(
     mark: i64,
     by_details: bool,
 ) -> Result<u64> {
+    let det = db::detection_id("?1");
     let sql = if by_details {
-        "SELECT count(*) FROM hits WHERE detection = ?1 AND details = ?2 AND id > ?3"
+        format!(
+            "SELECT count(*) FROM hits h WHERE h.detection = {det} AND {} = ?2 AND h.id > ?3",
+            db::HIT_DETAILS
+        )
     } else {
-        "SELECT count(*) FROM hits INDEXED BY hits_detection_group \
-         WHERE detection = ?1 AND group_key = ?2 AND id > ?3"
+        format!(
+            "SELECT count(*) FROM hits INDEXED BY hits_group \
+             WHERE detection = {det} AND grp = {} AND id > ?3",
+            db::group_id("?1", "?2")
+        )
     };
     let n: i64 = c
-        .prepare_cached(sql)?
+        .prepare_cached(&sql)?
         .query_row(params![detection, key, mark], |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }

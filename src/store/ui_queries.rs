@@ -10,9 +10,9 @@
 //! scans `records` or `hits`. The dashboard reads the rollup tables `agg_record_hours`,
 //! `agg_record_sources` and `agg_hit_hours` (migration 0002) that the writer keeps current
 //! per blob (migration 0004); a detection's groups read only the covering
-//! index `hits_detection_group`; a user's or an address's records come from the search
+//! index `hits_group`; a user's or an address's records come from the search
 //! index (rowids) and are then read by rowid. A threshold detection's hits (the UI applies
-//! the rule itself) are read once from `hits_detection_group`; after that only the hits
+//! the rule itself) are read once from `hits_group`; after that only the hits
 //! newer than the last read (an id range) and the index ranges of the keys they touched.
 
 use super::{Store, StoredRecord, db};
@@ -138,6 +138,19 @@ impl Head {
 
 /// Rowids per `IN (…)` statement.
 const ROWID_CHUNK: usize = 500;
+
+/// Every group key of one detection by group id (hits name their group by id).
+fn group_keys_of(
+    c: &rusqlite::Connection,
+    detection: &str,
+) -> rusqlite::Result<std::collections::HashMap<i64, String>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT id, group_key FROM hit_groups WHERE detection = {}",
+        db::detection_id("?1")
+    ))?;
+    let rows = st.query_map([detection], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
 
 fn placeholders(n: usize) -> String {
     let mut s = "?,".repeat(n);
@@ -340,10 +353,11 @@ impl Store {
                 )?
                 .query_row([detection], |r| r.get(0))?
             } else {
-                c.prepare_cached(
-                    "SELECT count(*) FROM hits INDEXED BY hits_detection WHERE detection = ?1 \
+                c.prepare_cached(&format!(
+                    "SELECT count(*) FROM hits INDEXED BY hits_detection WHERE detection = {} \
                      AND creation_time >= ?2 AND creation_time < ?3",
-                )?
+                    db::detection_id("?1")
+                ))?
                 .query_row(rusqlite::params![detection, a, b], |r| r.get(0))?
             };
             if from.is_none() && to.is_none() && !by_details {
@@ -362,17 +376,28 @@ impl Store {
                 })?;
                 return Ok((total, rows.collect::<rusqlite::Result<_>>()?));
             }
-            // By group key: the covering index, already in group order.
-            let (col, from_hits) = if by_details {
-                ("details", "hits")
+            // By group key: counted on the covering index by group id, then named. Ties
+            // are in key order, as when the key itself was the index's column.
+            let det = db::detection_id("?1");
+            let sql = if by_details {
+                format!(
+                    "SELECT {d} AS v, count(*), min(h.creation_time), max(h.creation_time) \
+                     FROM hits h WHERE h.detection = {det} AND h.creation_time >= ?2 \
+                     AND h.creation_time < ?3 GROUP BY v \
+                     ORDER BY count(*) DESC, max(h.creation_time) DESC, v LIMIT ?4",
+                    d = db::HIT_DETAILS
+                )
             } else {
-                ("group_key", "hits INDEXED BY hits_detection_group")
+                format!(
+                    "SELECT g.group_key, n.count, n.first, n.last FROM \
+                     (SELECT grp, count(*) AS count, min(creation_time) AS first, \
+                      max(creation_time) AS last FROM hits INDEXED BY hits_group \
+                      WHERE detection = {det} AND creation_time >= ?2 AND creation_time < ?3 \
+                      GROUP BY grp) n JOIN hit_groups g ON g.id = n.grp \
+                     ORDER BY n.count DESC, n.last DESC, g.group_key LIMIT ?4"
+                )
             };
-            let mut st = c.prepare_cached(&format!(
-                "SELECT {col}, count(*), min(creation_time), max(creation_time) FROM {from_hits} \
-                 WHERE detection = ?1 AND creation_time >= ?2 AND creation_time < ?3 \
-                 GROUP BY {col} ORDER BY count(*) DESC, max(creation_time) DESC LIMIT ?4"
-            ))?;
+            let mut st = c.prepare_cached(&sql)?;
             let rows = st.query_map(rusqlite::params![detection, a, b, limit as i64], |r| {
                 Ok(HitGroup {
                     key: r.get(0)?,
@@ -390,7 +415,7 @@ impl Store {
     /// `distinct` the JSON text of the value at that dotted path of the emitted details —
     /// `None` where it is missing or null), in no particular order.
     ///
-    /// Without `distinct` this reads only the covering index `hits_detection_group` (no
+    /// Without `distinct` this reads only the covering index `hits_group` (no
     /// table lookups); with a key, only that key's index range. `distinct` costs one
     /// table lookup per hit; SQLite extracts the value (`->`), so the caller parses
     /// neither the details nor the value.
@@ -404,10 +429,10 @@ impl Store {
     ) -> Result<Vec<(String, i64, Option<String>)>> {
         let (a, b) = bounds(from, to);
         let mut args: Vec<SqlValue> = vec![detection.to_string().into(), a.into(), b.into()];
-        let mut key_cond = "";
+        let mut key_cond = String::new();
         if let Some(k) = group_key {
             args.push(k.to_string().into());
-            key_cond = "AND group_key = ?4";
+            key_cond = format!("AND h.grp = {}", db::group_id("?1", "?4"));
         }
         // A path of plain names becomes a JSON path SQLite evaluates; any other name
         // (never seen in a header) is looked up here in the parsed details instead.
@@ -422,25 +447,37 @@ impl Store {
             (None, _) => "NULL".to_string(),
             (Some(_), Some(path)) => {
                 args.push(path.clone().into());
-                format!("details -> ?{}", args.len())
+                format!("{} -> ?{}", db::HIT_DETAILS, args.len())
             }
-            (Some(_), None) => "details".to_string(),
+            (Some(_), None) => db::HIT_DETAILS.to_string(),
         };
         let rows = self.with_conn(|c| {
+            // The covering index gives group ids; their keys are read once per group.
+            let keys = group_keys_of(c, detection)?;
             let mut st = c.prepare_cached(&format!(
-                "SELECT group_key, creation_time, {third} FROM hits \
-                 INDEXED BY hits_detection_group WHERE detection = ?1 {key_cond} \
-                 AND creation_time >= ?2 AND creation_time < ?3"
+                "SELECT h.grp, h.creation_time, {third} FROM hits h \
+                 INDEXED BY hits_group WHERE h.detection = {det} {key_cond} \
+                 AND h.creation_time >= ?2 AND h.creation_time < ?3",
+                det = db::detection_id("?1")
             ))?;
             let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, Option<String>>(2)?,
                 ))
             })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(|e| anyhow::anyhow!("reading the hits of detection {detection}: {e}"))
+            let mut out = Vec::new();
+            for row in rows {
+                let (g, t, v) = row.map_err(|e| {
+                    anyhow::anyhow!("reading the hits of detection {detection}: {e}")
+                })?;
+                let key = keys.get(&g).cloned().ok_or_else(|| {
+                    anyhow::anyhow!("detection {detection}: a hit refers to a missing group {g}")
+                })?;
+                out.push((key, t, v));
+            }
+            Ok(out)
         })?;
         let Some(path) = distinct.filter(|_| sql_path.is_none()) else {
             return Ok(rows
@@ -477,10 +514,11 @@ impl Store {
     /// rows, by id range (the `+` keeps SQLite from walking the detection's whole index).
     pub fn ui_hit_keys_since(&self, detection: &str, after: i64, upto: i64) -> Result<Vec<String>> {
         self.with_conn(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT DISTINCT group_key FROM hits \
-                 WHERE id > ?1 AND id <= ?2 AND +detection = ?3",
-            )?;
+            let mut st = c.prepare_cached(&format!(
+                "SELECT DISTINCT g.group_key FROM hits h JOIN hit_groups g ON g.id = h.grp \
+                 WHERE h.id > ?1 AND h.id <= ?2 AND +h.detection = {}",
+                db::detection_id("?3")
+            ))?;
             let rows = st.query_map(rusqlite::params![after, upto, detection], |r| r.get(0))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
@@ -497,9 +535,11 @@ impl Store {
         self.with_conn(|c| {
             for chunk in rowids.chunks(ROWID_CHUNK) {
                 let mut st = c.prepare_cached(&format!(
-                    "SELECT group_key, creation_time FROM hits INDEXED BY hits_record \
-                     WHERE record_rowid IN ({}) AND detection = ?",
-                    placeholders(chunk.len())
+                    "SELECT g.group_key, h.creation_time FROM hits h INDEXED BY hits_record \
+                     JOIN hit_groups g ON g.id = h.grp \
+                     WHERE h.record_rowid IN ({}) AND h.detection = {}",
+                    placeholders(chunk.len()),
+                    db::detection_id("?")
                 ))?;
                 let mut args: Vec<SqlValue> = chunk.iter().map(|r| SqlValue::from(*r)).collect();
                 args.push(detection.to_string().into());
@@ -538,15 +578,18 @@ impl Store {
     ) -> Result<Vec<StoredRecord>> {
         let (a, b) = bounds(from, to);
         let mut args: Vec<SqlValue> = vec![detection.to_string().into(), a.into(), b.into()];
-        let mut cond = String::from(
-            "r.rowid IN (SELECT record_rowid FROM hits WHERE detection = ? \
-             AND creation_time >= ? AND creation_time < ?",
+        let mut cond = format!(
+            "r.rowid IN (SELECT h.record_rowid FROM hits h WHERE h.detection = {} \
+             AND h.creation_time >= ? AND h.creation_time < ?",
+            db::detection_id("?")
         );
         if let Some(k) = group_key {
-            cond.push_str(if by_details {
-                " AND details = ?"
+            // A group id is unique to its detection, so the key alone selects the group
+            // among this detection's hits.
+            cond.push_str(&if by_details {
+                format!(" AND {} = ?", db::HIT_DETAILS)
             } else {
-                " AND group_key = ?"
+                " AND h.grp IN (SELECT id FROM hit_groups WHERE group_key = ?)".to_string()
             });
             args.push(k.to_string().into());
         }
@@ -629,10 +672,11 @@ impl Store {
         let (a, b) = bounds(from, to);
         self.with_conn(|c| {
             let sql = format!(
-                "SELECT h.detection, count(*), max(h.creation_time) FROM hits h \
+                "SELECT d.name, count(*), max(h.creation_time) FROM hits h \
                  JOIN records r ON r.rowid = h.record_rowid \
+                 JOIN hit_detections d ON d.id = h.detection \
                  WHERE {f} = ?1 AND {f} <> '' AND r.creation_time >= ?2 \
-                 AND r.creation_time < ?3 GROUP BY h.detection ORDER BY 2 DESC",
+                 AND r.creation_time < ?3 GROUP BY h.detection ORDER BY 2 DESC, 1",
                 f = filter.sql()
             );
             let mut st = c.prepare_cached(&sql)?;
@@ -805,8 +849,9 @@ impl Store {
         self.with_conn(|c| {
             for chunk in rowids.chunks(ROWID_CHUNK) {
                 let mut st = c.prepare_cached(&format!(
-                    "SELECT detection, count(*), max(creation_time) FROM hits \
-                     WHERE record_rowid IN ({}) GROUP BY detection",
+                    "SELECT d.name, count(*), max(h.creation_time) FROM hits h \
+                     JOIN hit_detections d ON d.id = h.detection \
+                     WHERE h.record_rowid IN ({}) GROUP BY h.detection",
                     placeholders(chunk.len())
                 ))?;
                 let rows = st.query_map(rusqlite::params_from_iter(chunk), |r| {
@@ -955,8 +1000,9 @@ mod tests {
             .map(|(d, n, t)| (d, n, t.timestamp()))
             .collect();
         hits.sort();
-        let want =
-            scan("SELECT detection, count(*), max(creation_time) FROM hits GROUP BY 1 ORDER BY 1");
+        let want = scan(
+            "SELECT detection, count(*), max(creation_time) FROM hits_named GROUP BY 1 ORDER BY 1",
+        );
         assert!(!want.is_empty(), "the synthetic records fire detections");
         assert_eq!(hits, want);
         // A distinct rule's values, extracted by SQLite, equal the details' own.

@@ -29,12 +29,14 @@ impl Store {
         let a = from.map(|t| t.timestamp()).unwrap_or(i64::MIN);
         let b = to.map(|t| t.timestamp()).unwrap_or(i64::MAX);
         self.with_conn(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT h.record_rowid, h.group_key, h.details, h.creation_time \
-                 FROM hits h INDEXED BY hits_detection JOIN records r ON r.rowid = h.record_rowid \
-                 WHERE h.detection = ?1 AND h.creation_time >= ?2 AND h.creation_time < ?3 \
+            let mut st = c.prepare_cached(&format!(
+                "SELECT h.record_rowid, g.group_key, coalesce(h.details, g.group_key), \
+                 h.creation_time FROM hits h INDEXED BY hits_detection \
+                 JOIN records r ON r.rowid = h.record_rowid JOIN hit_groups g ON g.id = h.grp \
+                 WHERE h.detection = {} AND h.creation_time >= ?2 AND h.creation_time < ?3 \
                  AND r.user_id = ?4 ORDER BY h.creation_time DESC LIMIT ?5",
-            )?;
+                db::detection_id("?1")
+            ))?;
             let rows = st.query_map(
                 rusqlite::params![detection, a, b, user, limit.min(i64::MAX as usize) as i64],
                 |r| {

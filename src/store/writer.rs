@@ -14,6 +14,8 @@
 //! added up in memory per blob and written as one UPSERT per touched key ([`Rollups`])
 //! instead of per-row triggers (migration 0004).
 
+use super::dict_sampler::DictSampler;
+use super::hit_keys::HitKeys;
 use super::index::{IndexDoc, IndexMsg};
 use super::{BlobIngest, GapKind, ImportRow, IngestOutcome, NewGap, StreamState, db};
 use crate::detect::{Detections, Input, Runner};
@@ -30,8 +32,7 @@ use std::sync::mpsc::SyncSender;
 /// A malformed blob body is retried this many times (it may be a truncated transfer)
 /// before the blob is marked failed and a gap is written.
 pub const MAX_MALFORMED_ATTEMPTS: i64 = 3;
-/// Records kept as samples to train the zstd dictionary, and its size.
-const DICT_SAMPLES: usize = 2000;
+/// Size of a zstd dictionary.
 const DICT_BYTES: usize = 64 * 1024;
 const ZSTD_LEVEL: i32 = 3;
 /// Records per message to the indexer (the channel holds a few messages).
@@ -45,8 +46,9 @@ pub struct Writer {
     dict: SharedDict,
     /// A dictionary trained in the open transaction, published after its commit.
     new_dict: Option<Arc<(i64, Vec<u8>)>>,
-    /// Samples for the dictionary; `None` once trained (or given up).
-    samples: Option<Vec<Vec<u8>>>,
+    /// Chooses the records the next dictionary is trained on; `None` while one trains
+    /// and once the store has every dictionary.
+    sampler: Option<DictSampler>,
     /// A dictionary being trained on its own thread (training takes ~0.6 s: on the writer
     /// thread it stalled every blob of a backfill meanwhile); None when it failed.
     training: Option<std::sync::mpsc::Receiver<Option<Vec<u8>>>>,
@@ -55,6 +57,8 @@ pub struct Writer {
     /// Forwarding is on: every new record gets an outbox row in its own savepoint
     /// (invariant 1). Kept in the store (`outbox.rs`), so `import` queues too.
     pub(super) outbox_on: bool,
+    /// The ids of detection names and group keys hits refer to.
+    hit_keys: HitKeys,
 }
 
 fn now_secs() -> i64 {
@@ -77,10 +81,11 @@ impl Writer {
             index_tx: Some(index_tx),
             dict,
             new_dict: None,
-            samples: None,
+            sampler: None,
             training: None,
             pending_docs: Vec::new(),
             outbox_on: false,
+            hit_keys: HitKeys::default(),
         };
         w.reload_dict()?;
         w.outbox_on = super::outbox::forwarding_on(&w.conn)?;
@@ -224,7 +229,7 @@ impl Writer {
 
     /// TX2: stores the prepared records of one pending blob and marks it done
     /// (invariant 1).
-    pub fn ingest_prepared(&mut self, blob_id: i64, p: Prepared) -> Result<BlobIngest> {
+    pub fn ingest_prepared(&mut self, blob_id: i64, mut p: Prepared) -> Result<BlobIngest> {
         let row: Option<(i64, String, i64, String)> = self
             .conn
             .prepare_cached("SELECT tenant, state, attempts, content_id FROM blobs WHERE id = ?1")?
@@ -248,6 +253,7 @@ impl Writer {
             first_bad: p.first_bad,
             ..Default::default()
         };
+        self.hit_keys.resolve(&self.conn, &mut p.records)?;
         let tx = self.conn.savepoint()?;
         let mut docs = Vec::new();
         insert_prepared(
@@ -258,7 +264,7 @@ impl Writer {
                 now,
                 outbox: self.outbox_on,
             },
-            &mut self.samples,
+            &mut self.sampler,
             &mut docs,
             &mut out,
         )?;
@@ -424,7 +430,11 @@ impl Writer {
 
     /// Stores prepared offline records (import); each record's tenant is its
     /// OrganizationId, or `default_tenant` without one.
-    pub fn import_prepared(&mut self, default_tenant: &str, p: Prepared) -> Result<IngestOutcome> {
+    pub fn import_prepared(
+        &mut self,
+        default_tenant: &str,
+        mut p: Prepared,
+    ) -> Result<IngestOutcome> {
         let mut tenants = Vec::with_capacity(p.records.len());
         for r in &p.records {
             let t = if r.organization_id.is_empty() {
@@ -442,6 +452,7 @@ impl Writer {
             bad_at: p.bad_at,
             ..Default::default()
         };
+        self.hit_keys.resolve(&self.conn, &mut p.records)?;
         let tx = self.conn.savepoint()?;
         let mut docs = Vec::new();
         insert_prepared(
@@ -452,7 +463,7 @@ impl Writer {
                 now,
                 outbox: self.outbox_on,
             },
-            &mut self.samples,
+            &mut self.sampler,
             &mut docs,
             &mut out,
         )?;
@@ -566,6 +577,7 @@ impl Writer {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 self.pending_docs.clear();
                 self.tenants.clear();
+                self.hit_keys.clear();
                 if let Err(e2) = self.reload_dict() {
                     tracing::error!(error = %format!("{e2:#}"), "reloading the compression dictionary failed");
                 }
@@ -586,11 +598,11 @@ impl Writer {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        if dict.is_none() && self.samples.is_none() {
-            self.samples = Some(Vec::new());
-        }
-        if dict.is_some() {
-            self.samples = None;
+        let stored: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM dicts", [], |r| r.get(0))?;
+        if self.training.is_none() {
+            self.sampler = DictSampler::for_store(stored.max(0) as usize);
         }
         if let Ok(mut g) = self.dict.write() {
             *g = dict.map(Arc::new);
@@ -612,21 +624,21 @@ impl Writer {
                 }
             };
             self.training = None;
-            self.samples = None;
             self.conn.execute(
                 "INSERT INTO dicts (created_at, bytes) VALUES (?1, ?2)",
                 params![now_secs(), dict],
             )?;
             self.new_dict = Some(Arc::new((self.conn.last_insert_rowid(), dict)));
+            let stored: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM dicts", [], |r| r.get(0))?;
+            self.sampler = DictSampler::for_store(stored.max(0) as usize);
             return Ok(());
         }
-        let Some(samples) = &self.samples else {
+        let Some(samples) = self.sampler.as_mut().and_then(|s| s.take_if_done()) else {
             return Ok(());
         };
-        if samples.len() < DICT_SAMPLES {
-            return Ok(());
-        }
-        let samples = self.samples.take().unwrap_or_default();
+        self.sampler = None;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("store-dict".into())
@@ -709,6 +721,9 @@ pub struct PreparedHit {
     pub detection: String,
     pub group_key: String,
     pub details: String,
+    /// The ids of `detection` and (`detection`, `group_key`), filled in by the writer
+    /// before the hit is inserted ([`HitKeys`]).
+    pub ids: (i64, i64),
 }
 
 /// A prepared blob (or import batch).
@@ -781,6 +796,7 @@ fn prepare_one(
             detection: h.detection,
             group_key: h.group_key.to_string(),
             details: h.details.to_string(),
+            ids: (0, 0),
         })
         .collect();
     Ok(Ok(PreparedRecord {
@@ -853,7 +869,7 @@ fn insert_prepared(
     tx: &Connection,
     items: impl Iterator<Item = (i64, PreparedRecord)>,
     origin: Origin,
-    samples: &mut Option<Vec<Vec<u8>>>,
+    sampler: &mut Option<DictSampler>,
     docs: &mut Vec<IndexDoc>,
     out: &mut IngestOutcome,
 ) -> Result<()> {
@@ -868,8 +884,8 @@ fn insert_prepared(
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
     )?;
     let mut hit = tx.prepare_cached(
-        "INSERT INTO hits (detection, record_rowid, record_id, creation_time, group_key, details) \
-         VALUES (?1,?2,?3,?4,?5,?6)",
+        "INSERT INTO hits (detection, grp, record_rowid, creation_time, details) \
+         VALUES (?1,?2,?3,?4,?5)",
     )?;
     let mut queue = if outbox {
         Some(tx.prepare_cached("INSERT INTO outbox (record_rowid, created_at) VALUES (?1, ?2)")?)
@@ -907,20 +923,14 @@ fn insert_prepared(
             q.execute(params![rowid, now])?;
         }
         rollups.record(&header.workload, creation_time, content_type, now);
-        if let Some(s) = samples.as_mut()
-            && s.len() < DICT_SAMPLES
-        {
-            s.push(r.raw.into_bytes());
+        if let Some(s) = sampler.as_mut() {
+            s.offer(r.raw);
         }
         for h in &r.hits {
-            hit.execute(params![
-                h.detection,
-                rowid,
-                header.id,
-                creation_time,
-                h.group_key,
-                h.details
-            ])?;
+            // A detection that groups by everything it emits has details equal to the key:
+            // stored once (NULL reads as the key, migration 0008).
+            let details = (h.details != h.group_key).then_some(h.details.as_str());
+            hit.execute(params![h.ids.0, h.ids.1, rowid, creation_time, details])?;
             rollups.hit(&h.detection, &h.group_key, creation_time);
             out.hits += 1;
         }

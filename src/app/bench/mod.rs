@@ -143,7 +143,9 @@ pub fn bench(records: u64, json: bool) -> Result<()> {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&ctx.dir);
+    if std::env::var("M365X_KEEP").is_err() {
+        let _ = std::fs::remove_dir_all(&ctx.dir);
+    }
     result?;
     if json {
         println!(
