@@ -152,7 +152,7 @@ fn prefilter_never_changes_a_result_on_any_test_record() {
                 c.file, c.name
             );
             assert!(errs.is_empty(), "{}: {errs:?}", c.file);
-            // from the raw text, where the `# contains` words drop candidates too
+            // from the raw text, where the derived words drop candidates too
             let (from_text, errs) = d.run(&h, Input::Text(c.record.to_string().as_bytes()));
             assert_eq!(
                 from_text, all,

@@ -18,10 +18,11 @@
 //! the stored header columns, before the raw JSON is even decompressed — see
 //! `store::scan`), words the raw text must hold, with type guards (`words.rs`), and the
 //! fields read (`reads.rs`, `project.rs`: only the top-level fields the candidates read
-//! are parsed into a jaq value). Re-running over a table ([`Grouper::stream`]) evaluates batches of candidates on
-//! worker threads while the caller scans, and folds hits into per-thread groups straight
-//! from the jaq values; [`Runner`] (the store's per-record path) and [`Detections::run`]
-//! return [`Hit`]s. Both go through one evaluation core (`evaluate.rs`).
+//! are parsed into a jaq value). Re-running over a table ([`Grouper::stream`]) evaluates
+//! batches of candidates on worker threads while the caller scans, and folds hits into
+//! per-thread groups straight from the jaq values; [`Runner`] (the store's per-record
+//! path) and [`Detections::run`] return [`Hit`]s. Both go through one evaluation core
+//! (`evaluate.rs`).
 
 mod aggregate;
 pub mod command;
