@@ -241,7 +241,15 @@ async fn bench_times_the_main_pages_over_http() {
     let pages: Vec<&str> = t.iter().map(|p| p.page.as_str()).collect();
     assert_eq!(
         pages,
-        ["dashboard", "detection", "record", "user", "ip", "search"]
+        [
+            "dashboard",
+            "detection",
+            "record",
+            "user",
+            "ip",
+            "ip-busiest",
+            "search"
+        ]
     );
     for p in &t {
         assert_eq!(p.samples, 3);

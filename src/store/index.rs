@@ -478,8 +478,46 @@ impl Searcher {
     /// Rowids of the records whose typed field (`user`, `ip`, `operation`, …) equals
     /// `value` (case-insensitive where the field is), newest first.
     pub fn rowids_for_term(&self, field: &str, value: &str, limit: usize) -> Result<Vec<i64>> {
-        use tantivy::query::TermQuery;
         self.reader.reload()?;
+        let q = self.term_query(field, value)?;
+        let searcher = self.reader.searcher();
+        let top = TopDocs::with_limit(limit.max(1))
+            .order_by_fast_field::<tantivy::DateTime>("time", Order::Desc);
+        let docs = searcher.search(&q, &top)?;
+        rowids_of(&searcher, docs, limit)
+    }
+
+    /// Every record whose typed field (`user`, `ip`, …) equals `value` (case-insensitive
+    /// where the field is): (rowid, CreationTime seconds) each, in no particular order.
+    /// One pass over the term's postings, no sort: for the pages that tally all of a
+    /// user's or an address's records (tens of thousands) and show one page of them.
+    pub fn rows_for_term(&self, field: &str, value: &str) -> Result<Vec<(i64, i64)>> {
+        self.reader.reload()?;
+        let q = self.term_query(field, value)?;
+        Ok(self.reader.searcher().search(&q, &RowTimes)?)
+    }
+
+    /// The most frequent term of a typed field (`ip`, `user`, …) in the committed index
+    /// and the number of documents holding it, from the term dictionaries' document
+    /// frequencies (no document is read); ties go to the smallest term.
+    pub fn most_frequent_term(&self, field: &str) -> Result<Option<(String, u64)>> {
+        self.reader.reload()?;
+        let f = self.index.schema().get_field(field)?;
+        let mut freq: std::collections::HashMap<Vec<u8>, u64> = Default::default();
+        for seg in self.reader.searcher().segment_readers() {
+            let inv = seg.inverted_index(f)?;
+            let mut terms = inv.terms().stream()?;
+            while terms.advance() {
+                *freq.entry(terms.key().to_vec()).or_default() += u64::from(terms.value().doc_freq);
+            }
+        }
+        Ok(freq
+            .into_iter()
+            .max_by(|x, y| x.1.cmp(&y.1).then(y.0.cmp(&x.0)))
+            .map(|(k, n)| (String::from_utf8_lossy(&k).into_owned(), n)))
+    }
+
+    fn term_query(&self, field: &str, value: &str) -> Result<tantivy::query::TermQuery> {
         let f = self.index.schema().get_field(field)?;
         let value = if [
             self.fields.user,
@@ -492,15 +530,10 @@ impl Searcher {
         } else {
             value.to_string()
         };
-        let q = TermQuery::new(
+        Ok(tantivy::query::TermQuery::new(
             tantivy::Term::from_field_text(f, &value),
             IndexRecordOption::Basic,
-        );
-        let searcher = self.reader.searcher();
-        let top = TopDocs::with_limit(limit.max(1))
-            .order_by_fast_field::<tantivy::DateTime>("time", Order::Desc);
-        let docs = searcher.search(&q, &top)?;
-        rowids_of(&searcher, docs, limit)
+        ))
     }
 
     pub fn indexed_upto(&self) -> Result<i64> {
@@ -514,21 +547,84 @@ impl Searcher {
     }
 }
 
-/// The `rowid` fast field of the first `limit` documents found, in their order.
+/// The `rowid` fast field of the first `limit` documents found, in their order. Each
+/// segment's column is opened once: opening it decodes the column's block headers, which
+/// per document cost more than the whole search.
 fn rowids_of<S>(
     searcher: &tantivy::Searcher,
     docs: Vec<(S, tantivy::DocAddress)>,
     limit: usize,
 ) -> Result<Vec<i64>> {
     let mut rowids = Vec::with_capacity(docs.len().min(limit));
+    let mut cols: Vec<Option<tantivy::columnar::Column<u64>>> = Vec::new();
     for (_, addr) in docs.into_iter().take(limit) {
-        let col = searcher
-            .segment_reader(addr.segment_ord)
-            .fast_fields()
-            .u64("rowid")?;
+        let seg = addr.segment_ord as usize;
+        if cols.len() <= seg {
+            cols.resize_with(seg + 1, || None);
+        }
+        let col = match &mut cols[seg] {
+            Some(c) => c,
+            slot => slot.insert(
+                searcher
+                    .segment_reader(addr.segment_ord)
+                    .fast_fields()
+                    .u64("rowid")?,
+            ),
+        };
         if let Some(r) = col.first(addr.doc_id) {
             rowids.push(r as i64);
         }
     }
     Ok(rowids)
+}
+
+/// Collects (rowid, CreationTime seconds) of every match, in no order: the fast fields
+/// are read once per segment and nothing is sorted or scored.
+struct RowTimes;
+
+struct RowTimesSegment {
+    rowid: tantivy::columnar::Column<u64>,
+    time: tantivy::columnar::Column<tantivy::DateTime>,
+    out: Vec<(i64, i64)>,
+}
+
+impl tantivy::collector::Collector for RowTimes {
+    type Fruit = Vec<(i64, i64)>;
+    type Child = RowTimesSegment;
+
+    fn for_segment(
+        &self,
+        _ord: tantivy::SegmentOrdinal,
+        segment: &tantivy::SegmentReader,
+    ) -> tantivy::Result<RowTimesSegment> {
+        let ff = segment.fast_fields();
+        Ok(RowTimesSegment {
+            rowid: ff.u64("rowid")?,
+            time: ff.date("time")?,
+            out: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<(i64, i64)>>) -> tantivy::Result<Vec<(i64, i64)>> {
+        Ok(fruits.concat())
+    }
+}
+
+impl tantivy::collector::SegmentCollector for RowTimesSegment {
+    type Fruit = Vec<(i64, i64)>;
+
+    fn collect(&mut self, doc: tantivy::DocId, _score: tantivy::Score) {
+        // Every document has both (see `document`); one without a rowid names no record.
+        if let (Some(r), Some(t)) = (self.rowid.first(doc), self.time.first(doc)) {
+            self.out.push((r as i64, t.into_timestamp_secs()));
+        }
+    }
+
+    fn harvest(self) -> Vec<(i64, i64)> {
+        self.out
+    }
 }

@@ -115,24 +115,69 @@ pub struct Profile {
     pub tallies: Vec<Vec<ValueCount>>,
 }
 
-/// The header columns of one record (profile aggregation without decompressing `raw`).
-struct Head {
-    rowid: i64,
-    time: i64,
-    user_id: String,
-    client_ip: String,
-    workload: String,
-    operation: String,
+/// The records of a profile, header columns only (no `raw`): rowid and CreationTime of
+/// each, and per read column an index into `names`. Values are interned as they are read,
+/// so tens of thousands of records cost one String per distinct value, not six per record.
+#[derive(Default)]
+struct Heads {
+    /// (rowid, CreationTime seconds), unique rowids, in no particular order.
+    rows: Vec<(i64, i64)>,
+    /// `cols` values per row, row-major: `vals[i * cols + j]` is column `j` of row `i`.
+    vals: Vec<u32>,
+    cols: usize,
+    names: Vec<String>,
+    ids: foldhash::HashMap<String, u32>,
 }
 
-impl Head {
-    fn get(&self, c: RecordColumn) -> &str {
-        match c {
-            RecordColumn::UserId => &self.user_id,
-            RecordColumn::ClientIp => &self.client_ip,
-            RecordColumn::Workload => &self.workload,
-            RecordColumn::Operation => &self.operation,
+impl Heads {
+    fn intern(&mut self, v: &str) -> u32 {
+        if let Some(&id) = self.ids.get(v) {
+            return id;
         }
+        let id = self.names.len() as u32;
+        self.names.push(v.to_string());
+        self.ids.insert(v.to_string(), id);
+        id
+    }
+
+    /// Appends one row `rowid, creation_time, col…` of a profile statement.
+    fn push(&mut self, r: &rusqlite::Row) -> Result<()> {
+        self.rows.push((r.get(0)?, r.get(1)?));
+        for j in 0..self.cols {
+            let id = self.intern(r.get_ref(2 + j)?.as_str()?);
+            self.vals.push(id);
+        }
+        Ok(())
+    }
+
+    /// Count and newest time of each value of column `j`, ordered as the pages show them
+    /// (count desc, last seen desc, value asc), the empty value left out, `limit` at most.
+    fn tally(&self, j: usize, limit: usize) -> Vec<ValueCount> {
+        let mut per: Vec<(i64, i64)> = vec![(0, i64::MIN); self.names.len()];
+        for (i, &(_, time)) in self.rows.iter().enumerate() {
+            let e = &mut per[self.vals[i * self.cols + j] as usize];
+            e.0 += 1;
+            e.1 = e.1.max(time);
+        }
+        let mut v: Vec<(usize, i64, i64)> = per
+            .into_iter()
+            .enumerate()
+            .filter(|(id, (n, _))| *n > 0 && !self.names[*id].is_empty())
+            .map(|(id, (n, last))| (id, n, last))
+            .collect();
+        v.sort_by(|x, y| {
+            y.1.cmp(&x.1)
+                .then(y.2.cmp(&x.2))
+                .then(self.names[x.0].cmp(&self.names[y.0]))
+        });
+        v.truncate(limit);
+        v.into_iter()
+            .map(|(id, count, last)| ValueCount {
+                value: self.names[id].clone(),
+                count,
+                last_seen: db::secs_to_time(last),
+            })
+            .collect()
     }
 }
 
@@ -697,10 +742,11 @@ impl Store {
     /// each column of `groups` (`tally_limit` values each) and every matching rowid (for
     /// `ui_detections_of_rowids`, which only the user page needs).
     ///
-    /// The records are found through the search index (their rowids; the few rows not
-    /// indexed yet by a rowid range scan) and then read by rowid, header columns only,
-    /// with the exact comparison of the SQL variant; without an index (or for another
-    /// column) it falls back to a scan of `records`.
+    /// The records are found through the search index (their rowids and times; the few
+    /// rows not indexed yet by a rowid range scan) and then read by rowid, the grouped
+    /// header columns only, with the exact comparison of the SQL variant; without an index
+    /// (or for another column) it falls back to a scan of `records`. Only the page's
+    /// records are read whole.
     pub fn ui_profile(
         &self,
         filter: RecordColumn,
@@ -710,43 +756,24 @@ impl Store {
         groups: &[RecordColumn],
         tally_limit: usize,
     ) -> Result<Profile> {
-        let (a, b) = bounds(from, to);
-        let mut heads = self.profile_headers(filter, value)?;
-        heads.retain(|h| h.time >= a && h.time < b && h.get(filter) == value && !value.is_empty());
-        heads.sort_by(|x, y| y.time.cmp(&x.time).then(y.rowid.cmp(&x.rowid)));
-        heads.dedup_by_key(|h| h.rowid);
+        let mut cols: Vec<RecordColumn> = Vec::new();
+        for g in groups {
+            if !cols.contains(g) {
+                cols.push(*g);
+            }
+        }
+        let heads = self.profile_headers(filter, value, bounds(from, to), &cols)?;
         let tallies = groups
             .iter()
             .map(|g| {
-                let mut m: std::collections::HashMap<&str, (i64, i64)> = Default::default();
-                for h in &heads {
-                    let v = h.get(*g);
-                    if !v.is_empty() {
-                        let e = m.entry(v).or_insert((0, h.time));
-                        e.0 += 1;
-                        e.1 = e.1.max(h.time);
-                    }
-                }
-                let mut v: Vec<ValueCount> = m
-                    .into_iter()
-                    .map(|(value, (count, last))| ValueCount {
-                        value: value.to_string(),
-                        count,
-                        last_seen: db::secs_to_time(last),
-                    })
-                    .collect();
-                v.sort_by(|x, y| {
-                    y.count
-                        .cmp(&x.count)
-                        .then(y.last_seen.cmp(&x.last_seen))
-                        .then(x.value.cmp(&y.value))
-                });
-                v.truncate(tally_limit);
-                v
+                let j = cols.iter().position(|c| c == g).unwrap_or_default();
+                heads.tally(j, tally_limit)
             })
             .collect();
-        let rowids: Vec<i64> = heads.iter().map(|h| h.rowid).collect();
-        let times: Vec<i64> = heads.iter().map(|h| h.time).collect();
+        let mut order: Vec<(i64, i64)> = heads.rows;
+        order.sort_unstable_by(|x, y| y.1.cmp(&x.1).then(y.0.cmp(&x.0)));
+        let rowids: Vec<i64> = order.iter().map(|r| r.0).collect();
+        let times: Vec<i64> = order.iter().map(|r| r.1).collect();
         let newest: Vec<i64> = rowids.iter().skip(offset).take(limit).copied().collect();
         let mut records = self.records_by_rowids(&newest)?;
         records.sort_by(|x, y| {
@@ -756,7 +783,7 @@ impl Store {
                 .then(y.rowid.cmp(&x.rowid))
         });
         Ok(Profile {
-            total: heads.len() as i64,
+            total: rowids.len() as i64,
             rowids,
             times,
             records,
@@ -764,9 +791,28 @@ impl Store {
         })
     }
 
-    /// Header columns of every record that may have `filter` = `value` (a superset:
-    /// the search index compares case-insensitively; the caller filters exactly).
-    fn profile_headers(&self, filter: RecordColumn, value: &str) -> Result<Vec<Head>> {
+    /// The records where `filter` = `value` (exactly, never the empty value) with
+    /// CreationTime in `[a, b)`, and of each the columns `cols`.
+    ///
+    /// With the search index: its postings give every candidate's rowid and time (a
+    /// superset: the index compares users case-insensitively), the time range is applied
+    /// there, and SQLite reads only the candidates in range, in rowid order, comparing
+    /// exactly; the rows the index does not cover yet (normally seconds' worth) come from
+    /// a rowid range scan.
+    fn profile_headers(
+        &self,
+        filter: RecordColumn,
+        value: &str,
+        (a, b): (i64, i64),
+        cols: &[RecordColumn],
+    ) -> Result<Heads> {
+        let mut heads = Heads {
+            cols: cols.len(),
+            ..Heads::default()
+        };
+        if value.is_empty() {
+            return Ok(heads);
+        }
         let field = match filter {
             RecordColumn::UserId => Some("user"),
             RecordColumn::ClientIp => Some("ip"),
@@ -774,71 +820,90 @@ impl Store {
         };
         let indexed = match (field, &self.inner.searcher) {
             (Some(field), Some(s)) => {
+                // the payload before the search: the reader then holds at least these rows
                 let upto = s.indexed_upto()?;
-                let q = format!(
-                    "{field}:\"{}\"",
-                    value.replace('\\', "\\\\").replace('"', "\\\"")
-                );
-                // Count first (no collection), then collect every match once: a popular
-                // address has tens of thousands of records, and collecting a first
-                // slice only to repeat the search for all of them doubled the cost.
-                let (total, first) = s.search(&q, 1)?;
-                let rowids = if total <= first.len() {
-                    first
-                } else {
-                    s.rowids_for_term(field, value, total)?
-                };
+                let mut rowids: Vec<i64> = s
+                    .rows_for_term(field, value)?
+                    .into_iter()
+                    .filter(|&(_, t)| t >= a && t < b)
+                    .map(|(r, _)| r)
+                    .collect();
+                rowids.sort_unstable();
+                rowids.dedup();
                 Some((upto, rowids))
             }
             _ => None,
         };
+        let mut select = String::from("SELECT r.rowid, r.creation_time");
+        for c in cols {
+            select.push_str(", ");
+            select.push_str(c.sql());
+        }
+        let f = filter.sql();
         self.with_conn(|c| {
-            let read = |r: &rusqlite::Row| -> rusqlite::Result<Head> {
-                Ok(Head {
-                    rowid: r.get(0)?,
-                    time: r.get(1)?,
-                    user_id: r.get(2)?,
-                    client_ip: r.get(3)?,
-                    workload: r.get(4)?,
-                    operation: r.get(5)?,
-                })
-            };
-            let cols = "r.rowid, r.creation_time, r.user_id, r.client_ip, r.workload, r.operation";
-            let mut out = Vec::new();
-            match indexed {
+            match &indexed {
                 Some((upto, rowids)) => {
                     for chunk in rowids.chunks(ROWID_CHUNK) {
+                        let n = chunk.len();
                         let mut st = c.prepare_cached(&format!(
-                            "SELECT {cols} FROM records r WHERE r.rowid IN ({})",
-                            placeholders(chunk.len())
+                            "{select} FROM records r WHERE r.rowid IN ({}) AND {f} = ?{} \
+                             AND r.creation_time >= ?{} AND r.creation_time < ?{}",
+                            placeholders(n),
+                            n + 1,
+                            n + 2,
+                            n + 3
                         ))?;
-                        let rows = st.query_map(rusqlite::params_from_iter(chunk), read)?;
-                        for h in rows {
-                            out.push(h?);
+                        let mut args: Vec<SqlValue> =
+                            chunk.iter().map(|r| SqlValue::from(*r)).collect();
+                        args.extend([value.to_string().into(), a.into(), b.into()]);
+                        let mut q = st.query(rusqlite::params_from_iter(args))?;
+                        while let Some(r) = q.next()? {
+                            heads.push(r)?;
                         }
                     }
-                    // the rows the index does not cover yet (normally seconds' worth)
+                    // The rows above the payload; the searcher may have seen some of them
+                    // already (a commit between reading the payload and the search).
                     let mut st = c.prepare_cached(&format!(
-                        "SELECT {cols} FROM records r WHERE r.rowid > ?1 AND {} = ?2",
-                        filter.sql()
+                        "{select} FROM records r WHERE r.rowid > ?1 AND {f} = ?2 \
+                         AND r.creation_time >= ?3 AND r.creation_time < ?4"
                     ))?;
-                    let rows = st.query_map(rusqlite::params![upto, value], read)?;
-                    for h in rows {
-                        out.push(h?);
+                    let mut q = st.query(rusqlite::params![upto, value, a, b])?;
+                    while let Some(r) = q.next()? {
+                        if rowids.binary_search(&r.get(0)?).is_err() {
+                            heads.push(r)?;
+                        }
                     }
                 }
                 None => {
                     let mut st = c.prepare_cached(&format!(
-                        "SELECT {cols} FROM records r WHERE {} = ?1",
-                        filter.sql()
+                        "{select} FROM records r WHERE {f} = ?1 \
+                         AND r.creation_time >= ?2 AND r.creation_time < ?3"
                     ))?;
-                    let rows = st.query_map([value], read)?;
-                    for h in rows {
-                        out.push(h?);
+                    let mut q = st.query(rusqlite::params![value, a, b])?;
+                    while let Some(r) = q.next()? {
+                        heads.push(r)?;
                     }
                 }
             }
-            Ok(out)
+            Ok(())
+        })?;
+        Ok(heads)
+    }
+
+    /// The address with most records (not the empty one), for the bench's page of the
+    /// busiest address: from the search index's term statistics, else a scan.
+    pub fn ui_busiest_address(&self) -> Result<Option<String>> {
+        if let Some(s) = &self.inner.searcher {
+            return Ok(s.most_frequent_term("ip")?.map(|(ip, _)| ip));
+        }
+        self.with_conn(|c| {
+            Ok(c.query_row(
+                "SELECT client_ip FROM records WHERE client_ip <> '' GROUP BY client_ip \
+                 ORDER BY count(*) DESC, client_ip LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
         })
     }
 
@@ -895,14 +960,23 @@ impl Store {
             return Ok(Vec::new());
         }
         let t = rec.header.creation_time.timestamp();
-        let mut heads = self.profile_headers(RecordColumn::UserId, user)?;
-        heads.retain(|h| {
-            h.user_id == *user && h.time >= t - secs && h.time <= t + secs && h.rowid != rec.rowid
-        });
-        heads.sort_by(|x, y| x.time.cmp(&y.time).then(x.rowid.cmp(&y.rowid)));
-        heads.dedup_by_key(|h| h.rowid);
-        heads.truncate(limit);
-        let rowids: Vec<i64> = heads.iter().map(|h| h.rowid).collect();
+        let heads = self.profile_headers(
+            RecordColumn::UserId,
+            user,
+            (
+                t.saturating_sub(secs),
+                t.saturating_add(secs).saturating_add(1),
+            ),
+            &[],
+        )?;
+        let mut rows: Vec<(i64, i64)> = heads
+            .rows
+            .into_iter()
+            .filter(|&(rowid, _)| rowid != rec.rowid)
+            .collect();
+        rows.sort_unstable_by(|x, y| x.1.cmp(&y.1).then(x.0.cmp(&y.0)));
+        rows.truncate(limit);
+        let rowids: Vec<i64> = rows.iter().map(|r| r.0).collect();
         let mut out = self.records_by_rowids(&rowids)?;
         out.sort_by(|x, y| {
             x.header
@@ -1135,5 +1209,279 @@ mod tests {
         e.sort();
         assert_eq!(d, e);
         store.close().unwrap();
+    }
+
+    /// Records for the profile tests: few users and addresses, so each has hundreds of
+    /// records; one user also appears with other letter case (the index matches both,
+    /// the pages must not), some records have no address.
+    fn profile_raws(n: u64) -> Vec<String> {
+        let users = [
+            "user1@contoso.onmicrosoft.com",
+            "User1@Contoso.onmicrosoft.com",
+            "user2@contoso.onmicrosoft.com",
+            "user3@contoso.onmicrosoft.com",
+            "user4@contoso.onmicrosoft.com",
+        ];
+        let ips = [
+            "203.0.113.1",
+            "203.0.113.2",
+            "203.0.113.3",
+            "198.51.100.7",
+            "",
+        ];
+        crate::corpus::synthetic_records(n, 11)
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let mut v: serde_json::Value = serde_json::from_str(&raw).unwrap();
+                // uneven shares, so counts differ and tallies have an order to keep
+                v["UserId"] = users[(i * i + i / 3) % users.len()].into();
+                v["ClientIP"] = ips[(i / 2 + i % 3) % ips.len()].into();
+                v.to_string()
+            })
+            .collect()
+    }
+
+    /// Copies the store files of `from` into a new directory, the search index only
+    /// when `index` names the index directory to take (it may come from elsewhere).
+    fn copy_store(from: &std::path::Path, index: Option<&std::path::Path>) -> tempfile::TempDir {
+        let to = tempfile::tempdir().unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), to.path().join(e.file_name())).unwrap();
+            }
+        }
+        if let Some(ix) = index {
+            let dst = to.path().join(super::super::index::INDEX_DIR);
+            std::fs::create_dir(&dst).unwrap();
+            for e in std::fs::read_dir(ix).unwrap() {
+                let e = e.unwrap();
+                std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+            }
+        }
+        to
+    }
+
+    fn column(r: &StoredRecord, c: RecordColumn) -> &str {
+        match c {
+            RecordColumn::UserId => &r.header.user_id,
+            RecordColumn::ClientIp => &r.header.client_ip,
+            RecordColumn::Workload => &r.header.workload,
+            RecordColumn::Operation => &r.header.operation,
+        }
+    }
+
+    /// The user and IP pages (`ui_profile`) and the record page's neighbours
+    /// (`ui_neighbours`) equal a plain computation over every stored record: total, order
+    /// and times, the page, and each tally (values, counts, newest times, order, limit),
+    /// with and without a time range; through the search index, through an index that
+    /// lacks the newest records (the rows above its payload), and without an index.
+    #[test]
+    fn profiles_equal_a_plain_computation() {
+        let raws = profile_raws(2400);
+        let src = tempfile::tempdir().unwrap();
+        let dets = Arc::new(Detections::load_embedded(Vars::default()));
+        let ix = src.path().join(super::super::index::INDEX_DIR);
+        let early_index = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(src.path(), dets.clone()).unwrap();
+            store
+                .import_records("t", raws[..1700].to_vec())
+                .wait()
+                .unwrap();
+            store.flush().wait().unwrap();
+            store.close().unwrap();
+        }
+        for e in std::fs::read_dir(&ix).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), early_index.path().join(e.file_name())).unwrap();
+        }
+        {
+            let store = Store::open(src.path(), dets).unwrap();
+            store
+                .import_records("t", raws[1700..].to_vec())
+                .wait()
+                .unwrap();
+            store.flush().wait().unwrap();
+            store.close().unwrap();
+        }
+        let full = copy_store(src.path(), Some(&ix));
+        let partial = copy_store(src.path(), Some(early_index.path()));
+        let none = copy_store(src.path(), None);
+
+        let all = Store::open_read_only(full.path())
+            .unwrap()
+            .query_records("1 = 1", vec![], "")
+            .unwrap();
+        assert_eq!(all.len(), 2400);
+        assert!(
+            all.iter()
+                .any(|r| r.header.user_id == "User1@Contoso.onmicrosoft.com")
+                && all.iter().any(|r| r.header.client_ip.is_empty()),
+            "the records hold the cases the test is about"
+        );
+        let times: Vec<i64> = {
+            let mut t: Vec<i64> = all
+                .iter()
+                .map(|r| r.header.creation_time.timestamp())
+                .collect();
+            t.sort();
+            t
+        };
+        let at = |q: usize| DateTime::from_timestamp(times[times.len() * q / 4], 0).unwrap();
+        let ranges = [
+            (None, None),
+            (Some(at(1)), Some(at(3))),
+            (Some(at(2)), None),
+        ];
+        let user_groups = [
+            RecordColumn::ClientIp,
+            RecordColumn::Workload,
+            RecordColumn::Operation,
+        ];
+        let ip_groups = [RecordColumn::UserId, RecordColumn::Operation];
+        let cases: Vec<(RecordColumn, &str, &[RecordColumn])> = vec![
+            (
+                RecordColumn::UserId,
+                "user1@contoso.onmicrosoft.com",
+                &user_groups,
+            ),
+            (
+                RecordColumn::UserId,
+                "User1@Contoso.onmicrosoft.com",
+                &user_groups,
+            ),
+            (
+                RecordColumn::UserId,
+                "USER1@CONTOSO.ONMICROSOFT.COM",
+                &user_groups,
+            ),
+            (
+                RecordColumn::UserId,
+                "user3@contoso.onmicrosoft.com",
+                &user_groups,
+            ),
+            (RecordColumn::ClientIp, "203.0.113.1", &ip_groups),
+            (RecordColumn::ClientIp, "198.51.100.7", &ip_groups),
+            (RecordColumn::ClientIp, "192.0.2.99", &ip_groups),
+            (RecordColumn::ClientIp, "", &ip_groups),
+        ];
+
+        for (name, dir) in [
+            ("index", &full),
+            ("index and tail", &partial),
+            ("scan", &none),
+        ] {
+            let store = Store::open_read_only(dir.path()).unwrap();
+            match (name, &store.inner.searcher) {
+                ("scan", s) => assert!(s.is_none()),
+                ("index and tail", Some(s)) => {
+                    let upto = s.indexed_upto().unwrap();
+                    assert!(upto > 0 && all.iter().any(|r| r.rowid > upto));
+                }
+                (_, s) => assert!(s.is_some()),
+            }
+            for (filter, value, groups) in &cases {
+                for (from, to) in ranges {
+                    let (a, b) = bounds(from, to);
+                    let mut want: Vec<&StoredRecord> = all
+                        .iter()
+                        .filter(|r| {
+                            let t = r.header.creation_time.timestamp();
+                            !value.is_empty() && column(r, *filter) == *value && t >= a && t < b
+                        })
+                        .collect();
+                    want.sort_by(|x, y| {
+                        y.header
+                            .creation_time
+                            .cmp(&x.header.creation_time)
+                            .then(y.rowid.cmp(&x.rowid))
+                    });
+                    let ctx = format!("{name}: {filter:?} {value:?} {from:?}..{to:?}");
+                    let p = store
+                        .ui_profile(*filter, value, (from, to), (7, 5), groups, 3)
+                        .unwrap();
+                    assert_eq!(p.total as usize, want.len(), "{ctx}");
+                    let ids = |rs: &[&StoredRecord]| rs.iter().map(|r| r.rowid).collect::<Vec<_>>();
+                    assert_eq!(p.rowids, ids(&want), "{ctx}");
+                    let t: Vec<i64> = want
+                        .iter()
+                        .map(|r| r.header.creation_time.timestamp())
+                        .collect();
+                    assert_eq!(p.times, t, "{ctx}");
+                    let page: Vec<i64> = p.records.iter().map(|r| r.rowid).collect();
+                    let want_page: Vec<&StoredRecord> =
+                        want.iter().skip(7).take(5).copied().collect();
+                    assert_eq!(page, ids(&want_page), "{ctx}");
+                    assert_eq!(p.tallies.len(), groups.len());
+                    for (g, got) in groups.iter().zip(&p.tallies) {
+                        let mut m: std::collections::BTreeMap<&str, (i64, i64)> =
+                            Default::default();
+                        for r in &want {
+                            let v = column(r, *g);
+                            if !v.is_empty() {
+                                let t = r.header.creation_time.timestamp();
+                                let e = m.entry(v).or_insert((0, t));
+                                e.0 += 1;
+                                e.1 = e.1.max(t);
+                            }
+                        }
+                        let mut expect: Vec<(String, i64, i64)> = m
+                            .into_iter()
+                            .map(|(v, (n, t))| (v.to_string(), n, t))
+                            .collect();
+                        expect
+                            .sort_by(|x, y| y.1.cmp(&x.1).then(y.2.cmp(&x.2)).then(x.0.cmp(&y.0)));
+                        expect.truncate(3);
+                        let got: Vec<(String, i64, i64)> = got
+                            .iter()
+                            .map(|v| (v.value.clone(), v.count, v.last_seen.timestamp()))
+                            .collect();
+                        assert_eq!(got, expect, "{ctx}: tally of {g:?}");
+                    }
+                }
+            }
+            if name != "index and tail" {
+                let mut per: std::collections::BTreeMap<&str, i64> = Default::default();
+                for r in all.iter().filter(|r| !r.header.client_ip.is_empty()) {
+                    *per.entry(&r.header.client_ip).or_default() += 1;
+                }
+                let busiest = per
+                    .into_iter()
+                    .max_by(|x, y| x.1.cmp(&y.1).then(y.0.cmp(x.0)))
+                    .map(|(ip, _)| ip.to_string());
+                assert_eq!(store.ui_busiest_address().unwrap(), busiest, "{name}");
+            }
+            // the record page's neighbours: same user exactly, within the window
+            for r in all.iter().step_by(97) {
+                let t0 = r.header.creation_time.timestamp();
+                let secs = 3600;
+                let mut want: Vec<&StoredRecord> = all
+                    .iter()
+                    .filter(|x| {
+                        let t = x.header.creation_time.timestamp();
+                        x.header.user_id == r.header.user_id
+                            && x.rowid != r.rowid
+                            && t >= t0 - secs
+                            && t <= t0 + secs
+                    })
+                    .collect();
+                want.sort_by_key(|x| (x.header.creation_time, x.rowid));
+                want.truncate(4);
+                let got: Vec<i64> = store
+                    .ui_neighbours(r, secs, 4)
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.rowid)
+                    .collect();
+                assert_eq!(
+                    got,
+                    want.iter().map(|x| x.rowid).collect::<Vec<_>>(),
+                    "{name}: neighbours of {}",
+                    r.rowid
+                );
+            }
+        }
     }
 }

@@ -33,7 +33,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// The pages to time: dashboard, the detection with most hits, one of its records, that
-/// record's user and IP, a search; and when a threshold detection has hits, the one with
+/// record's user and IP, the address with most records, a search; and when a threshold detection has hits, the one with
 /// most (its bursts are evaluated by the UI, not read from a rollup) and its drill-down.
 pub fn pick_pages(store: &Store, detections: &Detections) -> Result<Vec<(String, String)>> {
     let mut pages = vec![("dashboard".to_string(), "/".to_string())];
@@ -63,6 +63,11 @@ pub fn pick_pages(store: &Store, detections: &Detections) -> Result<Vec<(String,
                 ));
             }
         }
+    }
+    // the address with most records (the record's above is usually a busy one, not the
+    // busiest: an address's page reads every record of it)
+    if let Some(ip) = store.ui_busiest_address()? {
+        pages.push(("ip-busiest".into(), format!("/ip?addr={}", pages::enc(&ip))));
     }
     pages.push(("search".into(), "/search?q=strategic".into()));
     let threshold = counts
