@@ -152,7 +152,7 @@ fn prefilter_never_changes_a_result_on_any_test_record() {
                 c.file, c.name
             );
             assert!(errs.is_empty(), "{}: {errs:?}", c.file);
-            // from the raw text, where the `# contains` words drop candidates too
+            // from the raw text, where the derived words drop candidates too
             let (from_text, errs) = d.run(&h, Input::Text(c.record.to_string().as_bytes()));
             assert_eq!(
                 from_text, all,
@@ -164,6 +164,137 @@ fn prefilter_never_changes_a_result_on_any_test_record() {
         }
     }
     assert!(checked > 100, "{checked}");
+}
+
+/// Values of every JSON type, put in place of a record's values: the filters meet them on
+/// real records (numbers as strings, null, arrays where a string was expected).
+fn odd_values() -> Vec<Value> {
+    use serde_json::json;
+    vec![
+        json!(null),
+        json!(false),
+        json!(true),
+        json!(0),
+        json!(50053),
+        json!(-1.5),
+        json!(""),
+        json!("EXE"),
+        json!([]),
+        json!(["x", 1]),
+        json!([{"Name": "UserAgent", "Value": 7}]),
+        json!({}),
+        json!({"HasForeignTenantUsers": true, "a": 1}),
+    ]
+}
+
+/// `record` with the value at each path (every field, and the fields of objects and array
+/// elements one and two levels down) replaced, one at a time, by each of `odd_values`.
+fn odd_variants(record: &Value) -> Vec<Value> {
+    fn paths(v: &Value, at: &mut Vec<Value>, depth: usize, out: &mut Vec<Vec<Value>>) {
+        if depth > 2 {
+            return;
+        }
+        let children: Vec<(Value, &Value)> = match v {
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, x)| (Value::from(k.as_str()), x))
+                .collect(),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (Value::from(i), x))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (k, x) in children {
+            at.push(k);
+            out.push(at.clone());
+            paths(x, at, depth + 1, out);
+            at.pop();
+        }
+    }
+    fn slot<'v>(v: &'v mut Value, path: &[Value]) -> &'v mut Value {
+        path.iter().fold(v, |v, k| match k {
+            Value::String(k) => &mut v[k.as_str()],
+            k => &mut v[k.as_u64().unwrap() as usize],
+        })
+    }
+    let mut all = Vec::new();
+    paths(record, &mut Vec::new(), 0, &mut all);
+    let mut out = Vec::new();
+    for path in all {
+        for odd in odd_values() {
+            let mut v = record.clone();
+            *slot(&mut v, &path) = odd;
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// The words, type guards and header sets the engine derives skip a record unparsed; the
+/// fields it derives are all it parses. None may change what a detection gives on any
+/// record, hits or errors: on every test record, and on each of them with values of every
+/// type in place of its own (where a filter fails rather than skips), the run from the raw
+/// text (all of them), compact and pretty-printed, and the run from the parsed record
+/// (header sets and fields) give what the detections give with none of them, and each
+/// detection on its derived fields gives what it gives on the whole record.
+#[test]
+fn derived_words_and_fields_never_change_a_result_even_on_values_of_odd_types() {
+    let d = Detections::load_dir(&queries_dir(), vars()).unwrap();
+    let bare = Detections::load_dir(&queries_dir(), vars())
+        .unwrap()
+        .without_derived_prefilters();
+    let mut failures = Vec::new();
+    let (mut checked, mut erring) = (0, 0);
+    for id in all_ids(&d) {
+        // the whole record against the derived fields: the detection the records are for
+        let one = Detections::load_dir(&queries_dir(), vars())
+            .unwrap()
+            .only(&id)
+            .unwrap();
+        for c in cases(&id) {
+            for v in std::iter::once(c.record.clone()).chain(odd_variants(&c.record)) {
+                let Ok(h) = RecordHeader::from_value(&v) else {
+                    continue;
+                };
+                let want = bare.run(&h, Input::Value(&v));
+                erring += usize::from(!want.1.is_empty());
+                let parsed = d.run(&h, Input::Value(&v));
+                if parsed != want {
+                    failures.push(format!(
+                        "{} {:?}: from the parsed record {parsed:?}\n  want {want:?}\n  record {v}",
+                        c.file, c.name
+                    ));
+                }
+                for text in [v.to_string(), serde_json::to_string_pretty(&v).unwrap()] {
+                    let from_text = d.run(&h, Input::Text(text.as_bytes()));
+                    if from_text != want {
+                        failures.push(format!(
+                            "{} {:?}: from the text {from_text:?}\n  want {want:?}\n  record {text}",
+                            c.file, c.name
+                        ));
+                    }
+                }
+                let whole = one.run_unfiltered(&v);
+                let projected = one.run_projected(&v);
+                if projected != whole {
+                    failures.push(format!(
+                        "{} {:?}: on the derived fields {projected:?}\n  whole record {whole:?}\n  record {v}",
+                        c.file, c.name
+                    ));
+                }
+                checked += 1;
+            }
+        }
+    }
+    failures.truncate(5);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // the odd values must make filters fail, or the comparison proves little
+    assert!(
+        checked > 20_000 && erring >= 10,
+        "{checked} records, {erring} with errors"
+    );
 }
 
 /// `# fields` is a claim about a query (it reads only these top-level fields); the engine

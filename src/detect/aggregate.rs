@@ -33,6 +33,9 @@ pub(super) struct Agg {
     unique: u64,
     pub(super) parsed: u64,
     pub(super) memo_hits: u64,
+    /// Per detection: records admitted by its words, jq runs.
+    pub(super) admitted: Vec<u64>,
+    pub(super) runs: Vec<u64>,
 }
 
 impl Agg {
@@ -43,6 +46,8 @@ impl Agg {
             unique: 0,
             parsed: 0,
             memo_hits: 0,
+            admitted: vec![0; n],
+            runs: vec![0; n],
         }
     }
 
@@ -63,6 +68,8 @@ impl Agg {
     pub(super) fn merge(&mut self, other: Agg) {
         self.parsed += other.parsed;
         self.memo_hits += other.memo_hits;
+        add_into(&mut self.admitted, &other.admitted);
+        add_into(&mut self.runs, &other.runs);
         for (mine, theirs) in self.per.iter_mut().zip(other.per) {
             mine.matched += theirs.matched;
             for (k, g) in theirs.groups {
@@ -410,5 +417,12 @@ pub(super) fn result(m: &Meta, acc: DetAgg) -> DetectionResult {
         matched: acc.matched,
         threshold,
         groups,
+    }
+}
+
+/// Adds `from` to `to` element by element.
+pub(super) fn add_into(to: &mut [u64], from: &[u64]) {
+    for (t, f) in to.iter_mut().zip(from) {
+        *t += f;
     }
 }

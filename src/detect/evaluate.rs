@@ -73,6 +73,9 @@ pub(crate) struct Evaluator<M> {
     /// Records parsed and runs served from the memo (how the work was done).
     pub(crate) parsed: u64,
     pub(crate) memo_hits: u64,
+    /// Per detection: records its words admitted, and jq runs (not served by the memo).
+    pub(crate) admitted_per: Vec<u64>,
+    pub(crate) runs_per: Vec<u64>,
 }
 
 impl<M> Evaluator<M> {
@@ -85,6 +88,8 @@ impl<M> Evaluator<M> {
             admitted: Vec::new(),
             parsed: 0,
             memo_hits: 0,
+            admitted_per: vec![0; d.items.len()],
+            runs_per: vec![0; d.items.len()],
         }
     }
 
@@ -102,6 +107,9 @@ impl<M> Evaluator<M> {
         match input.text() {
             Some(t) => d.admitted(cands, t, &mut self.lower, &mut admitted),
             None => admitted.extend_from_slice(cands),
+        }
+        for &c in &admitted {
+            self.admitted_per[usize::from(c)] += 1;
         }
         if !admitted.is_empty() {
             self.eval_admitted(d, &admitted, input, sink);
@@ -176,6 +184,7 @@ impl<M> Evaluator<M> {
                     }
                 }
             };
+            self.runs_per[i] += 1;
             let vars = vars.get_or_insert_with(|| d.vars.vals());
             let (outs, failure) = det.program.run(rec.clone(), vars.clone(), &d.limits);
             let (made, weight) = sink.make(d, i, &outs, rec);

@@ -5,7 +5,7 @@
 //! Pure: records come in from the caller (the only threads it starts are its own scoped
 //! workers; it must not read the store itself).
 
-use super::aggregate::{Agg, AggSink, HitParts, Interned, encode_json, lookup, result};
+use super::aggregate::{Agg, AggSink, HitParts, Interned, add_into, encode_json, lookup, result};
 use super::evaluate::{Evaluator, Input};
 use super::report::Report;
 use super::{Detections, Hit};
@@ -364,6 +364,8 @@ impl<'a> Grouper<'a> {
             candidates: self.candidates,
             parsed: self.agg.parsed,
             memo_hits: self.agg.memo_hits,
+            admitted: std::mem::take(&mut self.agg.admitted),
+            runs: std::mem::take(&mut self.agg.runs),
             errors: std::mem::take(&mut self.agg.errors)
                 .into_iter()
                 .map(|(d, (n, _, m))| (d, (n, m)))
@@ -414,6 +416,10 @@ fn eval_items(
     }
     agg.parsed += std::mem::take(&mut ev.parsed);
     agg.memo_hits += std::mem::take(&mut ev.memo_hits);
+    add_into(&mut agg.admitted, &ev.admitted_per);
+    add_into(&mut agg.runs, &ev.runs_per);
+    ev.admitted_per.fill(0);
+    ev.runs_per.fill(0);
 }
 
 /// A worker thread's state: its decoder, its evaluator (whose memo keeps shared parts)
@@ -564,7 +570,8 @@ mod tests {
         let (h, raw) = rec(9, "UserLoggedIn", "a", 5);
         g.add_record(&h, raw.as_bytes());
         let r = g.finish();
-        assert_eq!((r.records, r.candidates), (6, 6));
+        // the header decides `.Operation == "UserLoginFailed"`: the sign-in is no candidate
+        assert_eq!((r.records, r.candidates), (6, 5));
         let all = &r.detections[0];
         assert_eq!(
             (all.id.as_str(), all.hits, all.matched, all.groups.len()),

@@ -12,14 +12,17 @@
 //!
 //! Evaluating jq dominates (perf on 1 M practice-tenant records: ~65 % of the CPU in jaq's
 //! interpreter), then parsing. So a record reaches jaq only through three filters, each
-//! declared in the query's header and each proven by `tests/detect_queries.rs` on every
-//! test record: `table`/`operations` (from the stored header columns, before the raw JSON is
-//! even decompressed — see `store::scan`), `contains` (words the raw text must hold), and
-//! `fields` (`project.rs`: only the top-level fields the candidates read are parsed into a jaq
-//! value). Re-running over a table ([`Grouper::stream`]) evaluates batches of candidates on
-//! worker threads while the caller scans, and folds hits into per-thread groups straight
-//! from the jaq values; [`Runner`] (the store's per-record path) and [`Detections::run`]
-//! return [`Hit`]s. Both go through one evaluation core (`evaluate.rs`).
+//! proven by `tests/detect_queries.rs` on every test record (and, for what the engine
+//! derives, on each with values of every type in place of its own): `table`/`operations`
+//! from the header, and the `Operation`/`Workload` values the filter compares with (from
+//! the stored header columns, before the raw JSON is even decompressed — see
+//! `store::scan`), words the raw text must hold, with type guards (`words.rs`), and the
+//! fields read (`reads.rs`, `project.rs`: only the top-level fields the candidates read
+//! are parsed into a jaq value). Re-running over a table ([`Grouper::stream`]) evaluates
+//! batches of candidates on worker threads while the caller scans, and folds hits into
+//! per-thread groups straight from the jaq values; [`Runner`] (the store's per-record
+//! path) and [`Detections::run`] return [`Hit`]s. Both go through one evaluation core
+//! (`evaluate.rs`).
 
 mod aggregate;
 pub mod command;
@@ -171,20 +174,28 @@ struct Detection {
     /// the first step of every `group_by`/`distinct` path, which grouping may read from the
     /// record); None: all.
     proj: Option<Vec<Field>>,
-    /// Prefilter words (`words.rs`) as searchers, each with whether it holds a `/` (which
-    /// the JSON text may spell `\\/`): the text must hold a word of every set.
-    words: Vec<Vec<(memmem::Finder<'static>, bool)>>,
+    /// Prefilter words and type guards (`words.rs`) as searchers: the text must hold one
+    /// of every set.
+    words: Vec<Vec<Probe>>,
+    /// Prefilter sets the header decides (`.Workload == "x" or …`): the record's header
+    /// field must equal one value of every set.
+    heads: Vec<Vec<(words::Head, String)>>,
     /// What derivation found the filter reads.
     reads: reads::Reads,
 }
 
 impl Detection {
     fn table_accepts(&self, h: &RecordHeader) -> bool {
-        match &self.table {
+        let table = match &self.table {
             TableSel::All => true,
             TableSel::Auth => is_auth_operation(&h.operation),
             TableSel::Workload(w) => h.workload.eq_ignore_ascii_case(w),
-        }
+        };
+        table
+            && self
+                .heads
+                .iter()
+                .all(|set| set.iter().any(|(f, v)| f.in_header(h) == v))
     }
 
     fn accepts(&self, h: &RecordHeader) -> bool {
@@ -382,14 +393,29 @@ impl Detections {
                         &meta.operations,
                     );
                     // a set naming the table's workload holds for every candidate
-                    let words = derived_words
-                        .iter()
-                        .filter(|set| match &table {
-                            TableSel::Workload(w) => !set.contains(&w.to_ascii_lowercase()),
-                            _ => true,
-                        })
-                        .map(|set| finders(set))
-                        .collect();
+                    let sets = derived_words.iter().filter(|set| match &table {
+                        TableSel::Workload(w) => !set.iter().any(|a| match a {
+                            words::Atom::Word(x) => x.eq_ignore_ascii_case(w),
+                            words::Atom::Is(words::Head::Workload, x) => x.eq_ignore_ascii_case(w),
+                            _ => false,
+                        }),
+                        _ => true,
+                    });
+                    // sets of header values only are checked against the header
+                    let (mut words, mut heads) = (Vec::new(), Vec::new());
+                    for set in sets {
+                        let head: Option<Vec<(words::Head, String)>> = set
+                            .iter()
+                            .map(|a| match a {
+                                words::Atom::Is(h, v) => Some((*h, v.clone())),
+                                _ => None,
+                            })
+                            .collect();
+                        match head {
+                            Some(h) => heads.push(h),
+                            None => words.push(finders(set)),
+                        }
+                    }
                     let ops = OpFilter::new(&meta.operations);
                     let proj = match &reads {
                         reads::Reads::Fields(f) => Some(projection(f, &meta)),
@@ -402,6 +428,7 @@ impl Detections {
                         ops,
                         proj,
                         words,
+                        heads,
                         reads,
                     });
                 }
@@ -472,14 +499,34 @@ impl Detections {
     /// claims beyond the load-time check of `# fields`.
     pub fn trusting_claims(mut self) -> Detections {
         for d in &mut self.items {
+            d.heads = Vec::new();
             d.proj = (!d.meta.fields.is_empty()).then(|| projection(&d.meta.fields, &d.meta));
             d.words = if d.meta.contains.is_empty() {
                 Vec::new()
             } else {
-                vec![finders(&d.meta.contains)]
+                let set: Vec<words::Atom> = d
+                    .meta
+                    .contains
+                    .iter()
+                    .map(|w| words::Atom::Word(w.clone()))
+                    .collect();
+                vec![finders(&set)]
             };
         }
         self.id = fresh_id();
+        self
+    }
+
+    /// The same detections with nothing derived to spare work: no prefilter words, type
+    /// guards or header sets, whole records parsed. Tests compare it with the engine as it
+    /// runs (the table and `operations` prefilter stay); nothing else should need it.
+    pub fn without_derived_prefilters(mut self) -> Detections {
+        for d in &mut self.items {
+            d.heads = Vec::new();
+            d.words = Vec::new();
+            d.proj = None;
+        }
+        self.index();
         self
     }
 
@@ -563,9 +610,9 @@ impl Detections {
         Some(fields)
     }
 
-    /// Appends to `out` the detections of `cands` whose `# contains` words admit the
-    /// record's JSON text (those without such words always). Where the text could spell a
-    /// word with an escape (`\u0041`, `\/`), every word is taken as present.
+    /// Appends to `out` the detections of `cands` whose prefilter sets (words and type
+    /// guards) admit the record's JSON text (those without any always). Where the text
+    /// could spell a word with an escape (`\u0041`, `\/`), every word is taken as present.
     pub(crate) fn admitted(
         &self,
         cands: &[u16],
@@ -582,15 +629,16 @@ impl Detections {
         lower.extend(raw.iter().map(u8::to_ascii_lowercase));
         let plain = std::str::from_utf8(lower).is_ok() && memmem::find(lower, b"\\u").is_none();
         let mut slash_escape = None;
+        let mut slash = |lower: &[u8]| {
+            *slash_escape.get_or_insert_with(|| memmem::find(lower, b"\\/").is_some())
+        };
         for &c in cands {
             let sets = &self.items[usize::from(c)].words;
             let admit = !plain
-                || sets.iter().all(|words| {
-                    words.iter().any(|(w, slash)| {
-                        w.find(lower).is_some()
-                            || (*slash
-                                && *slash_escape
-                                    .get_or_insert_with(|| memmem::find(lower, b"\\/").is_some()))
+                || sets.iter().all(|set| {
+                    set.iter().any(|p| match p {
+                        Probe::Word(w, s) => w.find(lower).is_some() || (*s && slash(lower)),
+                        Probe::NotString(k, s) => not_a_string(lower, k) || (*s && slash(lower)),
                     })
                 });
             if admit {
@@ -668,18 +716,51 @@ impl Detections {
     }
 }
 
-/// Searchers for one set of prefilter words, each with whether it holds a `/`.
-fn finders(words: &[String]) -> Vec<(memmem::Finder<'static>, bool)> {
-    words
-        .iter()
-        .map(|w| {
-            let w = w.to_ascii_lowercase();
-            (
-                memmem::Finder::new(w.as_bytes()).into_owned(),
-                w.contains('/'),
-            )
+/// One atom of a prefilter set, as it is looked for in a record's lower-cased text. Each
+/// says whether it holds a `/`, which the text may spell `\\/` (then the atom is taken
+/// as present).
+enum Probe {
+    /// The word anywhere.
+    Word(memmem::Finder<'static>, bool),
+    /// `"key"` (quotes included) followed by `:` and a value that is not a string.
+    NotString(memmem::Finder<'static>, bool),
+}
+
+/// Searchers for one prefilter set.
+fn finders(set: &[words::Atom]) -> Vec<Probe> {
+    set.iter()
+        .map(|a| match a {
+            // in the text, the value is spelled as it is (it is a word)
+            words::Atom::Word(w) | words::Atom::Is(_, w) => {
+                let w = w.to_ascii_lowercase();
+                Probe::Word(
+                    memmem::Finder::new(w.as_bytes()).into_owned(),
+                    w.contains('/'),
+                )
+            }
+            words::Atom::NotString(k) => {
+                let quoted = format!("\"{}\"", k.to_ascii_lowercase());
+                Probe::NotString(
+                    memmem::Finder::new(quoted.as_bytes()).into_owned(),
+                    k.contains('/'),
+                )
+            }
         })
         .collect()
+}
+
+/// Whether the JSON text has the key `key` (a searcher for it in quotes) followed by a
+/// value that is not a string, anywhere. Wherever the record has that key with such a
+/// value, its text (without `\\u` escapes) spells exactly this; elsewhere a match only
+/// admits a record that did not need to be.
+fn not_a_string(text: &[u8], key: &memmem::Finder<'_>) -> bool {
+    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    key.find_iter(text).any(|at| {
+        let mut rest = text[at + key.needle().len()..]
+            .iter()
+            .skip_while(|b| space(b));
+        rest.next() == Some(&b':') && rest.find(|b| !space(b)).is_some_and(|b| *b != b'"')
+    })
 }
 
 /// A hand-written `# fields` line must name everything the filter reads (what

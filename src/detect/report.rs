@@ -41,6 +41,12 @@ pub struct Report {
     /// Not part of the JSON output.
     #[serde(skip)]
     pub memo_hits: u64,
+    /// Per detection (id order): candidates its prefilter words admitted, and jq runs
+    /// (admitted and not served by the memo). Not part of the JSON output.
+    #[serde(skip)]
+    pub admitted: Vec<u64>,
+    #[serde(skip)]
+    pub runs: Vec<u64>,
     /// Per detection: how many records it failed on, and the first message.
     pub errors: BTreeMap<String, (u64, String)>,
 }

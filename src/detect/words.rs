@@ -1,7 +1,8 @@
 //! Prefilter words worked out from a detection's parse tree: sets of words (ASCII case
 //! ignored) of which the record's JSON text must hold one whenever the filter emits
 //! anything or fails. A record whose text lacks every word of one set skips the detection
-//! unparsed (`Detections::admitted`).
+//! unparsed (`Detections::admitted`); a set of header values only is checked against the
+//! record's header, before the record is a candidate (`Detection::table_accepts`).
 //!
 //! The walk follows the filter's pipeline from the record on: a `select` whose condition can
 //! only be true when a value of the record equals a string constant (`.Operation == "x"`,
@@ -9,14 +10,19 @@
 //! contains("x")`, `ci_any([...])`), gives that constant as a word; `and` keeps the words of
 //! each side that must hold, `or` joins them. Errors count like outputs: a step that may
 //! fail (`.a.b` on a string, `ascii_downcase` on a number) ends the walk there, so a record
-//! that would make the filter fail is never skipped. Anything not understood gives no word
-//! (the detection runs on every candidate). It must not run jq.
+//! that would make the filter fail is never skipped — unless it fails only on a value of
+//! another type under a known key (`.k // "" | ascii_downcase`): then what follows holds
+//! under a type guard ([`Atom::NotString`]), a set that also holds when the text has that
+//! key with a value that is not a string. A value compared that is the record's own
+//! `Operation` or `Workload` gives [`Atom::Is`], which the header can decide. Anything not
+//! understood gives no word (the detection runs on every candidate). It must not run jq.
 
 use super::scope::{self, Bound, bind};
 use jaq_core::load::lex::StrPart;
 use jaq_core::load::parse::{BinaryOp, Def, Pattern, Term};
 use jaq_core::ops::Cmp;
 use jaq_core::path::{Opt, Part};
+use std::fmt;
 
 type T<'s> = Term<&'s str>;
 
@@ -28,8 +34,10 @@ enum V {
     /// A value found in the record, unchanged (any type).
     Sub,
     /// A value found in the record under this object key (lower-cased, a [`word`]),
-    /// unchanged: when it is not null, the record's text spells the key.
-    Keyed(String),
+    /// unchanged: when it is not null, the record's text spells the key. True: known to be
+    /// neither null nor false (`.k // x`), so the key is present. A header field: the
+    /// record's own field of that name (the record header holds its value).
+    Keyed(String, bool, Option<Head>),
     /// `tostring` of a value found in the record: the value itself when a string, else
     /// its JSON text (which the record's text spells for `true`, `false`, `null` and
     /// integers).
@@ -57,15 +65,98 @@ enum V {
     Any,
 }
 
-/// Conjunction of word sets (each set: one of its words is in the text). An empty set
-/// can never hold: the term cannot get there.
-type Need = Vec<Vec<String>>;
+/// A top-level field of the record that its header holds as it is (when a string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Head {
+    Operation,
+    Workload,
+}
+
+impl Head {
+    fn of_key(k: &str) -> Option<Head> {
+        match k {
+            "Operation" => Some(Head::Operation),
+            "Workload" => Some(Head::Workload),
+            _ => None,
+        }
+    }
+
+    /// The header's value of this field (empty when the record's is not a string).
+    pub(crate) fn in_header(self, h: &crate::model::RecordHeader) -> &str {
+        match self {
+            Head::Operation => &h.operation,
+            Head::Workload => &h.workload,
+        }
+    }
+}
+
+/// One thing a record may hold (a word: ASCII case ignored).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Atom {
+    /// The record's header field equals this string exactly (its text then also spells
+    /// it: it is a [`word`]).
+    Is(Head, String),
+    /// The word, lower-cased, anywhere in the text.
+    Word(String),
+    /// The key (lower-cased, a [`word`]) followed by a value that is not a string: a type
+    /// guard, for a filter that fails on such a value (`.k // "" | ascii_downcase`).
+    NotString(String),
+}
+
+impl fmt::Display for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Atom::Is(h, v) => write!(f, "{h:?}={v}"),
+            Atom::Word(w) => f.write_str(w),
+            Atom::NotString(k) => write!(f, "\"{k}\": not a string"),
+        }
+    }
+}
+
+/// Conjunction of sets (each set: the text holds one of its atoms). An empty set can
+/// never hold: the term cannot get there.
+pub(crate) type Need = Vec<Vec<Atom>>;
+
+/// When a term may fail: None, for reasons not worked out; else only when the text holds
+/// one of these atoms (none: never).
+type Fail = Option<Vec<Atom>>;
+
+/// Fails when either does.
+fn fail_either(a: &Fail, b: &Fail) -> Fail {
+    let (a, b) = (a.as_ref()?, b.as_ref()?);
+    let mut out = a.clone();
+    for x in b {
+        if !out.contains(x) {
+            out.push(x.clone());
+        }
+    }
+    Some(out)
+}
+
+/// What holds of a term that runs after one that may fail (`fail`): `need`, unless the
+/// first one failed.
+fn unless_failed(need: Need, fail: &Fail) -> Need {
+    match fail {
+        None => Vec::new(),
+        Some(g) => need
+            .into_iter()
+            .map(|mut set| {
+                for x in g {
+                    if !set.contains(x) {
+                        set.push(x.clone());
+                    }
+                }
+                set
+            })
+            .collect(),
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Res {
     outs: Vec<V>,
-    /// Never fails.
-    total: bool,
+    /// When it may fail.
+    fail: Fail,
     /// Holds whenever the term emits or fails.
     need: Need,
     /// Holds whenever the term emits a truthy value or fails.
@@ -76,7 +167,7 @@ impl Res {
     fn any() -> Res {
         Res {
             outs: vec![V::Any],
-            total: false,
+            fail: None,
             need: Vec::new(),
             truth: Vec::new(),
         }
@@ -84,7 +175,7 @@ impl Res {
     fn total(outs: Vec<V>) -> Res {
         Res {
             outs,
-            total: true,
+            fail: Some(Vec::new()),
             need: Vec::new(),
             truth: Vec::new(),
         }
@@ -93,20 +184,42 @@ impl Res {
 
 type Env<'a, 's> = scope::Env<'a, 's, Vec<V>>;
 
-/// One word set that holds when either side's first set does (`a or b`).
+/// At most this many sets come out of [`either`] (each costs a search per record).
+const MAX_SETS: usize = 8;
+
+/// What holds when either side does (`a or b`): every set made of one set of each side
+/// (the first [`MAX_SETS`]; fewer sets hold no less), less those another one implies.
 fn either(a: &Need, b: &Need) -> Need {
-    match (a.first(), b.first()) {
-        (Some(x), Some(y)) => {
+    let mut out: Need = Vec::new();
+    for x in a {
+        for y in b {
             let mut s = x.clone();
             for w in y {
                 if !s.contains(w) {
                     s.push(w.clone());
                 }
             }
-            vec![s]
+            if out.len() < MAX_SETS {
+                out.push(s);
+            }
         }
-        _ => Vec::new(),
     }
+    simplest(out)
+}
+
+/// `need` without the sets that another one implies (a set that holds whenever a smaller
+/// one does) and without repeats.
+fn simplest(need: Need) -> Need {
+    let mut out: Need = Vec::new();
+    for (i, s) in need.iter().enumerate() {
+        let implied = need.iter().enumerate().any(|(j, t)| {
+            j != i && t.iter().all(|x| s.contains(x)) && (t.len() < s.len() || j < i)
+        });
+        if !implied {
+            out.push(s.clone());
+        }
+    }
+    out
 }
 
 fn and(mut a: Need, b: &Need) -> Need {
@@ -118,6 +231,10 @@ fn and(mut a: Need, b: &Need) -> Need {
 fn word(s: &str) -> Option<String> {
     (!s.is_empty() && !s.chars().any(|c| c == '"' || c == '\\' || c.is_control()))
         .then(|| s.to_ascii_lowercase())
+}
+
+fn words(s: &[String]) -> Vec<Atom> {
+    s.iter().map(|w| Atom::Word(w.clone())).collect()
 }
 
 fn lit_str(t: &T<'_>) -> Option<String> {
@@ -142,7 +259,7 @@ struct Cx {
 }
 
 impl Cx {
-    /// Runs `f` once per abstract input and merges: outputs joined, total when all are,
+    /// Runs `f` once per abstract input and merges: outputs joined, failing when one does,
     /// and a word set only where every input gives one.
     fn each(&mut self, input: &[V], mut f: impl FnMut(&mut Cx, &V) -> Res) -> Res {
         let mut out: Option<Res> = None;
@@ -160,7 +277,7 @@ impl Cx {
                         }
                         x
                     },
-                    total: o.total && r.total,
+                    fail: fail_either(&o.fail, &r.fail),
                     need: either(&o.need, &r.need),
                     truth: either(&o.truth, &r.truth),
                 },
@@ -188,12 +305,14 @@ impl Cx {
                     })
                     .collect();
                 match lits {
-                    Some(l) if r.total && comma_only(x) => Res::total(vec![V::Lits(l)]),
+                    Some(l) if r.fail == Some(Vec::new()) && comma_only(x) => {
+                        Res::total(vec![V::Lits(l)])
+                    }
                     // always an array (empty when `x` emits nothing): nothing is needed
                     // for it, but whoever tests it for emptiness learns `x`'s words
                     _ => Res {
                         outs: vec![V::Coll(r.need)],
-                        total: r.total,
+                        fail: r.fail,
                         need: Vec::new(),
                         truth: Vec::new(),
                     },
@@ -213,9 +332,9 @@ impl Cx {
                 }) {
                     return Res::any();
                 }
-                out.total &= r.total;
-                out.need = and(r.need.clone(), &if r.total { out.need } else { Vec::new() });
-                out.truth = and(r.need, &if r.total { out.truth } else { Vec::new() });
+                out.need = and(r.need.clone(), &unless_failed(out.need, &r.fail));
+                out.truth = and(r.need, &unless_failed(out.truth, &r.fail));
+                out.fail = fail_either(&r.fail, &out.fail);
                 out
             }
             Term::BinOp(l, op, r) => self.binop(l, op, r, input, env),
@@ -257,7 +376,7 @@ impl Cx {
                     input
                         .iter()
                         .filter_map(|v| match v {
-                            V::Sub | V::Keyed(_) | V::SubStr => Some(V::SubStr),
+                            V::Sub | V::Keyed(..) | V::SubStr => Some(V::SubStr),
                             V::Lit(s) => Some(V::Lit(s.clone())),
                             V::Lower => Some(V::Lower),
                             V::Any => Some(V::Any),
@@ -271,7 +390,7 @@ impl Cx {
                     // the left side is never true: the right side never runs
                     Res {
                         outs: Vec::new(),
-                        total: true,
+                        fail: Some(Vec::new()),
                         need: Vec::new(),
                         truth: vec![Vec::new()],
                     }
@@ -280,12 +399,9 @@ impl Cx {
                 };
                 Res {
                     outs: vec![V::Any],
-                    total: a.total && b.total,
+                    fail: fail_either(&a.fail, &b.fail),
                     need: a.need.clone(),
-                    truth: and(
-                        and(a.need, &a.truth),
-                        &if a.total { b.truth } else { Vec::new() },
-                    ),
+                    truth: and(and(a.need, &a.truth), &unless_failed(b.truth, &a.fail)),
                 }
             }
             BinaryOp::Or => {
@@ -293,7 +409,7 @@ impl Cx {
                 let b = self.term(r, input, env);
                 Res {
                     outs: vec![V::Any],
-                    total: a.total && b.total,
+                    fail: fail_either(&a.fail, &b.fail),
                     need: a.need.clone(),
                     // true or failing: the left side is, or it was false and the right
                     // side is
@@ -311,7 +427,7 @@ impl Cx {
                 }
                 Res {
                     outs,
-                    total: a.total && b.total,
+                    fail: fail_either(&a.fail, &b.fail),
                     need: either(&a.need, &b.need),
                     truth: either(&a.truth, &b.truth),
                 }
@@ -319,7 +435,15 @@ impl Cx {
             BinaryOp::Alt => {
                 let a = self.term(l, input, env);
                 let b = self.term(r, input, env);
-                let mut outs = a.outs;
+                // what passes of the left side is neither null nor false
+                let mut outs: Vec<V> = a
+                    .outs
+                    .into_iter()
+                    .map(|v| match v {
+                        V::Keyed(k, _, h) => V::Keyed(k, true, h),
+                        v => v,
+                    })
+                    .collect();
                 for v in b.outs {
                     if !outs.contains(&v) {
                         outs.push(v);
@@ -327,7 +451,7 @@ impl Cx {
                 }
                 Res {
                     outs,
-                    total: a.total && b.total,
+                    fail: fail_either(&a.fail, &b.fail),
                     need: Vec::new(),
                     truth: Vec::new(),
                 }
@@ -350,16 +474,12 @@ impl Cx {
                 {
                     sets.push(k);
                 }
-                let total = a.total && b.total;
+                let fail = fail_either(&a.fail, &b.fail);
                 let need = and(a.need, &b.need);
                 Res {
                     outs: vec![V::Any],
-                    total,
-                    truth: if total {
-                        and(need.clone(), &sets)
-                    } else {
-                        need.clone()
-                    },
+                    truth: and(need.clone(), &unless_failed(sets, &fail)),
+                    fail,
                     need,
                 }
             }
@@ -375,7 +495,7 @@ impl Cx {
                     })
                     .collect();
                 let sets = match lens {
-                    Some(ns) if a.total => ns
+                    Some(ns) => ns
                         .into_iter()
                         .cloned()
                         .reduce(|x, y| either(&x, &y))
@@ -384,8 +504,8 @@ impl Cx {
                 };
                 Res {
                     outs: vec![V::Any],
-                    total: a.total,
-                    truth: and(a.need.clone(), &sets),
+                    truth: and(a.need.clone(), &unless_failed(sets, &a.fail)),
+                    fail: a.fail,
                     need: a.need,
                 }
             }
@@ -395,7 +515,7 @@ impl Cx {
                 let need = and(a.need, &b.need);
                 Res {
                     outs: vec![V::Any],
-                    total: a.total && b.total,
+                    fail: fail_either(&a.fail, &b.fail),
                     truth: need.clone(),
                     need,
                 }
@@ -425,12 +545,12 @@ impl Cx {
                 }
                 Bound::Fun(d, denv) if d.name == name && d.args.len() == args.len() => {
                     let mut fenv = denv.clone();
-                    let mut pre_total = true;
+                    let mut pre_fail = Some(Vec::new());
                     let mut pre_need = Vec::new();
                     for (p, a) in d.args.iter().zip(args) {
                         if p.starts_with('$') {
                             let r = self.term(a, input, env);
-                            pre_total &= r.total;
+                            pre_fail = fail_either(&pre_fail, &r.fail);
                             pre_need = and(pre_need, &r.need);
                             fenv = bind(&fenv, Bound::Var(p, r.outs));
                         }
@@ -440,14 +560,10 @@ impl Cx {
                     self.depth += 1;
                     let mut r = self.term(&d.body, input, &fenv);
                     self.depth -= 1;
-                    if !pre_total {
-                        r.total = false;
-                        r.need = pre_need.clone();
-                        r.truth = pre_need;
-                    } else {
-                        r.need = and(pre_need.clone(), &r.need);
-                        r.truth = and(pre_need, &r.truth);
-                    }
+                    // the arguments bound to `$` parameters run first
+                    r.need = and(pre_need.clone(), &unless_failed(r.need, &pre_fail));
+                    r.truth = and(pre_need, &unless_failed(r.truth, &pre_fail));
+                    r.fail = fail_either(&pre_fail, &r.fail);
                     return r;
                 }
                 _ => {}
@@ -470,28 +586,28 @@ impl Cx {
             ("type" | "not" | "isstring" | "isobject" | "isarray", []) => Res::total(vec![V::Any]),
             ("tostring", []) => self.each(input, |_, v| {
                 Res::total(vec![match v {
-                    V::Sub | V::Keyed(_) | V::SubStr => V::ToStr,
+                    V::Sub | V::Keyed(..) | V::SubStr => V::ToStr,
                     V::Lit(s) => V::Lit(s.clone()),
                     _ => V::Any,
                 }])
             }),
             ("empty", []) => Res {
                 outs: Vec::new(),
-                total: true,
+                fail: Some(Vec::new()),
                 need: vec![Vec::new()],
                 truth: vec![Vec::new()],
             },
             ("objects", []) => self.each(input, |_, v| {
                 Res::total(match v {
                     V::Root => vec![V::Root],
-                    V::Sub | V::Keyed(_) | V::SubObj => vec![V::SubObj],
+                    V::Sub | V::Keyed(..) | V::SubObj => vec![V::SubObj],
                     V::Any => vec![V::Any],
                     _ => Vec::new(),
                 })
             }),
             ("strings", []) => self.each(input, |_, v| {
                 Res::total(match v {
-                    V::Sub | V::Keyed(_) | V::SubStr => vec![V::SubStr],
+                    V::Sub | V::Keyed(..) | V::SubStr => vec![V::SubStr],
                     V::Lit(s) => vec![V::Lit(s.clone())],
                     V::Lower => vec![V::Lower],
                     V::Any => vec![V::Any],
@@ -503,7 +619,7 @@ impl Cx {
                 let need = r.truth.clone();
                 Res {
                     outs: vec![v.clone()],
-                    total: r.total,
+                    fail: r.fail,
                     truth: need.clone(),
                     need,
                 }
@@ -519,6 +635,13 @@ impl Cx {
             }),
             ("ascii_downcase", []) => self.each(input, |_, v| match v {
                 V::SubStr | V::Lower => Res::total(vec![V::Lower]),
+                // present (not null): fails only on a value that is not a string
+                V::Keyed(k, true, _) => Res {
+                    outs: vec![V::Lower],
+                    fail: Some(vec![Atom::NotString(k.clone())]),
+                    need: Vec::new(),
+                    truth: Vec::new(),
+                },
                 V::Lit(s) => Res::total(vec![V::Lit(s.to_ascii_lowercase())]),
                 _ => Res::any(),
             }),
@@ -537,12 +660,12 @@ impl Cx {
                     .all(|v| matches!(v, V::SubStr | V::Lower | V::Lit(_)));
                 let from_record = input.iter().all(|v| matches!(v, V::SubStr | V::Lower));
                 match arg {
-                    Some(words) if r.total && stringy && !words.is_empty() => Res {
+                    Some(ws) if r.fail == Some(Vec::new()) && stringy && !ws.is_empty() => Res {
                         outs: vec![V::Any],
-                        total: true,
+                        fail: Some(Vec::new()),
                         need: Vec::new(),
                         truth: if from_record {
-                            vec![words.clone()]
+                            vec![words(&ws)]
                         } else {
                             Vec::new()
                         },
@@ -557,13 +680,9 @@ impl Cx {
                 });
                 Res {
                     outs: vec![V::Any],
-                    total: source.total && r.total,
+                    fail: fail_either(&source.fail, &r.fail),
                     need: source.need.clone(),
-                    truth: if source.total {
-                        and(source.need, &r.truth)
-                    } else {
-                        source.need
-                    },
+                    truth: and(source.need, &unless_failed(r.truth, &source.fail)),
                 }
             }
             _ => Res::any(),
@@ -571,14 +690,14 @@ impl Cx {
     }
 }
 
-/// `a | b`: fails or emits only when `a` does; when `a` cannot fail, also only when `b`
-/// (on one of `a`'s outputs) does.
+/// `a | b`: fails or emits only when `a` does, and then also when `b` (on one of `a`'s
+/// outputs) does, unless `a` failed.
 fn pipe(a: Res, b: Res) -> Res {
     Res {
         outs: b.outs,
-        total: a.total && b.total,
-        need: and(a.need.clone(), &if a.total { b.need } else { Vec::new() }),
-        truth: and(a.need, &if a.total { b.truth } else { Vec::new() }),
+        fail: fail_either(&a.fail, &b.fail),
+        need: and(a.need.clone(), &unless_failed(b.need, &a.fail)),
+        truth: and(a.need, &unless_failed(b.truth, &a.fail)),
     }
 }
 
@@ -590,15 +709,22 @@ fn path_of(v: &V, parts: &[(Part<T<'_>>, Opt)]) -> Res {
         let optional = matches!(opt, Opt::Optional);
         let mut next = Vec::new();
         // a constant key that is a word: a value found under it names it
-        let keyed = || match part {
-            Part::Index(i) => lit_str(i).as_deref().and_then(word).map(V::Keyed),
+        // (of the record itself: `top`, a header field perhaps)
+        let keyed = |top: bool| match part {
+            Part::Index(i) => lit_str(i).and_then(|k| {
+                let head = if top { Head::of_key(&k) } else { None };
+                word(&k).map(|w| V::Keyed(w, false, head))
+            }),
             Part::Range(..) => None,
         };
         for v in &cur {
             let (out, ok) = match (part, v) {
-                (Part::Index(_), V::Root | V::SubObj) => (keyed().unwrap_or(V::Sub), true),
-                (Part::Index(_), V::Sub | V::Keyed(_)) => (keyed().unwrap_or(V::Sub), optional),
-                (Part::Range(None, None), V::Sub | V::Keyed(_) | V::SubObj) => (V::Sub, optional),
+                (Part::Index(_), V::Root) => (keyed(true).unwrap_or(V::Sub), true),
+                (Part::Index(_), V::SubObj) => (keyed(false).unwrap_or(V::Sub), true),
+                (Part::Index(_), V::Sub | V::Keyed(..)) => {
+                    (keyed(false).unwrap_or(V::Sub), optional)
+                }
+                (Part::Range(None, None), V::Sub | V::Keyed(..) | V::SubObj) => (V::Sub, optional),
                 (Part::Range(None, None), V::Lits(l)) => {
                     for s in l {
                         next.push(V::Lit(s.clone()));
@@ -616,12 +742,12 @@ fn path_of(v: &V, parts: &[(Part<T<'_>>, Opt)]) -> Res {
     }
     // a truthy value is not null: its key is in the text
     let truth = match (total, keys_of(&cur)) {
-        (true, Some(keys)) => vec![keys],
+        (true, Some(keys)) => vec![words(&keys)],
         _ => Vec::new(),
     };
     Res {
         outs: cur,
-        total,
+        fail: total.then(Vec::new),
         need: Vec::new(),
         truth,
     }
@@ -632,7 +758,7 @@ fn keys_of(vs: &[V]) -> Option<Vec<String>> {
     let keys: Vec<String> = vs
         .iter()
         .map(|v| match v {
-            V::Keyed(k) => Some(k.clone()),
+            V::Keyed(k, ..) => Some(k.clone()),
             _ => None,
         })
         .collect::<Option<_>>()?;
@@ -642,7 +768,7 @@ fn keys_of(vs: &[V]) -> Option<Vec<String>> {
 /// `a == b` (or `a != null` when `b` is null) can only be true when the text spells the
 /// key every value of `a` was found under: only a present key holds a value that is not
 /// null.
-fn key_words(a: &[V], b: &[V], equal: bool) -> Option<Vec<String>> {
+fn key_words(a: &[V], b: &[V], equal: bool) -> Option<Vec<Atom>> {
     let keys = keys_of(a)?;
     let other_ok = !b.is_empty()
         && b.iter().all(|v| {
@@ -652,12 +778,12 @@ fn key_words(a: &[V], b: &[V], equal: bool) -> Option<Vec<String>> {
                 *v == V::Null
             }
         });
-    other_ok.then_some(keys)
+    other_ok.then(|| words(&keys))
 }
 
 /// `a == b` can only be true when the text holds one of these words: every value of `a`
 /// comes from the record (or is a constant other than `b`'s) and `b` is string constants.
-fn equal_words(a: &[V], b: &[V]) -> Option<Vec<String>> {
+fn equal_words(a: &[V], b: &[V]) -> Option<Vec<Atom>> {
     let lits: Vec<&String> = b
         .iter()
         .map(|v| match v {
@@ -669,16 +795,33 @@ fn equal_words(a: &[V], b: &[V]) -> Option<Vec<String>> {
         return None;
     }
     let ok = a.iter().all(|v| match v {
-        V::Sub | V::Keyed(_) | V::SubStr | V::Lower | V::Null => true,
+        V::Sub | V::Keyed(..) | V::SubStr | V::Lower | V::Null => true,
         V::ToStr => lits.iter().all(|l| spelled_as_is(l)),
         V::Lit(x) => !lits.contains(&x),
         _ => false,
     });
-    let from_record = |v: &V| matches!(v, V::Sub | V::Keyed(_) | V::SubStr | V::Lower | V::ToStr);
+    let from_record = |v: &V| matches!(v, V::Sub | V::Keyed(..) | V::SubStr | V::Lower | V::ToStr);
     if !ok || !a.iter().any(from_record) {
         return None;
     }
-    lits.into_iter().map(|s| word(s)).collect()
+    // every value is the record's own header field: the header decides
+    let heads: Option<Vec<Head>> = a
+        .iter()
+        .map(|v| match v {
+            V::Keyed(_, _, h) => *h,
+            _ => None,
+        })
+        .collect();
+    if let Some(hs) = heads
+        && let Some(&h) = hs.first()
+        && hs.iter().all(|x| *x == h)
+    {
+        return lits
+            .into_iter()
+            .map(|s| word(s).map(|_| Atom::Is(h, s.clone())))
+            .collect();
+    }
+    lits.into_iter().map(|s| word(s).map(Atom::Word)).collect()
 }
 
 /// `tostring` of a record value can equal `s` only where the text spells `s` itself: a
@@ -722,15 +865,14 @@ fn comma_only(t: &T<'_>) -> bool {
 pub(crate) fn derive(body: &T<'_>, libs: &[&[Def<&str>]], operations: &[String]) -> Need {
     let env: Env = scope::with_defs(None, libs.iter().flat_map(|defs| defs.iter()));
     let r = Cx { depth: 0 }.term(body, &[V::Root], &env);
-    let exact: Vec<String> = operations
-        .iter()
-        .filter(|o| !o.contains('*'))
-        .map(|o| o.to_ascii_lowercase())
-        .collect();
-    let implied = |set: &Vec<String>| {
+    let exact: Vec<&String> = operations.iter().filter(|o| !o.contains('*')).collect();
+    let implied = |set: &Vec<Atom>| {
         !exact.is_empty()
             && exact.len() == operations.len()
-            && exact.iter().all(|o| set.contains(o))
+            && exact.iter().all(|o| {
+                set.contains(&Atom::Word(o.to_ascii_lowercase()))
+                    || set.contains(&Atom::Is(Head::Operation, o.to_string()))
+            })
     };
     let mut out: Need = Vec::new();
     for mut set in r.need {
@@ -740,7 +882,7 @@ pub(crate) fn derive(body: &T<'_>, libs: &[&[Def<&str>]], operations: &[String])
             out.push(set);
         }
     }
-    out
+    simplest(out)
 }
 
 /// [`derive`] for a detection file (see `reads::derive_file` for the arguments); no words
@@ -775,7 +917,7 @@ mod tests {
 
     const LIB: &str = include_str!("../../queries/lib/m365.jq");
 
-    fn words(code: &str, ops: &[&str]) -> Need {
+    fn words(code: &str, ops: &[&str]) -> Vec<Vec<String>> {
         let ops: Vec<String> = ops.iter().map(|s| s.to_string()).collect();
         derive_file(
             code,
@@ -783,12 +925,18 @@ mod tests {
             |_| Some(("m365.jq".into(), LIB.into())),
             &ops,
         )
+        .iter()
+        .map(|set| set.iter().map(Atom::to_string).collect())
+        .collect()
     }
 
     #[test]
     fn constants_a_selected_value_must_equal_or_contain_are_words() {
         let w = |c: &str| words(c, &[]);
-        assert_eq!(w("select(.Operation == \"X\") | {UserId}"), [["x"]]);
+        assert_eq!(
+            w("select(.Operation == \"X\") | {UserId}"),
+            [["Operation=X"]]
+        );
         assert_eq!(
             w("select(.A == \"a\" or .B == \"b\") | select(.C == \"c\")"),
             [vec!["a", "b"], vec!["c"]]
@@ -807,6 +955,55 @@ mod tests {
         );
         // implied by the operations header: left out
         assert!(words("select(.Operation == \"X\") | 1", &["X"]).is_empty());
+    }
+
+    #[test]
+    fn the_records_own_operation_or_workload_is_a_header_value() {
+        let w = |c: &str| words(c, &[]);
+        assert_eq!(
+            w("select(.Workload == \"SharePoint\" or .Workload == \"OneDrive\") | 1"),
+            [["Workload=OneDrive", "Workload=SharePoint"]]
+        );
+        // another field, or one further down, is a word of the text
+        assert_eq!(
+            w("select(.Workload == \"A\" or .Operation == \"B\") | 1"),
+            [["Operation=B", "Workload=A"]]
+        );
+        assert_eq!(
+            w("select(.P.Workload == \"A\") | 1"),
+            Vec::<Vec<String>>::new()
+        );
+        assert_eq!(w("select(.P?.Workload? == \"A\") | 1"), [["a"]]);
+        assert_eq!(w("select(.workload == \"A\") | 1"), [["a"]]);
+        // a value not from the field itself: words only
+        assert_eq!(w("select((.Workload // \"B\") == \"A\") | 1"), [["a"]]);
+    }
+
+    #[test]
+    fn a_value_that_fails_only_when_not_a_string_keeps_its_words_under_a_type_guard() {
+        let w = |c: &str| words(c, &[]);
+        let guarded = vec!["exe", "js", "\"ext\": not a string"];
+        assert_eq!(
+            w("select((.Ext // \"\") | ascii_downcase | one_of([\"exe\", \"js\"])) | 1"),
+            std::slice::from_ref(&guarded)
+        );
+        assert_eq!(
+            w(
+                "select(.Op == \"u\" and ((.Ext // \"\") | ascii_downcase | . == \"exe\" or . == \"js\")) | 1"
+            ),
+            [vec!["u"], guarded]
+        );
+        // `or` keeps every pair of sets
+        assert_eq!(
+            w(
+                "select(.A == \"m\" or (.Op == \"u\" and ((.Ext // \"\") | ascii_downcase) == \"exe\")) | 1"
+            ),
+            [vec!["m", "u"], vec!["exe", "m", "\"ext\": not a string"]]
+        );
+        // a missing key is null, and null fails too: no guard without `//`
+        assert!(w("select(.Ext | ascii_downcase | . == \"exe\") | 1").is_empty());
+        // a failure after the guarded step still ends the walk
+        assert!(w("select((.Ext // \"\") | ascii_downcase | .x == \"exe\") | 1").is_empty());
     }
 
     #[test]
