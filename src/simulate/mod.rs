@@ -344,7 +344,9 @@ impl Sim {
         }
         let recs = Arc::new(self.feed.records(m));
         let mut c = self.blob_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if c.len() >= 64 {
+        // Enough for the retries and duplicates of the blobs being fetched at once; a
+        // blob of a busy day is ~250 KB of records, so the cache is kept small.
+        if c.len() >= 16 {
             c.clear();
         }
         c.insert(m.content_id.clone(), recs.clone());
