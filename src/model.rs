@@ -47,6 +47,11 @@ impl ContentType {
         ContentType::DlpAll,
     ];
 
+    /// This content type's place in [`ContentType::ALL`] (for per-type counters).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Microsoft's name, as used in `contentType=` and in blob metadata.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -674,6 +679,13 @@ pub fn bidi_visible(s: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_content_type_index_is_its_place_in_all() {
+        for (i, ct) in super::ContentType::ALL.into_iter().enumerate() {
+            assert_eq!(ct.index(), i, "{}", ct.as_str());
+        }
+    }
+
     #[test]
     fn lone_surrogate_escapes_are_read_as_replacement_characters() {
         let r =

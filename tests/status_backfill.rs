@@ -168,6 +168,35 @@ fn the_status_page_follows_a_backfill_and_a_killed_collector() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // each content type's line counts its own records: together no more than the run's
+    let records_new = |line: &str| -> u64 {
+        let v = line
+            .split("records_new=")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{line}"));
+        v.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let text = log.lock().unwrap().clone();
+    let per_type: Vec<u64> = text
+        .lines()
+        .filter(|l| l.contains("backfill done: caught up to now"))
+        .map(records_new)
+        .collect();
+    let total = text
+        .lines()
+        .find(|l| l.contains("backfill done for every content type"))
+        .map(records_new)
+        .unwrap();
+    assert_eq!(per_type.len(), 5, "{text}");
+    let sum: u64 = per_type.iter().sum();
+    assert!(
+        sum > 0 && sum <= total,
+        "per content type {per_type:?}, in all {total}"
+    );
 
     // kill -9: no "stopped" is written; the page and stats must still know.
     run.0.kill().unwrap();

@@ -151,6 +151,8 @@ pub struct CollectOptions {
 #[derive(Debug, Default)]
 pub struct Progress {
     pub records_new: AtomicU64,
+    /// The same, per content type (in the order of [`ContentType::ALL`]).
+    pub records_new_by_type: [AtomicU64; ContentType::ALL.len()],
     pub duplicates: AtomicU64,
     pub blobs_done: AtomicU64,
     pub blobs_failed: AtomicU64,
@@ -515,7 +517,7 @@ fn note_backfill_done(sh: &Shared, ct: ContentType) {
     let done = sh.backfilled.fetch_add(1, Ordering::Relaxed) + 1;
     tracing::info!(
         content_type = ct.as_str(),
-        records_new = sh.progress.records_new.load(Ordering::Relaxed),
+        records_new = sh.progress.records_new_by_type[ct.index()].load(Ordering::Relaxed),
         "backfill done: caught up to now"
     );
     if done == sh.streams {
@@ -800,6 +802,7 @@ async fn process_blob(
         {
             BlobIngest::Stored(o) => {
                 p.records_new.fetch_add(o.new as u64, Ordering::Relaxed);
+                p.records_new_by_type[ct.index()].fetch_add(o.new as u64, Ordering::Relaxed);
                 p.duplicates
                     .fetch_add(o.duplicates as u64, Ordering::Relaxed);
                 p.blobs_done.fetch_add(1, Ordering::Relaxed);
