@@ -150,13 +150,22 @@ pub struct CollectOptions {
 /// Counters of one `run`, shared by the stream tasks and the progress line.
 #[derive(Debug, Default)]
 pub struct Progress {
-    pub records_new: AtomicU64,
-    /// The same, per content type (in the order of [`ContentType::ALL`]).
+    /// New records stored, per content type (in the order of [`ContentType::ALL`]).
     pub records_new_by_type: [AtomicU64; ContentType::ALL.len()],
     pub duplicates: AtomicU64,
     pub blobs_done: AtomicU64,
     pub blobs_failed: AtomicU64,
     pub windows_left: AtomicI64,
+}
+
+impl Progress {
+    /// New records stored, over every content type.
+    pub fn records_new(&self) -> u64 {
+        self.records_new_by_type
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 /// What `run` did.
@@ -268,7 +277,7 @@ pub async fn run(
         .set_status("auth", serde_json::to_value(sh.api.auth_state())?)
         .await;
     set_running(&store, "stopped", Utc::now()).await;
-    summary.records_new = progress.records_new.load(Ordering::Relaxed);
+    summary.records_new = progress.records_new();
     summary.duplicates = progress.duplicates.load(Ordering::Relaxed);
     summary.blobs_done = progress.blobs_done.load(Ordering::Relaxed);
     summary.blobs_failed = progress.blobs_failed.load(Ordering::Relaxed);
@@ -380,7 +389,7 @@ async fn report_progress(p: Arc<Progress>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
         }
-        let records = p.records_new.load(Ordering::Relaxed);
+        let records = p.records_new();
         let windows = p.windows_left.load(Ordering::Relaxed).max(0);
         let dt = last.0.elapsed().as_secs_f64().max(0.001);
         let rate = (records - last.1) as f64 / dt;
@@ -523,7 +532,7 @@ fn note_backfill_done(sh: &Shared, ct: ContentType) {
     if done == sh.streams {
         tracing::info!(
             content_types = done,
-            records_new = sh.progress.records_new.load(Ordering::Relaxed),
+            records_new = sh.progress.records_new(),
             "backfill done for every content type: caught up to now"
         );
     }
@@ -801,7 +810,6 @@ async fn process_blob(
             .map_err(PollError::store)?
         {
             BlobIngest::Stored(o) => {
-                p.records_new.fetch_add(o.new as u64, Ordering::Relaxed);
                 p.records_new_by_type[ct.index()].fetch_add(o.new as u64, Ordering::Relaxed);
                 p.duplicates
                     .fetch_add(o.duplicates as u64, Ordering::Relaxed);
