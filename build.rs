@@ -20,6 +20,7 @@ fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let queries = root.join("queries");
     println!("cargo:rerun-if-changed=queries");
+    println!("cargo:rerun-if-changed=queries/lib");
     let mut out = String::new();
     for (name, dir) in [
         ("EMBEDDED_QUERIES", queries.clone()),
@@ -31,10 +32,19 @@ fn main() {
                 .file_name()
                 .and_then(|s| s.to_str())
                 .expect("utf-8 file name");
+            // The path is spelled from CARGO_MANIFEST_DIR when the crate compiles, not
+            // when this script ran: a target directory shared by two checkouts must
+            // never embed the other checkout's files.
+            let rel = f
+                .strip_prefix(&root)
+                .expect("query file under the manifest dir")
+                .to_str()
+                .expect("utf-8 path")
+                .replace('\\', "/");
             writeln!(
                 out,
-                "    ({file_name:?}, include_str!({:?})),",
-                f.display().to_string()
+                "    ({file_name:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?}))),",
+                format!("/{rel}")
             )
             .expect("write");
         }
