@@ -5,9 +5,10 @@
 //! is a no-op. It must not change anything but that delay.
 //!
 //! Why: collecting frees blob bodies and index buffers continuously, so the binary returns
-//! freed pages after 50 ms (peak RSS). Re-running detections over a table frees and
-//! re-grows its memo tables and batch buffers many times a second; at 50 ms those pages
-//! went back to the kernel and were faulted in (and zeroed) again — 8 % of `detect`'s CPU.
+//! freed pages at once (peak RSS). Re-running detections over a table frees and re-grows
+//! its memo tables and batch buffers many times a second; returned at once (or after
+//! 50 ms) those pages went back to the kernel and were faulted in (and zeroed) again —
+//! 8 % of `detect`'s CPU.
 
 use std::sync::OnceLock;
 use std::time::Duration;

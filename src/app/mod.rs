@@ -24,9 +24,15 @@ pub mod triage;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 
+/// Threads for blocking work (SQLite reads of the collector and the UI, the practice
+/// tenant's blob generation). Two cores do not run more at once; tokio's default of 512
+/// let a backfill start a dozen, each keeping its own allocator pages (~20 MiB of RSS).
+const BLOCKING_THREADS: usize = 8;
+
 /// The multi-threaded tokio runtime a command runs its async parts on.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(BLOCKING_THREADS)
         .enable_all()
         .build()
         .context("starting the async runtime")

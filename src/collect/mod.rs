@@ -16,7 +16,8 @@
 //!   for each window: list all pages → store.note_listing (TX1, cursor = window end)
 //!                                      a failed listing stops here: cursor stays (invariant 3)
 //!                    store.expire_blobs(now) → "expired" gaps
-//!                    fetch due pending blobs, max_concurrency at a time → store.ingest_blob (TX2)
+//!                    fetch due pending blobs, max_concurrency at a time and at most
+//!                    HELD_BLOB_BYTES of bodies in flight → store.ingest_blob_holding (TX2)
 //!                      terminal error (404, AF20051, bad id, foreign host) → give_up_blob (gap)
 //!                      malformed body → attempts++, failed + gap after MAX_MALFORMED_ATTEMPTS
 //!                      anything else → retry_blob_later (pending, attempts++, backoff)
@@ -48,6 +49,71 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use tokio_util::sync::CancellationToken;
+
+/// Bytes of blob bodies in flight at once, over every content type: being fetched,
+/// queued for a preparer, prepared, waiting for the writer. Without a bound each content
+/// type kept `max_concurrency` blobs in flight, so memory grew with the size of the blobs
+/// (a tenant's busy hours), not with the work the two preparers can do.
+pub const HELD_BLOB_BYTES: usize = 4 << 20;
+const HELD_UNIT: usize = 1024;
+const HELD_UNITS: u32 = (HELD_BLOB_BYTES / HELD_UNIT) as u32;
+
+/// The budget's units a body of `len` bytes takes: at least one, at most the whole budget
+/// (a body larger than the budget takes all of it, so it still goes through, alone).
+fn held_units(len: usize) -> u32 {
+    u32::try_from(len.div_ceil(HELD_UNIT))
+        .unwrap_or(u32::MAX)
+        .clamp(1, HELD_UNITS)
+}
+
+/// The blob-bytes budget: a fetch reserves the size of the last body fetched before it
+/// starts, and settles on the real size once the body is in.
+struct HeldBudget {
+    sem: Arc<tokio::sync::Semaphore>,
+    /// Units of the last body fetched: the next fetch's reservation.
+    last: std::sync::atomic::AtomicU32,
+}
+
+impl HeldBudget {
+    fn new() -> HeldBudget {
+        HeldBudget {
+            sem: Arc::new(tokio::sync::Semaphore::new(HELD_UNITS as usize)),
+            last: std::sync::atomic::AtomicU32::new(1),
+        }
+    }
+
+    async fn reserve(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        let units = self.last.load(Ordering::Relaxed).clamp(1, HELD_UNITS);
+        self.take(units).await
+    }
+
+    /// Trades a reservation for one of a body's real size. A larger body gives its
+    /// reservation back before it waits for the whole size: waiting while holding part of
+    /// the budget could leave every fetch holding a part and waiting for the rest.
+    async fn settle(
+        &self,
+        mut permit: tokio::sync::OwnedSemaphorePermit,
+        len: usize,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        let units = held_units(len);
+        self.last.store(units, Ordering::Relaxed);
+        let held = u32::try_from(permit.num_permits()).unwrap_or(u32::MAX);
+        if units <= held {
+            drop(permit.split((held - units) as usize));
+            return Ok(permit);
+        }
+        drop(permit);
+        self.take(units).await
+    }
+
+    async fn take(&self, units: u32) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.sem
+            .clone()
+            .acquire_many_owned(units)
+            .await
+            .context("the budget of blob bytes in flight was closed")
+    }
+}
 
 /// How often the inactivity monitor is re-evaluated while collecting.
 pub const MONITOR_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
@@ -187,6 +253,8 @@ struct Shared {
     overlap: Duration,
     poll_interval: std::time::Duration,
     concurrency: usize,
+    /// The [`HELD_BLOB_BYTES`] budget.
+    held: HeldBudget,
     cancel: CancellationToken,
     progress: Arc<Progress>,
     once: bool,
@@ -217,6 +285,7 @@ pub async fn run(
         overlap: Duration::seconds(o.overlap_secs as i64),
         poll_interval: std::time::Duration::from_secs(o.poll_interval_secs.max(1)),
         concurrency: o.max_concurrency.max(1),
+        held: HeldBudget::new(),
         cancel: cancel.clone(),
         progress: progress.clone(),
         once: opts.once,
@@ -792,6 +861,25 @@ fn gap_kind(e: &ApiError) -> GapKind {
     }
 }
 
+/// Hands a fetched body to the store with its share of the budget of blob bytes in flight
+/// (given back once its rows are written).
+async fn store_body(
+    sh: &Arc<Shared>,
+    blob_id: i64,
+    reserved: tokio::sync::OwnedSemaphorePermit,
+    body: bytes::Bytes,
+) -> std::result::Result<BlobIngest, PollError> {
+    let held = sh
+        .held
+        .settle(reserved, body.len())
+        .await
+        .map_err(PollError::store)?;
+    sh.store
+        .ingest_blob_holding(blob_id, body, held)
+        .await
+        .map_err(PollError::store)
+}
+
 /// Fetches and stores one blob. Only a store failure is an error; every API outcome is
 /// turned into a ledger update. Returns the blob's contentCreated when its window should
 /// be listed again (a refused foreign contentUri).
@@ -802,13 +890,9 @@ async fn process_blob(
 ) -> std::result::Result<Option<DateTime<Utc>>, PollError> {
     let p = &sh.progress;
     let id = b.blob_id;
+    let reserved = sh.held.reserve().await.map_err(PollError::store)?;
     match sh.api.fetch_blob(&b.blob).await {
-        Ok(body) => match sh
-            .store
-            .ingest_blob(id, body)
-            .await
-            .map_err(PollError::store)?
-        {
+        Ok(body) => match store_body(sh, id, reserved, body).await? {
             BlobIngest::Stored(o) => {
                 p.records_new_by_type[ct.index()].fetch_add(o.new as u64, Ordering::Relaxed);
                 p.duplicates
@@ -1016,6 +1100,63 @@ mod tests {
         );
         assert!(p.windows.is_empty());
         assert_eq!(p.clamp, None);
+    }
+
+    #[test]
+    fn a_body_takes_its_size_of_the_budget_within_one_unit_and_the_whole() {
+        assert_eq!(held_units(0), 1);
+        assert_eq!(held_units(1), 1);
+        assert_eq!(held_units(HELD_UNIT + 1), 2);
+        assert_eq!(held_units(HELD_BLOB_BYTES), HELD_UNITS);
+        assert_eq!(held_units(usize::MAX), HELD_UNITS);
+    }
+
+    #[tokio::test]
+    async fn fetches_whose_bodies_outgrew_their_reservations_all_get_through() {
+        let b = Arc::new(HeldBudget::new());
+        // two fetches reserved half the budget each; both bodies need all of it
+        b.last.store(HELD_UNITS / 2, Ordering::Relaxed);
+        let r1 = b.reserve().await.unwrap();
+        let r2 = b.reserve().await.unwrap();
+        assert_eq!(b.sem.available_permits(), 0);
+        let (b1, b2) = (b.clone(), b.clone());
+        let first = tokio::spawn(async move { b1.settle(r1, HELD_BLOB_BYTES).await });
+        let second = tokio::spawn(async move { b2.settle(r2, HELD_BLOB_BYTES).await });
+        let within = std::time::Duration::from_secs(10);
+        // each holding its half while waiting for the rest would wait forever
+        let (a, c) = tokio::time::timeout(within, async {
+            let mut a = first;
+            let mut c = second;
+            tokio::select! {
+                p = &mut a => {
+                    let p = p.unwrap().unwrap();
+                    assert_eq!(p.num_permits(), HELD_UNITS as usize);
+                    drop(p);
+                    (None, Some(c.await.unwrap().unwrap()))
+                }
+                p = &mut c => {
+                    let p = p.unwrap().unwrap();
+                    drop(p);
+                    (Some(a.await.unwrap().unwrap()), None)
+                }
+            }
+        })
+        .await
+        .expect("a fetch kept part of the budget while it waited for more");
+        let last = a.or(c).unwrap();
+        assert_eq!(last.num_permits(), HELD_UNITS as usize);
+        drop(last);
+        // a smaller body gives back what it reserved beyond its size
+        b.last.store(HELD_UNITS, Ordering::Relaxed);
+        let r = b.reserve().await.unwrap();
+        let p = b.settle(r, 3 * HELD_UNIT).await.unwrap();
+        assert_eq!(p.num_permits(), 3);
+        assert_eq!(b.sem.available_permits(), HELD_UNITS as usize - 3);
+        assert_eq!(
+            b.last.load(Ordering::Relaxed),
+            3,
+            "the next fetch reserves 3 units"
+        );
     }
 
     #[test]

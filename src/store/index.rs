@@ -61,16 +61,18 @@ const LOWER_RAW: &str = "lower_raw";
 const RECORD_TEXT: &str = "record_text";
 /// Memory budget of the index writer (tantivy's minimum is 15 MB per thread): the largest
 /// single item of a collector's memory. 30 MB on one thread printed the same collect rate
-/// and CPU seconds as 64 MB on two, with 80 MiB less peak RSS (`bench`).
-const WRITER_HEAP: usize = 30_000_000;
+/// and CPU seconds as 64 MB on two, with 80 MiB less peak RSS (`bench`); 20 MB printed the
+/// same CPU seconds as 30 MB at a million records, with ~7 MiB less in use on average.
+const WRITER_HEAP: usize = 20_000_000;
 /// Indexing threads. With detections on, the preparers keep the second core busy while
 /// one thread indexes (two threads each needed their own share of the heap).
 const WRITER_THREADS: usize = 1;
 /// The most documents one merge reads. A merge maps every segment it reads, so its
 /// size is the collector's peak memory: with tantivy's defaults a store of a million
-/// records merged ~800,000 documents at once (~300 MiB of index files resident).
+/// records merged ~800,000 documents at once (~300 MiB of index files resident), and
+/// merges of up to 150,000 still added 40–60 MiB to a backfill's resident memory.
 /// Segments stop growing at about this size; a bigger store has more of them.
-const MERGE_MAX_DOCS: u32 = 150_000;
+const MERGE_MAX_DOCS: u32 = 50_000;
 
 /// tantivy's log merge policy, with no merge reading more than [`MERGE_MAX_DOCS`]
 /// documents: a candidate that would is cut down to its smallest segments that fit
@@ -689,16 +691,17 @@ mod tests {
 
     #[test]
     fn a_merge_reads_at_most_the_cap_smallest_segments_first() {
-        let docs: HashMap<u8, u32> = [(1, 90_000), (2, 40_000), (3, 30_000), (4, 100_000)]
+        let cap = MERGE_MAX_DOCS;
+        let docs: HashMap<u8, u32> = [(1, cap * 6 / 10), (2, cap * 3 / 10), (3, cap / 5), (4, cap)]
             .into_iter()
             .collect();
-        // 30k + 40k fit, adding 90k would not
+        // the two smallest fit, adding the next would not
         assert_eq!(cap_merge(vec![1, 2, 3, 4], &docs), Some(vec![3, 2]));
         // under the cap: all of it
         let small: HashMap<u8, u32> = [(1, 10), (2, 20), (3, 30)].into_iter().collect();
         assert_eq!(cap_merge(vec![3, 1, 2], &small), Some(vec![1, 2, 3]));
         // one segment alone is no merge
-        let big: HashMap<u8, u32> = [(1, 140_000), (2, 100_000)].into_iter().collect();
+        let big: HashMap<u8, u32> = [(1, cap * 9 / 10), (2, cap * 2 / 3)].into_iter().collect();
         assert_eq!(cap_merge(vec![1, 2], &big), None);
     }
 }

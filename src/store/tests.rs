@@ -62,6 +62,28 @@ fn body(records: &[Value]) -> bytes::Bytes {
 }
 
 #[test]
+fn what_a_blob_holds_is_let_go_once_the_blob_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let b = note_one(&s, 1);
+    let held = Arc::new(());
+    let out = s
+        .ingest_blob_holding(b, body(&[rec("a", "Send", "alice@x", "")]), held.clone())
+        .wait()
+        .unwrap();
+    assert!(matches!(
+        out,
+        BlobIngest::Stored(IngestOutcome { new: 1, .. })
+    ));
+    // the collector's budget of blob bytes gets its share back: a leak would stall it
+    assert_eq!(
+        Arc::strong_count(&held),
+        1,
+        "the store kept what the blob held"
+    );
+}
+
+#[test]
 fn invariant_2_same_blob_twice_and_duplicates_inside_store_each_record_once() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());

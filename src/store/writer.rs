@@ -565,10 +565,8 @@ impl Writer {
     pub fn commit(&mut self) -> Result<()> {
         match self.conn.execute_batch("COMMIT") {
             Ok(()) => {
-                if let Some(d) = self.new_dict.take()
-                    && let Ok(mut g) = self.dict.write()
-                {
-                    *g = Some(d);
+                if let Some(d) = self.new_dict.take() {
+                    self.dict.publish(Some(d));
                 }
                 self.send_pending();
                 Ok(())
@@ -584,6 +582,14 @@ impl Writer {
                 Err(anyhow::Error::new(e).context("committing to the database"))
             }
         }
+    }
+
+    /// Starts or stops sampling, and tells the preparers whether to keep raw records.
+    fn set_sampler(&mut self, sampler: Option<DictSampler>) {
+        self.dict
+            .sampling
+            .store(sampler.is_some(), std::sync::atomic::Ordering::Relaxed);
+        self.sampler = sampler;
     }
 
     /// Publishes the newest committed dictionary to the preparers (at open and after a
@@ -602,11 +608,9 @@ impl Writer {
             .conn
             .query_row("SELECT count(*) FROM dicts", [], |r| r.get(0))?;
         if self.training.is_none() {
-            self.sampler = DictSampler::for_store(stored.max(0) as usize);
+            self.set_sampler(DictSampler::for_store(stored.max(0) as usize));
         }
-        if let Ok(mut g) = self.dict.write() {
-            *g = dict.map(Arc::new);
-        }
+        self.dict.publish(dict.map(Arc::new));
         Ok(())
     }
 
@@ -632,13 +636,13 @@ impl Writer {
             let stored: i64 = self
                 .conn
                 .query_row("SELECT count(*) FROM dicts", [], |r| r.get(0))?;
-            self.sampler = DictSampler::for_store(stored.max(0) as usize);
+            self.set_sampler(DictSampler::for_store(stored.max(0) as usize));
             return Ok(());
         }
         let Some(samples) = self.sampler.as_mut().and_then(|s| s.take_if_done()) else {
             return Ok(());
         };
-        self.sampler = None;
+        self.set_sampler(None);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("store-dict".into())
@@ -707,7 +711,8 @@ pub struct PreparedRecord {
     pub header: RecordHeader,
     /// OrganizationId (the tenant of an imported record).
     pub organization_id: String,
-    pub raw: String,
+    /// The raw JSON, kept only while the writer samples for a dictionary.
+    pub raw: Option<String>,
     pub data: Vec<u8>,
     pub dict_id: i64,
     pub hits: Vec<PreparedHit>,
@@ -739,8 +744,36 @@ pub struct Prepared {
     pub malformed: Option<String>,
 }
 
-/// The newest committed zstd dictionary, shared with the preparers.
-pub type SharedDict = Arc<std::sync::RwLock<Option<Arc<(i64, Vec<u8>)>>>>;
+/// What the writer shares with the preparers: the newest committed zstd dictionary, and
+/// whether the writer is sampling records for the next one. Only while it samples does a
+/// prepared record keep its raw JSON (a backfill holds dozens of prepared blobs in flight;
+/// the compressed copy is what is stored).
+#[derive(Default)]
+pub struct DictShare {
+    current: std::sync::RwLock<Option<Dict>>,
+    sampling: std::sync::atomic::AtomicBool,
+}
+
+pub type SharedDict = Arc<DictShare>;
+
+/// A committed dictionary: its id and bytes.
+type Dict = Arc<(i64, Vec<u8>)>;
+
+impl DictShare {
+    fn current(&self) -> Option<Dict> {
+        self.current.read().ok().and_then(|g| g.clone())
+    }
+
+    fn publish(&self, d: Option<Dict>) {
+        if let Ok(mut g) = self.current.write() {
+            *g = d;
+        }
+    }
+
+    fn sampling(&self) -> bool {
+        self.sampling.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
 
 /// The memo of each preparer thread: sign-ins and mail access repeat a few shapes per
 /// user, so most candidates are served without a parse or a jq run; small, because a
@@ -757,7 +790,7 @@ thread_local! {
 }
 
 fn compress(raw: &[u8], dict: &SharedDict) -> Result<(Vec<u8>, i64)> {
-    let d = dict.read().ok().and_then(|g| g.clone());
+    let d = dict.current();
     let id = d.as_ref().map(|d| d.0).unwrap_or(0);
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
@@ -774,7 +807,7 @@ fn compress(raw: &[u8], dict: &SharedDict) -> Result<(Vec<u8>, i64)> {
 }
 
 fn prepare_one(
-    raw: String,
+    raw: &str,
     detections: &Detections,
     dict: &SharedDict,
 ) -> std::result::Result<Result<PreparedRecord>, String> {
@@ -802,7 +835,7 @@ fn prepare_one(
     Ok(Ok(PreparedRecord {
         organization_id: header.organization_id.clone(),
         header,
-        raw,
+        raw: dict.sampling().then(|| raw.to_string()),
         data,
         dict_id,
         hits,
@@ -811,16 +844,16 @@ fn prepare_one(
     }))
 }
 
-/// Prepares raw records (import).
+/// Prepares raw records (an import batch, or the records of one blob).
 pub fn prepare_raws(
-    raws: Vec<String>,
+    raws: impl IntoIterator<Item = impl AsRef<str>>,
     detections: &Detections,
     dict: &SharedDict,
 ) -> Result<Prepared> {
     let mut p = Prepared::default();
     for (i, raw) in raws.into_iter().enumerate() {
         p.total += 1;
-        match prepare_one(raw, detections, dict) {
+        match prepare_one(raw.as_ref(), detections, dict) {
             Ok(r) => p.records.push(r?),
             Err(e) => {
                 p.bad += 1;
@@ -844,11 +877,7 @@ pub fn prepare_blob(body: &[u8], detections: &Detections, dict: &SharedDict) -> 
             });
         }
     };
-    prepare_raws(
-        items.iter().map(|r| r.get().to_string()).collect(),
-        detections,
-        dict,
-    )
+    prepare_raws(items.iter().map(|r| r.get()), detections, dict)
 }
 
 /// Where one batch of rows comes from and what goes with it: the same for every record of
@@ -923,8 +952,8 @@ fn insert_prepared(
             q.execute(params![rowid, now])?;
         }
         rollups.record(&header.workload, creation_time, content_type, now);
-        if let Some(s) = sampler.as_mut() {
-            s.offer(r.raw);
+        if let (Some(s), Some(raw)) = (sampler.as_mut(), r.raw) {
+            s.offer(raw);
         }
         for h in &r.hits {
             // A detection that groups by everything it emits has details equal to the key:

@@ -32,9 +32,25 @@ impl Store {
 
     /// TX2: stores a fetched blob's records and hits and marks it done, atomically.
     pub fn ingest_blob(&self, blob_id: i64, body: bytes::Bytes) -> Reply<BlobIngest> {
+        self.ingest_blob_holding(blob_id, body, ())
+    }
+
+    /// [`Store::ingest_blob`], dropping `held` as soon as the blob's rows are written, before
+    /// its group commits: a caller that bounds the blobs it has in the store's pipeline by
+    /// a permit gets the permit back when the blob's memory is freed, not a commit later.
+    pub fn ingest_blob_holding(
+        &self,
+        blob_id: i64,
+        body: bytes::Bytes,
+        held: impl Send + 'static,
+    ) -> Reply<BlobIngest> {
         self.prepare_then(
             move |d, dict| writer::prepare_blob(&body, d, dict),
-            move |w, p| w.ingest_prepared(blob_id, p),
+            move |w, p| {
+                let r = w.ingest_prepared(blob_id, p);
+                drop(held);
+                r
+            },
         )
     }
 

@@ -53,9 +53,7 @@ fn collect_row(ctx: &mut BenchCtx, name: &str, detections: bool, forward: bool) 
         None => None,
     };
     let fwd_start = Instant::now();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = crate::app::runtime()?;
     let per_day = (ctx.records / 7).max(100);
     let (summary, secs, cpu, load) = rt.block_on(async {
         let sim = Simulator::start(SimOptions {
