@@ -10,7 +10,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// allocates blob bodies and index buffers continuously, so that second of hoarding was
 /// ~60 MiB of peak RSS (`bench`: 286 → 260 MiB at 50 ms, same CPU seconds), and at a
 /// million records the 50 ms left were another ~25 MiB of the collector's resident memory
-/// (mean anonymous RSS 183–194 → 162 MiB, same CPU seconds): freed pages go back at once.
+/// (mean anonymous RSS sampled from /proc in a trial build: 183–194 → 162 MiB, same CPU
+/// seconds): freed pages go back at once.
 /// `detect` holds them longer while it runs (see `m365audit::alloc`).
 #[cfg(feature = "mimalloc")]
 fn tune_allocator() {

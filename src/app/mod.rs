@@ -25,8 +25,8 @@ use anyhow::{Context, Result};
 use std::sync::Arc;
 
 /// Threads for blocking work (SQLite reads of the collector and the UI, the practice
-/// tenant's blob generation). Two cores do not run more at once; tokio's default of 512
-/// let a backfill start a dozen, each keeping its own allocator pages (~20 MiB of RSS).
+/// tenant's blob generation). Two cores do not run more at once; with tokio's default of
+/// 512 a million-record backfill ran fifteen, each keeping its own allocator pages.
 const BLOCKING_THREADS: usize = 8;
 
 /// The multi-threaded tokio runtime a command runs its async parts on.

@@ -70,7 +70,8 @@ fn held_units(len: usize) -> u32 {
 /// starts, and settles on the real size once the body is in.
 struct HeldBudget {
     sem: Arc<tokio::sync::Semaphore>,
-    /// Units of the last body fetched: the next fetch's reservation.
+    /// Units of the last body fetched (from [`held_units`]: within the budget): the next
+    /// fetch's reservation.
     last: std::sync::atomic::AtomicU32,
 }
 
@@ -83,8 +84,7 @@ impl HeldBudget {
     }
 
     async fn reserve(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
-        let units = self.last.load(Ordering::Relaxed).clamp(1, HELD_UNITS);
-        self.take(units).await
+        self.take(self.last.load(Ordering::Relaxed)).await
     }
 
     /// Trades a reservation for one of a body's real size. A larger body gives its

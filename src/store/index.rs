@@ -70,7 +70,7 @@ const WRITER_THREADS: usize = 1;
 /// The most documents one merge reads. A merge maps every segment it reads, so its
 /// size is the collector's peak memory: with tantivy's defaults a store of a million
 /// records merged ~800,000 documents at once (~300 MiB of index files resident), and
-/// merges of up to 150,000 still added 40–60 MiB to a backfill's resident memory.
+/// merges of up to 150,000 still added 40–60 MiB of file-backed RSS to a backfill.
 /// Segments stop growing at about this size; a bigger store has more of them.
 const MERGE_MAX_DOCS: u32 = 50_000;
 

@@ -584,6 +584,15 @@ impl Writer {
         }
     }
 
+    /// Samples for the store's next dictionary, if it lacks one (by the dictionaries stored).
+    fn sample_for_next_dict(&mut self) -> Result<()> {
+        let stored: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM dicts", [], |r| r.get(0))?;
+        self.set_sampler(DictSampler::for_store(stored.max(0) as usize));
+        Ok(())
+    }
+
     /// Starts or stops sampling, and tells the preparers whether to keep raw records.
     fn set_sampler(&mut self, sampler: Option<DictSampler>) {
         self.dict
@@ -604,11 +613,8 @@ impl Writer {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let stored: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM dicts", [], |r| r.get(0))?;
         if self.training.is_none() {
-            self.set_sampler(DictSampler::for_store(stored.max(0) as usize));
+            self.sample_for_next_dict()?;
         }
         self.dict.publish(dict.map(Arc::new));
         Ok(())
@@ -633,11 +639,7 @@ impl Writer {
                 params![now_secs(), dict],
             )?;
             self.new_dict = Some(Arc::new((self.conn.last_insert_rowid(), dict)));
-            let stored: i64 = self
-                .conn
-                .query_row("SELECT count(*) FROM dicts", [], |r| r.get(0))?;
-            self.set_sampler(DictSampler::for_store(stored.max(0) as usize));
-            return Ok(());
+            return self.sample_for_next_dict();
         }
         let Some(samples) = self.sampler.as_mut().and_then(|s| s.take_if_done()) else {
             return Ok(());
