@@ -437,7 +437,7 @@ async fn a_configured_token_is_never_printed() {
 async fn a_deleted_search_index_is_explained_on_the_search_page() {
     let dir = tempfile::tempdir().unwrap();
     import(dir.path());
-    std::fs::remove_dir_all(dir.path().join("index-v4")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("index-v5")).unwrap();
     let data = dir.path().to_str().unwrap();
     let cli = Command::new(BIN)
         .args(["search", "--data", data, "admin"])

@@ -27,7 +27,7 @@ use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::error::{DeleteError, OpenReadError, OpenWriteError};
 use tantivy::query::QueryParser;
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
+    DateOptions, FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{LowerCaser, RawTokenizer, RemoveLongFilter, TextAnalyzer};
 use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument};
@@ -39,9 +39,10 @@ use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocum
 /// collect CPU, its node registry thrashing on the unique GUID terms).
 /// v4: no `id` field: a record's Id is one word of `text` already (a GUID is one word),
 /// and its own field held a second copy of every Id, ~10 % of the index.
-pub const INDEX_DIR: &str = "index-v4";
+/// v5: no field norms (results are never scored; see `schema`).
+pub const INDEX_DIR: &str = "index-v5";
 /// Index directories of earlier builds: the writable store deletes them at open.
-const OLD_INDEX_DIRS: &[&str] = &["index-v2", "index-v3"];
+const OLD_INDEX_DIRS: &[&str] = &["index-v2", "index-v3", "index-v4"];
 
 /// Removes the index directories of earlier formats (never read again; they only take
 /// disk). A failure is logged: the store works without it.
@@ -136,24 +137,28 @@ pub struct Fields {
 
 fn schema() -> (Schema, Fields) {
     let mut sb = Schema::builder();
-    let lower = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer(LOWER_RAW)
-            .set_index_option(IndexRecordOption::Basic),
-    );
-    let text = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer(RECORD_TEXT)
-            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-    );
+    // No field keeps norms: results are ordered by `time`, never scored, and with norms
+    // tantivy works out a BM25 weight for every term it writes (flush and merge), a table
+    // per term that the unique GUID terms of a backfill paid for over and over.
+    let words = |tokenizer: &'static str, option: IndexRecordOption| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer)
+                .set_index_option(option)
+                .set_fieldnorms(false),
+        )
+    };
+    let lower = words(LOWER_RAW, IndexRecordOption::Basic);
+    let exact = words("raw", IndexRecordOption::Basic);
+    let text = words(RECORD_TEXT, IndexRecordOption::WithFreqsAndPositions);
     let fields = Fields {
         rowid: sb.add_u64_field("rowid", FAST),
-        time: sb.add_date_field("time", INDEXED | FAST),
-        table: sb.add_text_field("table", STRING),
+        time: sb.add_date_field("time", DateOptions::default().set_indexed().set_fast()),
+        table: sb.add_text_field("table", exact.clone()),
         operation: sb.add_text_field("operation", lower.clone()),
         workload: sb.add_text_field("workload", lower.clone()),
         user: sb.add_text_field("user", lower),
-        ip: sb.add_text_field("ip", STRING),
+        ip: sb.add_text_field("ip", exact),
         text: sb.add_text_field("text", text),
     };
     (sb.build(), fields)

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! <data>/m365audit.db   SQLite (WAL, 8 KiB pages): the single source of truth
-//! <data>/index-v4/      tantivy: derived from SQLite, rebuildable by deleting it
+//! <data>/index-v5/      tantivy: derived from SQLite, rebuildable by deleting it
 //! ```
 //!
 //! * **Records** (`ingest_blob`, `import_records`) are first *prepared* on two preparer
