@@ -81,8 +81,6 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 const PAGE_SIZE: i64 = 8192;
 /// The writer connection's page cache, KiB.
 const WRITER_CACHE_KIB: i64 = 8_000;
-/// WAL pages before an automatic checkpoint.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
 
 fn set_common_pragmas(conn: &Connection) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
@@ -106,10 +104,13 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     // The writer touches the tops of a few B-trees and the pages it appends to; half the
     // readers' page cache printed the same collect rate with 14 MiB less peak RSS.
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-    // A checkpoint every 1000 pages (the default) rewrites the same random index pages of
-    // UNIQUE(tenant, id) over and over during a backfill; 8192 pages (64 MiB of WAL) cut the
-    // writer's kernel time by a quarter. The WAL is truncated when the store closes.
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+    // Until the checkpoint thread hooks this connection (and if it cannot start), SQLite
+    // checkpoints here, at the same size the thread uses (`checkpointer.rs` says why).
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        super::checkpointer::CHECKPOINT_PAGES,
+    )?;
     // The writer's statements are all `prepare_cached`; more of them than rusqlite's
     // default 16 slots are in use during a backfill (evicted ones were parsed again).
     conn.set_prepared_statement_cache_capacity(64);

@@ -34,6 +34,7 @@
 //! stats.rs    stats() and its types (Serialize = `stats --json`); report.rs renders the text
 //! ui_queries.rs  the reads the web UI needs (dashboard, groups, timelines)
 //! writer.rs   the writer thread: group transactions, preparing records and their hits
+//! checkpointer.rs  the thread that checkpoints the WAL beside the writer
 //! index.rs, tokenizer.rs   the tantivy index and its tokenizer; db.rs  schema, migrations, codec
 //! outbox.rs   the Devo forwarder's queue: outbox on/off, batches in id order, deletes
 //!             after the receiver accepted (invariant 5), backfill, forwarding state
@@ -70,10 +71,11 @@
 //! 6. Expired blobs, blobs that failed for good, records without Id/CreationTime and
 //!    clamped windows are rows in `gaps`, shown by `stats()`.
 //! 8. SQLite, zstd, jaq (via `detect::Runner`) and tantivy run on the writer,
-//!    preparer or indexer threads or the caller's own (blocking) thread, never on an
+//!    preparer, checkpoint or indexer threads or the caller's own (blocking) thread, never on an
 //!    async worker.
 
 mod activity;
+mod checkpointer;
 mod db;
 mod dict_sampler;
 mod handle;

@@ -14,6 +14,7 @@
 //! added up in memory per blob and written as one UPSERT per touched key ([`Rollups`])
 //! instead of per-row triggers (migration 0004).
 
+use super::checkpointer::{CHECKPOINT_PAGES, Checkpointer};
 use super::dict_sampler::DictSampler;
 use super::hit_keys::HitKeys;
 use super::index::{IndexDoc, IndexMsg};
@@ -59,6 +60,9 @@ pub struct Writer {
     pub(super) outbox_on: bool,
     /// The ids of detection names and group keys hits refer to.
     hit_keys: HitKeys,
+    /// Checkpoints the WAL on a thread of its own (None: SQLite's automatic checkpoint
+    /// on this connection, when the thread could not start).
+    checkpointer: Option<Checkpointer>,
 }
 
 fn now_secs() -> i64 {
@@ -86,7 +90,18 @@ impl Writer {
             pending_docs: Vec::new(),
             outbox_on: false,
             hit_keys: HitKeys::default(),
+            checkpointer: None,
         };
+        // without the thread the WAL is still checkpointed, by SQLite on this connection
+        match w.conn.path().map(std::path::PathBuf::from) {
+            Some(p) => match Checkpointer::start(&mut w.conn, &p, CHECKPOINT_PAGES) {
+                Ok(c) => w.checkpointer = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "WAL checkpoints stay on the writer thread")
+                }
+            },
+            None => tracing::warn!("WAL checkpoints stay on the writer thread: no database path"),
+        }
         w.reload_dict()?;
         w.outbox_on = super::outbox::forwarding_on(&w.conn)?;
         Ok(w)
@@ -94,6 +109,9 @@ impl Writer {
 
     /// Checkpoints and truncates the WAL (at close; readers may still hold it).
     pub fn checkpoint(&mut self) {
+        if let Some(mut c) = self.checkpointer.take() {
+            c.stop(&mut self.conn);
+        }
         if let Err(e) = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
