@@ -38,16 +38,6 @@ pub enum Input<'a> {
     Value(&'a serde_json::Value),
 }
 
-impl<'a> Input<'a> {
-    fn text(&self) -> Option<&'a [u8]> {
-        match self {
-            Input::Text(t) => Some(t),
-            Input::Json(j) => Some(j.as_bytes()),
-            Input::Value(_) => None,
-        }
-    }
-}
-
 /// What becomes of the outputs of the detections on one record.
 pub(crate) trait Sink {
     /// What one detection made of one input; the memo keeps it for later records with the
@@ -104,9 +94,10 @@ impl<M> Evaluator<M> {
     ) {
         let mut admitted = std::mem::take(&mut self.admitted);
         admitted.clear();
-        match input.text() {
-            Some(t) => d.admitted(cands, t, &mut self.lower, &mut admitted),
-            None => admitted.extend_from_slice(cands),
+        match input {
+            Input::Text(t) => d.admitted(cands, t, false, &mut self.lower, &mut admitted),
+            Input::Json(j) => d.admitted(cands, j.as_bytes(), true, &mut self.lower, &mut admitted),
+            Input::Value(_) => admitted.extend_from_slice(cands),
         }
         for &c in &admitted {
             self.admitted_per[usize::from(c)] += 1;
