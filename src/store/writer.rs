@@ -564,17 +564,21 @@ impl Writer {
 
     /// Hands the rows written so far to the indexer (they must be committed).
     pub fn send_pending(&mut self) {
-        let mut docs = std::mem::take(&mut self.pending_docs);
-        while !docs.is_empty() {
-            // Small messages on a short channel bound the parsed records in flight.
-            let rest = docs.split_off(docs.len().min(INDEX_CHUNK));
+        // Small messages on a short channel bound the parsed records in flight. Taken
+        // from the front in order, each moved once (splitting the rest off after every
+        // chunk copied a group's rows over and over into fresh pages).
+        let mut docs = std::mem::take(&mut self.pending_docs).into_iter();
+        loop {
+            let chunk: Vec<IndexDoc> = docs.by_ref().take(INDEX_CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
             if let Some(tx) = &self.index_tx
-                && tx.send(IndexMsg::Docs(docs)).is_err()
+                && tx.send(IndexMsg::Docs(chunk)).is_err()
             {
                 tracing::warn!("search indexer stopped; the index catches up at next start");
                 self.index_tx = None;
             }
-            docs = rest;
         }
     }
 
