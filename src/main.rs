@@ -45,6 +45,22 @@ fn tune_allocator() {
     }
 }
 
+/// SQLite and zstd allocate through the C library's malloc, not the Rust allocator. Every
+/// savepoint of the writer grows its in-memory statement journal in ~1 KiB chunks and
+/// frees it at release; glibc then gave the top of the writer's heap back to the kernel
+/// (its trim threshold is 128 KiB) and the next savepoint faulted the pages in again:
+/// an eighth of the writer thread's time importing a million records (perf). Heap tops of up to
+/// 16 MiB stay; importing a million records then took 5–8 % less system time with no more
+/// peak RSS (`/usr/bin/time m365audit import`, runs alternated with the build before).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_c_heap_tops() {
+    const TRIM_THRESHOLD: libc::c_int = 16 << 20;
+    // SAFETY: sets one integer parameter of glibc's malloc, before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+    }
+}
+
 /// A command whose output is piped into `head` ends quietly, like any Unix filter, when the
 /// reader goes away: Rust ignores SIGPIPE, so `print!` would panic (exit 101, a backtrace)
 /// and a checked write would report an error. The default disposition ends the process at
@@ -69,6 +85,8 @@ fn private_files() {
 
 fn main() {
     private_files();
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    keep_c_heap_tops();
     #[cfg(feature = "mimalloc")]
     tune_allocator();
     let cli = m365audit::cli::Cli::parse();
