@@ -93,7 +93,13 @@ impl Writer {
             checkpointer: None,
         };
         // without the thread the WAL is still checkpointed, by SQLite on this connection
-        match w.conn.path().map(std::path::PathBuf::from) {
+        // (an in-memory or temporary database has the path "": nothing to open twice)
+        match w
+            .conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
+        {
             Some(p) => match Checkpointer::start(&mut w.conn, &p, CHECKPOINT_PAGES) {
                 Ok(c) => w.checkpointer = Some(c),
                 Err(e) => {

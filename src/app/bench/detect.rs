@@ -137,6 +137,13 @@ pub(super) fn stage_detect(ctx: &mut BenchCtx) -> Result<Row> {
         format!("derived/hand-written per detection: {}", apart.join("; "))
     };
     let note = format!("{note}; {versus}; {apart}");
+    // A store of a million records or more is what `detect` must get through fastest: the
+    // speed work asks 300,000 rec/s there (median of the three runs).
+    let min_rate = if ctx.records >= 1_000_000 {
+        300_000.0
+    } else {
+        200_000.0
+    };
     Ok(Row {
         stage: "detect".into(),
         records: n,
@@ -145,8 +152,8 @@ pub(super) fn stage_detect(ctx: &mut BenchCtx) -> Result<Row> {
         records_per_sec: rate,
         peak_rss_mib: peak_rss_mib(),
         disk_ratio: None,
-        target: "≥ 200000 rec/s, ≥ 10× jq".into(),
-        pass: Some(rate >= 200_000.0),
+        target: format!("≥ {min_rate:.0} rec/s, ≥ 10× jq"),
+        pass: Some(rate >= min_rate),
         note,
     })
 }
