@@ -49,9 +49,10 @@ fn tune_allocator() {
 /// savepoint of the writer grows its in-memory statement journal in ~1 KiB chunks and
 /// frees it at release; glibc then gave the top of the writer's heap back to the kernel
 /// (its trim threshold is 128 KiB) and the next savepoint faulted the pages in again:
-/// an eighth of the writer thread's time importing a million records (perf). Heap tops of up to
-/// 16 MiB stay; importing a million records then took 5–8 % less system time with no more
-/// peak RSS (`/usr/bin/time m365audit import`, runs alternated with the build before).
+/// an eighth of the writer thread's time importing a million records (perf). Heap tops
+/// of up to 16 MiB stay; importing a million records then took 5–8 % less system time
+/// with no more peak RSS (`/usr/bin/time m365audit import`, runs alternated with the
+/// build before).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_c_heap_tops() {
     const TRIM_THRESHOLD: libc::c_int = 16 << 20;
