@@ -45,14 +45,16 @@ fn tune_allocator() {
     }
 }
 
-/// SQLite and zstd allocate through the C library's malloc, not the Rust allocator. Every
+/// SQLite and zstd allocate through the C library's malloc, not the Rust allocator. A
 /// savepoint of the writer grows its in-memory statement journal in ~1 KiB chunks and
 /// frees it at release; glibc then gave the top of the writer's heap back to the kernel
-/// (its trim threshold is 128 KiB) and the next savepoint faulted the pages in again:
-/// an eighth of the writer thread's time importing a million records (perf). Heap tops
-/// of up to 16 MiB stay; importing a million records then took 5–8 % less system time
-/// with no more peak RSS (`/usr/bin/time m365audit import`, runs alternated with the
-/// build before).
+/// (its trim threshold is 128 KiB) and the next savepoint faulted the pages in again.
+/// Measured while every write had a savepoint (an eighth of the writer thread's time
+/// importing a million records, perf): with heap tops of up to 16 MiB kept, the import
+/// took 5–8 % less system time with no more peak RSS (`/usr/bin/time m365audit import`,
+/// alternated with the build before). Writes now share their group's transaction and
+/// have savepoints only outside a group or after a failure (`store/unit.rs`); the setting
+/// stays for those and for SQLite's other short-lived buffers.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_c_heap_tops() {
     const TRIM_THRESHOLD: libc::c_int = 16 << 20;

@@ -32,7 +32,7 @@ pub use progress::Progress;
 
 /// Tenant of records without an OrganizationId.
 pub const DEFAULT_TENANT: &str = "import";
-/// Records per batch handed to the store (one preparer job, one savepoint).
+/// Records per batch handed to the store (one preparer job, one unit of work).
 const BATCH: usize = 2000;
 /// Raw bytes per batch at most (a few huge records make a small batch).
 const BATCH_BYTES: usize = 8 << 20;

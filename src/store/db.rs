@@ -114,10 +114,11 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     // The writer's statements are all `prepare_cached`; more of them than rusqlite's
     // default 16 slots are in use during a backfill (evicted ones were parsed again).
     conn.set_prepared_statement_cache_capacity(64);
-    // Every writer command runs in a savepoint, and SQLite copies each page a savepoint
-    // changes into the statement journal, which by default goes to a deleted temporary
-    // file beyond 64 KiB: a file created, written and evicted per blob (~10 % of the
-    // writer's time in perf). In memory instead (a few hundred KiB per blob, freed when
+    // A writer command in a savepoint of its own (outside a group, or isolated after a
+    // failure: `unit.rs`) has SQLite copy each page it changes into the statement
+    // journal, which by default goes to a deleted temporary file beyond 64 KiB: a file
+    // created, written and evicted per blob (~10 % of the writer's time in perf when
+    // every command had one). In memory instead (a few hundred KiB per blob, freed when
     // the savepoint is released).
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     migrate(&conn)?;

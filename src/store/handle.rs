@@ -12,8 +12,8 @@ const READ_ONLY: &str = "the store is read-only or closed; writes are not possib
 pub(super) type After = Box<dyn FnOnce(&mut writer::Writer, Option<&anyhow::Error>) + Send>;
 pub(super) type Cmd = Box<dyn FnOnce(&mut writer::Writer) -> After + Send>;
 
-/// Commands grouped into one transaction at most (group commit: each in its own savepoint,
-/// replies sent after the commit).
+/// Commands grouped into one transaction at most (group commit: each one unit of work,
+/// `unit.rs`; replies sent after the commit or the rollback).
 pub(super) const GROUP_MAX: usize = 64;
 
 /// The answer of the writer thread to one write.
@@ -214,15 +214,16 @@ impl Store {
                         continue;
                     }
                     let mut afters = vec![cmd(&mut w)];
-                    while afters.len() < GROUP_MAX {
+                    // a failed unit ends the group: the commands after it wait for the next
+                    while afters.len() < GROUP_MAX && !w.group_failed() {
                         match rx.try_recv() {
                             Ok(cmd) => afters.push(cmd(&mut w)),
                             Err(_) => break,
                         }
                     }
-                    let err = w.commit().err();
+                    let err = w.end_group().err();
                     if let Some(e) = &err {
-                        tracing::error!(error = %format!("{e:#}"), "store commit failed; the group is rolled back");
+                        tracing::error!(error = %format!("{e:#}"), "a transaction group of the writer was rolled back");
                     }
                     for after in afters {
                         after(&mut w, err.as_ref());
@@ -481,7 +482,7 @@ impl Store {
         self.submit_prep(job, rx)
     }
 
-    /// Runs `f` on the writer thread inside a savepoint of the current group; the reply
+    /// Runs `f` on the writer thread as a unit of the current group; the reply
     /// is sent once the group committed (or with the commit error).
     pub(super) fn call<T: Send + 'static>(
         &self,

@@ -2,11 +2,12 @@
 //! (detection, group key) pair is stored once, in `hit_detections` and `hit_groups`, and
 //! the writer keeps the ids it has seen. It must only be used by the writer thread.
 //!
-//! A blob's keys are resolved before the blob's savepoint opens, in the enclosing
-//! transaction: a savepoint that is rolled back (a blob that fails) therefore never takes
-//! away a key row whose id is cached. When the enclosing transaction itself fails to
-//! commit, the writer clears the cache ([`HitKeys::clear`]). A key row whose hits were all
-//! rolled back stays; nothing reads keys without hits.
+//! A blob's keys are resolved before the blob's unit of work opens (`unit.rs`), in the
+//! enclosing transaction: a unit rolled back alone (a blob that fails in its own
+//! savepoint) therefore never takes away a key row whose id is cached. When the enclosing
+//! transaction is rolled back (a unit failed halfway in a shared group, or the commit
+//! failed), the writer clears the cache ([`HitKeys::clear`]). A key row whose hits were
+//! all rolled back stays; nothing reads keys without hits.
 
 use super::writer::PreparedRecord;
 use anyhow::{Context, Result};

@@ -14,7 +14,7 @@
 //!   threads — JSON parsing, zstd with the shared dictionary, the detections — so the
 //!   CPU-heavy work runs in parallel and the writer only inserts.
 //! * **Writes** go to one writer thread (`writer.rs`) as commands over a channel, grouped
-//!   into one transaction of up to 64 commands (each in its own savepoint); each
+//!   into one transaction of up to 64 commands (each one unit of work, `unit.rs`); each
 //!   write method returns a [`Reply`], which is either `.await`ed (async code — the await
 //!   never blocks a worker) or `.wait()`ed (plain threads, never inside the runtime).
 //! * **Reads** are plain blocking methods on read-only connections from a small pool. In
@@ -34,6 +34,8 @@
 //! stats.rs    stats() and its types (Serialize = `stats --json`); report.rs renders the text
 //! ui_queries.rs  the reads the web UI needs (dashboard, groups, timelines)
 //! writer.rs   the writer thread: group transactions, preparing records and their hits
+//! unit.rs     one write's atomic share of a group: when it needs a savepoint, when a
+//!             failed write rolls back its group
 //! checkpointer.rs  the thread that checkpoints the WAL beside the writer
 //! index.rs, tokenizer.rs   the tantivy index and its tokenizer; db.rs  schema, migrations, codec
 //! outbox.rs   the Devo forwarder's queue: outbox on/off, batches in id order, deletes
@@ -61,7 +63,9 @@
 //!
 //! 1. A blob becomes `done` in the transaction that stores its records, hits and (while
 //!    forwarding is on) outbox rows (`Writer::ingest_blob`); after a crash it is fully
-//!    stored or still pending.
+//!    stored or still pending. A write that fails after changing rows never commits any
+//!    of them: in a shared group the whole group is rolled back and every write in it
+//!    answered with an error (`unit.rs`).
 //! 2. Records are unique per (tenant, Id): `UNIQUE (tenant, id)` + `INSERT OR IGNORE`;
 //!    every ignored insert adds one to the counter `duplicates_dropped`.
 //! 3. `cursor = max(cursor, new)`: a cursor never moves back. The collector calls
@@ -89,6 +93,7 @@ mod scan;
 mod stats;
 mod tokenizer;
 mod triage;
+mod unit;
 mod writer;
 mod writes;
 

@@ -4,8 +4,8 @@
 //! `stats` and the UI show. It knows nothing about syslog, TLS or HTTP (`forward` does).
 //!
 //! Invariant 1: while forwarding is on, `insert_prepared` (writer.rs) writes one outbox row
-//! per new record in the savepoint that stores the record, so a crash leaves either both
-//! or neither. Invariant 5: a row is deleted only by [`Store::outbox_ack`], which the
+//! per new record in the unit of work that stores the record (`unit.rs`), so a crash
+//! leaves either both or neither. Invariant 5: a row is deleted only by [`Store::outbox_ack`], which the
 //! forwarder calls only after the receiver accepted the record.
 //!
 //! Status keys: `forward` = `{"from_rowid", "backfilled_since"}` (present while forwarding
@@ -97,7 +97,7 @@ fn bump(conn: &Connection, name: &str, by: i64) -> Result<()> {
 
 impl Writer {
     fn set_forwarding(&mut self, on: bool) -> Result<()> {
-        let tx = self.conn_mut().savepoint()?;
+        let tx = self.unit()?;
         let current = status(&tx, STATUS_KEY)?;
         match (on, current) {
             (true, None) => {
@@ -120,7 +120,7 @@ impl Writer {
     }
 
     fn outbox_ack(&mut self, sent: &[i64], oversized: &[i64], missing: &[i64]) -> Result<()> {
-        let tx = self.conn_mut().savepoint()?;
+        let tx = self.unit()?;
         {
             let mut del = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
             for id in sent.iter().chain(oversized).chain(missing) {
@@ -135,7 +135,7 @@ impl Writer {
     }
 
     fn outbox_backfill(&mut self, since: i64) -> Result<usize> {
-        let tx = self.conn_mut().savepoint()?;
+        let tx = self.unit()?;
         let st = status(&tx, STATUS_KEY)?.context("forwarding is not on for this store")?;
         let from = st.get("from_rowid").and_then(Value::as_i64).unwrap_or(0);
         let before = st.get("backfilled_since").and_then(Value::as_i64);

@@ -539,6 +539,63 @@ fn invariant_1_group_commit_keeps_each_command_atomic_and_independent() {
     assert_eq!(s.stats().unwrap().blobs["done"], 40);
 }
 
+/// A write that fails halfway inside a transaction group: nothing of its group is
+/// committed and every write of the group says so; then, for a while, each write has its
+/// own savepoint and the same failure takes nothing else along.
+#[test]
+fn invariant_1_a_write_failing_halfway_rolls_back_its_group_then_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let gap = |detail: &str| NewGap {
+        kind: GapKind::Failed,
+        content_type: "Audit.Exchange".into(),
+        window_start: None,
+        window_end: None,
+        content_id: None,
+        count: 1,
+        detail: detail.into(),
+    };
+    let stored = || -> Vec<String> {
+        let mut d: Vec<String> = s.gaps().unwrap().into_iter().map(|g| g.detail).collect();
+        d.sort();
+        d
+    };
+    // A command that holds the writer until the others are queued puts them all in one
+    // group, in this order.
+    let round = |names: [&str; 2]| {
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let gate = s.call(move |_| {
+            wait.recv().ok();
+            Ok(())
+        });
+        let (g1, g2) = (gap(names[0]), gap(names[1]));
+        let first = s.call(move |w| w.record_gap(T, &g1));
+        let bad_gap = gap("half");
+        let bad = s.call(move |w| w.fail_halfway(T, &bad_gap));
+        let after = s.call(move |w| w.record_gap(T, &g2));
+        go.send(()).unwrap();
+        (gate.wait(), first.wait(), bad.wait(), after.wait())
+    };
+
+    let (gate, first, bad, after) = round(["one", "two"]);
+    let e = format!("{:#}", bad.unwrap_err());
+    assert!(e.contains("failed after writing"), "{e}");
+    for r in [gate, first] {
+        let e = format!("{:#}", r.unwrap_err());
+        assert!(e.contains("nothing of this write was stored"), "{e}");
+    }
+    // the write queued after the failure waited for the next group
+    after.unwrap();
+    assert_eq!(stored(), ["two"]);
+
+    let (gate, first, bad, after) = round(["three", "four"]);
+    assert!(bad.is_err());
+    gate.unwrap();
+    first.unwrap();
+    after.unwrap();
+    assert_eq!(stored(), ["four", "three", "two"]);
+}
+
 #[test]
 fn unwritable_data_dir_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,8 +5,8 @@
 //!
 //! TX1 `note_listing`: blobs INSERT OR IGNORE (pending) + cursor = max(cursor, end).
 //! TX2 `ingest_blob`: parse the blob, records INSERT OR IGNORE, hits, the UI rollups, blob
-//! `done` — one transaction (invariant 1); committed rows then go to the indexer
-//! (invariant 4).
+//! `done` — one unit of work (`unit.rs`) of one transaction (invariant 1); committed rows
+//! then go to the indexer (invariant 4).
 //!
 //! The writer thread is the serial path of a backfill, so everything that does not need
 //! the connection (parsing, compression, detections, serializing hits) is done before, on
@@ -18,6 +18,7 @@ use super::checkpointer::{CHECKPOINT_PAGES, Checkpointer};
 use super::dict_sampler::DictSampler;
 use super::hit_keys::HitKeys;
 use super::index::{IndexDoc, IndexMsg};
+use super::unit::{GroupState, Unit};
 use super::{BlobIngest, GapKind, ImportRow, IngestOutcome, NewGap, StreamState, db};
 use crate::detect::{Detections, Input, Runner};
 use crate::model::{BlobRef, ContentType, RecordHeader, parse_time};
@@ -55,7 +56,7 @@ pub struct Writer {
     training: Option<std::sync::mpsc::Receiver<Option<Vec<u8>>>>,
     /// Rows of the open transaction, for the indexer once it commits.
     pending_docs: Vec<IndexDoc>,
-    /// Forwarding is on: every new record gets an outbox row in its own savepoint
+    /// Forwarding is on: every new record gets an outbox row in the unit that stores it
     /// (invariant 1). Kept in the store (`outbox.rs`), so `import` queues too.
     pub(super) outbox_on: bool,
     /// The ids of detection names and group keys hits refer to.
@@ -63,6 +64,8 @@ pub struct Writer {
     /// Checkpoints the WAL on a thread of its own (None: SQLite's automatic checkpoint
     /// on this connection, when the thread could not start).
     checkpointer: Option<Checkpointer>,
+    /// Whether the open group is still sound, and whether units need savepoints.
+    group: GroupState,
 }
 
 fn now_secs() -> i64 {
@@ -91,6 +94,7 @@ impl Writer {
             outbox_on: false,
             hit_keys: HitKeys::default(),
             checkpointer: None,
+            group: GroupState::default(),
         };
         // without the thread the WAL is still checkpointed, by SQLite on this connection
         // (an in-memory or temporary database has the path "": nothing to open twice)
@@ -146,9 +150,9 @@ impl Writer {
         }
     }
 
-    /// The writable connection, for the outbox commands (`outbox.rs`).
-    pub(super) fn conn_mut(&mut self) -> &mut Connection {
-        &mut self.conn
+    /// A unit of the open group, for the outbox commands (`outbox.rs`).
+    pub(super) fn unit(&mut self) -> Result<Unit<'_>> {
+        Unit::open(&mut self.conn, &self.group)
     }
 
     fn tenant(&mut self, name: &str) -> Result<i64> {
@@ -174,7 +178,7 @@ impl Writer {
     ) -> Result<usize> {
         let t = self.tenant(tenant)?;
         let now = ms(Utc::now());
-        let tx = self.conn.savepoint()?;
+        let tx = Unit::open(&mut self.conn, &self.group)?;
         let mut new = 0;
         {
             let mut st = tx.prepare_cached(
@@ -224,7 +228,7 @@ impl Writer {
         detail: &str,
     ) -> Result<()> {
         let t = self.tenant(tenant)?;
-        let tx = self.conn.savepoint()?;
+        let tx = Unit::open(&mut self.conn, &self.group)?;
         insert_gap(
             &tx,
             t,
@@ -243,9 +247,18 @@ impl Writer {
         Ok(())
     }
 
+    /// A write that fails after changing rows, as a full disk would make one fail.
+    #[cfg(test)]
+    pub fn fail_halfway(&mut self, tenant: &str, gap: &NewGap) -> Result<()> {
+        let t = self.tenant(tenant)?;
+        let tx = Unit::open(&mut self.conn, &self.group)?;
+        insert_gap(&tx, t, gap)?;
+        anyhow::bail!("failed after writing (test)")
+    }
+
     pub fn record_gap(&mut self, tenant: &str, gap: &NewGap) -> Result<()> {
         let t = self.tenant(tenant)?;
-        let tx = self.conn.savepoint()?;
+        let tx = Unit::open(&mut self.conn, &self.group)?;
         insert_gap(&tx, t, gap)?;
         tx.commit()?;
         Ok(())
@@ -278,7 +291,7 @@ impl Writer {
             ..Default::default()
         };
         self.hit_keys.resolve(&self.conn, &mut p.records)?;
-        let tx = self.conn.savepoint()?;
+        let tx = Unit::open(&mut self.conn, &self.group)?;
         let mut docs = Vec::new();
         insert_prepared(
             &tx,
@@ -338,7 +351,7 @@ impl Writer {
         let attempts = attempts + 1;
         let failed = attempts >= MAX_MALFORMED_ATTEMPTS;
         let error = format!("malformed blob content: {error}");
-        let tx = self.conn.savepoint()?;
+        let tx = Unit::open(&mut self.conn, &self.group)?;
         if failed {
             let (tenant, ct): (i64, String) = tx.query_row(
                 "SELECT tenant, content_type FROM blobs WHERE id = ?1",
@@ -386,7 +399,7 @@ impl Writer {
 
     /// A terminal failure: the blob becomes `expired` or `failed` and a gap is written.
     pub fn give_up_blob(&mut self, blob_id: i64, kind: GapKind, error: &str) -> Result<()> {
-        let tx = self.conn.savepoint()?;
+        let tx = Unit::open(&mut self.conn, &self.group)?;
         let row: Option<(i64, String, String, i64)> = tx
             .query_row(
                 "SELECT tenant, content_type, content_id, content_created FROM blobs \
@@ -477,7 +490,7 @@ impl Writer {
             ..Default::default()
         };
         self.hit_keys.resolve(&self.conn, &mut p.records)?;
-        let tx = self.conn.savepoint()?;
+        let tx = Unit::open(&mut self.conn, &self.group)?;
         let mut docs = Vec::new();
         insert_prepared(
             &tx,
@@ -562,10 +575,16 @@ impl Writer {
         self.pending_docs.append(&mut docs);
     }
 
-    /// Opens the transaction that groups the next commands (each in its own savepoint).
+    /// Opens the transaction that groups the next commands (each one unit, `unit.rs`).
     pub fn begin(&mut self) -> Result<()> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         Ok(())
+    }
+
+    /// A unit of the open group failed halfway: no command should join the group, which
+    /// [`Writer::end_group`] rolls back.
+    pub fn group_failed(&self) -> bool {
+        self.group.failed()
     }
 
     /// Hands the rows written so far to the indexer (they must be committed).
@@ -588,26 +607,52 @@ impl Writer {
         }
     }
 
-    /// Commits the group; then hands its rows to the indexer. On failure everything of
-    /// the group is rolled back and the writer's caches are reloaded.
-    pub fn commit(&mut self) -> Result<()> {
-        match self.conn.execute_batch("COMMIT") {
-            Ok(()) => {
-                if let Some(d) = self.new_dict.take() {
-                    self.dict.publish(Some(d));
+    /// Commits the group, then hands its rows to the indexer. A group with a unit that
+    /// failed halfway, or whose commit fails, is rolled back whole and the writer's caches
+    /// are reloaded; the error is every command's answer in the group (a command that
+    /// failed itself answers with its own).
+    pub fn end_group(&mut self) -> Result<()> {
+        let failed = self.group.failed();
+        self.group.end(std::time::Instant::now());
+        let err = if failed {
+            anyhow::anyhow!(
+                "nothing of this write was stored: another write in its transaction group \
+                 failed halfway, and the group was rolled back"
+            )
+        } else {
+            match self.conn.execute_batch("COMMIT") {
+                Ok(()) => {
+                    if let Some(d) = self.new_dict.take() {
+                        self.dict.publish(Some(d));
+                    }
+                    self.send_pending();
+                    return Ok(());
                 }
-                self.send_pending();
-                Ok(())
+                Err(e) => anyhow::Error::new(e).context("committing to the database"),
             }
+        };
+        if let Err(e) = self.conn.execute_batch("ROLLBACK")
+            && !self.conn.is_autocommit()
+        {
+            tracing::error!(error = %e, "rolling back a transaction group failed");
+        }
+        self.forget_uncommitted();
+        Err(err)
+    }
+
+    /// After a rollback: drops what the writer kept of the rolled-back rows.
+    fn forget_uncommitted(&mut self) {
+        self.pending_docs.clear();
+        self.tenants.clear();
+        self.hit_keys.clear();
+        if let Err(e) = self.reload_dict() {
+            tracing::error!(error = %format!("{e:#}"), "reloading the compression dictionary failed");
+        }
+        // a rolled-back switch of forwarding must not stay switched
+        match super::outbox::forwarding_on(&self.conn) {
+            Ok(on) => self.outbox_on = on,
             Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                self.pending_docs.clear();
-                self.tenants.clear();
-                self.hit_keys.clear();
-                if let Err(e2) = self.reload_dict() {
-                    tracing::error!(error = %format!("{e2:#}"), "reloading the compression dictionary failed");
-                }
-                Err(anyhow::Error::new(e).context("committing to the database"))
+                tracing::error!(error = %format!("{e:#}"), "reading whether forwarding is on failed")
             }
         }
     }
@@ -917,7 +962,7 @@ struct Origin {
     blob_id: Option<i64>,
     /// `ingested_at` of every row, seconds.
     now: i64,
-    /// Forwarding is on: every new record gets an outbox row in the same savepoint.
+    /// Forwarding is on: every new record gets an outbox row in the same unit of work.
     outbox: bool,
 }
 
@@ -1008,7 +1053,7 @@ fn insert_prepared(
 }
 
 /// The UI rollups (`agg_*`, migration 0002) of the rows one `insert_prepared` stored,
-/// added up in memory and applied in the same savepoint as the rows, one UPSERT per key.
+/// added up in memory and applied in the same unit of work as the rows, one UPSERT per key.
 /// Keyed by workload / detection first (a few of each per blob, searched in place), so a
 /// lookup borrows the row's strings and allocates only for a new key.
 #[derive(Default)]
