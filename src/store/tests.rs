@@ -4,6 +4,7 @@ use super::*;
 use crate::model::{BlobRef, ContentType, format_api_time};
 use chrono::{Duration, TimeZone};
 use serde_json::json;
+use std::collections::HashSet;
 
 const T: &str = "0b6a3c52-1b7e-4a5e-9f0e-1f2f3a4b5c6d";
 
@@ -594,6 +595,92 @@ fn invariant_1_a_write_failing_halfway_rolls_back_its_group_then_fails_alone() {
     first.unwrap();
     after.unwrap();
     assert_eq!(stored(), ["four", "three", "two"]);
+
+    // SQLite itself rolls a transaction back after some errors (I/O, a full disk): the
+    // group ends there, and no write after it commits on its own beside the failed ones
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let gate = s.call(move |_| {
+        wait.recv().ok();
+        Ok(())
+    });
+    let g5 = gap("five");
+    let first = s.call(move |w| w.record_gap(T, &g5));
+    let lost = s.call(|w| w.roll_back_as_sqlite_would());
+    let g6 = gap("six");
+    let after = s.call(move |w| w.record_gap(T, &g6));
+    go.send(()).unwrap();
+    for r in [gate.wait(), first.wait(), lost.wait()] {
+        let e = format!("{:#}", r.unwrap_err());
+        assert!(e.contains("the database rolled back"), "{e}");
+    }
+    after.wait().unwrap();
+    assert_eq!(stored(), ["four", "six", "three", "two"]);
+}
+
+/// A database that fills up in the middle of blobs (what a full disk does): every blob is
+/// either answered stored with all its records, or answered with an error and still
+/// pending with none of them; once there is room again the same blobs are all stored.
+#[test]
+fn invariant_1_a_full_database_mid_group_commits_no_half_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let big = "x".repeat(3000);
+    let blob_records = |b: usize| -> Vec<Value> {
+        (0..40)
+            .map(|i| rec(&format!("b{b}r{i}"), "Send", &format!("u{i}@x"), &big))
+            .collect()
+    };
+    let ids: Vec<i64> = (0..30).map(|n| note_one(&s, n)).collect();
+    s.call(|w| w.limit_growth(Some(30))).wait().unwrap();
+    let replies: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(b, id)| s.ingest_blob(*id, body(&blob_records(b))))
+        .collect();
+    let outcomes: Vec<_> = replies.into_iter().map(|r| r.wait()).collect();
+    let keys: HashSet<String> = s.record_keys().unwrap().into_iter().map(|k| k.1).collect();
+    let pending: HashSet<i64> = s
+        .pending_blobs(T, ContentType::Exchange, Utc::now(), 1000)
+        .unwrap()
+        .into_iter()
+        .map(|b| b.blob_id)
+        .collect();
+    let mut failed = 0;
+    for (b, o) in outcomes.iter().enumerate() {
+        let present = (0..40)
+            .filter(|i| keys.contains(&format!("b{b}r{i}")))
+            .count();
+        match o {
+            Ok(BlobIngest::Stored(out)) => {
+                assert_eq!(out.new, 40, "blob {b}");
+                assert_eq!(present, 40, "blob {b} answered stored");
+                assert!(!pending.contains(&ids[b]), "blob {b}");
+            }
+            Ok(other) => panic!("blob {b}: {other:?}"),
+            Err(_) => {
+                failed += 1;
+                assert_eq!(present, 0, "blob {b} answered failed but left records");
+                assert!(pending.contains(&ids[b]), "blob {b} must stay pending");
+            }
+        }
+    }
+    assert!(
+        failed > 0,
+        "the database never filled up: the test proves nothing"
+    );
+    // room again: the failed blobs go in like any retried blob
+    s.call(|w| w.limit_growth(None)).wait().unwrap();
+    for (b, id) in ids.iter().enumerate() {
+        if pending.contains(id) {
+            let o = s.ingest_blob(*id, body(&blob_records(b))).wait().unwrap();
+            assert!(
+                matches!(o, BlobIngest::Stored(IngestOutcome { new: 40, .. })),
+                "{o:?}"
+            );
+        }
+    }
+    assert_eq!(s.record_keys().unwrap().len(), 30 * 40);
+    assert_eq!(s.stats().unwrap().blobs["done"], 30);
 }
 
 #[test]

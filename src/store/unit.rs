@@ -15,6 +15,11 @@
 //! like any store error (a collected blob stays pending). For [`ISOLATE_FOR`] after such a
 //! failure every unit has its own savepoint again, so a write that keeps failing fails
 //! alone and no longer takes the writes beside it along.
+//!
+//! SQLite itself rolls the whole transaction back after some errors (an I/O error, a full
+//! disk) and the connection is then outside any transaction: the group has failed even if
+//! no unit noticed, and a unit opened then refuses to write, since its savepoint would
+//! commit on its own beside writes answered as failed.
 
 use anyhow::Result;
 use rusqlite::{Connection, Savepoint};
@@ -28,6 +33,8 @@ pub(super) const ISOLATE_FOR: Duration = Duration::from_secs(120);
 /// The state of the open group, kept by the writer.
 #[derive(Default)]
 pub(super) struct GroupState {
+    /// A group transaction is open (between the writer's `begin` and `end_group`).
+    open: bool,
     /// A unit left the group's transaction half-written.
     failed: Cell<bool>,
     /// Until then every unit runs in its own savepoint.
@@ -35,13 +42,24 @@ pub(super) struct GroupState {
 }
 
 impl GroupState {
+    /// The writer opened a group transaction.
+    pub(super) fn start(&mut self) {
+        self.open = true;
+    }
+
     /// A unit of this group failed after changing rows: the group must be rolled back.
     pub(super) fn failed(&self) -> bool {
         self.failed.get()
     }
 
+    /// The group failed for another reason (SQLite rolled its transaction back).
+    pub(super) fn fail(&self) {
+        self.failed.set(true);
+    }
+
     /// Closes the group: after a failed one, units are isolated for [`ISOLATE_FOR`].
     pub(super) fn end(&mut self, now: Instant) {
+        self.open = false;
         if self.failed.replace(false) {
             self.isolate_until = Some(now + ISOLATE_FOR);
         }
@@ -81,6 +99,14 @@ impl<'c> Unit<'c> {
     /// Opens a unit on the writer's connection. Without an open transaction (no group)
     /// the savepoint is the unit's own transaction.
     pub(super) fn open(conn: &'c mut Connection, group: &'c GroupState) -> Result<Unit<'c>> {
+        if group.open && conn.is_autocommit() {
+            // SQLite rolled the group back after an error (I/O, full disk): a savepoint
+            // now would commit on its own, beside a group answered as failed
+            group.fail();
+            anyhow::bail!(
+                "the database rolled back this write's transaction group after an error; nothing of it was stored"
+            );
+        }
         if conn.is_autocommit() || group.isolating(Instant::now()) {
             return Ok(Unit::Own(conn.savepoint()?));
         }
@@ -140,6 +166,24 @@ mod tests {
         }
         assert_eq!(count(&c), 0);
         assert!(!g.failed());
+    }
+
+    #[test]
+    fn a_group_the_database_rolled_back_refuses_units_and_fails() {
+        let mut c = conn();
+        let mut g = GroupState::default();
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        g.start();
+        // what SQLite does itself after an I/O error or a full disk mid-statement
+        c.execute_batch("ROLLBACK").unwrap();
+        let e = Unit::open(&mut c, &g).err().unwrap();
+        assert!(format!("{e:#}").contains("rolled back"), "{e:#}");
+        assert!(g.failed());
+        assert_eq!(count(&c), 0, "nothing may commit on its own");
+        g.end(Instant::now());
+        // after the group, outside any group: a unit is its own transaction again
+        let u = Unit::open(&mut c, &g).unwrap();
+        assert!(matches!(u, Unit::Own(_)));
     }
 
     #[test]

@@ -247,6 +247,23 @@ impl Writer {
         Ok(())
     }
 
+    /// Lets the database grow by at most `pages` more pages (None: no limit), so that
+    /// writes meet a full database as they would a full disk.
+    #[cfg(test)]
+    pub fn limit_growth(&mut self, pages: Option<i64>) -> Result<()> {
+        let now: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let max = pages.map_or(i64::from(i32::MAX), |p| now + p);
+        self.conn.pragma_update(None, "max_page_count", max)?;
+        Ok(())
+    }
+
+    /// Ends the open transaction as SQLite does after an I/O error, and reports success.
+    #[cfg(test)]
+    pub fn roll_back_as_sqlite_would(&mut self) -> Result<()> {
+        self.conn.execute_batch("ROLLBACK")?;
+        Ok(())
+    }
+
     /// A write that fails after changing rows, as a full disk would make one fail.
     #[cfg(test)]
     pub fn fail_halfway(&mut self, tenant: &str, gap: &NewGap) -> Result<()> {
@@ -337,7 +354,7 @@ impl Writer {
         ])?;
         tx.commit()?;
         self.send_docs(docs);
-        self.maybe_train_dict()?;
+        self.train_dict_between_writes();
         Ok(BlobIngest::Stored(out))
     }
 
@@ -506,7 +523,7 @@ impl Writer {
         )?;
         tx.commit()?;
         self.send_docs(docs);
-        self.maybe_train_dict()?;
+        self.train_dict_between_writes();
         Ok(out)
     }
 
@@ -577,14 +594,23 @@ impl Writer {
 
     /// Opens the transaction that groups the next commands (each one unit, `unit.rs`).
     pub fn begin(&mut self) -> Result<()> {
+        if !self.conn.is_autocommit() {
+            // a group whose rollback failed is still open: nothing of it may commit
+            self.conn
+                .execute_batch("ROLLBACK")
+                .context("rolling back what is left of a failed transaction group")?;
+            self.forget_uncommitted();
+        }
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.group.start();
         Ok(())
     }
 
-    /// A unit of the open group failed halfway: no command should join the group, which
-    /// [`Writer::end_group`] rolls back.
+    /// The open group cannot commit: a unit of it failed halfway, or SQLite rolled the
+    /// whole transaction back itself (an I/O error or a full disk can). No command should
+    /// join it; [`Writer::end_group`] answers every command in it with an error.
     pub fn group_failed(&self) -> bool {
-        self.group.failed()
+        self.group.failed() || self.conn.is_autocommit()
     }
 
     /// Hands the rows written so far to the indexer (they must be committed).
@@ -612,9 +638,18 @@ impl Writer {
     /// are reloaded; the error is every command's answer in the group (a command that
     /// failed itself answers with its own).
     pub fn end_group(&mut self) -> Result<()> {
+        let lost = self.conn.is_autocommit();
+        if lost {
+            self.group.fail();
+        }
         let failed = self.group.failed();
         self.group.end(std::time::Instant::now());
-        let err = if failed {
+        let err = if lost {
+            anyhow::anyhow!(
+                "nothing of this write was stored: the database rolled back its transaction \
+                 group after an error in a write of the group"
+            )
+        } else if failed {
             anyhow::anyhow!(
                 "nothing of this write was stored: another write in its transaction group \
                  failed halfway, and the group was rolled back"
@@ -695,6 +730,14 @@ impl Writer {
 
     /// Starts training the zstd dictionary once enough samples exist, and stores it in the
     /// open transaction once trained; records written meanwhile use plain zstd (dict 0).
+    /// Trains or stores the next dictionary after a write whose rows are already in the
+    /// group: a dictionary that cannot be stored costs compression, never the write.
+    fn train_dict_between_writes(&mut self) {
+        if let Err(e) = self.maybe_train_dict() {
+            tracing::warn!(error = %format!("{e:#}"), "a new zstd dictionary could not be stored; records keep the one before");
+        }
+    }
+
     fn maybe_train_dict(&mut self) -> Result<()> {
         if let Some(rx) = &self.training {
             let dict = match rx.try_recv() {
