@@ -10,9 +10,11 @@
 //! ensure subscription (once; AF20023 → state "subscription_disabled", retried ≥ 15 min later)
 //! plan_windows(cursor, now, backfill, overlap, max)  pure: ≤ max_window_secs windows (1 h in
 //!                                                     the last day), never older than
-//!                                                     now − 7 d + 5 min
+//!                                                     now − 7 d + 5 min (or a cursor up
+//!                                                     to 4 min before that)
 //!   clamp?  → store.clamp_cursor  (a "clamped" gap row; invariant 6): a cursor older than
-//!             the floor, or a first backfill that asks for more than can be listed
+//!             the floor and its grace, or a first backfill that asks for more than can
+//!             be listed
 //!   for each window: list all pages → store.note_listing (TX1, cursor = window end)
 //!                                      a failed listing stops here: cursor stays (invariant 3)
 //!                    store.expire_blobs(now) → "expired" gaps
@@ -128,6 +130,12 @@ pub fn listable_floor(now: DateTime<Utc>) -> DateTime<Utc> {
     now - Duration::days(7) + Duration::minutes(5)
 }
 
+/// How far a cursor may lie before the listable floor and still be listed from where it
+/// stands: the floor's margin is slack, not a limit of the API. Without it a collector
+/// stopped moments after its first backfill clamped (its cursor on the floor of then)
+/// clamped the milliseconds since again when it started.
+const CURSOR_GRACE_MINUTES: i64 = 4;
+
 /// What one poll of one content type should list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowPlan {
@@ -143,8 +151,10 @@ pub struct WindowPlan {
 /// * No cursor yet: start at `now − backfill`. What of that lies before the listable
 ///   floor (the 5-minute safety margin at the 7-day edge) was asked for and cannot be
 ///   listed: it is clamped (a gap), like an old cursor.
-/// * A cursor older than the floor: the part before the floor is clamped (a gap).
-/// * Otherwise start `overlap` before the cursor (re-listing for late blobs).
+/// * A cursor older than the floor by more than [`CURSOR_GRACE_MINUTES`]: the part
+///   before the floor is clamped (a gap). A cursor within the grace is listed from.
+/// * Otherwise start `overlap` before the cursor (re-listing for late blobs), not
+///   before the floor.
 ///
 /// Windows are at most `max_window` (and at most 24 h) long; within the last day at most
 /// an hour.
@@ -170,11 +180,11 @@ pub fn plan_windows(
             }
             asked.max(floor)
         }
-        Some(c) if c < floor => {
+        Some(c) if c < floor - Duration::minutes(CURSOR_GRACE_MINUTES) => {
             clamp = Some((c, floor));
             floor
         }
-        Some(c) => (c - overlap).max(floor),
+        Some(c) => (c - overlap).max(c.min(floor)),
     }
     .trunc_subsecs(3);
     let mut windows = Vec::new();
@@ -1087,6 +1097,36 @@ mod tests {
         );
         assert_eq!(p.clamp, None);
         assert_eq!(p.windows[0].0, listable_floor(now));
+    }
+
+    #[test]
+    fn a_restart_moments_after_the_first_backfill_clamps_nothing_more() {
+        let first = t(0);
+        let p = plan_windows(None, first, Duration::hours(168), Duration::hours(2), DAY);
+        let cursor = p.clamp.map(|c| c.1).unwrap();
+        // killed before its first window was listed; started again 150 ms later
+        let now = first + Duration::milliseconds(150);
+        let p = plan_windows(
+            Some(cursor),
+            now,
+            Duration::hours(168),
+            Duration::hours(2),
+            DAY,
+        );
+        assert_eq!(p.clamp, None, "still listable: nothing may be clamped");
+        assert_eq!(p.windows[0].0, cursor);
+        assert_eq!(p.windows.last().map(|w| w.1), Some(now));
+        // stopped for longer than the grace: what the API no longer lists is a gap
+        let later = first + Duration::minutes(CURSOR_GRACE_MINUTES + 1);
+        let p = plan_windows(
+            Some(cursor),
+            later,
+            Duration::hours(168),
+            Duration::hours(2),
+            DAY,
+        );
+        assert_eq!(p.clamp, Some((cursor, listable_floor(later))));
+        check_adjacent(&p, later);
     }
 
     #[test]
