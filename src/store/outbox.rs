@@ -5,8 +5,9 @@
 //!
 //! Invariant 1: while forwarding is on, `insert_prepared` (writer.rs) writes one outbox row
 //! per new record in the unit of work that stores the record (`unit.rs`), so a crash
-//! leaves either both or neither. Invariant 5: a row is deleted only by [`Store::outbox_ack`], which the
-//! forwarder calls only after the receiver accepted the record.
+//! leaves either both or neither. Invariant 5: a row is deleted only by
+//! [`Store::outbox_ack`], which the forwarder calls only after the receiver accepted the
+//! record.
 //!
 //! Status keys: `forward` = `{"from_rowid", "backfilled_since"}` (present while forwarding
 //! is on: records from `from_rowid` on are queued as they are stored; older ones only by a

@@ -107,6 +107,12 @@ impl<'c> Unit<'c> {
                 "the database rolled back this write's transaction group after an error; nothing of it was stored"
             );
         }
+        if !group.open && !conn.is_autocommit() {
+            // what a failed rollback left: whatever is written now would never commit
+            anyhow::bail!(
+                "the writer's connection still holds the transaction of a failed group; nothing can be stored until it is rolled back"
+            );
+        }
         if conn.is_autocommit() || group.isolating(Instant::now()) {
             return Ok(Unit::Own(conn.savepoint()?));
         }
@@ -182,8 +188,14 @@ mod tests {
         assert_eq!(count(&c), 0, "nothing may commit on its own");
         g.end(Instant::now());
         // after the group, outside any group: a unit is its own transaction again
-        let u = Unit::open(&mut c, &g).unwrap();
-        assert!(matches!(u, Unit::Own(_)));
+        {
+            let u = Unit::open(&mut c, &g).unwrap();
+            assert!(matches!(u, Unit::Own(_)));
+        }
+        // a transaction outside any group (a rollback that failed) takes no writes
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let e = Unit::open(&mut c, &g).err().unwrap();
+        assert!(format!("{e:#}").contains("failed group"), "{e:#}");
     }
 
     #[test]
@@ -191,6 +203,7 @@ mod tests {
         let mut c = conn();
         let mut g = GroupState::default();
         c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        g.start();
         {
             let u = Unit::open(&mut c, &g).unwrap();
             assert!(matches!(u, Unit::Shared(_)));
@@ -219,6 +232,7 @@ mod tests {
         assert!(!g.isolating(now + ISOLATE_FOR));
         // while isolating, a unit in a group has its own savepoint and fails alone
         c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        g.start();
         {
             let u = Unit::open(&mut c, &g).unwrap();
             assert!(matches!(u, Unit::Own(_)));
