@@ -3,10 +3,10 @@
 //! of its own; it must not decide what a write does, nor commit or roll back a group (the
 //! writer's loop does, asking [`GroupState::failed`]).
 //!
-//! A savepoint per write made each write independent of the others in its group, but it
-//! cost about a tenth of an import's time: SQLite copies every existing page a savepoint
-//! changes into its statement journal, and a batch of records touches a page of the
-//! `UNIQUE (tenant, id)` index per record. Writes that fail after changing rows are rare
+//! A savepoint per write made each write independent of the others in its group, but
+//! SQLite copies every existing page a savepoint changes into its statement journal, and
+//! a batch of records touches a page of the `UNIQUE (tenant, id)` index per record
+//! (docs/architecture.md says what that cost in time and memory). Writes that fail after changing rows are rare
 //! (a full disk or an I/O error, which the group's commit would meet anyway), so a unit
 //! writes straight into the group's transaction and, if it is left without `commit` after
 //! changing rows, marks the group failed: the writer then rolls the whole group back and
