@@ -540,6 +540,9 @@ fn invariant_1_group_commit_keeps_each_command_atomic_and_independent() {
     assert_eq!(s.stats().unwrap().blobs["done"], 40);
 }
 
+/// The write that fails in a round of the group test below.
+type BadWrite = Box<dyn FnOnce(&mut writer::Writer) -> Result<()> + Send>;
+
 /// A write that fails halfway inside a transaction group: nothing of its group is
 /// committed and every write of the group says so; then, for a while, each write has its
 /// own savepoint and the same failure takes nothing else along.
@@ -563,7 +566,7 @@ fn invariant_1_a_write_failing_halfway_rolls_back_its_group_then_fails_alone() {
     };
     // A command that holds the writer until the others are queued puts them all in one
     // group, in this order.
-    let round = |names: [&str; 2]| {
+    let round = |names: [&str; 2], bad: BadWrite| {
         let (go, wait) = std::sync::mpsc::channel::<()>();
         let gate = s.call(move |_| {
             wait.recv().ok();
@@ -571,14 +574,17 @@ fn invariant_1_a_write_failing_halfway_rolls_back_its_group_then_fails_alone() {
         });
         let (g1, g2) = (gap(names[0]), gap(names[1]));
         let first = s.call(move |w| w.record_gap(T, &g1));
-        let bad_gap = gap("half");
-        let bad = s.call(move |w| w.fail_halfway(T, &bad_gap));
+        let bad = s.call(bad);
         let after = s.call(move |w| w.record_gap(T, &g2));
         go.send(()).unwrap();
         (gate.wait(), first.wait(), bad.wait(), after.wait())
     };
+    let halfway = || -> BadWrite {
+        let bad_gap = gap("half");
+        Box::new(move |w| w.fail_halfway(T, &bad_gap))
+    };
 
-    let (gate, first, bad, after) = round(["one", "two"]);
+    let (gate, first, bad, after) = round(["one", "two"], halfway());
     let e = format!("{:#}", bad.unwrap_err());
     assert!(e.contains("failed after writing"), "{e}");
     for r in [gate, first] {
@@ -589,7 +595,7 @@ fn invariant_1_a_write_failing_halfway_rolls_back_its_group_then_fails_alone() {
     after.unwrap();
     assert_eq!(stored(), ["two"]);
 
-    let (gate, first, bad, after) = round(["three", "four"]);
+    let (gate, first, bad, after) = round(["three", "four"], halfway());
     assert!(bad.is_err());
     gate.unwrap();
     first.unwrap();
@@ -598,22 +604,13 @@ fn invariant_1_a_write_failing_halfway_rolls_back_its_group_then_fails_alone() {
 
     // SQLite itself rolls a transaction back after some errors (I/O, a full disk): the
     // group ends there, and no write after it commits on its own beside the failed ones
-    let (go, wait) = std::sync::mpsc::channel::<()>();
-    let gate = s.call(move |_| {
-        wait.recv().ok();
-        Ok(())
-    });
-    let g5 = gap("five");
-    let first = s.call(move |w| w.record_gap(T, &g5));
-    let lost = s.call(|w| w.roll_back_as_sqlite_would());
-    let g6 = gap("six");
-    let after = s.call(move |w| w.record_gap(T, &g6));
-    go.send(()).unwrap();
-    for r in [gate.wait(), first.wait(), lost.wait()] {
+    let (gate, first, lost, after) =
+        round(["five", "six"], Box::new(|w| w.roll_back_as_sqlite_would()));
+    for r in [gate, first, lost] {
         let e = format!("{:#}", r.unwrap_err());
         assert!(e.contains("the database rolled back"), "{e}");
     }
-    after.wait().unwrap();
+    after.unwrap();
     assert_eq!(stored(), ["four", "six", "three", "two"]);
 }
 
