@@ -1,8 +1,9 @@
 //! The command line against hostile records and hostile surroundings, with the real binary:
 //! record values with terminal escapes, carriage returns and bidi overrides never reach
 //! the terminal raw (`search`, `detect --format table`, `query`'s error lines, `import`);
-//! an endless query stops at its `--timeout`; a closed stdout ends a command quietly; a
-//! store written by a newer m365audit is named as such.
+//! an endless query stops at its `--timeout`; a closed stdout ends a command quietly, a
+//! full one is an error that says so (exit 1, never a panic); a store written by a newer
+//! m365audit is named as such.
 
 use serde_json::Value;
 use std::io::Read;
@@ -209,6 +210,45 @@ fn a_closed_stdout_ends_every_command_quietly() {
         assert_ne!(code, Some(101), "{args:?} panicked: {err}");
         assert!(
             !err.contains("panicked") && !err.contains("Broken pipe") && !err.contains("error"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_full_stdout_is_an_error_that_says_so_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = hostile_store(dir.path());
+    let d = data.to_str().unwrap();
+    let config = dir.path().join("m365audit.json");
+    std::fs::write(
+        &config,
+        r#"{ "inputs": { "office365": { "credentials": { "client_id": "0d5a1a0c-1111-2222-3333-444455556666", "client_secret": "s3cret-value", "tenant_id": "4f1c2b7e-9a3d-4c8e-b2f6-7d1e0a9c5b31" }, "enabled": true, "id": "12345", "services": { "exchange": {} } } } }"#,
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let runs: [&[&str]; 8] = [
+        &["check", "--config", c],
+        &["search", "--data", d, "pwned"],
+        &["search", "--json", "--data", d, "pwned"],
+        &["stats", "--data", d],
+        &["stats", "--json", "--data", d],
+        &["detect", "--data", d],
+        &["query", "--data", d, "."],
+        &["export", "--data", d],
+    ];
+    for args in runs {
+        // /dev/full takes the open and fails every write with "no space left on device"
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let o = bin().args(args).stdout(full).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            err.contains("writing") && err.contains("No space left on device"),
             "{args:?}: {err}"
         );
     }

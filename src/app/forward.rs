@@ -109,17 +109,16 @@ pub fn command(config: &Path, data: &Path, backfill_since: Option<&str>) -> Resu
         let fwd = start(&cfg, &store)?;
         if let Some(t) = since {
             let n = store.queue_backfill(t).wait()?;
-            println!(
-                "queued {n} stored records created since {}",
+            super::print_results(&format!(
+                "queued {n} stored records created since {}\n",
                 crate::model::format_api_time(t)
-            );
+            ))?;
         }
         finish(&cfg, fwd, true)
     })();
     let closed = store.close();
     result.and(closed)?;
-    println!("outbox drained");
-    Ok(())
+    super::print_results("outbox drained\n")
 }
 
 /// The demo's config text with `outputs.devo` taken from `devo_file` (a JSON object);

@@ -41,6 +41,19 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 /// The detections run on every stored record (by `collect` and `import`):
 /// `M365AUDIT_QUERIES` or the embedded queries; a query that does not load is logged
 /// and left out.
+/// Writes a command's output to stdout. Every command's output goes through here or
+/// through a writer that handles errors the same way: a full disk or a closed descriptor
+/// is an error naming what failed (exit 1), not a panic; a reader that closed the pipe
+/// (`| head`) has what it wanted and is no failure.
+pub(crate) fn print_results(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing the results"),
+    }
+}
+
 pub fn load_detections(vars: crate::detect::Vars) -> Result<Arc<crate::detect::Detections>> {
     let d = crate::detect::Detections::load_default(vars)?;
     for e in d.errors() {

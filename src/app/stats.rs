@@ -3,7 +3,9 @@
 
 use crate::model::{terminal_safe, terminal_safe_lines};
 use crate::store::Store;
+use super::print_results;
 use anyhow::Result;
+use std::fmt::Write;
 use std::path::Path;
 
 /// `m365audit stats [--data DIR] [--json]`.
@@ -14,16 +16,12 @@ pub fn stats(data: &Path, json: bool) -> Result<()> {
     let dets = super::load_detections(crate::detect::Vars::default())?;
     stats.hits = store.detection_hit_counts(&dets)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&stats)?);
+        print_results(&format!("{}\n", serde_json::to_string_pretty(&stats)?))
     } else {
         // `render_stats` escapes the values it shows; this keeps anything it missed from
         // reaching the terminal
-        print!(
-            "{}",
-            terminal_safe_lines(&crate::store::render_stats(&stats))
-        );
+        print_results(&terminal_safe_lines(&crate::store::render_stats(&stats)))
     }
-    Ok(())
 }
 
 /// `m365audit search [--data DIR] [--limit N] [--json] QUERY`.
@@ -31,12 +29,12 @@ pub fn search(data: &Path, query: &str, limit: usize, json: bool) -> Result<()> 
     let store = Store::open_read_only(data)?;
     let r = store.search(query, limit)?;
     if json {
-        println!("{}", serde_json::to_string(&r)?);
-        return Ok(());
+        return print_results(&format!("{}\n", serde_json::to_string(&r)?));
     }
-    println!("{} records match (newest {} shown)", r.total, r.hits.len());
+    let mut text = format!("{} records match (newest {} shown)\n", r.total, r.hits.len());
     for h in &r.hits {
-        println!(
+        let _ = writeln!(
+            text,
             "{}  {:<40} {:<28} {:<32} {:<15} {}",
             terminal_safe(&h.creation_time),
             terminal_safe(&h.table),
@@ -46,5 +44,5 @@ pub fn search(data: &Path, query: &str, limit: usize, json: bool) -> Result<()> 
             terminal_safe(&h.id)
         );
     }
-    Ok(())
+    print_results(&text)
 }
