@@ -175,8 +175,8 @@ pub enum Command {
         /// Print one JSON document instead of a table.
         #[arg(long)]
         json: bool,
-        /// Search query: words, "phrases", field:value (user, ip, operation, workload, table, id),
-        /// AND/OR/NOT.
+        /// Search query: words, "phrases", field:value (user, ip, operation, workload, table),
+        /// AND/OR/NOT. A record's Id is a word: search for it without a field.
         query: String,
     },
     /// Import offline audit exports (JSON, JSONL, Purview CSV, .gz).

@@ -1,9 +1,9 @@
 //! `stats` and `search`: read-only views of a data directory, as text for people or as
 //! the stable JSON documents of docs/architecture.md.
 
+use super::print_results;
 use crate::model::{terminal_safe, terminal_safe_lines};
 use crate::store::Store;
-use super::print_results;
 use anyhow::Result;
 use std::fmt::Write;
 use std::path::Path;
@@ -31,7 +31,11 @@ pub fn search(data: &Path, query: &str, limit: usize, json: bool) -> Result<()> 
     if json {
         return print_results(&format!("{}\n", serde_json::to_string(&r)?));
     }
-    let mut text = format!("{} records match (newest {} shown)\n", r.total, r.hits.len());
+    let mut text = format!(
+        "{} records match (newest {} shown)\n",
+        r.total,
+        r.hits.len()
+    );
     for h in &r.hits {
         let _ = writeln!(
             text,

@@ -56,6 +56,9 @@ pub fn remove_old(data_dir: &Path) {
         }
     }
 }
+/// The fields a search query can name (`user:alice@contoso.com`), as the help and the
+/// errors list them; `text` is the default of a bare word.
+pub const SEARCH_FIELDS: &str = "user, ip, operation, workload, table, time, text";
 const LOWER_RAW: &str = "lower_raw";
 /// The `text` field's analyzer: [`super::tokenizer::RecordTokenizer`] (GUIDs whole),
 /// tokens over 40 bytes dropped, lower-cased — tantivy's `default` but for GUIDs.
@@ -512,14 +515,22 @@ impl Searcher {
     }
 
     /// Returns the number of matches and the rowids of the newest `limit` of them.
+    /// A query names fields of [`SEARCH_FIELDS`]; a bare word searches the text.
     pub fn search(&self, query: &str, limit: usize) -> Result<(usize, Vec<i64>)> {
         self.reader.reload()?;
         let f = &self.fields;
         let mut qp = QueryParser::for_index(&self.index, vec![f.text]);
         qp.set_conjunction_by_default();
-        let q = qp
-            .parse_query(query)
-            .map_err(|e| crate::UsageError(format!("bad search query {query:?}: {e}")))?;
+        let q = qp.parse_query(query).map_err(|e| {
+            let hint = match &e {
+                tantivy::query::QueryParserError::FieldDoesNotExist(_) => format!(
+                    " (fields: {SEARCH_FIELDS}; a record's Id is one word of its text: \
+                     search for it without a field)"
+                ),
+                _ => String::new(),
+            };
+            crate::UsageError(format!("bad search query {query:?}: {e}{hint}"))
+        })?;
         let searcher = self.reader.searcher();
         let top = TopDocs::with_limit(limit.max(1))
             .order_by_fast_field::<tantivy::DateTime>("time", Order::Desc);
@@ -708,5 +719,19 @@ mod tests {
         // one segment alone is no merge
         let big: HashMap<u8, u32> = [(1, cap * 9 / 10), (2, cap * 2 / 3)].into_iter().collect();
         assert_eq!(cap_merge(vec![1, 2], &big), None);
+    }
+
+    #[test]
+    fn the_search_fields_named_to_users_are_the_indexed_fields() {
+        let (schema, _) = schema();
+        let mut indexed: Vec<&str> = schema
+            .fields()
+            .filter(|(_, e)| e.is_indexed())
+            .map(|(_, e)| e.name())
+            .collect();
+        indexed.sort();
+        let mut named: Vec<&str> = SEARCH_FIELDS.split(", ").collect();
+        named.sort();
+        assert_eq!(named, indexed);
     }
 }

@@ -326,6 +326,13 @@ fn invariant_4_index_follows_sqlite_and_rebuilds_after_delete() {
     // a bad query is a usage error
     let e = s.search("operation:(", 10).unwrap_err();
     assert!(e.chain().any(|c| c.is::<crate::UsageError>()), "{e:#}");
+    // a field the index lacks: the error lists the ones it has and says how to find an Id
+    let e = s.search("id:id7", 10).unwrap_err();
+    assert!(e.chain().any(|c| c.is::<crate::UsageError>()), "{e:#}");
+    assert!(
+        format!("{e:#}").contains(index::SEARCH_FIELDS) && format!("{e:#}").contains("Id"),
+        "{e:#}"
+    );
 }
 
 #[test]
