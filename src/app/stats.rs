@@ -28,6 +28,9 @@ pub fn stats(data: &Path, json: bool) -> Result<()> {
 pub fn search(data: &Path, query: &str, limit: usize, json: bool) -> Result<()> {
     let store = Store::open_read_only(data)?;
     let r = store.search(query, limit)?;
+    if let Some(note) = r.incomplete_note() {
+        eprintln!("warning: {note}");
+    }
     if json {
         return print_results(&format!("{}\n", serde_json::to_string(&r)?));
     }

@@ -315,6 +315,25 @@ pub struct SearchHit {
 pub struct SearchResult {
     pub total: usize,
     pub hits: Vec<SearchHit>,
+    /// Stored records the index does not cover yet, so no search saw them: a few seconds'
+    /// worth while a collector runs; more after a writer was killed, until the next
+    /// writable open catches the index up (never, on read-only evidence).
+    pub not_indexed: u64,
+}
+
+impl SearchResult {
+    /// What a reader of the results must be told when the index is behind (None when it
+    /// covers every stored record).
+    pub fn incomplete_note(&self) -> Option<String> {
+        (self.not_indexed > 0).then(|| {
+            format!(
+                "the search index does not cover the newest {} stored records, so they were \
+                 not searched; `collect`, `run` or `import` bring it up to date when they open \
+                 this data directory",
+                self.not_indexed
+            )
+        })
+    }
 }
 
 fn poisoned<T>(_: std::sync::PoisonError<T>) -> anyhow::Error {

@@ -420,6 +420,7 @@ impl Store {
                 self.inner.data_dir.join(index::INDEX_DIR).display()
             ))
         })?;
+        let upto = searcher.indexed_upto()?;
         let (total, rowids) = searcher.search(query, limit)?;
         let mut hits = Vec::with_capacity(rowids.len());
         for rowid in rowids {
@@ -441,7 +442,18 @@ impl Store {
                 });
             }
         }
-        Ok(SearchResult { total, hits })
+        let not_indexed = self.with_conn(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM records WHERE rowid > ?1",
+                [upto],
+                |r| r.get::<_, i64>(0),
+            )?)
+        })?;
+        Ok(SearchResult {
+            total,
+            hits,
+            not_indexed: not_indexed.max(0) as u64,
+        })
     }
 
     /// Number of documents in the committed search index (tests, stats).

@@ -363,11 +363,15 @@ fn invariant_4_crash_between_sqlite_and_index_commit_is_healed() {
     }
     let ro = Store::open_read_only(dir.path()).unwrap();
     assert_eq!(ro.stats().unwrap().index.unwrap().records_behind, 1);
-    assert_eq!(ro.search("healme", 10).unwrap().total, 0);
+    // a search that could not see a stored record says so
+    let r = ro.search("healme", 10).unwrap();
+    assert_eq!((r.total, r.not_indexed), (0, 1));
+    assert!(r.incomplete_note().unwrap().contains("newest 1 stored"));
     let s = open(dir.path());
     assert_eq!(s.flush().wait().unwrap(), 2);
     assert_eq!(s.search("healme", 10).unwrap().total, 1);
-    assert_eq!(ro.search("healme", 10).unwrap().total, 1);
+    let r = ro.search("healme", 10).unwrap();
+    assert_eq!((r.total, r.not_indexed, r.incomplete_note()), (1, 0, None));
     assert_eq!(ro.stats().unwrap().index.unwrap().records_behind, 0);
 }
 

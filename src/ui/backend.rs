@@ -221,6 +221,8 @@ pub struct SearchRequest {
 pub struct SearchResult {
     pub total: u64,
     pub rows: Vec<RecordRow>,
+    /// Set when the search index is behind the store: what was not searched.
+    pub incomplete: Option<String>,
 }
 
 /// Output of an ad-hoc jq query over a table.

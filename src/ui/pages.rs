@@ -991,6 +991,8 @@ struct SearchPage {
     tables: Vec<String>,
     searched: bool,
     total: u64,
+    /// Empty, or what the search could not see (the index is behind the store).
+    incomplete: String,
     first: usize,
     rows: Vec<Row>,
     prev_href: String,
@@ -1086,6 +1088,7 @@ pub async fn search(State(st): State<AppState>, Query(p): Query<SearchParams>) -
         tables,
         searched,
         total: result.total,
+        incomplete: result.incomplete.unwrap_or_default(),
         rows: rows(&result.rows),
     })
 }

@@ -244,6 +244,7 @@ impl Backend for Fake {
         Ok(SearchResult {
             total: 120,
             rows: vec![self.row("rec-1")],
+            incomplete: None,
         })
     }
 

@@ -685,6 +685,7 @@ impl Backend for StoreBackend {
         Ok(SearchResult {
             total: res.total as u64,
             rows,
+            incomplete: res.incomplete_note(),
         })
     }
 
