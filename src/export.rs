@@ -56,15 +56,6 @@ pub const CSV_HEADER: [&str; 6] = [
     "Identity",
 ];
 
-/// A spreadsheet cell that cannot start a formula (the record's own text keeps its
-/// bytes: it is JSON and starts with `{`).
-pub fn csv_cell(s: &str) -> std::borrow::Cow<'_, str> {
-    match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}").into(),
-        _ => s.into(),
-    }
-}
-
 /// Writes records in one format.
 pub struct RecordWriter<W: Write> {
     out: Out<W>,
@@ -109,11 +100,15 @@ impl<W: Write> RecordWriter<W> {
                 let rt = h.record_type.to_string();
                 c.write_record([
                     date.as_str(),
-                    &csv_cell(&h.user_id),
-                    &csv_cell(&h.operation),
+                    // the columns beside AuditData are for people: the one rule of every
+                    // CSV cell of record text (no formula, no raw control or bidi character)
+                    &crate::model::csv_safe(&h.user_id),
+                    &crate::model::csv_safe(&h.operation),
+                    // the record itself keeps its bytes (it is JSON and starts with `{`):
+                    // import reads it back exactly
                     r.raw.as_str(),
                     rt.as_str(),
-                    &csv_cell(&h.id),
+                    &crate::model::csv_safe(&h.id),
                 ])?;
             }
         }

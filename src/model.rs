@@ -647,6 +647,29 @@ pub fn terminal_safe_lines(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(lines.join("\n"))
 }
 
+/// JSON text (a document we serialized, or a jq program's output) made safe to print on a
+/// terminal without changing the value it holds: every character of [`is_terminal_control`]
+/// but the whitespace between tokens (`\n`, `\t`, `\r`) becomes a `\uXXXX` escape. A
+/// serializer leaves DEL, C1 controls and bidi overrides raw inside strings, the only place
+/// JSON allows them, and there the escape reads back as the same character. Every JSON
+/// output of record values to stdout goes through this one function.
+pub fn json_terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| is_terminal_control(c) && !matches!(c, '\n' | '\t' | '\r');
+    if !s.chars().any(escaped) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if escaped(c) {
+            // every such character is in the Basic Multilingual Plane: four hex digits
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A CSV cell made of attacker-controlled text, for spreadsheets: controls escaped as by
 /// [`terminal_safe`] (a CSV is often looked at with `cat`, and a raw ESC or CR in a cell
 /// is no value anyone needs), and a cell that would start a formula (`=`, `+`, `-`, `@`)
@@ -745,6 +768,27 @@ mod tests {
             super::bidi_visible("admin\u{202e}gnp.exe"),
             "admin\u{27e8}U+202E\u{27e9}gnp.exe"
         );
+    }
+
+    #[test]
+    fn json_terminal_safe_escapes_what_a_terminal_obeys_and_keeps_the_value() {
+        let v = serde_json::json!({"u": "a\u{1b}[2K\r\u{7f}\u{9b}31m\u{202e}gnp.exe\u{2066}é😀", "n": 1});
+        let compact = v.to_string();
+        let pretty = serde_json::to_string_pretty(&v).unwrap();
+        for text in [compact, pretty] {
+            let safe = super::json_terminal_safe(&text);
+            let raw = safe
+                .chars()
+                .find(|&c| super::is_terminal_control(c) && !matches!(c, '\n' | ' '));
+            assert_eq!(raw, None, "{safe:?}");
+            let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+            assert_eq!(back, v);
+        }
+        assert!(super::json_terminal_safe(r#"{"a":"\u202e"}"#).contains(r"\u202e"));
+        assert!(matches!(
+            super::json_terminal_safe(r#"{"a":"plain é"}"#),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     use super::*;

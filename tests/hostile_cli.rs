@@ -133,6 +133,70 @@ fn record_values_never_reach_the_terminal_raw() {
 }
 
 #[test]
+fn json_and_csv_outputs_carry_record_values_escaped_and_keep_their_meaning() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = hostile_store(dir.path());
+    let d = data.to_str().unwrap();
+    let linq = "from cloud.office365.management";
+    let runs: [&[&str]; 7] = [
+        &["query", "--data", d, "."],
+        &["search", "--json", "--data", d, "--limit", "200", "mallory"],
+        &["stats", "--json", "--data", d],
+        &["detect", "--format", "json", "--data", d],
+        &["detect", "--format", "csv", "--data", d],
+        &["linq", "--format", "jsonl", "--data", d, linq],
+        &["linq", "--format", "csv", "--data", d, linq],
+    ];
+    for args in runs {
+        let o = bin().args(args).output().unwrap();
+        let all = text(&o);
+        assert!(o.status.success(), "{args:?}: {all}");
+        assert_eq!(raw_control(&all), None, "{args:?}: {all:?}");
+    }
+    // JSON lines still parse to the record's own values
+    let o = bin()
+        .args(["query", "--data", d, ".UserId"])
+        .output()
+        .unwrap();
+    let users: Vec<Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        users
+            .iter()
+            .any(|u| u.as_str() == Some(&*format!("mallory{HOSTILE}"))),
+        "{users:?}"
+    );
+    // the Purview CSV: the columns for people are escaped and cannot start a formula; the
+    // AuditData cell is the record exactly as stored (import reads it back)
+    let o = bin()
+        .args(["export", "--format", "csv", "--data", d])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let mut rows = csv::Reader::from_reader(&o.stdout[..]);
+    let mut n = 0;
+    for row in rows.records() {
+        let row = row.unwrap();
+        for (i, cell) in row.iter().enumerate() {
+            if i != 3 {
+                assert_eq!(raw_control(cell), None, "column {i}: {cell:?}");
+                assert!(!cell.starts_with(['=', '+', '-', '@']), "{cell:?}");
+            }
+        }
+        let record: Value = serde_json::from_str(&row[3]).unwrap();
+        n += usize::from(
+            record["UserId"]
+                .as_str()
+                .is_some_and(|u| u.contains(HOSTILE)),
+        );
+    }
+    assert!(n > 0, "no record kept its hostile UserId in AuditData");
+}
+
+#[test]
 fn an_endless_query_stops_at_its_timeout_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let data = hostile_store(dir.path());

@@ -6,7 +6,7 @@
 //! [`terminal_safe`]; jsonl and csv are data formats and keep the values exact.
 
 use crate::linq::{Input, Options, Origin, Output, Query};
-use crate::model::terminal_safe;
+use crate::model::{csv_safe, json_terminal_safe, terminal_safe};
 use anyhow::Context as _;
 use std::io::Write as _;
 use std::path::Path;
@@ -101,7 +101,7 @@ fn time_arg(flag: &str, t: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>
 
 fn write_jsonl(w: &mut impl std::io::Write, out: &Output) -> std::io::Result<()> {
     for row in out.row_objects() {
-        writeln!(w, "{row}")?;
+        writeln!(w, "{}", json_terminal_safe(&row.to_string()))?;
     }
     Ok(())
 }
@@ -109,9 +109,12 @@ fn write_jsonl(w: &mut impl std::io::Write, out: &Output) -> std::io::Result<()>
 fn write_csv(w: &mut impl std::io::Write, out: &Output) -> std::io::Result<()> {
     let mut c = csv::Writer::from_writer(w);
     let err = |e: csv::Error| std::io::Error::other(e.to_string());
-    c.write_record(&out.columns).map_err(err)?;
+    // cells are record text: the one rule of every CSV cell (no formula, no raw control)
+    c.write_record(out.columns.iter().map(|h| csv_safe(h).into_owned()))
+        .map_err(err)?;
     for r in &out.rows {
-        c.write_record(r.iter().map(|v| v.to_text())).map_err(err)?;
+        c.write_record(r.iter().map(|v| csv_safe(&v.to_text()).into_owned()))
+            .map_err(err)?;
     }
     c.flush()
 }

@@ -2,7 +2,7 @@
 //! the stable JSON documents of docs/architecture.md.
 
 use super::print_results;
-use crate::model::{terminal_safe, terminal_safe_lines};
+use crate::model::{json_terminal_safe, terminal_safe, terminal_safe_lines};
 use crate::store::Store;
 use anyhow::Result;
 use std::fmt::Write;
@@ -16,7 +16,10 @@ pub fn stats(data: &Path, json: bool) -> Result<()> {
     let dets = super::load_detections(crate::detect::Vars::default())?;
     stats.hits = store.detection_hit_counts(&dets)?;
     if json {
-        print_results(&format!("{}\n", serde_json::to_string_pretty(&stats)?))
+        print_results(&format!(
+            "{}\n",
+            json_terminal_safe(&serde_json::to_string_pretty(&stats)?)
+        ))
     } else {
         // `render_stats` escapes the values it shows; this keeps anything it missed from
         // reaching the terminal
@@ -32,7 +35,10 @@ pub fn search(data: &Path, query: &str, limit: usize, json: bool) -> Result<()> 
         eprintln!("warning: {note}");
     }
     if json {
-        return print_results(&format!("{}\n", serde_json::to_string(&r)?));
+        return print_results(&format!(
+            "{}\n",
+            json_terminal_safe(&serde_json::to_string(&r)?)
+        ));
     }
     let mut text = format!(
         "{} records match (newest {} shown)\n",

@@ -174,7 +174,10 @@ pub fn detect_command_lazy(
             let mut v = report.to_json();
             v["monitor"] =
                 serde_json::json!({"quiet_secs": quiet.num_seconds(), "sources": statuses});
-            format!("{}\n", serde_json::to_string_pretty(&v)?)
+            format!(
+                "{}\n",
+                crate::model::json_terminal_safe(&serde_json::to_string_pretty(&v)?)
+            )
         }
         "csv" => report.to_csv()?,
         "table" => {
@@ -238,7 +241,8 @@ pub fn query_command(
         match q.run_bytes(raw) {
             Ok(values) => {
                 for v in values {
-                    if let Err(e) = writeln!(out, "{v}") {
+                    let line = v.to_string();
+                    if let Err(e) = writeln!(out, "{}", crate::model::json_terminal_safe(&line)) {
                         write_error = Some(e);
                         return false;
                     }
