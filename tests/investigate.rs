@@ -659,3 +659,99 @@ fn a_read_only_store_answers_every_read_command_and_page_without_changing_a_byte
     assert_eq!(tree(&ro), before, "the read-only store changed");
     chmod(&["-R", "u+w"], &ro);
 }
+
+/// The files of `dir` (not recursive), sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn export_never_writes_into_the_store_and_leaves_out_alone_until_it_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = d.join("in.jsonl");
+    std::fs::write(
+        &input,
+        format!("{}\n{}\n", rec("x1", "Send"), rec("x2", "Send")),
+    )
+    .unwrap();
+    let data = d.join("data");
+    ok(import(&data, &[&input]));
+    let db = data.join("m365audit.db");
+    let db_hash = sha256(&db);
+    let data_s = data.to_str().unwrap();
+    let export = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["export", "--data", data_s, "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    // the database itself, by another spelling of its path, through a symlink and through
+    // a hard link from outside, and a new file inside the data directory: all refused
+    let elsewhere = d.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&db, elsewhere.join("sym.db")).unwrap();
+    std::fs::hard_link(&db, elsewhere.join("hard.db")).unwrap();
+    for out in [
+        db.clone(),
+        d.join("elsewhere/../data/./m365audit.db"),
+        elsewhere.join("sym.db"),
+        elsewhere.join("hard.db"),
+        data.join("new.jsonl"),
+    ] {
+        let o = export(&out, &[]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{}: {err}", out.display());
+        assert!(err.contains("is inside the data directory"), "{err}");
+        assert_eq!(sha256(&db), db_hash, "{} changed the store", out.display());
+    }
+    assert!(!data.join("new.jsonl").exists());
+    ok(run(&["stats", "--data", data_s]));
+    // a refused argument leaves an existing --out as it was, and is not called a write error
+    let keep = d.join("keep.txt");
+    for extra in [
+        &["--table", "nope"][..],
+        &["--since", "yesterday-ish"],
+        &["--detection", "nope"],
+        &["--format", "xml"],
+        &["--table", "triage", "--user", "x"],
+    ] {
+        std::fs::write(&keep, "precious\n").unwrap();
+        let o = export(&keep, extra);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(!err.contains("writing"), "{extra:?}: {err}");
+        assert_eq!(std::fs::read_to_string(&keep).unwrap(), "precious\n");
+    }
+    let o = run(&["export", "--data", data_s, "--table", "nope"]);
+    assert!(
+        !text(&o.stderr).contains("writing -"),
+        "{}",
+        text(&o.stderr)
+    );
+    // a successful export replaces the file whole and leaves no temporary file beside it
+    let o = export(&keep, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&keep).unwrap().lines().count(), 2);
+    let o = export(&keep, &["--table", "triage"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(names(d), ["data", "elsewhere", "in.jsonl", "keep.txt"]);
+    // a symlinked --out stays a symlink to the file it names, which gets the export
+    let real = d.join("real.jsonl");
+    std::fs::write(&real, "old\n").unwrap();
+    std::os::unix::fs::symlink(&real, elsewhere.join("link.jsonl")).unwrap();
+    ok(export(&elsewhere.join("link.jsonl"), &[]));
+    assert!(
+        std::fs::symlink_metadata(elsewhere.join("link.jsonl"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read_to_string(&real).unwrap().lines().count(), 2);
+    // a device is written in place
+    ok(export(Path::new("/dev/null"), &[]));
+}
