@@ -755,3 +755,127 @@ fn export_never_writes_into_the_store_and_leaves_out_alone_until_it_succeeds() {
     // a device is written in place
     ok(export(Path::new("/dev/null"), &[]));
 }
+
+/// Waits for `child` at most `secs` seconds; kills it and fails if it is still running.
+fn wait_at_most(mut child: std::process::Child, secs: u64, what: &str) -> Output {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            panic!("{what} still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn import_reads_a_pipe_or_a_fifo_once_and_ledgers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let five: String = (0..5)
+        .map(|i| format!("{}\n", rec(&format!("p{i}"), "Send")))
+        .collect();
+    let f = d.join("five.jsonl");
+    std::fs::write(&f, &five).unwrap();
+    // a pipe, as the shell's process substitution gives it
+    let data = d.join("pipe");
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(r#"exec "$0" import --data "$1" <(cat "$2")"#)
+        .arg(BIN)
+        .arg(&data)
+        .arg(&f)
+        .env("M365AUDIT_LOG", "warn")
+        .output()
+        .unwrap();
+    let out = ok(o);
+    assert!(
+        out.contains(": 5 jsonl records read, 5 stored, 0 duplicates, 0 bad"),
+        "{out}"
+    );
+    let st = collect_common::stats_json(&data);
+    assert_eq!(st["imports"][0]["sha256"], json!(sha256(&f)));
+    assert_eq!(st["imports"][0]["size"], json!(five.len()));
+    // a named FIFO is read once: the import ends when its writer does
+    let fifo = d.join("ff");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let writer = {
+        let (fifo, five) = (fifo.clone(), five.clone());
+        std::thread::spawn(move || std::fs::write(fifo, five).unwrap())
+    };
+    let data = d.join("fifo");
+    let child = Command::new(BIN)
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&fifo)
+        .env("M365AUDIT_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = ok(wait_at_most(child, 60, "import of a FIFO"));
+    writer.join().unwrap();
+    assert!(out.contains("ff: 5 jsonl records read, 5 stored"), "{out}");
+    assert_eq!(
+        collect_common::stats_json(&data)["imports"][0]["sha256"],
+        json!(sha256(&f))
+    );
+}
+
+#[test]
+fn import_summaries_and_the_ledger_say_what_was_read_and_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let five: String = (0..5)
+        .map(|i| format!("{}\n", rec(&format!("t{i}"), "Send")))
+        .collect();
+    // JSON lines whose first line was cut: one bad line, every other line stored
+    let cut = d.join("firsttrunc.jsonl");
+    std::fs::write(&cut, format!("{}\n{five}", &five[..60])).unwrap();
+    let data = d.join("cut");
+    let o = import(&data, &[&cut]);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        out.contains("firsttrunc.jsonl: 6 jsonl records read, 5 stored, 0 duplicates, 1 bad"),
+        "{out}"
+    );
+    assert!(
+        err.contains("firsttrunc.jsonl:1: record is not valid JSON"),
+        "{err}"
+    );
+    assert!(err.contains("every other record is stored"), "{err}");
+    // a file in no known format: unknown, nothing read, the reason as its damage
+    let z = d.join("z.zip");
+    std::fs::write(&z, b"PK\x03\x04junk").unwrap();
+    let data = d.join("unknown");
+    let o = import(&data, &[&z]);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        out.contains("z.zip: 0 unknown records read, 0 stored, 0 duplicates, 0 bad"),
+        "{out}"
+    );
+    assert!(err.contains("z.zip:1: not a JSON array"), "{err}");
+    assert!(err.contains("; no record was stored"), "{err}");
+    assert!(!err.contains("every other record"), "{err}");
+    let imp = &collect_common::stats_json(&data)["imports"][0];
+    assert_eq!(
+        (&imp["format"], &imp["records"], &imp["bad"]),
+        (&json!("unknown"), &json!(0), &json!(0))
+    );
+    assert!(
+        imp["damage"]
+            .as_str()
+            .unwrap()
+            .contains("nothing of this file was read"),
+        "{imp}"
+    );
+}
