@@ -879,3 +879,21 @@ fn import_summaries_and_the_ledger_say_what_was_read_and_stored() {
         "{imp}"
     );
 }
+
+#[test]
+fn import_into_a_data_directory_that_is_a_file_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("afile");
+    std::fs::write(&f, format!("{}\n", rec("n1", "Send"))).unwrap();
+    // readable by others: no warning about that before the real problem
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = import(&f, &[&f]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{} is not a directory", f.display())),
+        "{err}"
+    );
+    assert!(!err.contains("can be read by other"), "{err}");
+}
