@@ -659,3 +659,241 @@ fn a_read_only_store_answers_every_read_command_and_page_without_changing_a_byte
     assert_eq!(tree(&ro), before, "the read-only store changed");
     chmod(&["-R", "u+w"], &ro);
 }
+
+/// The files of `dir` (not recursive), sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn export_never_writes_into_the_store_and_leaves_out_alone_until_it_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = d.join("in.jsonl");
+    std::fs::write(
+        &input,
+        format!("{}\n{}\n", rec("x1", "Send"), rec("x2", "Send")),
+    )
+    .unwrap();
+    let data = d.join("data");
+    ok(import(&data, &[&input]));
+    let db = data.join("m365audit.db");
+    let db_hash = sha256(&db);
+    let data_s = data.to_str().unwrap();
+    let export = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["export", "--data", data_s, "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    // the database itself, by another spelling of its path, through a symlink and through
+    // a hard link from outside, and a new file inside the data directory: all refused
+    let elsewhere = d.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&db, elsewhere.join("sym.db")).unwrap();
+    std::fs::hard_link(&db, elsewhere.join("hard.db")).unwrap();
+    for out in [
+        db.clone(),
+        d.join("elsewhere/../data/./m365audit.db"),
+        elsewhere.join("sym.db"),
+        elsewhere.join("hard.db"),
+        data.join("new.jsonl"),
+    ] {
+        let o = export(&out, &[]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{}: {err}", out.display());
+        assert!(err.contains("is inside the data directory"), "{err}");
+        assert_eq!(sha256(&db), db_hash, "{} changed the store", out.display());
+    }
+    assert!(!data.join("new.jsonl").exists());
+    ok(run(&["stats", "--data", data_s]));
+    // a refused argument leaves an existing --out as it was, and is not called a write error
+    let keep = d.join("keep.txt");
+    for extra in [
+        &["--table", "nope"][..],
+        &["--since", "yesterday-ish"],
+        &["--detection", "nope"],
+        &["--format", "xml"],
+        &["--table", "triage", "--user", "x"],
+    ] {
+        std::fs::write(&keep, "precious\n").unwrap();
+        let o = export(&keep, extra);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(!err.contains("writing"), "{extra:?}: {err}");
+        assert_eq!(std::fs::read_to_string(&keep).unwrap(), "precious\n");
+    }
+    let o = run(&["export", "--data", data_s, "--table", "nope"]);
+    assert!(
+        !text(&o.stderr).contains("writing -"),
+        "{}",
+        text(&o.stderr)
+    );
+    // a successful export replaces the file whole and leaves no temporary file beside it
+    let o = export(&keep, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&keep).unwrap().lines().count(), 2);
+    let o = export(&keep, &["--table", "triage"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(names(d), ["data", "elsewhere", "in.jsonl", "keep.txt"]);
+    // a symlinked --out stays a symlink to the file it names, which gets the export
+    let real = d.join("real.jsonl");
+    std::fs::write(&real, "old\n").unwrap();
+    std::os::unix::fs::symlink(&real, elsewhere.join("link.jsonl")).unwrap();
+    ok(export(&elsewhere.join("link.jsonl"), &[]));
+    assert!(
+        std::fs::symlink_metadata(elsewhere.join("link.jsonl"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read_to_string(&real).unwrap().lines().count(), 2);
+    // a device is written in place
+    ok(export(Path::new("/dev/null"), &[]));
+}
+
+/// Waits for `child` at most `secs` seconds; kills it and fails if it is still running.
+fn wait_at_most(mut child: std::process::Child, secs: u64, what: &str) -> Output {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            panic!("{what} still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn import_reads_a_pipe_or_a_fifo_once_and_ledgers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let five: String = (0..5)
+        .map(|i| format!("{}\n", rec(&format!("p{i}"), "Send")))
+        .collect();
+    let f = d.join("five.jsonl");
+    std::fs::write(&f, &five).unwrap();
+    // a pipe, as the shell's process substitution gives it
+    let data = d.join("pipe");
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(r#"exec "$0" import --data "$1" <(cat "$2")"#)
+        .arg(BIN)
+        .arg(&data)
+        .arg(&f)
+        .env("M365AUDIT_LOG", "warn")
+        .output()
+        .unwrap();
+    let out = ok(o);
+    assert!(
+        out.contains(": 5 jsonl records read, 5 stored, 0 duplicates, 0 bad"),
+        "{out}"
+    );
+    let st = collect_common::stats_json(&data);
+    assert_eq!(st["imports"][0]["sha256"], json!(sha256(&f)));
+    assert_eq!(st["imports"][0]["size"], json!(five.len()));
+    // a named FIFO is read once: the import ends when its writer does
+    let fifo = d.join("ff");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let writer = {
+        let (fifo, five) = (fifo.clone(), five.clone());
+        std::thread::spawn(move || std::fs::write(fifo, five).unwrap())
+    };
+    let data = d.join("fifo");
+    let child = Command::new(BIN)
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&fifo)
+        .env("M365AUDIT_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = ok(wait_at_most(child, 60, "import of a FIFO"));
+    writer.join().unwrap();
+    assert!(out.contains("ff: 5 jsonl records read, 5 stored"), "{out}");
+    assert_eq!(
+        collect_common::stats_json(&data)["imports"][0]["sha256"],
+        json!(sha256(&f))
+    );
+}
+
+#[test]
+fn import_summaries_and_the_ledger_say_what_was_read_and_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let five: String = (0..5)
+        .map(|i| format!("{}\n", rec(&format!("t{i}"), "Send")))
+        .collect();
+    // JSON lines whose first line was cut: one bad line, every other line stored
+    let cut = d.join("firsttrunc.jsonl");
+    std::fs::write(&cut, format!("{}\n{five}", &five[..60])).unwrap();
+    let data = d.join("cut");
+    let o = import(&data, &[&cut]);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        out.contains("firsttrunc.jsonl: 6 jsonl records read, 5 stored, 0 duplicates, 1 bad"),
+        "{out}"
+    );
+    assert!(
+        err.contains("firsttrunc.jsonl:1: record is not valid JSON"),
+        "{err}"
+    );
+    assert!(err.contains("every other record is stored"), "{err}");
+    // a file in no known format: unknown, nothing read, the reason as its damage
+    let z = d.join("z.zip");
+    std::fs::write(&z, b"PK\x03\x04junk").unwrap();
+    let data = d.join("unknown");
+    let o = import(&data, &[&z]);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        out.contains("z.zip: 0 unknown records read, 0 stored, 0 duplicates, 0 bad"),
+        "{out}"
+    );
+    assert!(err.contains("z.zip:1: not a JSON array"), "{err}");
+    assert!(err.contains("; no record was stored"), "{err}");
+    assert!(!err.contains("every other record"), "{err}");
+    let imp = &collect_common::stats_json(&data)["imports"][0];
+    assert_eq!(
+        (&imp["format"], &imp["records"], &imp["bad"]),
+        (&json!("unknown"), &json!(0), &json!(0))
+    );
+    assert!(
+        imp["damage"]
+            .as_str()
+            .unwrap()
+            .contains("nothing of this file was read"),
+        "{imp}"
+    );
+}
+
+#[test]
+fn import_into_a_data_directory_that_is_a_file_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("afile");
+    std::fs::write(&f, format!("{}\n", rec("n1", "Send"))).unwrap();
+    // readable by others: no warning about that before the real problem
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = import(&f, &[&f]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{} is not a directory", f.display())),
+        "{err}"
+    );
+    assert!(!err.contains("can be read by other"), "{err}");
+}

@@ -12,7 +12,15 @@
 //! point: gzip files are decoded whole once first, and nothing of a corrupt one is stored. Records are deduplicated like collected ones (tenant = the record's
 //! `OrganizationId`, else [`DEFAULT_TENANT`]), so importing a file twice, or an export
 //! overlapping another, adds nothing. Each file read is one row of the store's evidence
-//! ledger (name, size, SHA-256, counts).
+//! ledger (name, size, SHA-256, counts); a file in none of the formats is a row of format
+//! `unknown` with nothing read and the reason as its damage.
+//!
+//! The input is opened once and read front to back once: its size and SHA-256 are taken
+//! from the bytes as they stream past (what a damaged stream left unread is read through
+//! the same descriptor afterwards), so a pipe or a FIFO imports like a file. The whole-file
+//! check of a gzip reads a regular file by position, without moving that descriptor; a
+//! gzip that is not a regular file cannot be read twice and is refused before anything of
+//! it is stored.
 
 pub mod progress;
 pub mod read;
@@ -23,7 +31,7 @@ use anyhow::{Context, Result};
 use sha2::Digest;
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Seek};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::rc::Rc;
 use std::time::Instant;
@@ -83,6 +91,22 @@ impl<R: Read> Read for Counted<R> {
         let mut s = self.seen.borrow_mut();
         s.0 += n as u64;
         s.1.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Reads a file from its start by position (`pread`), so the descriptor the import
+/// streams through keeps its offset.
+struct ReadAt<'a> {
+    file: &'a std::fs::File,
+    pos: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
         Ok(n)
     }
 }
@@ -199,17 +223,23 @@ fn gzip_corruption(raw: impl BufRead) -> Option<(u64, String)> {
     }
 }
 
-/// Imports one file into an open store (and records it in the evidence ledger).
+/// Imports one file into an open store (and records it in the evidence ledger). Every
+/// error names the file.
 pub fn import_file(store: &Store, path: &Path, progress: &mut Progress) -> Result<FileReport> {
     let start = Instant::now();
     let started_at = chrono::Utc::now();
     let name = path.display().to_string();
     let file = std::fs::File::open(path).with_context(|| format!("cannot read {name}"))?;
-    let size = file
+    let meta = file
         .metadata()
-        .with_context(|| format!("cannot read {name}"))?
-        .len();
-    progress.start_file(&name, size);
+        .with_context(|| format!("cannot read {name}"))?;
+    // A second descriptor on the same open file (same offset): what the splitter left
+    // unread is hashed through it, with no reopen (a FIFO would wait for a new writer).
+    let mut rest = file
+        .try_clone()
+        .with_context(|| format!("cannot read {name}"))?;
+    // a pipe has no size: the progress shows the bytes read without a share
+    progress.start_file(&name, meta.len());
     let progress = &mut *progress;
     let seen = Rc::new(RefCell::new((0u64, sha2::Sha256::new())));
     let mut raw = BufReader::with_capacity(
@@ -225,11 +255,22 @@ pub fn import_file(store: &Store, path: &Path, progress: &mut Progress) -> Resul
         .starts_with(&[0x1f, 0x8b]);
     // A corrupt gzip is only known for one when its checksum is read, after the records
     // it altered: such a file is checked whole first, and nothing of it is stored.
-    let corrupt = if gzip {
-        let file = std::fs::File::open(path).with_context(|| format!("cannot read {name}"))?;
-        gzip_corruption(BufReader::with_capacity(READ_BUF, file))
-    } else {
+    let corrupt = if !gzip {
         None
+    } else if meta.is_file() {
+        gzip_corruption(BufReader::with_capacity(
+            READ_BUF,
+            ReadAt {
+                file: &rest,
+                pos: 0,
+            },
+        ))
+    } else {
+        anyhow::bail!(
+            "{}: a gzip that is not a regular file (a pipe, a FIFO) cannot be checked whole \
+             before its records are stored; save it to a file and import that",
+            terminal_safe(&name)
+        );
     };
     let mut input: Box<dyn BufRead> = if corrupt.is_some() {
         Box::new(std::io::empty())
@@ -243,7 +284,6 @@ pub fn import_file(store: &Store, path: &Path, progress: &mut Progress) -> Resul
         name: name.clone(),
         report: FileReport {
             file: name.clone(),
-            size,
             ..Default::default()
         },
         raws: Vec::with_capacity(BATCH),
@@ -269,36 +309,55 @@ pub fn import_file(store: &Store, path: &Path, progress: &mut Progress) -> Resul
         Ok(())
     });
     drop(input);
-    let end = end?;
-    imp.finish()?;
+    let end = end.with_context(|| format!("importing {name}"))?;
+    imp.finish().with_context(|| format!("importing {name}"))?;
     imp.progress.finish_file();
     let mut report = imp.report;
     report.format = end.format;
+    let safe = terminal_safe(&name);
     if let Some((at, why)) = corrupt {
+        report.format = "unknown";
         report.damage = Some(format!(
-            "{}: the gzip stream is corrupt ({}) after {at} bytes of text: it may have altered \
+            "{safe}: the gzip stream is corrupt ({}) after {at} bytes of text: it may have altered \
              any record before that point, so nothing of this file is stored; import an intact copy",
-            terminal_safe(&name),
             terminal_safe(&why)
         ));
     } else if let Some(d) = end.damage {
-        let what = if gzip {
-            "the gzip stream is damaged or truncated"
-        } else {
-            "the file could not be read to its end"
-        };
-        let msg = format!(
-            "{}:{}; {what}: every record before it is stored, nothing after it was read",
-            terminal_safe(&name),
-            terminal_safe(&d)
-        );
-        report.damage = Some(msg);
+        let at = terminal_safe(d.text());
+        report.damage = Some(match d {
+            read::Damage::Stopped(_) => {
+                let what = if gzip {
+                    "the gzip stream is damaged or truncated"
+                } else {
+                    "the file could not be read to its end"
+                };
+                format!(
+                    "{safe}:{at}; {what}: every record before it is stored, nothing after it was read"
+                )
+            }
+            read::Damage::Unknown(_) => format!("{safe}:{at}; nothing of this file was read"),
+            read::Damage::Trailing(_) => {
+                format!("{safe}:{at}; the records of the array are read, the text after it is not")
+            }
+        });
     }
-    report.sha256 = finish_hash(path, &seen)?;
+    // the bytes the splitter left unread, for the hash of the whole file
+    let mut hashed = Counted {
+        inner: &mut rest,
+        seen: seen.clone(),
+    };
+    std::io::copy(&mut hashed, &mut std::io::sink())
+        .with_context(|| format!("cannot read {name} to its end"))?;
+    let (size, hasher) = {
+        let s = seen.borrow();
+        (s.0, s.1.clone())
+    };
+    report.size = size;
+    report.sha256 = format!("{:x}", hasher.finalize());
     report.seconds = start.elapsed().as_secs_f64();
     store
         .record_import(ImportRow {
-            file: name,
+            file: name.clone(),
             size,
             sha256: report.sha256.clone(),
             format: report.format.to_string(),
@@ -310,22 +369,9 @@ pub fn import_file(store: &Store, path: &Path, progress: &mut Progress) -> Resul
             started_at,
             seconds: report.seconds,
         })
-        .wait()?;
+        .wait()
+        .with_context(|| format!("recording {name} in the evidence ledger"))?;
     Ok(report)
-}
-
-/// The SHA-256 of the whole file: the bytes read so far, then whatever a damaged stream
-/// left unread.
-fn finish_hash(path: &Path, seen: &Rc<RefCell<(u64, sha2::Sha256)>>) -> Result<String> {
-    let (done, mut hasher) = {
-        let s = seen.borrow();
-        (s.0, s.1.clone())
-    };
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    f.seek(std::io::SeekFrom::Start(done))?;
-    std::io::copy(&mut f, &mut hasher)?;
-    Ok(format!("{:x}", hasher.finalize()))
 }
 
 /// The one-line summary of a file.
@@ -460,6 +506,119 @@ mod tests {
         );
     }
 
+    /// Imports `bytes` written into a pipe by another thread, through its `/dev/fd` path.
+    fn import_pipe(s: &Store, bytes: Vec<u8>) -> (Result<FileReport>, String) {
+        use std::os::fd::AsRawFd;
+        let (r, mut w) = std::io::pipe().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = w.write_all(&bytes);
+        });
+        let path = format!("/dev/fd/{}", r.as_raw_fd());
+        let got = import_file(s, Path::new(&path), &mut Progress::quiet());
+        drop(r);
+        writer.join().unwrap();
+        (got, path)
+    }
+
+    #[test]
+    fn a_pipe_is_read_once_and_ledgered_with_its_size_and_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let text = format!("{A}\n{B}\n").into_bytes();
+        let (r, path) = import_pipe(&s, text.clone());
+        let r = r.unwrap();
+        assert_eq!((r.format, r.records, r.new), ("jsonl", 2, 2), "{r:?}");
+        let ledger = s.imports().unwrap();
+        assert_eq!(ledger.len(), 1);
+        assert_eq!(ledger[0].file, path);
+        assert_eq!(ledger[0].size, text.len() as u64);
+        assert_eq!(
+            ledger[0].sha256,
+            format!("{:x}", sha2::Sha256::digest(&text))
+        );
+        // a gzip cannot be checked whole before storing: refused, naming it, nothing stored
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(b"{\"Id\":\"z\",\"CreationTime\":\"2026-11-20T10:00:00\"}\n")
+            .unwrap();
+        let (r, path) = import_pipe(&s, enc.finish().unwrap());
+        let e = format!("{:#}", r.unwrap_err());
+        assert!(
+            e.starts_with(&format!("{path}: a gzip that is not a regular file")),
+            "{e}"
+        );
+        assert!(s.record_by_id("z").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_damaged_stream_is_hashed_whole_and_its_size_is_the_file_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.json");
+        let text = format!("[{A},\n{B}]\ntrailing text\n{}", "x".repeat(1 << 20));
+        std::fs::write(&p, &text).unwrap();
+        let s = store(dir.path());
+        let r = import_file(&s, &p, &mut Progress::quiet()).unwrap();
+        assert_eq!((r.records, r.new, r.bad), (2, 2, 0), "{r:?}");
+        assert_eq!(
+            r.damage.as_deref(),
+            Some(
+                format!(
+                    "{}:3: text after the end of the JSON array; the records of the array \
+                     are read, the text after it is not",
+                    p.display()
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(r.size, text.len() as u64);
+        assert_eq!(r.sha256, format!("{:x}", sha2::Sha256::digest(&text)));
+    }
+
+    #[test]
+    fn a_file_in_no_known_format_is_ledgered_as_unknown_with_nothing_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("z.zip");
+        std::fs::write(&p, b"PK\x03\x04junk").unwrap();
+        let s = store(dir.path());
+        let r = import_file(&s, &p, &mut Progress::quiet()).unwrap();
+        assert_eq!((r.format, r.records, r.bad), ("unknown", 0, 0), "{r:?}");
+        let d = r.damage.unwrap();
+        assert!(
+            d.starts_with(&format!("{}:1: not a JSON array", p.display())),
+            "{d}"
+        );
+        assert!(d.ends_with("; nothing of this file was read"), "{d}");
+        let ledger = s.imports().unwrap();
+        assert_eq!(
+            (ledger[0].format.as_str(), ledger[0].records),
+            ("unknown", 0)
+        );
+        assert_eq!(ledger[0].damage.as_deref(), Some(d.as_str()));
+    }
+
+    #[test]
+    fn json_lines_with_a_damaged_first_line_store_every_other_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.jsonl");
+        let mut text = format!("{}\n", &A[..20]);
+        for i in 0..64 {
+            text.push_str(&A.replace("\"a\"", &format!("\"r{i}\"")));
+            text.push('\n');
+        }
+        std::fs::write(&p, &text).unwrap();
+        let s = store(dir.path());
+        let r = import_file(&s, &p, &mut Progress::quiet()).unwrap();
+        assert_eq!(
+            (r.format, r.records, r.new, r.bad),
+            ("jsonl", 65, 64, 1),
+            "{r:?}"
+        );
+        assert!(r.damage.is_none(), "{r:?}");
+        assert!(
+            r.bad_lines[0].starts_with(&format!("{}:1: record is not valid JSON", p.display())),
+            "{r:?}"
+        );
+    }
+
     /// Property: a gzip stream cut anywhere or with any byte changed never panics the
     /// import; the records handed on are the stream's first ones, each whole, and a stream
     /// that does not end cleanly is reported with the line where reading stopped. The seed
@@ -499,7 +658,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-            (recs, end.damage, bad)
+            (recs, end.damage.map(|d| d.text().to_string()), bad)
         }
 
         fn damage_names_a_line(d: &str) -> bool {
@@ -551,7 +710,7 @@ mod tests {
                 // a corrupt stream may have altered what it decoded before its checksum
                 // failed: nothing of it is stored
                 if name.starts_with("damaged_corrupt") {
-                    assert_eq!((r.records, r.new), (0, 0), "{name}");
+                    assert_eq!((r.format, r.records, r.new), ("unknown", 0, 0), "{name}");
                     assert!(
                         r.damage
                             .as_deref()
@@ -616,10 +775,9 @@ mod tests {
                     return Ok(());
                 }
                 match damage {
-                    // the checksum held: the change was in a field it does not cover
-                    // the checksum held (the change was in a field it does not cover), or
-                    // the change made it no gzip at all (reported as a bad file, nothing read)
-                    None => prop_assert!(got == recs || (got.is_empty() && bad > 0)),
+                    // the checksum held (the change was in a field it does not cover); a
+                    // change that made it no gzip at all is damage (unknown, nothing read)
+                    None => prop_assert!(got == recs, "{} bad", bad),
                     Some(d) => prop_assert!(damage_names_a_line(&d), "{}", d),
                 }
             }

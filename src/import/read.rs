@@ -7,6 +7,15 @@
 //! an `Id` and a `CreationTime` is decided where it is parsed anyway (the store's
 //! preparers). It never stops at a bad record; it stops at a failing stream (a truncated
 //! gzip, a read error) and says where.
+//!
+//! The format is sniffed from the first lines: `[` is an array; `{` is JSON lines when the
+//! first line is a whole object or the next line starts another one at its first column
+//! (so a damaged first line is one bad line, not the start of a multi-line object that
+//! swallows the records after it), else pretty-printed objects; anything else is a CSV
+//! when its first line names an `AuditData` column, JSON lines after a header or comment
+//! line when the next line starts with `{`, and otherwise unknown (nothing read, said as
+//! damage). In JSON lines every non-blank line is one record, so records read add up to
+//! the lines. Text after a JSON array's closing `]` is damage too: it is not read.
 
 use anyhow::Result;
 use std::io::{BufRead, Read};
@@ -19,10 +28,33 @@ pub enum Item {
 
 /// How reading one stream ended.
 pub struct ReadEnd {
+    /// `json`, `jsonl`, `csv`, `empty` or `unknown`.
     pub format: &'static str,
-    /// `line: what`, when the stream failed before its end (what came before was handed on).
-    pub damage: Option<String>,
+    pub damage: Option<Damage>,
 }
+
+/// Why a stream was not read to its end, each as `line: what`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Damage {
+    /// The stream failed there (a truncated gzip, a read error); what came before was
+    /// handed on.
+    Stopped(String),
+    /// The file is in none of the formats; nothing of it was handed on.
+    Unknown(String),
+    /// Text follows the JSON array's closing `]`; the array's records were handed on.
+    Trailing(String),
+}
+
+impl Damage {
+    /// `line: what`.
+    pub fn text(&self) -> &str {
+        match self {
+            Damage::Stopped(s) | Damage::Unknown(s) | Damage::Trailing(s) => s,
+        }
+    }
+}
+
+const UNKNOWN: &str = "not a JSON array, JSON lines or a Purview CSV with an AuditData column";
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -45,9 +77,16 @@ pub fn split(input: &mut dyn BufRead, on: &mut dyn FnMut(Item) -> Result<()>) ->
         Err(e) => {
             return Ok(ReadEnd {
                 format: "unknown",
-                damage: Some(format!("{}: reading stopped: {e}", lines_before + 1)),
+                damage: Some(Damage::Stopped(format!(
+                    "{}: reading stopped: {e}",
+                    lines_before + 1
+                ))),
             });
         }
+    };
+    let json_lines_end = |damage: Option<String>| ReadEnd {
+        format: "jsonl",
+        damage: damage.map(Damage::Stopped),
     };
     match first {
         b'[' => {
@@ -58,21 +97,18 @@ pub fn split(input: &mut dyn BufRead, on: &mut dyn FnMut(Item) -> Result<()>) ->
                 damage,
             })
         }
-        b'{' if !first_line_is_whole(input) => {
+        b'{' if !first_line_is_whole(input) && !next_line_starts_an_object(input) => {
             let mut s = Splitter::new(false, lines_before + 1);
             s.run(input, on).map(|damage| ReadEnd {
                 format: "json",
                 damage,
             })
         }
-        b'{' => json_lines(input, lines_before, on).map(|damage| ReadEnd {
-            format: "jsonl",
-            damage,
-        }),
-        _ => csv_rows(input, lines_before, on).map(|damage| ReadEnd {
-            format: "csv",
-            damage,
-        }),
+        b'{' => json_lines(input, lines_before, on).map(json_lines_end),
+        _ if !first_line_names_audit_data(input) && next_line_starts_an_object(input) => {
+            json_lines(input, lines_before, on).map(json_lines_end)
+        }
+        _ => csv_rows(input, lines_before, on),
     }
 }
 
@@ -121,6 +157,38 @@ fn first_line_is_whole(input: &mut dyn BufRead) -> bool {
         }
     }
     false
+}
+
+/// Whether the line after the buffer's first one (blank lines skipped) starts with `{` at
+/// its first column, as every line of JSON lines does and no line inside a pretty-printed
+/// object does (those are indented or start with `}`). Only what the buffer holds is
+/// looked at.
+fn next_line_starts_an_object(input: &mut dyn BufRead) -> bool {
+    let Ok(buf) = input.fill_buf() else {
+        return false;
+    };
+    let Some(end) = memchr::memchr(b'\n', buf) else {
+        return false;
+    };
+    buf[end + 1..]
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .find(|l| !l.trim_ascii().is_empty())
+        .is_some_and(|l| l.starts_with(b"{"))
+}
+
+/// Whether the buffer's first line holds `AuditData` (a Purview CSV's header); a first line
+/// longer than the buffer is given the benefit of the doubt.
+fn first_line_names_audit_data(input: &mut dyn BufRead) -> bool {
+    let Ok(buf) = input.fill_buf() else {
+        return true;
+    };
+    let Some(end) = memchr::memchr(b'\n', buf) else {
+        return true;
+    };
+    buf[..end]
+        .windows(b"auditdata".len())
+        .any(|w| w.eq_ignore_ascii_case(b"auditdata"))
 }
 
 fn to_text(raw: Vec<u8>, line: u64) -> Item {
@@ -277,13 +345,15 @@ impl Splitter {
         &mut self,
         input: &mut dyn BufRead,
         on: &mut dyn FnMut(Item) -> Result<()>,
-    ) -> Result<Option<String>> {
-        let mut trailing_reported = false;
+    ) -> Result<Option<Damage>> {
         loop {
             let buf = match input.fill_buf() {
                 Ok(b) => b,
                 Err(e) => {
-                    return Ok(Some(format!("{}: reading stopped: {e}", self.line)));
+                    return Ok(Some(Damage::Stopped(format!(
+                        "{}: reading stopped: {e}",
+                        self.line
+                    ))));
                 }
             };
             if buf.is_empty() {
@@ -295,12 +365,13 @@ impl Splitter {
                 let b = buf[i];
                 i += 1;
                 if self.closed {
-                    if !b.is_ascii_whitespace() && !trailing_reported {
-                        trailing_reported = true;
-                        on(Item::Bad {
-                            line: self.line,
-                            why: "text after the end of the JSON array (ignored)".into(),
-                        })?;
+                    // Whitespace after the array is its end; anything else is not read
+                    // (it is no record of the array), and the file says so as damage.
+                    if !b.is_ascii_whitespace() {
+                        return Ok(Some(Damage::Trailing(format!(
+                            "{}: text after the end of the JSON array",
+                            self.line
+                        ))));
                     }
                     if b == b'\n' {
                         self.line += 1;
@@ -365,16 +436,16 @@ impl Splitter {
             })?;
         }
         if self.depth > 0 {
-            return Ok(Some(format!(
+            return Ok(Some(Damage::Stopped(format!(
                 "{}: the file ends inside the record that starts here",
                 self.start_line
-            )));
+            ))));
         }
         if self.array && !self.closed {
-            return Ok(Some(format!(
+            return Ok(Some(Damage::Stopped(format!(
                 "{}: the file ends before the JSON array is closed",
                 self.line
-            )));
+            ))));
         }
         Ok(None)
     }
@@ -423,7 +494,11 @@ fn csv_rows(
     input: &mut dyn BufRead,
     lines_before: u64,
     on: &mut dyn FnMut(Item) -> Result<()>,
-) -> Result<Option<String>> {
+) -> Result<ReadEnd> {
+    let stopped = |damage: Option<String>| ReadEnd {
+        format: "csv",
+        damage: damage.map(Damage::Stopped),
+    };
     let newlines = std::rc::Rc::new(std::cell::RefCell::new(Newlines::default()));
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
@@ -452,22 +527,21 @@ fn csv_rows(
         Ok(false) => None,
         Err(e) => {
             if let Some(d) = io_damage(&e, lines_before + 1) {
-                return Ok(Some(d));
+                return Ok(stopped(Some(d)));
             }
             None
         }
     };
     let Some(col) = col else {
-        on(Item::Bad {
-            line: lines_before + 1,
-            why: "not a JSON array, JSON lines or a Purview CSV with an AuditData column; nothing of this file was read".into(),
-        })?;
-        return Ok(None);
+        return Ok(ReadEnd {
+            format: "unknown",
+            damage: Some(Damage::Unknown(format!("{}: {UNKNOWN}", lines_before + 1))),
+        });
     };
     let mut last_line = lines_before + 1;
     loop {
         match rdr.read_byte_record(&mut rec) {
-            Ok(false) => return Ok(None),
+            Ok(false) => return Ok(stopped(None)),
             Ok(true) => {
                 let line = at(&rec);
                 last_line = line;
@@ -489,7 +563,7 @@ fn csv_rows(
                     None => last_line + 1,
                 };
                 if let Some(d) = io_damage(&e, line) {
-                    return Ok(Some(d));
+                    return Ok(stopped(Some(d)));
                 }
                 on(Item::Bad {
                     line,
@@ -555,7 +629,12 @@ mod tests {
         assert_eq!(bad, vec![(3, "record is not a JSON object".into())]);
         let (good, _, end) = items(b"[{\"a\":1},{\"b\":");
         assert_eq!(good.len(), 1);
-        assert!(end.damage.unwrap().starts_with("1: the file ends inside"));
+        assert!(
+            end.damage
+                .unwrap()
+                .text()
+                .starts_with("1: the file ends inside")
+        );
     }
 
     #[test]
@@ -584,9 +663,78 @@ mod tests {
             ]
         );
         assert_eq!(bad, vec![(5, "empty AuditData".into())]);
-        let (good, bad, _) = items(b"a,b\n1,2\n");
-        assert!(good.is_empty());
-        assert!(bad[0].1.contains("AuditData"));
+    }
+
+    #[test]
+    fn a_file_in_no_known_format_is_unknown_with_nothing_read() {
+        let gz_in_gz = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+        for text in [
+            &b"a,b\n1,2\n"[..],
+            b"PK\x03\x04junk",
+            b"\xff\xfe{\x00\"\x00",
+            b"null",
+            &gz_in_gz,
+        ] {
+            let (good, bad, end) = items(text);
+            assert!(good.is_empty() && bad.is_empty(), "{text:?}");
+            assert_eq!(end.format, "unknown", "{text:?}");
+            assert_eq!(
+                end.damage,
+                Some(Damage::Unknown(format!("1: {UNKNOWN}"))),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_damaged_first_line_of_json_lines_is_one_bad_line_and_the_rest_are_records() {
+        let rec = |i: u32| format!("{{\"Id\":\"r{i}\",\"T\":\"a {{ b\"}}");
+        let whole: String = (0..5).map(|i| rec(i) + "\n").collect();
+        // cut inside a string, after a key, inside a string holding a brace
+        for cut in [9, 14, 20] {
+            let text = format!("{}\n{whole}", &rec(9)[..cut]);
+            let (good, bad, end) = items(text.as_bytes());
+            assert_eq!(end.format, "jsonl", "cut {cut}");
+            assert!(end.damage.is_none(), "cut {cut}");
+            assert!(bad.is_empty(), "cut {cut}: {bad:?}");
+            // line 1 goes on as a record, which the store refuses as not JSON
+            assert_eq!(good.len(), 6, "cut {cut}");
+            assert_eq!(good[0], (1, rec(9)[..cut].trim_end().to_string()));
+            for (i, g) in good[1..].iter().enumerate() {
+                assert_eq!(*g, (i as u64 + 2, rec(i as u32)), "cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn json_lines_after_a_header_line_are_read_and_the_header_is_a_bad_line() {
+        let (good, bad, end) = items(b"# exported 2026-11-20\n{\"a\":1}\n{\"b\":2}\n");
+        assert_eq!(end.format, "jsonl");
+        assert!(bad.is_empty() && end.damage.is_none());
+        assert_eq!(
+            good,
+            vec![
+                (1, "# exported 2026-11-20".into()),
+                (2, "{\"a\":1}".into()),
+                (3, "{\"b\":2}".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn text_after_a_json_array_is_damage_not_a_record() {
+        let (good, bad, end) = items(b"[{\"a\":1},\n{\"b\":2}]\ntrailing junk\n");
+        assert_eq!(good.len(), 2);
+        assert!(bad.is_empty());
+        assert_eq!(end.format, "json");
+        assert_eq!(
+            end.damage,
+            Some(Damage::Trailing(
+                "3: text after the end of the JSON array".into()
+            ))
+        );
+        let (_, _, end) = items(b"[{\"a\":1}]\n\n  \n");
+        assert!(end.damage.is_none());
     }
 
     /// Property: the splitter never panics on any bytes or text; and records written as

@@ -143,6 +143,14 @@ fn warn_if_shared(data_dir: &Path) {
 }
 
 fn check_dir(data_dir: &Path) -> Result<()> {
+    // Said first: a file there is not a store, whatever its mode.
+    if std::fs::metadata(data_dir).is_ok_and(|m| !m.is_dir()) {
+        return Err(crate::UsageError(format!(
+            "the data directory {} is not a directory",
+            data_dir.display()
+        ))
+        .into());
+    }
     warn_if_shared(data_dir);
     create_private_dir(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;

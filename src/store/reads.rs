@@ -122,6 +122,15 @@ impl Store {
         })
     }
 
+    /// Whether `table` names a table (docs/architecture.md, Tables): a usage error naming
+    /// it otherwise, so a command can refuse it before it starts writing anything.
+    pub fn check_table(table: &str) -> Result<()> {
+        match db::table_filter(table) {
+            Some(_) => Ok(()),
+            None => Err(crate::UsageError(format!("unknown table {table:?}")).into()),
+        }
+    }
+
     /// Records of one table (docs/architecture.md, Tables) with rowid > `after_rowid`, in rowid order.
     pub fn records_page(
         &self,
