@@ -316,6 +316,31 @@ fn a_full_stdout_is_an_error_that_says_so_never_a_panic() {
             "{args:?}: {err}"
         );
     }
+    // an import stores and ledgers its file whatever becomes of the summary line
+    let input = dir.path().join("one.jsonl");
+    std::fs::write(
+        &input,
+        r#"{"Id":"full-1","CreationTime":"2026-05-04T10:00:00","Operation":"FileAccessed","Workload":"SharePoint","RecordType":6,"UserId":"a@b.c"}"#,
+    )
+    .unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = bin()
+        .args(["import", "--data", d])
+        .arg(&input)
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    let o = bin()
+        .args(["query", "--data", d, r#"select(.Id == "full-1") | .Id"#])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), r#""full-1""#);
 }
 
 #[test]

@@ -32,7 +32,10 @@ pub fn import(data: &Path, files: &[PathBuf]) -> Result<()> {
                 if let Some(d) = &r.damage {
                     eprintln!("{}", crate::model::terminal_safe(d));
                 }
-                println!("{}", summary_line(&r));
+                // the file is stored and ledgered whatever becomes of its summary line
+                if let Err(e) = super::print_results(&format!("{}\n", summary_line(&r))) {
+                    eprintln!("warning: {e:#}");
+                }
             }
             Err(e) => {
                 unreadable += 1;
