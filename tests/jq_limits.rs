@@ -1,11 +1,17 @@
-//! The guard rails of a jq evaluation against the real binary: `query`'s exit code when
-//! the filter fails on every record or on some.
+//! The guard rails of a jq evaluation against the real binary (its counting allocator is
+//! what the memory budget reads): a filter that doubles a string fails its record with
+//! "memory limit exceeded" under a bounded address space instead of aborting the process,
+//! through `query` and through `linq`'s `jqeval`; and `query`'s exit code when the filter
+//! fails on every record or on some.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-/// Address space the binary runs in, in KiB (`ulimit -v`): a filter that takes all memory
-/// fails the test, not the machine.
+/// The doubling of the report that took a host's memory: 2^40 bytes in 40 steps.
+const BOMB: &str = r#"reduce range(40) as $i ("x"; . + .) | length"#;
+
+/// Address space the binary runs in, in KiB (`ulimit -v`): far below what the bomb wants,
+/// far above the budget of one evaluation and what the process needs besides.
 const ADDRESS_SPACE_KIB: u64 = 3_000_000;
 
 fn text(o: &Output) -> (String, String) {
@@ -56,6 +62,54 @@ fn store(dir: &Path) -> PathBuf {
     ]);
     assert!(o.status.success(), "{:?}", text(&o));
     data
+}
+
+#[test]
+fn a_doubling_query_fails_its_records_with_a_memory_error_and_the_process_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = store(dir.path());
+    let o = run_limited(&["query", "--data", data.to_str().unwrap(), BOMB]);
+    let (out, err) = text(&o);
+    // not an abort (134) or a kill: the runtime-failure exit of a query failing everywhere
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("memory limit exceeded (256 MiB)"), "{err}");
+    assert!(
+        err.contains("failed on every record it ran on (2)"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "{out}");
+
+    // one record blows up, the other answers: its output stands
+    let o = run_limited(&[
+        "query",
+        "--data",
+        data.to_str().unwrap(),
+        &format!(r#"if .Id | endswith("1") then {BOMB} else .Id end"#),
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(out.trim(), r#""00000000-0000-0000-0000-000000000002""#);
+    assert!(err.contains("failed on 1 of 2 records"), "{err}");
+    assert!(err.contains("memory limit exceeded"), "{err}");
+}
+
+#[test]
+fn a_doubling_jqeval_gives_null_with_a_memory_warning_and_the_process_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = store(dir.path());
+    let bomb = BOMB.replace('"', "\\\"");
+    let o = run_limited(&[
+        "linq",
+        "--data",
+        data.to_str().unwrap(),
+        "--format",
+        "jsonl",
+        &format!("from auth.all select jqeval(jqcompile(\"{bomb}\"), jsonparse(message)) as n"),
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("memory limit exceeded"), "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
 }
 
 #[test]
