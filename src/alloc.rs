@@ -1,8 +1,12 @@
-//! How long the allocator keeps freed pages before returning them to the OS, for the
-//! stretches of work that want it different from the process default. The binary owns the
-//! allocator and the only unsafe call (the library forbids unsafe code): it registers a
-//! setter here with [`install`]. Without one (tests, a build without mimalloc) every call
-//! is a no-op. It must not change anything but that delay.
+//! What the library may ask of the allocator, which the binary owns (and with it the only
+//! unsafe calls: the library forbids unsafe code): how long it keeps freed pages before
+//! returning them to the OS, for the stretches of work that want it different from the
+//! process default ([`install`], [`hold_freed_pages`]); and how many bytes the current
+//! thread has allocated minus freed ([`install_counter`], [`thread_net_bytes`]), which the
+//! jq engine compares before and during an evaluation to bound its memory. Without the
+//! binary (unit tests, a library user) neither is registered: the delay calls are no-ops
+//! and [`thread_net_bytes`] is `None`, so the engine's memory budget is then checked only
+//! where it measures values itself. It must not change anything but that delay.
 //!
 //! Why: collecting frees blob bodies and index buffers continuously, so the binary returns
 //! freed pages at once (peak RSS). Re-running detections over a table frees and re-grows
@@ -45,6 +49,22 @@ impl Drop for Hold {
             (s.set)(s.default);
         }
     }
+}
+
+static COUNTER: OnceLock<fn() -> i64> = OnceLock::new();
+
+/// Registers the allocator's per-thread count of bytes allocated minus freed. Only the
+/// first call counts.
+pub fn install_counter(net_bytes: fn() -> i64) {
+    let _ = COUNTER.set(net_bytes);
+}
+
+/// Bytes the current thread has allocated minus those it freed (a block freed on another
+/// thread counts there), or `None` when no counting allocator is installed. Only its
+/// change over a stretch of work on one thread means anything.
+#[inline]
+pub fn thread_net_bytes() -> Option<i64> {
+    COUNTER.get().map(|f| f())
 }
 
 /// How long detection passes over a table hold freed pages.

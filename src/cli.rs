@@ -121,7 +121,9 @@ pub enum Command {
         #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
         format: String,
     },
-    /// Ad-hoc jq over a table, JSON lines out.
+    /// Ad-hoc jq over a table, JSON lines out. Each record has the detections' guard rails
+    /// (1,000,000 loop steps, 250 ms, 256 MiB of memory); a record the filter fails on is
+    /// skipped with a warning, and the exit code is 1 when it failed on every record.
     #[command(
         after_help = "Example:\n  m365audit query --data ./m365audit-data 'select(.Operation == \"FileDownloaded\") | .UserId'"
     )]

@@ -19,7 +19,7 @@
 //! app      the composition root: one file per command puts the pieces above together and
 //!          runs them as a process (runtime, tracing, signals); the `bench` stages
 //! cli      the command line (flags only) and its exit codes; dispatches to `app`
-//! alloc    how long freed pages are kept (the binary registers the allocator's setter)
+//! alloc    how long freed pages are kept, bytes allocated per thread (the binary registers both)
 //! corpus   deterministic synthetic records for benchmarks and tests
 //! ```
 //!

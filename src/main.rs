@@ -1,10 +1,84 @@
-//! Thin shell over the library: parse the command line, run it, exit with its code.
+//! Thin shell over the library: parse the command line, run it, exit with its code. It
+//! also owns the global allocator (mimalloc, counting bytes per thread for the jq
+//! engine's memory budget) and the few process settings that need unsafe code.
 
 use clap::Parser;
 
 #[cfg(feature = "mimalloc")]
+type Inner = mimalloc::MiMalloc;
+#[cfg(feature = "mimalloc")]
+const INNER: Inner = mimalloc::MiMalloc;
+#[cfg(not(feature = "mimalloc"))]
+type Inner = std::alloc::System;
+#[cfg(not(feature = "mimalloc"))]
+const INNER: Inner = std::alloc::System;
+
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Counting = Counting(INNER);
+
+thread_local! {
+    // const-initialized and without a destructor: reading it never allocates and works
+    // at any point of a thread's life, which an allocator needs
+    static NET_BYTES: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+/// The allocator, counting per thread the bytes it allocated minus those it freed, so the
+/// jq engine can bound the memory of one evaluation (`m365audit::alloc::thread_net_bytes`).
+/// One thread-local add per call: a block freed by another thread than the one that
+/// allocated it skews both threads' counts, which is harmless because only the growth of
+/// one thread during one evaluation is compared.
+struct Counting(Inner);
+
+fn count(delta: i64) {
+    let _ = NET_BYTES.try_with(|n| n.set(n.get().wrapping_add(delta)));
+}
+
+fn thread_net_bytes() -> i64 {
+    NET_BYTES.try_with(std::cell::Cell::get).unwrap_or(0)
+}
+
+// A `Layout`'s size never exceeds `isize::MAX`, so it fits an i64 on every target.
+#[allow(clippy::cast_possible_wrap)]
+fn bytes(n: usize) -> i64 {
+    n as i64
+}
+
+// SAFETY: every call is forwarded unchanged to the inner allocator; counting touches only a
+// thread-local integer.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: same contract as ours.
+        let p = unsafe { self.0.alloc(layout) };
+        if !p.is_null() {
+            count(bytes(layout.size()));
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: same contract as ours.
+        let p = unsafe { self.0.alloc_zeroed(layout) };
+        if !p.is_null() {
+            count(bytes(layout.size()));
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { self.0.dealloc(ptr, layout) };
+        count(-bytes(layout.size()));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: same contract as ours.
+        let p = unsafe { self.0.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            count(bytes(new_size) - bytes(layout.size()));
+        }
+        p
+    }
+}
 
 /// mimalloc keeps freed pages for 1 s before returning them; a backfill frees and
 /// allocates blob bodies and index buffers continuously, so that second of hoarding was
@@ -92,6 +166,7 @@ fn main() {
     keep_c_heap_tops();
     #[cfg(feature = "mimalloc")]
     tune_allocator();
+    m365audit::alloc::install_counter(thread_net_bytes);
     let cli = m365audit::cli::Cli::parse();
     if cli.command.is_filter() {
         end_quietly_on_a_closed_stdout();

@@ -15,7 +15,21 @@ const BIN: &str = env!("CARGO_BIN_EXE_m365audit");
 /// Starts `m365audit ARGS`, returns the process and the URL from its
 /// `m365audit <cmd>: open URL` line.
 fn start(args: &[&str], env: &[(&str, &str)]) -> (KillOnDrop, String) {
-    let mut cmd = Command::new(BIN);
+    start_cmd(Command::new(BIN), args, env)
+}
+
+/// [`start`] in an address space of `kib` KiB (`ulimit -v`): a regression that takes all
+/// memory fails the test, not the machine.
+fn start_limited(kib: u64, args: &[&str]) -> (KillOnDrop, String) {
+    let mut sh = Command::new("sh");
+    // `exec`: the process killed on drop and sent SIGINT is m365audit itself
+    sh.arg("-c")
+        .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+        .arg(BIN);
+    start_cmd(sh, args, &[])
+}
+
+fn start_cmd(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> (KillOnDrop, String) {
     cmd.args(args)
         .env("M365AUDIT_LOG", "warn")
         .env_remove(m365audit::app::serve::TOKEN_ENV)
@@ -458,5 +472,34 @@ async fn a_deleted_search_index_is_explained_on_the_search_page() {
         body.contains("search index") && body.contains("rebuild"),
         "{body}"
     );
+    stop(p);
+}
+
+/// The query page runs the engine's guard rails: a filter that doubles a string fails its
+/// page with the memory error, and `serve` (which under `run` also collects) goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doubling_query_on_the_query_page_fails_the_page_not_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    import(dir.path());
+    let data = dir.path().to_str().unwrap();
+    let (p, url) = start_limited(
+        3_000_000,
+        &["serve", "--data", data, "--listen", "127.0.0.1:0"],
+    );
+    let jq = r#"reduce range(40) as $i ("x"; . + .) | length"#;
+    let jq: String = url::form_urlencoded::byte_serialize(jq.as_bytes()).collect();
+    let c = client();
+    let page = c
+        .get(format!(
+            "{url}query?table=cloud.office365.management&jq={jq}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let body = page.text().await.unwrap();
+    assert!(body.contains("memory limit exceeded (256 MiB)"), "{body}");
+    let health = c.get(format!("{url}healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
     stop(p);
 }

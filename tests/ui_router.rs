@@ -719,3 +719,54 @@ async fn bidi_controls_are_visible_and_csv_has_no_raw_controls() {
     );
     assert!(csv.body.contains(r"\u{202e}gnp.exe"), "{}", csv.body);
 }
+
+#[tokio::test]
+async fn the_query_page_refuses_requests_other_sites_make() {
+    let run = |headers: &[(&str, &str)]| {
+        let mut req = Request::get("/query?table=auth.all&jq=.UserId");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        get_with(app(), req.body(Body::empty()).unwrap())
+    };
+    // `<img src=…>` or `fetch()` from another site's page
+    for headers in [
+        &[
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-dest", "image"),
+        ][..],
+        &[("sec-fetch-site", "same-site"), ("sec-fetch-dest", "empty")][..],
+        &[("sec-fetch-site", "cross-site")][..],
+        &[
+            ("host", "127.0.0.1:8365"),
+            ("origin", "http://evil.example"),
+        ][..],
+    ] {
+        let g = run(headers).await;
+        assert_eq!(g.status, StatusCode::FORBIDDEN, "{headers:?}");
+        assert_safe_page(&g);
+        assert!(g.body.contains("another site"), "{headers:?}: {}", g.body);
+        assert!(!g.body.contains("outputs from"), "{headers:?}: it ran");
+    }
+    // the analyst's own page, a link they followed, curl
+    for headers in [
+        &[
+            ("sec-fetch-site", "same-origin"),
+            ("sec-fetch-dest", "document"),
+        ][..],
+        &[
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-dest", "document"),
+        ][..],
+        &[("sec-fetch-site", "none"), ("sec-fetch-dest", "document")][..],
+        &[
+            ("host", "127.0.0.1:8365"),
+            ("origin", "http://127.0.0.1:8365"),
+        ][..],
+        &[][..],
+    ] {
+        let g = run(headers).await;
+        assert_eq!(g.status, StatusCode::OK, "{headers:?}: {}", g.body);
+        assert!(g.body.contains("1 outputs from 42 records"), "{headers:?}");
+    }
+}

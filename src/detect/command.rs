@@ -214,7 +214,8 @@ pub fn detect_command_lazy(
 
 /// `m365audit query JQ`: runs an ad-hoc jq program over every record, one JSON line per
 /// output. A compile error is a usage error with line:column; a record the program fails on
-/// is reported on stderr and skipped. The whole run stops (an error) once `timeout` has
+/// is counted and skipped (a warning with the first error), and a run in which it failed on
+/// every record it ran on is an error (exit 1). The whole run stops (an error) once `timeout` has
 /// passed: the per-record guard rails bound one record, not a program like `repeat(.)`
 /// that spends its budget on every record of a large store.
 pub fn query_command(
@@ -272,9 +273,17 @@ pub fn query_command(
             Err(e)
         }
     })?;
+    // every record failing is a broken query (exit 1), not an empty answer; some failing
+    // is data the query did not expect (a warning, the outputs of the others stand)
     if let Some(first) = first_error {
+        if failed == records && !timed_out {
+            anyhow::bail!(
+                "the query failed on every record it ran on ({records}); first: {}",
+                terminal_safe(&first)
+            );
+        }
         eprintln!(
-            "warning: the query failed on {failed} records; first: {}",
+            "warning: the query failed on {failed} of {records} records; first: {}",
             terminal_safe(&first)
         );
     }

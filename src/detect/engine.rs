@@ -1,8 +1,23 @@
 //! jq compilation and evaluation with jaq 3: the prelude (only record-only functions, and
 //! natives in place of a few of jaq's hottest definitions, with the same results), module
 //! loading for `include "m365";`, static checks, and the per-record guard rails (an
-//! output-count limit and a step/time budget). It must not know about tables, headers or
-//! grouping, nor change what any jq filter means.
+//! output-count limit and a step/time/memory budget). It must not know about tables,
+//! headers or grouping, nor change what any jq filter means.
+//!
+//! Every evaluation (detections, `query`, `linq`'s `jqeval`, the UI's query page) goes
+//! through [`Program::run`], and so through the same budget. The memory budget
+//! ([`MAX_MEMORY`]) is the growth of the evaluating thread's heap since the run began, as
+//! the binary's counting allocator reports it (`crate::alloc`); it is compared at every
+//! loop step (`range`, `repeat`, `recurse`, `while`, `until`, each element of `add` and
+//! `join`) and after every output, and fails the run with "memory limit exceeded (N MiB)".
+//! What it cannot guard: one step of jaq is not interrupted, so a value built by a single
+//! operator or native is measured only when it returns. `"x" * N` repeats a string `N`
+//! times in one allocation, `+` and `*` written out (or through definitions) many times
+//! without a loop double a value per operator, `reduce`/`foreach` over an array that
+//! already exists take no step per element, and `tojson`/`tostring`/`@format`s of a value
+//! that holds one large string many times serialize each copy: jaq's operators and
+//! natives give no hook before they allocate. Without the binary's allocator (unit tests,
+//! a library user) the memory budget is not checked at all.
 
 use super::LoadError;
 use jaq_core::load::parse::{BinaryOp, Def, Pattern, Term};
@@ -26,7 +41,16 @@ pub struct Limits {
     pub max_steps: u64,
     /// Wall time of one detection on one record.
     pub max_time: Duration,
+    /// Bytes one run may grow its thread's heap by (see [`MAX_MEMORY`]).
+    pub max_memory: usize,
 }
+
+/// The memory one evaluation (one program on one record) may take: 256 MiB. A filter can
+/// double a value in one step (`. + .`), so neither the step nor the time budget stops it
+/// before it takes the host's memory; this does. The input record is parsed before the
+/// run and does not count; what detections and ad-hoc queries build from one record is
+/// far smaller.
+pub const MAX_MEMORY: usize = 256 << 20;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -34,6 +58,7 @@ impl Default for Limits {
             max_outputs: 1000,
             max_steps: 1_000_000,
             max_time: Duration::from_millis(250),
+            max_memory: MAX_MEMORY,
         }
     }
 }
@@ -65,7 +90,10 @@ def range($from; $upto; $by): m365_range_native($from; $upto; $by) | m365_tick;
 "#;
 
 /// Defined after jaq's prelude: the generators that can loop forever count steps, and
-/// `repeat` gets jq 1.6's meaning (`., f, f|f, …`) so both engines agree.
+/// `repeat` gets jq 1.6's meaning (`., f, f|f, …`) so both engines agree. `add` and
+/// `join` (jaq's definitions, with a step per element) concatenate: an array holding one
+/// large string many times grows by that string at each element, so each is a step where
+/// the memory budget is checked.
 const TAIL: &str = r#"
 def repeat(f): def rec: ., (f | m365_tick | rec); rec;
 def recurse(f): def rec: ., (f | m365_tick | rec); rec;
@@ -73,12 +101,31 @@ def recurse(f; cond): recurse(f | select(cond));
 def recurse: recurse(.[]?);
 def while(cond; update): def rec: if cond then ., (update | m365_tick | rec) else empty end; rec;
 def until(cond; update): def rec: if cond then . else update | m365_tick | rec end; rec;
+def add(f): reduce (f | m365_tick) as $x (null; . + $x);
+def add: add(.[]);
+def join($s): .[] |= tostring | .[:-1][] += $s | reduce (.[] | m365_tick) as $x (""; . + $x);
 "#;
 
 struct Budget {
     steps_left: u64,
     deadline: Instant,
+    /// The thread's net allocated bytes when the run began (None: no counting allocator).
+    mem_start: Option<i64>,
+    mem_limit: i64,
     exhausted: Option<&'static str>,
+}
+
+const MEMORY_EXCEEDED: &str = "memory limit exceeded";
+
+impl Budget {
+    /// True when the thread's heap grew by more than the limit since the run began. One
+    /// call through a function pointer and a thread-local read: cheap enough for every step.
+    fn over_memory(&self) -> bool {
+        match (self.mem_start, crate::alloc::thread_net_bytes()) {
+            (Some(start), Some(now)) => now.saturating_sub(start) > self.mem_limit,
+            _ => false,
+        }
+    }
 }
 
 thread_local! {
@@ -95,6 +142,9 @@ fn tick() -> Result<(), &'static str> {
         } else if budget.steps_left == 0 {
             budget.exhausted = Some("step limit exceeded");
             Err("step limit exceeded")
+        } else if budget.over_memory() {
+            budget.exhausted = Some(MEMORY_EXCEEDED);
+            Err(MEMORY_EXCEEDED)
         } else {
             budget.steps_left -= 1;
             if budget.steps_left % 1024 == 0 && Instant::now() > budget.deadline {
@@ -106,6 +156,22 @@ fn tick() -> Result<(), &'static str> {
         };
         b.set(Some(budget));
         r
+    })
+}
+
+/// Marks the running evaluation's budget exhausted when its memory grew past the limit
+/// (after an output, which is no loop step).
+fn exhaust_if_over_memory() -> bool {
+    BUDGET.with(|b| {
+        let Some(mut budget) = b.take() else {
+            return false;
+        };
+        let over = budget.exhausted.is_none() && budget.over_memory();
+        if over {
+            budget.exhausted = Some(MEMORY_EXCEEDED);
+        }
+        b.set(Some(budget));
+        over
     })
 }
 
@@ -389,6 +455,8 @@ impl Program {
             b.set(Some(Budget {
                 steps_left: limits.max_steps,
                 deadline: start + limits.max_time,
+                mem_start: crate::alloc::thread_net_bytes(),
+                mem_limit: i64::try_from(limits.max_memory).unwrap_or(i64::MAX),
                 exhausted: None,
             }))
         });
@@ -406,6 +474,10 @@ impl Program {
                         break;
                     }
                     out.push(v);
+                    // outputs are kept until the run ends: they count, ticked or not
+                    if exhaust_if_over_memory() {
+                        break;
+                    }
                 }
                 Err(exn) => {
                     let msg = match exn.get_err() {
@@ -417,8 +489,17 @@ impl Program {
                 }
             }
         }
-        let exhausted = BUDGET.with(|b| b.take()).and_then(|b| b.exhausted);
-        if let Some(why) = exhausted {
+        let exhausted = BUDGET
+            .with(|b| b.take())
+            .and_then(|b| b.exhausted.or(b.over_memory().then_some(MEMORY_EXCEEDED)));
+        if exhausted == Some(MEMORY_EXCEEDED) {
+            failure = Some(RunFailure::Limit(format!(
+                "{MEMORY_EXCEEDED} ({} MiB): the filter built values larger than one \
+                 evaluation may hold, after {:?}",
+                limits.max_memory >> 20,
+                start.elapsed()
+            )));
+        } else if let Some(why) = exhausted {
             failure = Some(RunFailure::Limit(format!(
                 "{why}: stopped after {} steps / {:?} (limits {} steps, {:?})",
                 limits.max_steps,

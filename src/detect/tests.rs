@@ -151,6 +151,7 @@ fn guard_rails_stop_runaway_filters_and_others_still_run() {
         max_outputs: 50,
         max_steps: 100_000,
         max_time: std::time::Duration::from_secs(5),
+        ..Limits::default()
     });
     assert!(d.errors().is_empty(), "{:?}", d.errors());
     let r = rec("UserLoggedIn", "AzureActiveDirectory");
@@ -191,11 +192,48 @@ fn time_limit_stops_a_slow_filter() {
         max_outputs: 10,
         max_steps: u64::MAX,
         max_time: std::time::Duration::from_millis(50),
+        ..Limits::default()
     });
     let r = rec("UserLoggedIn", "AzureActiveDirectory");
     let (hits, errs) = d.run(&header(&r), Input::Value(&r));
     assert!(hits.is_empty());
     assert!(errs[0].message.contains("time limit"), "{errs:?}");
+}
+
+#[test]
+fn a_run_whose_heap_grows_past_the_memory_limit_fails_with_the_memory_error() {
+    use std::cell::Cell;
+    thread_local! {
+        // per thread: tests on other threads see a heap that never grows
+        static GROWING: Cell<bool> = const { Cell::new(false) };
+        static NET: Cell<i64> = const { Cell::new(0) };
+    }
+    // stands for the binary's counting allocator: 64 MiB more at every look while on
+    fn net_bytes() -> i64 {
+        if GROWING.with(Cell::get) {
+            NET.with(|n| n.set(n.get() + (64 << 20)));
+        }
+        NET.with(Cell::get)
+    }
+    crate::alloc::install_counter(net_bytes);
+    let q = Query::compile("[range(100)] | length", Vars::default()).unwrap();
+    GROWING.with(|g| g.set(true));
+    let grown = q.run(&json!(null));
+    GROWING.with(|g| g.set(false));
+    let e = grown.unwrap_err();
+    assert!(e.contains("memory limit exceeded (256 MiB)"), "{e}");
+    assert_eq!(q.run(&json!(null)).unwrap(), vec![json!(100)]);
+    // `add` and `join` take a step per element, so the budget is looked at between them
+    let q = Query::compile("[range(3) | \"ab\"] | [add, join(\",\")]", Vars::default()).unwrap();
+    assert_eq!(
+        q.run(&json!(null)).unwrap(),
+        vec![json!(["ababab", "ab,ab,ab"])]
+    );
+    let q = Query::compile("[range(100) | \"ab\"] | add", Vars::default()).unwrap();
+    let mut limits = q.limits;
+    limits.max_steps = 150;
+    let q = Query { limits, ..q };
+    assert!(q.run(&json!(null)).unwrap_err().contains("step limit"));
 }
 
 #[test]

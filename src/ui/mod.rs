@@ -19,7 +19,9 @@
 //! Access: on a loopback address the UI is open to the local user. On any other address a
 //! token is required (configured, or generated and printed once); [`serve`] refuses to
 //! start without one. A browser presents it once as `?token=…` and gets an `HttpOnly`,
-//! `SameSite=Strict` cookie; scripts send `Authorization: Bearer …`.
+//! `SameSite=Strict` cookie; scripts send `Authorization: Bearer …`. The query page runs
+//! the jq or LINQ of its URL, so it also refuses what another site's page requests (the
+//! Origin check of triage, and the browser's `Sec-Fetch-*` marks: `triage.rs`).
 
 pub mod backend;
 pub mod bench;

@@ -1135,7 +1135,13 @@ struct QueryPage {
     linq_warnings: Vec<String>,
 }
 
-pub async fn query(State(st): State<AppState>, Query(p): Query<QueryParams>) -> Page {
+pub async fn query(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Query(p): Query<QueryParams>,
+) -> Page {
+    // before anything runs: the URL's jq and LINQ are code
+    super::triage::check_not_cross_site(&headers)?;
     let range = p.range.parse()?;
     let table = if p.table.trim().is_empty() {
         crate::model::TABLE_ALL.to_string()

@@ -6,6 +6,8 @@
 //! a store that cannot be written — otherwise 403 and no form is ever shown); the Origin
 //! header, when present, is this UI's own (a page of another site cannot post here: 403);
 //! the form's `csrf` field carries this process's token ([`CsrfToken`], 403 without it).
+//! The Origin rule also guards the GET pages that run code from their URL (the query
+//! page), together with the browser's `Sec-Fetch-*` marks ([`check_not_cross_site`]).
 //! The access token, where one is set, was already checked by the router's middleware for
 //! this route as for every page. Nothing here runs script: the forms are plain HTML
 //! (the CSP is unchanged). The write itself is the store's ([`crate::store::TriageWriter`]).
@@ -454,6 +456,48 @@ fn same_origin(origin: &str, host: Option<&str>) -> bool {
     })
 }
 
+/// The Origin rule: a request whose browser names the page that made it (`Origin`) is
+/// answered only when that page is this UI's own. `Err` is the 403 to send.
+pub fn check_origin(headers: &HeaderMap) -> Result<(), AppError> {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        if !origin.to_str().is_ok_and(|o| same_origin(o, host)) {
+            return Err(AppError::Forbidden(
+                "this request comes from a page of another site (its Origin is not this UI)".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// For the pages that run code from their URL (the query page's jq and LINQ): the Origin
+/// rule of a write, and a request the browser marks as made by another site's page
+/// (`Sec-Fetch-Site` other than `same-origin` or `none`) for anything but a page the
+/// analyst opens (`Sec-Fetch-Dest: document`) is refused. A GET needs no token, so without
+/// this any page the analyst visits could run queries here with `<img src=…/query?jq=…>`.
+/// Browsers that send neither header are answered as before (a request from `curl`).
+pub fn check_not_cross_site(headers: &HeaderMap) -> Result<(), AppError> {
+    check_origin(headers)?;
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    let site = value("sec-fetch-site");
+    let foreign = site
+        .as_deref()
+        .is_some_and(|s| s != "same-origin" && s != "none");
+    if foreign && value("sec-fetch-dest").as_deref() != Some("document") {
+        return Err(AppError::Forbidden(
+            "this request comes from a page of another site, not from a page you opened: \
+             queries run only when you open the query page yourself"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Applies the checks of the module docs; `Err` is the 403 to send. A read-only UI
 /// refuses whatever the body holds.
 pub fn check_write(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<(), AppError> {
@@ -464,14 +508,7 @@ pub fn check_write(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<(),
                 .into(),
         ));
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-        if !origin.to_str().is_ok_and(|o| same_origin(o, host)) {
-            return Err(AppError::Forbidden(
-                "this request comes from a page of another site (its Origin is not this UI)".into(),
-            ));
-        }
-    }
+    check_origin(headers)?;
     if !st.csrf.matches(csrf.trim()) {
         return Err(AppError::Forbidden(
             "the form's csrf token is missing or stale: reload the page and submit again".into(),
