@@ -748,14 +748,19 @@ async fn the_query_page_refuses_requests_other_sites_make() {
         assert!(g.body.contains("another site"), "{headers:?}: {}", g.body);
         assert!(!g.body.contains("outputs from"), "{headers:?}: it ran");
     }
-    // the analyst's own page, a link they followed, curl
+    // a link on another site's page the analyst followed: the query is shown, not run
+    for site in ["cross-site", "same-site"] {
+        let g = run(&[("sec-fetch-site", site), ("sec-fetch-dest", "document")]).await;
+        assert_eq!(g.status, StatusCode::OK, "{site}: {}", g.body);
+        assert_safe_page(&g);
+        assert!(!g.body.contains("outputs from"), "{site}: it ran");
+        assert!(g.body.contains("was not run"), "{site}: {}", g.body);
+        assert!(g.body.contains(">.UserId</textarea>"), "{site}: {}", g.body);
+    }
+    // the analyst's own page, the address bar, curl
     for headers in [
         &[
             ("sec-fetch-site", "same-origin"),
-            ("sec-fetch-dest", "document"),
-        ][..],
-        &[
-            ("sec-fetch-site", "cross-site"),
             ("sec-fetch-dest", "document"),
         ][..],
         &[("sec-fetch-site", "none"), ("sec-fetch-dest", "document")][..],

@@ -1122,6 +1122,8 @@ struct QueryPage {
     ranges: Vec<Choice>,
     tables: Vec<String>,
     ran: bool,
+    /// The URL came from another site's page: its query is shown, not run.
+    held: bool,
     lines: Vec<String>,
     scanned: u64,
     truncated: String,
@@ -1140,8 +1142,9 @@ pub async fn query(
     headers: axum::http::HeaderMap,
     Query(p): Query<QueryParams>,
 ) -> Page {
-    // before anything runs: the URL's jq and LINQ are code
-    super::triage::check_not_cross_site(&headers)?;
+    // before anything runs: the URL's jq and LINQ are code; a link from another site's
+    // page fills the form but runs nothing until the analyst submits it here
+    let may_run = super::triage::check_not_cross_site(&headers)?;
     let range = p.range.parse()?;
     let table = if p.table.trim().is_empty() {
         crate::model::TABLE_ALL.to_string()
@@ -1149,10 +1152,19 @@ pub async fn query(
         p.table.trim().to_string()
     };
     let jq = p.jq.trim().to_string();
-    let ran = !jq.is_empty();
     let linq = p.linq.trim().to_string();
-    let linq_ran = !linq.is_empty();
-    let (t2, j2, l2) = (table.clone(), jq.clone(), linq.clone());
+    let held = !may_run && (!jq.is_empty() || !linq.is_empty());
+    let ran = !jq.is_empty() && may_run;
+    let linq_ran = !linq.is_empty() && may_run;
+    let (t2, j2, l2) = (
+        table.clone(),
+        if ran { jq.clone() } else { String::new() },
+        if linq_ran {
+            linq.clone()
+        } else {
+            String::new()
+        },
+    );
     let (tables, result, linq_out) = read(&st, move |b| {
         let tables = b.tables()?;
         if !j2.is_empty() && !tables.contains(&t2) {
@@ -1197,6 +1209,7 @@ pub async fn query(
         ranges: p.range.choices(),
         tables,
         ran,
+        held,
         lines: result.lines,
         scanned: result.scanned,
         truncated: result.truncated.unwrap_or_default(),

@@ -475,8 +475,10 @@ pub fn check_origin(headers: &HeaderMap) -> Result<(), AppError> {
 /// (`Sec-Fetch-Site` other than `same-origin` or `none`) for anything but a page the
 /// analyst opens (`Sec-Fetch-Dest: document`) is refused. A GET needs no token, so without
 /// this any page the analyst visits could run queries here with `<img src=…/query?jq=…>`.
+/// `Ok(false)`: a page the analyst opened from a link on another site — shown, but its
+/// code must not run until they submit it from this UI (the link chose the code, not them).
 /// Browsers that send neither header are answered as before (a request from `curl`).
-pub fn check_not_cross_site(headers: &HeaderMap) -> Result<(), AppError> {
+pub fn check_not_cross_site(headers: &HeaderMap) -> Result<bool, AppError> {
     check_origin(headers)?;
     let value = |name: &str| {
         headers
@@ -495,7 +497,7 @@ pub fn check_not_cross_site(headers: &HeaderMap) -> Result<(), AppError> {
                 .into(),
         ));
     }
-    Ok(())
+    Ok(!foreign)
 }
 
 /// Applies the checks of the module docs; `Err` is the 403 to send. A read-only UI
