@@ -527,9 +527,11 @@ fn bad_input_unreadable_data_dir_is_a_clear_error() {
     let s = setup(&sim, json!({}));
     std::fs::write(&s.data, b"a file, not a directory").unwrap();
     let out = collect_once(&s, &[]);
-    assert_eq!(out.status.code(), Some(1));
+    // a --data that names a file is bad usage, named as such
+    assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("data directory"),
+        text(&out.stderr).contains("data directory")
+            && text(&out.stderr).contains("is not a directory"),
         "{}",
         text(&out.stderr)
     );
