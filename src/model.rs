@@ -621,17 +621,29 @@ pub fn is_terminal_control(c: char) -> bool {
 /// reaches the terminal. Borrowed when there is nothing to escape. Every human-readable
 /// output of record values goes through this one function.
 pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(is_terminal_control) {
+    escape_each(s, is_terminal_control, |c, out| match c {
+        '\n' => out.push_str("\\n"),
+        '\t' => out.push_str("\\t"),
+        '\r' => out.push_str("\\r"),
+        c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+    })
+}
+
+/// `s` with every character `hit` picks written by `write` instead (borrowed when none is).
+fn escape_each(
+    s: &str,
+    hit: impl Fn(char) -> bool,
+    write: impl Fn(char, &mut String),
+) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(&hit) {
         return std::borrow::Cow::Borrowed(s);
     }
-    let mut out = String::with_capacity(s.len() + 8);
+    let mut out = String::with_capacity(s.len() + 16);
     for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if is_terminal_control(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
+        if hit(c) {
+            write(c, &mut out);
+        } else {
+            out.push(c);
         }
     }
     std::borrow::Cow::Owned(out)
@@ -654,20 +666,12 @@ pub fn terminal_safe_lines(s: &str) -> std::borrow::Cow<'_, str> {
 /// JSON allows them, and there the escape reads back as the same character. Every JSON
 /// output of record values to stdout goes through this one function.
 pub fn json_terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
-    let escaped = |c: char| is_terminal_control(c) && !matches!(c, '\n' | '\t' | '\r');
-    if !s.chars().any(escaped) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if escaped(c) {
-            // every such character is in the Basic Multilingual Plane: four hex digits
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
+    escape_each(
+        s,
+        |c| is_terminal_control(c) && !matches!(c, '\n' | '\t' | '\r'),
+        // every such character is in the Basic Multilingual Plane: four hex digits
+        |c, out| out.push_str(&format!("\\u{:04x}", c as u32)),
+    )
 }
 
 /// A CSV cell made of attacker-controlled text, for spreadsheets: controls escaped as by
@@ -686,18 +690,9 @@ pub fn csv_safe(s: &str) -> std::borrow::Cow<'_, str> {
 /// Text with every bidi control replaced by a visible marker (`⟨U+202E⟩`), for pages: HTML
 /// escaping keeps the markup safe but a browser still obeys direction overrides.
 pub fn bidi_visible(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(is_bidi_control) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        if is_bidi_control(c) {
-            out.push_str(&format!("\u{27e8}U+{:04X}\u{27e9}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
+    escape_each(s, is_bidi_control, |c, out| {
+        out.push_str(&format!("\u{27e8}U+{:04X}\u{27e9}", c as u32));
+    })
 }
 
 #[cfg(test)]

@@ -251,17 +251,23 @@ fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
     (status.code(), err)
 }
 
-#[test]
-fn a_closed_stdout_ends_every_command_quietly() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = hostile_store(dir.path());
-    let d = data.to_str().unwrap();
-    let config = dir.path().join("m365audit.json");
+/// A config `check` accepts, written into `dir`.
+fn valid_config(dir: &Path) -> PathBuf {
+    let config = dir.join("m365audit.json");
     std::fs::write(
         &config,
         r#"{ "inputs": { "office365": { "credentials": { "client_id": "0d5a1a0c-1111-2222-3333-444455556666", "client_secret": "s3cret-value", "tenant_id": "4f1c2b7e-9a3d-4c8e-b2f6-7d1e0a9c5b31" }, "enabled": true, "id": "12345", "services": { "exchange": {} } } } }"#,
     )
     .unwrap();
+    config
+}
+
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = hostile_store(dir.path());
+    let d = data.to_str().unwrap();
+    let config = valid_config(dir.path());
     let c = config.to_str().unwrap();
     let runs: [&[&str]; 6] = [
         &["check", "--config", c],
@@ -286,12 +292,7 @@ fn a_full_stdout_is_an_error_that_says_so_never_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let data = hostile_store(dir.path());
     let d = data.to_str().unwrap();
-    let config = dir.path().join("m365audit.json");
-    std::fs::write(
-        &config,
-        r#"{ "inputs": { "office365": { "credentials": { "client_id": "0d5a1a0c-1111-2222-3333-444455556666", "client_secret": "s3cret-value", "tenant_id": "4f1c2b7e-9a3d-4c8e-b2f6-7d1e0a9c5b31" }, "enabled": true, "id": "12345", "services": { "exchange": {} } } } }"#,
-    )
-    .unwrap();
+    let config = valid_config(dir.path());
     let c = config.to_str().unwrap();
     let runs: [&[&str]; 8] = [
         &["check", "--config", c],
