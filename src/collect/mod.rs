@@ -973,6 +973,11 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap() + Duration::hours(h)
     }
 
+    /// The plan with the defaults: 7 days of backfill, 2 h of overlap, 1-day windows.
+    fn plan(cursor: Option<DateTime<Utc>>, now: DateTime<Utc>) -> WindowPlan {
+        plan_windows(cursor, now, Duration::hours(168), Duration::hours(2), DAY)
+    }
+
     fn check_adjacent(p: &WindowPlan, now: DateTime<Utc>) {
         for w in p.windows.windows(2) {
             assert_eq!(w[0].1, w[1].0, "windows must be adjacent");
@@ -990,7 +995,7 @@ mod tests {
     #[test]
     fn first_poll_backfills_from_now_minus_backfill_and_the_unlistable_edge_is_a_gap() {
         let now = t(0);
-        let p = plan_windows(None, now, Duration::hours(168), Duration::hours(2), DAY);
+        let p = plan(None, now);
         // 168 h were asked for; the last 5 minutes before the floor cannot be listed
         assert_eq!(
             p.clamp,
@@ -1077,24 +1082,12 @@ mod tests {
     fn a_cursor_older_than_seven_days_is_clamped_as_a_gap() {
         let now = t(0);
         let old = now - Duration::days(9);
-        let p = plan_windows(
-            Some(old),
-            now,
-            Duration::hours(168),
-            Duration::hours(2),
-            DAY,
-        );
+        let p = plan(Some(old), now);
         assert_eq!(p.clamp, Some((old, listable_floor(now))));
         check_adjacent(&p, now);
         // the overlap never reaches past the floor either
         let near = listable_floor(now) + Duration::minutes(30);
-        let p = plan_windows(
-            Some(near),
-            now,
-            Duration::hours(168),
-            Duration::hours(2),
-            DAY,
-        );
+        let p = plan(Some(near), now);
         assert_eq!(p.clamp, None);
         assert_eq!(p.windows[0].0, listable_floor(now));
     }
@@ -1102,29 +1095,17 @@ mod tests {
     #[test]
     fn a_restart_moments_after_the_first_backfill_clamps_nothing_more() {
         let first = t(0);
-        let p = plan_windows(None, first, Duration::hours(168), Duration::hours(2), DAY);
+        let p = plan(None, first);
         let cursor = p.clamp.map(|c| c.1).unwrap();
         // killed before its first window was listed; started again 150 ms later
         let now = first + Duration::milliseconds(150);
-        let p = plan_windows(
-            Some(cursor),
-            now,
-            Duration::hours(168),
-            Duration::hours(2),
-            DAY,
-        );
+        let p = plan(Some(cursor), now);
         assert_eq!(p.clamp, None, "still listable: nothing may be clamped");
         assert_eq!(p.windows[0].0, cursor);
         assert_eq!(p.windows.last().map(|w| w.1), Some(now));
         // stopped for longer than the grace: what the API no longer lists is a gap
         let later = first + Duration::minutes(CURSOR_GRACE_MINUTES + 1);
-        let p = plan_windows(
-            Some(cursor),
-            later,
-            Duration::hours(168),
-            Duration::hours(2),
-            DAY,
-        );
+        let p = plan(Some(cursor), later);
         assert_eq!(p.clamp, Some((cursor, listable_floor(later))));
         check_adjacent(&p, later);
     }

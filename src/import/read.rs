@@ -45,6 +45,16 @@ pub enum Damage {
     Trailing(String),
 }
 
+impl ReadEnd {
+    /// The end of a stream of `format` read line by line: to its end, or stopped at `damage`.
+    fn lines(format: &'static str, damage: Option<String>) -> ReadEnd {
+        ReadEnd {
+            format,
+            damage: damage.map(Damage::Stopped),
+        }
+    }
+}
+
 impl Damage {
     /// `line: what`.
     pub fn text(&self) -> &str {
@@ -84,10 +94,6 @@ pub fn split(input: &mut dyn BufRead, on: &mut dyn FnMut(Item) -> Result<()>) ->
             });
         }
     };
-    let json_lines_end = |damage: Option<String>| ReadEnd {
-        format: "jsonl",
-        damage: damage.map(Damage::Stopped),
-    };
     match first {
         b'[' => {
             input.consume(1);
@@ -104,9 +110,9 @@ pub fn split(input: &mut dyn BufRead, on: &mut dyn FnMut(Item) -> Result<()>) ->
                 damage,
             })
         }
-        b'{' => json_lines(input, lines_before, on).map(json_lines_end),
+        b'{' => json_lines(input, lines_before, on).map(|d| ReadEnd::lines("jsonl", d)),
         _ if !first_line_names_audit_data(input) && next_line_starts_an_object(input) => {
-            json_lines(input, lines_before, on).map(json_lines_end)
+            json_lines(input, lines_before, on).map(|d| ReadEnd::lines("jsonl", d))
         }
         _ => csv_rows(input, lines_before, on),
     }
@@ -495,10 +501,6 @@ fn csv_rows(
     lines_before: u64,
     on: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<ReadEnd> {
-    let stopped = |damage: Option<String>| ReadEnd {
-        format: "csv",
-        damage: damage.map(Damage::Stopped),
-    };
     let newlines = std::rc::Rc::new(std::cell::RefCell::new(Newlines::default()));
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
@@ -527,7 +529,7 @@ fn csv_rows(
         Ok(false) => None,
         Err(e) => {
             if let Some(d) = io_damage(&e, lines_before + 1) {
-                return Ok(stopped(Some(d)));
+                return Ok(ReadEnd::lines("csv", Some(d)));
             }
             None
         }
@@ -541,7 +543,7 @@ fn csv_rows(
     let mut last_line = lines_before + 1;
     loop {
         match rdr.read_byte_record(&mut rec) {
-            Ok(false) => return Ok(stopped(None)),
+            Ok(false) => return Ok(ReadEnd::lines("csv", None)),
             Ok(true) => {
                 let line = at(&rec);
                 last_line = line;
@@ -563,7 +565,7 @@ fn csv_rows(
                     None => last_line + 1,
                 };
                 if let Some(d) = io_damage(&e, line) {
-                    return Ok(stopped(Some(d)));
+                    return Ok(ReadEnd::lines("csv", Some(d)));
                 }
                 on(Item::Bad {
                     line,

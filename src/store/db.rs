@@ -309,6 +309,11 @@ pub fn read_record(codec: &Codec, conn: &Connection, row: &Row) -> Result<super:
     })
 }
 
+/// [`table_filter`], with an unknown table name as the usage error that names it.
+pub fn known_table_filter(table: &str) -> anyhow::Result<(String, Vec<String>)> {
+    table_filter(table).ok_or_else(|| crate::UsageError(format!("unknown table {table:?}")).into())
+}
+
 /// The SQL condition selecting the records of one table (docs/architecture.md, Tables), with its
 /// parameter; `None` for an unknown table name.
 pub fn table_filter(table: &str) -> Option<(String, Vec<String>)> {

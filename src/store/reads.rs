@@ -125,10 +125,7 @@ impl Store {
     /// Whether `table` names a table (docs/architecture.md, Tables): a usage error naming
     /// it otherwise, so a command can refuse it before it starts writing anything.
     pub fn check_table(table: &str) -> Result<()> {
-        match db::table_filter(table) {
-            Some(_) => Ok(()),
-            None => Err(crate::UsageError(format!("unknown table {table:?}")).into()),
-        }
+        db::known_table_filter(table).map(|_| ())
     }
 
     /// Records of one table (docs/architecture.md, Tables) with rowid > `after_rowid`, in rowid order.
@@ -138,8 +135,7 @@ impl Store {
         after_rowid: i64,
         limit: usize,
     ) -> Result<Vec<StoredRecord>> {
-        let (cond, params) = db::table_filter(table)
-            .ok_or_else(|| crate::UsageError(format!("unknown table {table:?}")))?;
+        let (cond, params) = db::known_table_filter(table)?;
         let mut args: Vec<rusqlite::types::Value> = params.into_iter().map(Into::into).collect();
         args.push(after_rowid.into());
         args.push((limit as i64).into());

@@ -174,8 +174,7 @@ impl Store {
         after_rowid: i64,
         mut f: impl FnMut(&ScanRow, &mut RawJson) -> Result<bool>,
     ) -> Result<()> {
-        let (cond, params) = db::table_filter(table)
-            .ok_or_else(|| crate::UsageError(format!("unknown table {table:?}")))?;
+        let (cond, params) = db::known_table_filter(table)?;
         let mut args: Vec<rusqlite::types::Value> = params.into_iter().map(Into::into).collect();
         args.push(after_rowid.into());
         self.with_conn(|c| {

@@ -21,7 +21,8 @@
 //! start without one. A browser presents it once as `?token=…` and gets an `HttpOnly`,
 //! `SameSite=Strict` cookie; scripts send `Authorization: Bearer …`. The query page runs
 //! the jq or LINQ of its URL, so it also refuses what another site's page requests (the
-//! Origin check of triage, and the browser's `Sec-Fetch-*` marks: `triage.rs`).
+//! Origin check of triage, and the browser's `Sec-Fetch-*` marks: `triage.rs`), and a
+//! link from another site fills its form without running it.
 
 pub mod backend;
 pub mod bench;
